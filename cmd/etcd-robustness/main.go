@@ -1,0 +1,239 @@
+// Command etcd-robustness runs robustness scenarios against real etcd
+// releases and checks a saved report again.
+//
+//	etcd-robustness run [flags]     run a scenario (see -h)
+//	etcd-robustness check DIR       check a saved report again
+//	etcd-robustness list            list scenarios, failpoints and traffic profiles
+//
+// Exit status: 0 every check passed; 1 a violation was found or the run was
+// inconclusive; 2 usage or setup error; 130 interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/failpoint"
+	"github.com/etcd-robustness/etcd-robustness/report"
+	"github.com/etcd-robustness/etcd-robustness/robustness"
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
+	"github.com/etcd-robustness/etcd-robustness/traffic"
+	"github.com/etcd-robustness/etcd-robustness/validate"
+)
+
+const (
+	exitPass        = 0
+	exitViolation   = 1
+	exitSetup       = 2
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: etcd-robustness run|check|list [flags] (see etcd-robustness run -h)")
+		return exitSetup
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "list":
+		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:    %s\n",
+			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "), strings.Join(traffic.Names(), ", "))
+		return exitPass
+	default:
+		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, list)\n", args[0])
+		return exitSetup
+	}
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		scenario     = fs.String("scenario", scenarios.DefaultName, "scenario to run: "+strings.Join(scenarios.Names(), ", "))
+		version      = fs.String("etcd-version", "", "etcd release to build and test (default "+etcdbuild.DefaultVersion+", or the scenario's pinned release)")
+		binDir       = fs.String("etcd-bin", "", "directory with prebuilt etcd binaries to test instead of a release build")
+		cacheDir     = fs.String("cache-dir", "", "where etcd builds are cached (default $ETCD_ROBUSTNESS_CACHE or the user cache dir)")
+		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
+		fp           = fs.String("failpoint", "", "fault to inject (default: the scenario's); see `etcd-robustness list`")
+		duration     = fs.Duration("duration", 0, "how long traffic runs (default: the scenario's)")
+		qps          = fs.Float64("qps", 0, "total request rate (default: the scenario's)")
+		clients      = fs.Int("clients", 0, "concurrent clients (default: the scenario's)")
+		seed         = fs.Int64("seed", 0, "random seed (default: from the clock; printed so a run can be repeated)")
+		resultsDir   = fs.String("results-dir", "results", "directory that receives the run's report")
+		keep         = fs.Bool("keep", false, "keep the report of a passing run too")
+		checkTimeout = fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
+	)
+	if err := fs.Parse(args); err != nil {
+		return exitSetup
+	}
+	if fs.NArg() > 0 {
+		return usageErr(stderr, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	sc, err := scenarios.Lookup(*scenario)
+	if err != nil {
+		return usageErr(stderr, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["members"] {
+		sc.Members = *members
+	}
+	if set["failpoint"] {
+		sc.Failpoint = *fp
+	}
+	if set["duration"] {
+		sc.Duration = *duration
+	}
+	if set["qps"] {
+		sc.QPS = *qps
+	}
+	if set["clients"] {
+		sc.Clients = *clients
+	}
+	if !set["seed"] {
+		*seed = time.Now().UnixNano() % 1_000_000
+	}
+	if err := sc.Validate(); err != nil {
+		return usageErr(stderr, err)
+	}
+	if _, err := failpoint.Lookup(sc.Failpoint); err != nil {
+		return usageErr(stderr, err)
+	}
+	v := *version
+	switch {
+	case v == "" && sc.EtcdVersion != "":
+		v = sc.EtcdVersion
+	case v == "":
+		v = etcdbuild.DefaultVersion
+	}
+	if *binDir == "" {
+		if v, err = etcdbuild.NormalizeVersion(v); err != nil {
+			return usageErr(stderr, err)
+		}
+	}
+	if err := checkWritable(*resultsDir); err != nil {
+		return usageErr(stderr, err)
+	}
+
+	lg := newLogger(stderr)
+	defer lg.Sync()
+	lg.Info("run", zap.String("scenario", sc.Name), zap.String("etcd", firstNonEmpty(*binDir, v)), zap.Int("members", sc.Members),
+		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", *seed))
+	bins, err := robustness.ProvisionEtcd(ctx, lg, v, *binDir, *cacheDir)
+	if err != nil {
+		return failed(ctx, stderr, err)
+	}
+	res, err := robustness.Run(ctx, robustness.Config{
+		Scenario: sc, Binaries: bins, ResultsDir: *resultsDir, KeepPassing: *keep,
+		Seed: *seed, CheckTimeout: *checkTimeout, Logger: lg,
+	})
+	if err != nil {
+		return failed(ctx, stderr, err)
+	}
+	return verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+}
+
+func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	checkTimeout := fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
+	if err := fs.Parse(args); err != nil {
+		return exitSetup
+	}
+	if fs.NArg() != 1 {
+		return usageErr(stderr, errors.New("usage: etcd-robustness check [--check-timeout D] REPORT_DIR"))
+	}
+	r, err := report.Load(fs.Arg(0))
+	if err != nil {
+		return usageErr(stderr, err)
+	}
+	results := validate.All(ctx, validate.Input{Clients: r.Clients, Injections: r.Injections},
+		validate.Linearizability{Timeout: *checkTimeout})
+	res := robustness.Result{Results: results, Injections: r.Injections}
+	res.Outcome = robustness.OutcomeOf(results, r.Injections)
+	return verdict(stdout, res.Outcome, res.Verdict(), "")
+}
+
+func verdict(stdout io.Writer, o robustness.Outcome, line, dir string) int {
+	if dir != "" {
+		line += " (report: " + dir + ")"
+	}
+	fmt.Fprintln(stdout, line)
+	if o == robustness.Pass {
+		return exitPass
+	}
+	return exitViolation
+}
+
+func failed(ctx context.Context, stderr io.Writer, err error) int {
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", err)
+		return exitInterrupted
+	}
+	return usageErr(stderr, err)
+}
+
+func usageErr(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "etcd-robustness: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	return exitSetup
+}
+
+// checkWritable fails early, before any build, if the results dir cannot be
+// written.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results directory %s cannot be created: %w", dir, cause(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("results directory %s is not writable: %w", dir, cause(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func cause(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+func newLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	enc.EncodeCaller = nil
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.InfoLevel)
+	return zap.New(core)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

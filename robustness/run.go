@@ -1,0 +1,327 @@
+// Package robustness runs a scenario end to end: it starts a real etcd
+// cluster, drives traffic, injects the scenario's fault, checks the recorded
+// history and writes a report. It is a library; the CLI and `go test` are
+// thin shells over Run.
+package robustness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/client"
+	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/failpoint"
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/model"
+	"github.com/etcd-robustness/etcd-robustness/report"
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
+	"github.com/etcd-robustness/etcd-robustness/traffic"
+	"github.com/etcd-robustness/etcd-robustness/validate"
+)
+
+// Config is one run.
+type Config struct {
+	Scenario scenarios.Scenario
+	// Binaries holds one release for every member, or one per member
+	// (mixed-version clusters).
+	Binaries []etcdbuild.Binaries
+	// ResultsDir receives the run's directory.
+	ResultsDir string
+	// KeepPassing keeps the report of a passing run; a run that does not
+	// pass always keeps it.
+	KeepPassing bool
+	Seed        int64
+	// CheckTimeout bounds the linearizability check.
+	CheckTimeout time.Duration
+	Logger       *zap.Logger
+}
+
+// Outcome is the run's overall answer.
+type Outcome string
+
+const (
+	// Pass: every check passed.
+	Pass Outcome = "PASS"
+	// Fail: a check found a violation.
+	Fail Outcome = "FAIL"
+	// Inconclusive: nothing was violated, but the run could not show that
+	// etcd is correct (a check timed out, the history was empty, or the
+	// fault was not injected). Never a pass.
+	Inconclusive Outcome = "INCONCLUSIVE"
+)
+
+// Result is what a run found.
+type Result struct {
+	Outcome    Outcome
+	Results    []validate.Result
+	Injections []history.Injection
+	Stats      history.Stats
+	// Dir is the report directory, or "" if a passing run's was removed.
+	Dir string
+}
+
+// Verdict is a one-line summary of the result.
+func (r *Result) Verdict() string {
+	var parts []string
+	for _, v := range r.Results {
+		parts = append(parts, fmt.Sprintf("%s %s: %s", v.Validator, v.Verdict, v.Message))
+	}
+	for _, inj := range r.Injections {
+		if inj.Error != "" {
+			parts = append(parts, fmt.Sprintf("fault %s not injected: %s", inj.Name, inj.Error))
+		}
+	}
+	return fmt.Sprintf("%s: %s", r.Outcome, strings.Join(parts, "; "))
+}
+
+// SetupError is a run that could not start or finish: bad configuration, a
+// build failure, a cluster that did not come up. It is not a verdict on etcd.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+func setupErr(format string, args ...any) error {
+	return &SetupError{Err: fmt.Errorf(format, args...)}
+}
+
+// Run runs cfg.Scenario. A non-nil error is a SetupError or the context's
+// error; a violation is reported in the Result, not as an error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	sc := cfg.Scenario
+	if err := sc.Validate(); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	fp, err := failpoint.Lookup(sc.Failpoint)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	profile, err := traffic.Lookup(sc.Traffic)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	etcdPaths, versions, err := memberBinaries(cfg.Binaries, sc.Members)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := makeRunDir(cfg.ResultsDir, sc.Name, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+
+	lg.Info("starting cluster", zap.Int("members", sc.Members), zap.Strings("versions", versions), zap.String("dir", dir))
+	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg})
+	if err != nil {
+		keep = true
+		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
+	}
+	defer cl.Close()
+	if err := fp.Available(ctx, cl); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+
+	clock := history.NewClock()
+	clients, injections := runTrafficAndFault(ctx, lg, cfg, cl, clock, profile, fp)
+	if err := ctx.Err(); err != nil {
+		keep = true
+		return nil, fmt.Errorf("run interrupted, partial results in %s: %w", dir, err)
+	}
+	clients = append(clients, finalRead(ctx, lg, cl, clock, sc.Clients))
+	// Stop the members so their data dirs are at rest in the report.
+	if err := cl.Close(); err != nil {
+		lg.Warn("stopping the cluster", zap.Error(err))
+	}
+
+	lg.Info("checking the history", zap.Int("operations", history.Count(clients).Operations))
+	results := validate.All(ctx, validate.Input{Clients: clients, Injections: injections},
+		validate.Linearizability{Timeout: cfg.CheckTimeout})
+	res := &Result{Results: results, Injections: injections, Stats: history.Count(clients)}
+	res.Outcome = OutcomeOf(results, injections)
+
+	if res.Outcome != Pass || cfg.KeepPassing {
+		keep = true
+		res.Dir = dir
+		err := report.Write(dir, report.Report{
+			Summary: report.Summary{
+				Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(),
+				Stats: res.Stats, Outcome: string(res.Outcome), Verdict: res.Verdict(),
+			},
+			Clients:    clients,
+			Injections: injections,
+			Results:    results,
+		})
+		if err != nil {
+			return res, setupErr("writing the report: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// OutcomeOf folds the validators' verdicts and the injections into one answer.
+func OutcomeOf(results []validate.Result, injections []history.Injection) Outcome {
+	out := Pass
+	for _, r := range results {
+		switch {
+		case r.Verdict == validate.Illegal:
+			return Fail
+		case !r.Passed():
+			out = Inconclusive
+		}
+	}
+	for _, inj := range injections {
+		if inj.Error != "" {
+			out = Inconclusive
+		}
+	}
+	return out
+}
+
+// runTrafficAndFault runs traffic for the scenario's duration and injects the
+// fault after a quarter of it. Traffic keeps going until the cluster has
+// recovered and at least a second longer, so the history shows etcd after
+// the fault too.
+func runTrafficAndFault(ctx context.Context, lg *zap.Logger, cfg Config, cl *cluster.Cluster, clock *history.Clock,
+	profile traffic.Profile, fp failpoint.Failpoint) ([]history.Client, []history.Injection) {
+	sc := cfg.Scenario
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	type trafficResult struct {
+		clients []history.Client
+		err     error
+	}
+	done := make(chan trafficResult, 1)
+	lg.Info("traffic started", zap.String("profile", profile.Name()), zap.Int("clients", sc.Clients),
+		zap.Float64("qps", sc.QPS), zap.Duration("duration", sc.Duration))
+	go func() {
+		clients, err := traffic.Run(trafficCtx, traffic.Config{
+			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
+			Seed: cfg.Seed, Clock: clock, Logger: lg,
+		})
+		done <- trafficResult{clients, err}
+	}()
+
+	var injections []history.Injection
+	select {
+	case <-time.After(sc.Duration / 4):
+		start := clock.Now()
+		lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
+		member, err := fp.Inject(ctx, failpoint.Env{Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(cfg.Seed))})
+		inj := history.Injection{Name: fp.Name(), Member: member, Start: start, End: clock.Now()}
+		if err != nil {
+			inj.Error = err.Error()
+			lg.Warn("fault injection failed", zap.String("failpoint", fp.Name()), zap.Error(err))
+		} else {
+			lg.Info("cluster recovered from fault", zap.String("failpoint", fp.Name()), zap.String("member", member),
+				zap.Duration("took", inj.End-inj.Start))
+		}
+		injections = append(injections, inj)
+		wait := max(sc.Duration-clock.Now(), time.Second)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	}
+	stopTraffic()
+	r := <-done
+	if r.err != nil {
+		lg.Warn("traffic", zap.Error(r.err))
+	}
+	return r.clients, injections
+}
+
+// finalRead reads every key once the cluster is healthy again. Acknowledged
+// writes that a crash lost show up here even if no client read them.
+func finalRead(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, id int) history.Client {
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := cl.WaitHealthy(waitCtx); err != nil {
+		lg.Warn("cluster not healthy before the final read", zap.Error(err))
+	}
+	c, err := client.New(cl.Endpoints(), id, clock, 0)
+	if err != nil {
+		lg.Warn("final read", zap.Error(err))
+		return history.Client{ID: id}
+	}
+	defer c.Close()
+	for attempt := 0; attempt < 5; attempt++ {
+		if !c.Do(ctx, model.RangeAllRequest()).Failed() {
+			break
+		}
+	}
+	return c.History()
+}
+
+// memberBinaries picks each member's etcd executable.
+func memberBinaries(bins []etcdbuild.Binaries, members int) (paths, versions []string, err error) {
+	switch {
+	case len(bins) == 0:
+		return nil, nil, setupErr("no etcd binaries given")
+	case len(bins) != 1 && len(bins) != members:
+		return nil, nil, setupErr("%d etcd binaries given for %d members: give one, or one per member", len(bins), members)
+	}
+	for _, b := range bins {
+		paths = append(paths, b.Etcd)
+		versions = append(versions, b.Version)
+	}
+	return paths, versions, nil
+}
+
+// makeRunDir creates the run's directory under resultsDir.
+func makeRunDir(resultsDir, name string, seed int64) (string, error) {
+	if resultsDir == "" {
+		return "", setupErr("no results directory given")
+	}
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		return "", setupErr("results directory %s cannot be created: %w", resultsDir, cause(err))
+	}
+	dir, err := os.MkdirTemp(resultsDir, fmt.Sprintf("%s-%s-seed%d-", name, time.Now().Format("20060102-150405"), seed))
+	if err != nil {
+		return "", setupErr("results directory %s is not writable: %w", resultsDir, cause(err))
+	}
+	return filepath.Abs(dir)
+}
+
+// ProvisionEtcd returns the etcd binaries for a run: the prebuilt ones in
+// binDir if it is set, else the release version built (or taken from the
+// cache in cacheDir) with every gofail failpoint enabled.
+func ProvisionEtcd(ctx context.Context, lg *zap.Logger, version, binDir, cacheDir string) ([]etcdbuild.Binaries, error) {
+	if binDir != "" {
+		b, err := etcdbuild.FromDir(ctx, binDir)
+		if err != nil {
+			return nil, &SetupError{Err: err}
+		}
+		return []etcdbuild.Binaries{b}, nil
+	}
+	b, err := etcdbuild.Provision(ctx, version, etcdbuild.Options{CacheDir: cacheDir, Logger: lg})
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	return []etcdbuild.Binaries{b}, nil
+}
+
+func cause(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
