@@ -142,8 +142,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	clock := history.NewClock()
 	clients, injections := runTrafficAndFault(ctx, lg, cfg, cl, clock, profile, fp)
 	if err := ctx.Err(); err != nil {
-		keep = true
-		return nil, fmt.Errorf("run interrupted, partial results in %s: %w", dir, err)
+		// An interrupted run proves nothing; its directory goes like a temp dir.
+		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
 	clients = append(clients, finalRead(ctx, lg, cl, clock, sc.Clients))
 	// Stop the members so their data dirs are at rest in the report.

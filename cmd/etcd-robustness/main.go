@@ -49,7 +49,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: etcd-robustness run|check|list [flags] (see etcd-robustness run -h)")
+		fmt.Fprintln(stderr, "etcd-robustness: usage: etcd-robustness run|check|list [flags] (see etcd-robustness run -h)")
 		return exitSetup
 	}
 	switch args[0] {

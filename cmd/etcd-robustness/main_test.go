@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
+)
+
+func TestBadInput(t *testing.T) {
+	readOnly := filepath.Join(t.TempDir(), "ro")
+	require.NoError(t, os.Mkdir(readOnly, 0o555))
+	notADir := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(notADir, nil, 0o644))
+	tests := []struct {
+		name    string
+		args    []string
+		network bool // asks the Go module proxy
+		want    string
+	}{
+		{"no command", nil, false, "usage: etcd-robustness run|check|list"},
+		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, list)`},
+		{"unknown failpoint", []string{"run", "--failpoint", "nope"}, false, `unknown failpoint "nope" (valid: afterCommit, beforeApplyOneEntryNormal`},
+		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: default`},
+		{"bad members", []string{"run", "--members", "2"}, false, "members must be 1, 3 or 5, not 2"},
+		{"malformed version", []string{"run", "--etcd-version", "latest"}, false, `"latest"`},
+		{"unknown flag", []string{"run", "--frobnicate"}, false, "flag provided but not defined: -frobnicate"},
+		{"results dir is a file", []string{"run", "--results-dir", filepath.Join(notADir, "x")}, false, "cannot be created"},
+		{"etcd-bin without etcd", []string{"run", "--etcd-bin", t.TempDir(), "--results-dir", t.TempDir()}, false, "etcd"},
+		{"corrupt report", []string{"check", t.TempDir()}, false, "summary.json is missing"},
+		{"version not served", []string{"run", "--etcd-version", "v3.5.26", "--results-dir", t.TempDir(), "--cache-dir", t.TempDir()}, true, "v3.5.26 is not served"},
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		tests = append(tests, struct {
+			name    string
+			args    []string
+			network bool
+			want    string
+		}{"read-only results dir", []string{"run", "--results-dir", readOnly}, false, "is not writable"})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.network && testing.Short() {
+				t.Skip("asks the Go module proxy")
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			require.Equal(t, exitSetup, code, "stderr: %s", stderr.String())
+			require.Contains(t, stderr.String(), tc.want)
+			if tc.name == "unknown flag" { // the flag package prints usage after it
+				return
+			}
+			// Progress lines may come first; the error is the last line, and
+			// the only one.
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			require.Contains(t, last, tc.want)
+			require.Equal(t, 1, strings.Count(stderr.String(), "etcd-robustness: "), "one error line, got: %s", stderr.String())
+		})
+	}
+}
+
+// TestInterruptLeavesNothingBehind sends SIGINT to a CLI run in the middle
+// of its traffic and checks that it exits 130 and leaves no etcd process and
+// no run directory behind.
+func TestInterruptLeavesNothingBehind(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	bin := filepath.Join(t.TempDir(), "etcd-robustness")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	results := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "--etcd-bin", filepath.Dir(bins.Etcd), "--results-dir", results, "--duration", "60s")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "traffic started") {
+			break
+		}
+	}
+	time.Sleep(time.Second)
+	pids := etcdPIDsUnder(t, results)
+	require.Len(t, pids, 3, "three members are running before the interrupt")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, exitInterrupted, exit.ExitCode())
+	for _, pid := range pids {
+		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "etcd pid %d survived the interrupt", pid)
+	}
+	entries, err := os.ReadDir(results)
+	require.NoError(t, err)
+	require.Empty(t, entries, "an interrupted run leaves no directory behind")
+}
+
+// etcdPIDsUnder lists processes whose command line mentions dir.
+func etcdPIDsUnder(t *testing.T, dir string) []int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	require.NoError(t, err)
+	var pids []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte(dir)) || !bytes.Contains(b, []byte("--data-dir")) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(filepath.Base(filepath.Dir(p)), &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

@@ -1,0 +1,88 @@
+package robustness
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
+)
+
+var (
+	resultsDir = flag.String("results-dir", "../results", "where a failing run leaves its report")
+	scenario   = flag.String("scenario", scenarios.DefaultName, "scenario TestRobustness runs")
+	seed       = flag.Int64("seed", 0, "seed (default: from the clock)")
+)
+
+// TestRobustness runs a scenario (by default: 3 members, a kill, 10 s of
+// traffic) against a real etcd cluster and fails on any violation. A failing
+// run keeps its report and the test prints where.
+func TestRobustness(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	sc, err := scenarios.Lookup(*scenario)
+	require.NoError(t, err)
+	s := *seed
+	if s == 0 {
+		s = time.Now().UnixNano() % 1_000_000
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Scenario:   sc,
+		Binaries:   []etcdbuild.Binaries{bins},
+		ResultsDir: *resultsDir,
+		Seed:       s,
+		Logger:     zaptest.NewLogger(t),
+	})
+	require.NoError(t, err)
+	t.Logf("seed %d: %s", s, res.Verdict())
+	require.Equal(t, Pass, res.Outcome, "report: %s", res.Dir)
+	require.Empty(t, res.Dir, "a passing run removes its directory")
+	require.Len(t, res.Injections, 1)
+	require.Empty(t, res.Injections[0].Error)
+	require.NotEmpty(t, res.Injections[0].Member)
+	require.Greater(t, res.Injections[0].End, res.Injections[0].Start)
+	require.Greater(t, res.Stats.Operations, 500, "traffic ran at far below its rate")
+	require.Greater(t, res.Stats.SuccessfulWrites, 100)
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	good, err := scenarios.Lookup(scenarios.DefaultName)
+	require.NoError(t, err)
+	bins := []etcdbuild.Binaries{{Version: "v0.0.0", Etcd: "/nonexistent/etcd"}}
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		message string
+	}{
+		{"unknown failpoint", func(c *Config) { c.Scenario.Failpoint = "nope" }, `unknown failpoint "nope" (valid: `},
+		{"unknown traffic", func(c *Config) { c.Scenario.Traffic = "nope" }, `unknown traffic profile "nope" (valid: etcd-kv)`},
+		{"bad size", func(c *Config) { c.Scenario.Members = 2 }, "members must be 1, 3 or 5"},
+		{"binaries per member", func(c *Config) { c.Binaries = append(bins, bins...) }, "2 etcd binaries given for 3 members"},
+		{"unwritable results dir", func(c *Config) { c.ResultsDir = "/proc/nope" }, "results directory /proc/nope cannot be created"},
+		{"etcd does not start", func(c *Config) {}, "starting the cluster"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Scenario: good, Binaries: bins, ResultsDir: t.TempDir()}
+			tc.mutate(&cfg)
+			_, err := Run(context.Background(), cfg)
+			var setup *SetupError
+			require.True(t, errors.As(err, &setup), "want a SetupError, got %v", err)
+			require.Contains(t, err.Error(), tc.message)
+		})
+	}
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(m.Run())
+}
