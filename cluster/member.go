@@ -1,0 +1,353 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Timeouts used by Member.
+const (
+	// StopGracePeriod is how long Stop waits after SIGTERM before sending SIGKILL.
+	StopGracePeriod = 5 * time.Second
+	// killTimeout bounds the wait for a process to be reaped after SIGKILL.
+	killTimeout = 30 * time.Second
+
+	healthPollInterval   = 100 * time.Millisecond
+	healthDialTimeout    = time.Second
+	healthRequestTimeout = 2 * time.Second
+
+	// logTailLines is how many log lines are quoted in errors about exited members.
+	logTailLines = 10
+)
+
+var (
+	// ErrClosed is returned by Member.Start after the member's Cluster was closed.
+	ErrClosed = errors.New("cluster closed")
+	// ErrRunning is returned by Member.Start when the member's process is already running.
+	ErrRunning = errors.New("already running")
+	// ErrExited is wrapped by WaitHealthy errors caused by the member's
+	// process not running (it exited, or was never started).
+	ErrExited = errors.New("etcd process not running")
+	// ErrNoLeader is wrapped by Cluster.Leader errors when no member reports
+	// itself as leader.
+	ErrNoLeader = errors.New("no leader")
+)
+
+// Member is one etcd cluster member: at most one etcd process at a time,
+// plus its data directory, log file and network addresses.
+// All methods are safe for concurrent use.
+type Member struct {
+	name    string
+	dir     string // Dir/member-i
+	dataDir string
+	logPath string
+
+	// Listen vs advertise addresses (URLs). They are equal today, but are
+	// deliberately kept apart: this is the seam for a TCP fault-injection
+	// proxy, which will listen on the *advertise* port (the address peers
+	// and clients use) and forward to the *listen* port (where etcd
+	// actually binds). To insert it, allocate distinct listen ports;
+	// nothing else in this package needs to change.
+	clientListen    string // --listen-client-urls
+	clientAdvertise string // --advertise-client-urls; what ClientURL returns
+	peerListen      string // --listen-peer-urls
+	peerAdvertise   string // --initial-advertise-peer-urls and in --initial-cluster
+
+	gofailAddr     string // host:port passed as GOFAIL_HTTP
+	initialCluster string
+	token          string
+	extraArgs      []string
+	lg             *zap.Logger
+
+	mu          sync.Mutex
+	etcdPath    string
+	closed      bool // the cluster was closed: no more starts
+	startedOnce bool // a process was started at least once: use --initial-cluster-state=existing
+	running     bool
+	proc        *os.Process
+	pid         int
+	exited      chan struct{} // closed when the current process exits
+	exitErr     error
+}
+
+// closedChan returns an already closed channel, the Exited value of a
+// member that has no process.
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// Name returns the member name, e.g. "member-0".
+func (m *Member) Name() string { return m.name }
+
+// ClientURL returns the advertised client URL, the one clients should dial.
+func (m *Member) ClientURL() string { return m.clientAdvertise }
+
+// PeerURL returns the advertised peer URL.
+func (m *Member) PeerURL() string { return m.peerAdvertise }
+
+// GofailURL returns the base URL of the member's gofail HTTP endpoint
+// (GOFAIL_HTTP), e.g. "http://127.0.0.1:23790". It only answers if the
+// etcd binary was built with gofail failpoints enabled.
+func (m *Member) GofailURL() string { return "http://" + m.gofailAddr }
+
+// DataDir returns the member's etcd data directory.
+func (m *Member) DataDir() string { return m.dataDir }
+
+// LogPath returns the file receiving stdout and stderr of every process the
+// member runs (appended across restarts).
+func (m *Member) LogPath() string { return m.logPath }
+
+// EtcdPath returns the etcd executable used by the next (or current) start.
+func (m *Member) EtcdPath() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.etcdPath
+}
+
+// SetEtcdPath sets the etcd executable used by the next Start; a running
+// process is not affected. Used for upgrades and downgrades.
+func (m *Member) SetEtcdPath(p string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.etcdPath = p
+}
+
+// Running reports whether the member's process is running (started and not
+// yet exited).
+func (m *Member) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running
+}
+
+// PID returns the pid of the current process, or of the last one if none
+// is running; 0 if the member was never started.
+func (m *Member) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pid
+}
+
+// Exited returns a channel that is closed when the current process exits.
+// Each Start creates a fresh channel, so call Exited after Start. If no
+// process is running the returned channel is already closed.
+func (m *Member) Exited() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exited
+}
+
+// ExitErr returns the exit status of the last process as reported by
+// exec.Cmd.Wait (e.g. "signal: killed"), or nil if a process is running, the
+// member was never started, or the last process exited with status 0.
+func (m *Member) ExitErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exitErr
+}
+
+func (m *Member) markClosed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+}
+
+// args returns the etcd command line (without argv[0]). It only uses flags
+// that exist in etcd v3.4 through v3.7.
+func (m *Member) args(state string) []string {
+	args := []string{
+		"--name", m.name,
+		"--data-dir", m.dataDir,
+		"--listen-client-urls", m.clientListen,
+		"--advertise-client-urls", m.clientAdvertise,
+		"--listen-peer-urls", m.peerListen,
+		"--initial-advertise-peer-urls", m.peerAdvertise,
+		"--initial-cluster", m.initialCluster,
+		"--initial-cluster-state", state,
+		"--initial-cluster-token", m.token,
+		"--logger", "zap",
+		"--log-outputs", "stderr",
+	}
+	return append(args, m.extraArgs...)
+}
+
+// childEnv returns the environment of an etcd process: the harness's
+// environment without ETCD_* variables (etcd treats them as flags, and
+// rejects ones that conflict with command-line flags) and without GOFAIL_*
+// variables, plus GOFAIL_HTTP for this member. ETCD_UNSUPPORTED_ARCH is kept
+// since etcd refuses to start on some architectures without it.
+func (m *Member) childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "ETCD_UNSUPPORTED_ARCH" && (strings.HasPrefix(k, "ETCD_") || strings.HasPrefix(k, "GOFAIL_")) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "GOFAIL_HTTP="+m.gofailAddr)
+}
+
+// Start (re)starts the member's etcd process on its data dir. The first
+// start uses --initial-cluster-state=new, later ones "existing". Start does
+// not wait for the member to become healthy; see WaitHealthy. It fails if a
+// process is already running or the cluster was closed.
+func (m *Member) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("start %s: %w", m.name, ErrClosed)
+	}
+	if m.running {
+		return fmt.Errorf("start %s (pid %d): %w", m.name, m.pid, ErrRunning)
+	}
+	state := "new"
+	if m.startedOnce {
+		state = "existing"
+	}
+	args := m.args(state)
+
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	logFile, err := os.OpenFile(m.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start %s: open log: %w", m.name, err)
+	}
+	// The child gets its own copy of the descriptor; ours is closed on return.
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "=== start %s: %s %s ===\n",
+		time.Now().Format(time.RFC3339Nano), m.etcdPath, strings.Join(args, " "))
+
+	cmd := exec.Command(m.etcdPath, args...)
+	cmd.Dir = m.dir
+	cmd.Env = m.childEnv()
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(logFile, "=== start failed: %v ===\n", err)
+		return fmt.Errorf("start %s (%s): %w", m.name, m.etcdPath, err)
+	}
+
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	m.startedOnce = true
+	m.running = true
+	m.proc = cmd.Process
+	m.pid = pid
+	m.exited = exited
+	m.exitErr = nil
+	m.lg.Info("started etcd", zap.Int("pid", pid), zap.String("etcd", m.etcdPath),
+		zap.String("initial-cluster-state", state), zap.String("log", m.logPath))
+
+	go m.wait(cmd, pid, exited)
+	return nil
+}
+
+// wait reaps the process, records its exit status and closes exited.
+func (m *Member) wait(cmd *exec.Cmd, pid int, exited chan struct{}) {
+	err := cmd.Wait()
+	status := "exit status 0"
+	if err != nil {
+		status = err.Error()
+	}
+	// Written before the state changes so that it precedes the header of
+	// any later start in the log file.
+	m.appendLog(fmt.Sprintf("=== exited %s: pid %d: %s ===", time.Now().Format(time.RFC3339Nano), pid, status))
+	m.lg.Info("etcd exited", zap.Int("pid", pid), zap.String("status", status))
+
+	m.mu.Lock()
+	m.running = false
+	m.proc = nil
+	m.exitErr = err
+	m.mu.Unlock()
+	close(exited)
+}
+
+func (m *Member) appendLog(line string) {
+	f, err := os.OpenFile(m.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		m.lg.Warn("cannot append to member log", zap.Error(err))
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, line)
+}
+
+// current returns the running process and its exit channel, or ok=false if
+// none is running.
+func (m *Member) current() (proc *os.Process, pid int, exited <-chan struct{}, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return nil, m.pid, m.exited, false
+	}
+	return m.proc, m.pid, m.exited, true
+}
+
+// Kill sends SIGKILL to the running process and waits for it to exit.
+// It is a no-op if no process is running.
+func (m *Member) Kill() error {
+	proc, pid, exited, ok := m.current()
+	if !ok {
+		return nil
+	}
+	m.lg.Info("killing etcd (SIGKILL)", zap.Int("pid", pid))
+	return m.kill(proc, pid, exited)
+}
+
+func (m *Member) kill(proc *os.Process, pid int, exited <-chan struct{}) error {
+	if err := proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %s (pid %d): %w", m.name, pid, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(killTimeout):
+		return fmt.Errorf("kill %s (pid %d): process not reaped %v after SIGKILL", m.name, pid, killTimeout)
+	}
+}
+
+// Stop sends SIGTERM to the running process and waits for it to exit. If it
+// has not exited after StopGracePeriod, or when ctx is done, it sends SIGKILL
+// (logged as a warning) and waits for that. It returns nil once the process
+// is gone, whichever signal ended it; it is a no-op if no process is running.
+func (m *Member) Stop(ctx context.Context) error {
+	proc, pid, exited, ok := m.current()
+	if !ok {
+		return nil
+	}
+	m.lg.Info("stopping etcd (SIGTERM)", zap.Int("pid", pid))
+	if err := proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stop %s (pid %d): %w", m.name, pid, err)
+	}
+	grace := time.NewTimer(StopGracePeriod)
+	defer grace.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-grace.C:
+		m.lg.Warn("etcd did not exit after SIGTERM; sending SIGKILL", zap.Int("pid", pid), zap.Duration("grace", StopGracePeriod))
+	case <-ctx.Done():
+		m.lg.Warn("stop canceled; sending SIGKILL", zap.Int("pid", pid), zap.Error(ctx.Err()))
+	}
+	if err := m.kill(proc, pid, exited); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
