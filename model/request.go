@@ -36,7 +36,8 @@ type Op struct {
 	Type OpType `json:"type"`
 	Key  string `json:"key"`
 	// End, when set, makes the operation cover the key range [Key, End), as
-	// etcd's range_end does. Empty means the single key Key.
+	// etcd's range_end does. Empty means the single key Key; FromKey means
+	// every key from Key on.
 	End   string `json:"end,omitempty"`
 	Value string `json:"value,omitempty"`
 }
@@ -100,6 +101,12 @@ func GetRequest(key string) Request {
 func RangeRequest(key, end string) Request {
 	return txnRequest(nil, []Op{{Type: OpRange, Key: key, End: end}}, nil)
 }
+
+// FromKey as a range end means "no upper bound", as in etcd.
+const FromKey = "\x00"
+
+// RangeAllRequest reads every key.
+func RangeAllRequest() Request { return RangeRequest(FromKey, FromKey) }
 
 // PutRequest writes value to key.
 func PutRequest(key, value string) Request {

@@ -156,7 +156,7 @@ func rangeKVs(kvs map[string]ValueRevision, op Op) []KeyValue {
 	}
 	var out []KeyValue
 	for k, v := range kvs {
-		if k >= op.Key && k < op.End {
+		if k >= op.Key && (op.End == FromKey || k < op.End) {
 			out = append(out, KeyValue{Key: k, Value: v.Value, ModRevision: v.ModRevision})
 		}
 	}

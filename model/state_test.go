@@ -19,6 +19,8 @@ func TestApply(t *testing.T) {
 		{PutRequest("b", "2"), 3, "rev 3", "rev=3 a=1@2 b=2@3"},
 		{GetRequest("a"), 3, "rev 3, a=1@2", "rev=3 a=1@2 b=2@3"},
 		{RangeRequest("a", "z"), 3, "rev 3, a=1@2 b=2@3", "rev=3 a=1@2 b=2@3"},
+		{RangeAllRequest(), 3, "rev 3, a=1@2 b=2@3", "rev=3 a=1@2 b=2@3"},
+		{RangeRequest("b", FromKey), 3, "rev 3, b=2@3", "rev=3 a=1@2 b=2@3"},
 		{CompareAndSetRequest("a", 3, "x"), 3, "failed, rev 3, a=1@2", "rev=3 a=1@2 b=2@3"},
 		{CompareAndSetRequest("a", 2, "x"), 4, "rev 4", "rev=4 a=x@4 b=2@3"},
 		{CompareAndSetRequest("c", 0, "y"), 5, "rev 5", "rev=5 a=x@4 b=2@3 c=y@5"},
