@@ -66,12 +66,7 @@ func (m *Member) WaitHealthy(ctx context.Context) error {
 // It dials the advertised client URL, i.e. the path real clients take
 // (through a fault proxy, once there is one).
 func (m *Member) checkHealth(ctx context.Context) error {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.ClientURL()},
-		DialTimeout: healthDialTimeout,
-		Context:     ctx,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := m.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -170,15 +165,20 @@ func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
 
 // status asks this member alone for its maintenance status.
 func (m *Member) status(ctx context.Context) (*clientv3.StatusResponse, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.ClientURL()},
-		DialTimeout: healthDialTimeout,
-		Context:     ctx,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := m.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
 	return cli.Status(ctx, m.ClientURL())
+}
+
+// dial connects a client to this member alone, through its advertised URL.
+func (m *Member) dial(ctx context.Context) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:   []string{m.ClientURL()},
+		DialTimeout: healthDialTimeout,
+		Context:     ctx,
+		Logger:      zap.NewNop(),
+	})
 }

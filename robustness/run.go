@@ -195,6 +195,9 @@ func OutcomeOf(results []validate.Result, injections []history.Injection) Outcom
 	return out
 }
 
+// injectTimeout bounds one fault injection, recovery included.
+const injectTimeout = 2 * time.Minute
+
 // runTrafficAndFault runs traffic for the scenario's duration and injects the
 // fault after a quarter of it. Traffic keeps going until the cluster has
 // recovered and at least a second longer, so the history shows etcd after
@@ -224,7 +227,10 @@ func runTrafficAndFault(ctx context.Context, lg *zap.Logger, cfg Config, cl *clu
 	case <-time.After(sc.Duration / 4):
 		start := clock.Now()
 		lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
-		member, err := fp.Inject(ctx, failpoint.Env{Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(cfg.Seed))})
+		// A member that never recovers must not hang the run.
+		injectCtx, cancel := context.WithTimeout(ctx, injectTimeout)
+		member, err := fp.Inject(injectCtx, failpoint.Env{Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(cfg.Seed))})
+		cancel()
 		inj := history.Injection{Name: fp.Name(), Member: member, Start: start, End: clock.Now()}
 		if err != nil {
 			inj.Error = err.Error()
