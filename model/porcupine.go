@@ -39,7 +39,18 @@ var Porcupine = (&porcupine.NondeterministicModel{
 	Equal: func(a, b interface{}) bool { return a.(State).Equal(b.(State)) },
 	Hash:  func(s interface{}) uint64 { return s.(State).Hash() },
 	DescribeOperation: func(input, output interface{}) string {
-		return fmt.Sprintf("%s -> %s", input.(Request), output.(Response))
+		return Describe(input.(Request), output.(Response))
 	},
 	DescribeState: func(s interface{}) string { return s.(State).String() },
 }).ToModel()
+
+// Describe renders an operation for a person: the request, then what came
+// back. A plain get that finds nothing says so.
+func Describe(req Request, resp Response) string {
+	out := fmt.Sprintf("%s -> %s", req, resp)
+	if !resp.Failed() && resp.Txn != nil && len(resp.Txn.Results) == 1 && len(resp.Txn.Results[0].KVs) == 0 &&
+		req.Type == Txn && len(req.Txn.Conditions) == 0 && len(req.Txn.Then) == 1 && req.Txn.Then[0].Type == OpRange {
+		out += ", not found"
+	}
+	return out
+}

@@ -77,3 +77,26 @@ func TestWrote(t *testing.T) {
 	require.False(t, Wrote(DeleteRequest("a"), ok), "deleting nothing writes nothing")
 	require.False(t, Wrote(CompareAndSetRequest("a", 5, "1"), Response{Revision: 2, Txn: &TxnResponse{Succeeded: false, Results: []OpResult{{}}}}))
 }
+
+func TestDescribe(t *testing.T) {
+	s, _ := InitialState().Apply(PutRequest("a", "1"))
+	tests := []struct {
+		req  Request
+		resp Response
+		want string
+	}{
+		{GetRequest("a"), mustApply(s, GetRequest("a")), "get(a) -> rev 2, a=1@2"},
+		{GetRequest("b"), mustApply(s, GetRequest("b")), "get(b) -> rev 2, not found"},
+		{PutRequest("b", "2"), mustApply(s, PutRequest("b", "2")), "put(b, 2) -> rev 3"},
+		{CompareAndSetRequest("a", 9, "x"), mustApply(s, CompareAndSetRequest("a", 9, "x")), "if(mod(a)==9).then(put(a, x)).else(get(a)) -> failed, rev 2, a=1@2"},
+		{PutRequest("b", "2"), Response{Error: "timeout"}, "put(b, 2) -> error: timeout"},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, Describe(tc.req, tc.resp))
+	}
+}
+
+func mustApply(s State, req Request) Response {
+	_, resp := s.Apply(req)
+	return resp
+}

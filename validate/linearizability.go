@@ -140,7 +140,7 @@ func firstStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) str
 	if stuck == nil {
 		return "see the history visualization"
 	}
-	return fmt.Sprintf("no linearization gets past %s -> %s (client %v, called at %s, %d of %d operations linearized)",
-		stuck.Input.(model.Request), stuck.Output.(model.Response), stuck.Metadata,
+	return fmt.Sprintf("no linearization gets past %s (client %v, called at %s, %d of %d operations linearized)",
+		model.Describe(stuck.Input.(model.Request), stuck.Output.(model.Response)), stuck.Metadata,
 		time.Duration(stuck.Call).Round(time.Millisecond), len(longest), len(ops))
 }
