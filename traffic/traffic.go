@@ -85,7 +85,7 @@ type Config struct {
 // Run drives traffic until ctx is done and returns every client's history,
 // with client ids 0..Clients-1.
 func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
-	limiter := rate.NewLimiter(rate.Limit(cfg.QPS), max(1, int(cfg.QPS/10)))
+	limiter := newLimiter(cfg.QPS)
 	clients := make([]*client.Client, cfg.Clients)
 	for i := range clients {
 		c, err := client.New(cfg.Endpoints, i, cfg.Clock, cfg.RequestTimeout)
@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 			cfg.Profile.Run(ctx, c, Env{
 				ClientID: i,
 				Limiter:  limiter,
-				Rand:     rand.New(rand.NewSource(cfg.Seed + int64(i))),
+				Rand:     newRand(cfg.Seed + int64(i)),
 			})
 			mu.Lock()
 			histories[i] = c.History()
@@ -122,3 +122,10 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 	}
 	return histories, nil
 }
+
+// newLimiter allows qps requests a second with bursts of a tenth of that.
+func newLimiter(qps float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(qps), max(1, int(qps/10)))
+}
+
+func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
