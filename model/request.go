@@ -215,7 +215,7 @@ func (r Response) String() string {
 	}
 	out := fmt.Sprintf("rev %d", r.Revision)
 	if !r.Txn.Succeeded {
-		out = "failed, " + out
+		out = "else, " + out // the conditions did not hold
 	}
 	if len(parts) > 0 {
 		out += ", " + strings.Join(parts, "; ")

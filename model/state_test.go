@@ -21,7 +21,7 @@ func TestApply(t *testing.T) {
 		{RangeRequest("a", "z"), 3, "rev 3, a=1@2 b=2@3", "rev=3 a=1@2 b=2@3"},
 		{RangeAllRequest(), 3, "rev 3, a=1@2 b=2@3", "rev=3 a=1@2 b=2@3"},
 		{RangeRequest("b", FromKey), 3, "rev 3, b=2@3", "rev=3 a=1@2 b=2@3"},
-		{CompareAndSetRequest("a", 3, "x"), 3, "failed, rev 3, a=1@2", "rev=3 a=1@2 b=2@3"},
+		{CompareAndSetRequest("a", 3, "x"), 3, "else, rev 3, a=1@2", "rev=3 a=1@2 b=2@3"},
 		{CompareAndSetRequest("a", 2, "x"), 4, "rev 4", "rev=4 a=x@4 b=2@3"},
 		{CompareAndSetRequest("c", 0, "y"), 5, "rev 5", "rev=5 a=x@4 b=2@3 c=y@5"},
 		{DeleteRequest("zz"), 5, "rev 5", "rev=5 a=x@4 b=2@3 c=y@5"},
@@ -88,7 +88,7 @@ func TestDescribe(t *testing.T) {
 		{GetRequest("a"), mustApply(s, GetRequest("a")), "get(a) -> rev 2, a=1@2"},
 		{GetRequest("b"), mustApply(s, GetRequest("b")), "get(b) -> rev 2, not found"},
 		{PutRequest("b", "2"), mustApply(s, PutRequest("b", "2")), "put(b, 2) -> rev 3"},
-		{CompareAndSetRequest("a", 9, "x"), mustApply(s, CompareAndSetRequest("a", 9, "x")), "if(mod(a)==9).then(put(a, x)).else(get(a)) -> failed, rev 2, a=1@2"},
+		{CompareAndSetRequest("a", 9, "x"), mustApply(s, CompareAndSetRequest("a", 9, "x")), "if(mod(a)==9).then(put(a, x)).else(get(a)) -> else, rev 2, a=1@2"},
 		{PutRequest("b", "2"), Response{Error: "timeout"}, "put(b, 2) -> error: timeout"},
 	}
 	for _, tc := range tests {

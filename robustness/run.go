@@ -308,9 +308,11 @@ func makeRunDir(resultsDir, name string, seed int64) (string, error) {
 }
 
 // ProvisionEtcd returns the etcd binaries for a run: the prebuilt ones in
-// binDir if it is set, else the release version built (or taken from the
-// cache in cacheDir) with every gofail failpoint enabled.
-func ProvisionEtcd(ctx context.Context, lg *zap.Logger, version, binDir, cacheDir string) ([]etcdbuild.Binaries, error) {
+// binDir if it is set, else each release in versions built (or taken from
+// the cache in cacheDir) with every gofail failpoint enabled. One version
+// serves every member; several give one member each (a mixed-version
+// cluster).
+func ProvisionEtcd(ctx context.Context, lg *zap.Logger, versions []string, binDir, cacheDir string) ([]etcdbuild.Binaries, error) {
 	if binDir != "" {
 		b, err := etcdbuild.FromDir(ctx, binDir)
 		if err != nil {
@@ -318,11 +320,20 @@ func ProvisionEtcd(ctx context.Context, lg *zap.Logger, version, binDir, cacheDi
 		}
 		return []etcdbuild.Binaries{b}, nil
 	}
-	b, err := etcdbuild.Provision(ctx, version, etcdbuild.Options{CacheDir: cacheDir, Logger: lg})
-	if err != nil {
-		return nil, &SetupError{Err: err}
+	built := map[string]etcdbuild.Binaries{}
+	var out []etcdbuild.Binaries
+	for _, v := range versions {
+		b, ok := built[v]
+		if !ok {
+			var err error
+			if b, err = etcdbuild.Provision(ctx, v, etcdbuild.Options{CacheDir: cacheDir, Logger: lg}); err != nil {
+				return nil, &SetupError{Err: err}
+			}
+			built[v] = b
+		}
+		out = append(out, b)
 	}
-	return []etcdbuild.Binaries{b}, nil
+	return out, nil
 }
 
 func cause(err error) error {

@@ -72,7 +72,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		scenario     = fs.String("scenario", scenarios.DefaultName, "scenario to run: "+strings.Join(scenarios.Names(), ", "))
-		version      = fs.String("etcd-version", "", "etcd release to build and test (default "+etcdbuild.DefaultVersion+", or the scenario's pinned release)")
+		version      = fs.String("etcd-version", "", "etcd release to build and test (default "+etcdbuild.DefaultVersion+", or the scenario's pinned release); a comma-separated list gives one release per member")
 		binDir       = fs.String("etcd-bin", "", "directory with prebuilt etcd binaries to test instead of a release build")
 		cacheDir     = fs.String("cache-dir", "", "where etcd builds are cached (default $ETCD_ROBUSTNESS_CACHE or the user cache dir)")
 		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
@@ -121,17 +121,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := failpoint.Lookup(sc.Failpoint); err != nil {
 		return usageErr(stderr, err)
 	}
-	v := *version
-	switch {
-	case v == "" && sc.EtcdVersion != "":
-		v = sc.EtcdVersion
-	case v == "":
-		v = etcdbuild.DefaultVersion
-	}
-	if *binDir == "" {
-		if v, err = etcdbuild.NormalizeVersion(v); err != nil {
-			return usageErr(stderr, err)
-		}
+	versions, err := parseVersions(firstNonEmpty(*version, sc.EtcdVersion, etcdbuild.DefaultVersion), sc.Members)
+	if err != nil && *binDir == "" {
+		return usageErr(stderr, err)
 	}
 	if err := checkWritable(*resultsDir); err != nil {
 		return usageErr(stderr, err)
@@ -139,9 +131,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	lg := newLogger(stderr)
 	defer lg.Sync()
-	lg.Info("run", zap.String("scenario", sc.Name), zap.String("etcd", firstNonEmpty(*binDir, v)), zap.Int("members", sc.Members),
+	lg.Info("run", zap.String("scenario", sc.Name), zap.String("etcd", firstNonEmpty(*binDir, strings.Join(versions, ","))), zap.Int("members", sc.Members),
 		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", *seed))
-	bins, err := robustness.ProvisionEtcd(ctx, lg, v, *binDir, *cacheDir)
+	bins, err := robustness.ProvisionEtcd(ctx, lg, versions, *binDir, *cacheDir)
 	if err != nil {
 		return failed(ctx, stderr, err)
 	}
@@ -153,6 +145,23 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return failed(ctx, stderr, err)
 	}
 	return verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+}
+
+// parseVersions reads --etcd-version: one release for every member, or a
+// comma-separated list with one per member.
+func parseVersions(flag string, members int) ([]string, error) {
+	parts := strings.Split(flag, ",")
+	if len(parts) != 1 && len(parts) != members {
+		return nil, fmt.Errorf("--etcd-version lists %d releases for %d members: give one, or one per member", len(parts), members)
+	}
+	for i, p := range parts {
+		v, err := etcdbuild.NormalizeVersion(strings.TrimSpace(p))
+		if err != nil {
+			return nil, err
+		}
+		parts[i] = v
+	}
+	return parts, nil
 }
 
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -35,6 +35,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: default`},
 		{"bad members", []string{"run", "--members", "2"}, false, "members must be 1, 3 or 5, not 2"},
 		{"malformed version", []string{"run", "--etcd-version", "latest"}, false, `"latest"`},
+		{"versions do not match members", []string{"run", "--etcd-version", "v3.7.3,v3.6.1"}, false, "--etcd-version lists 2 releases for 3 members"},
+		{"malformed version in a list", []string{"run", "--etcd-version", "v3.7.3,nope,v3.6.1"}, false, `"nope"`},
 		{"unknown flag", []string{"run", "--frobnicate"}, false, "flag provided but not defined: -frobnicate"},
 		{"results dir is a file", []string{"run", "--results-dir", filepath.Join(notADir, "x")}, false, "cannot be created"},
 		{"etcd-bin without etcd", []string{"run", "--etcd-bin", t.TempDir(), "--results-dir", t.TempDir()}, false, "etcd"},

@@ -1,0 +1,41 @@
+package robustness
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/validate"
+)
+
+func TestOutcomeOf(t *testing.T) {
+	ok := validate.Result{Validator: "linearizability", Verdict: validate.OK, Message: "fine"}
+	illegal := validate.Result{Validator: "linearizability", Verdict: validate.Illegal, Message: "lost write"}
+	timedOut := validate.Result{Validator: "linearizability", Verdict: validate.TimedOut, Message: "slow"}
+	empty := validate.Result{Validator: "linearizability", Verdict: validate.Inconclusive, Message: "empty"}
+	injected := history.Injection{Name: "kill", Member: "member-0"}
+	notInjected := history.Injection{Name: "raftBeforeSave", Error: "not triggered"}
+	tests := []struct {
+		name       string
+		results    []validate.Result
+		injections []history.Injection
+		want       Outcome
+		verdict    string
+	}{
+		{"all ok", []validate.Result{ok}, []history.Injection{injected}, Pass, "PASS: linearizability ok: fine"},
+		{"violation", []validate.Result{ok, illegal}, []history.Injection{injected}, Fail, "FAIL: linearizability ok: fine; linearizability illegal: lost write"},
+		{"violation even if the fault was not injected", []validate.Result{illegal}, []history.Injection{notInjected}, Fail, "fault raftBeforeSave not injected: not triggered"},
+		{"timeout is not a pass", []validate.Result{timedOut}, []history.Injection{injected}, Inconclusive, "INCONCLUSIVE: linearizability timed out: slow"},
+		{"empty history is not a pass", []validate.Result{empty}, nil, Inconclusive, "INCONCLUSIVE"},
+		{"fault not injected is not a pass", []validate.Result{ok}, []history.Injection{notInjected}, Inconclusive, "INCONCLUSIVE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Result{Outcome: OutcomeOf(tc.results, tc.injections), Results: tc.results, Injections: tc.injections}
+			require.Equal(t, tc.want, r.Outcome)
+			require.Contains(t, r.Verdict(), tc.verdict)
+			require.NotContains(t, r.Verdict(), "\n")
+		})
+	}
+}
