@@ -154,6 +154,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	lg.Info("checking the history", zap.Int("operations", history.Count(clients).Operations))
 	results := validate.All(ctx, validate.Input{Clients: clients, Injections: injections},
 		validate.Linearizability{Timeout: cfg.CheckTimeout})
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("run interrupted: %w", err)
+	}
 	res := &Result{Results: results, Injections: injections, Stats: history.Count(clients)}
 	res.Outcome = OutcomeOf(results, injections)
 

@@ -39,7 +39,25 @@ func (l Linearizability) Validate(ctx context.Context, in Input) Result {
 	}
 	ops := PorcupineOperations(in.Clients)
 	start := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, timeout)
+	// porcupine takes no context; run it aside so that a cancelled run
+	// (Ctrl-C) does not wait for the search to end.
+	type check struct {
+		res  porcupine.CheckResult
+		info porcupine.LinearizationInfo
+	}
+	done := make(chan check, 1)
+	go func() {
+		res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, timeout)
+		done <- check{res, info}
+	}()
+	var res porcupine.CheckResult
+	var info porcupine.LinearizationInfo
+	select {
+	case c := <-done:
+		res, info = c.res, c.info
+	case <-ctx.Done():
+		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), ctx.Err())}
+	}
 	took := time.Since(start).Round(time.Millisecond)
 	r := Result{Linearization: &info}
 	switch res {

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -265,4 +266,20 @@ func TestPorcupineOperations(t *testing.T) {
 	require.Equal(t, []int{0, 0, 1, 2}, []int{ops[0].ClientId, ops[1].ClientId, ops[2].ClientId, ops[3].ClientId},
 		"after a failed write the client moves to a new row")
 	require.Greater(t, ops[1].Return, int64(9*time.Millisecond), "a failed write stays open past the end of the history")
+}
+
+func TestLinearizabilityCancelled(t *testing.T) {
+	var ops []history.Operation
+	for i := 0; i < 400; i++ {
+		key := string(rune('a' + i%20))
+		ops = append(ops, op(i, 0, 1, model.PutRequest(key, fmt.Sprintf("%s-%d", key, i)), failed()))
+	}
+	ops = append(ops, op(1000, 2, 3, model.GetRequest("zz"), getOK(1000)))
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	r := Linearizability{Timeout: time.Minute}.Validate(ctx, Input{Clients: clients(ops...)})
+	require.Equal(t, TimedOut, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "cancelled")
+	require.Less(t, time.Since(start), 10*time.Second, "a cancelled check returns at once")
 }
