@@ -15,7 +15,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
+	"github.com/etcd-robustness/etcd-robustness/model"
+	"github.com/etcd-robustness/etcd-robustness/report"
 )
 
 func TestBadInput(t *testing.T) {
@@ -134,4 +137,37 @@ func etcdPIDsUnder(t *testing.T, dir string) []int {
 		}
 	}
 	return pids
+}
+
+// TestCheckSavedReport checks saved reports again: the verdict comes from
+// the histories, not from what the summary says.
+func TestCheckSavedReport(t *testing.T) {
+	put := func(client int, call, ret time.Duration, key, value string, rev int64) history.Operation {
+		return history.Operation{ClientID: client, Call: call, Return: ret, Request: model.PutRequest(key, value),
+			Response: model.Response{Revision: rev, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{{}}}}}
+	}
+	tests := []struct {
+		name string
+		ops  []history.Operation
+		code int
+		want string
+	}{
+		{"linearizable", []history.Operation{put(0, 1, 2, "a", "1", 2), put(1, 3, 4, "a", "2", 3)}, exitPass, "PASS: linearizability ok"},
+		{"revision reused", []history.Operation{put(0, 1, 2, "a", "1", 2), put(1, 3, 4, "a", "2", 2)}, exitViolation, "FAIL: linearizability illegal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var clients []history.Client
+			for _, op := range tc.ops {
+				clients = append(clients, history.Client{ID: op.ClientID, Operations: []history.Operation{op}})
+			}
+			// The summary claims PASS either way; check must not trust it.
+			require.NoError(t, report.Write(dir, report.Report{Summary: report.Summary{Outcome: "PASS"}, Clients: clients}))
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"check", dir}, &stdout, &stderr)
+			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
+			require.Contains(t, stdout.String(), tc.want)
+		})
+	}
 }
