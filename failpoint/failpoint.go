@@ -6,8 +6,9 @@ package failpoint
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -54,14 +55,7 @@ func Lookup(name string) (Failpoint, error) {
 }
 
 // Names lists every registered fault, sorted.
-func Names() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
 
 // pickMember chooses a random member.
 func pickMember(env Env) *cluster.Member {

@@ -5,7 +5,8 @@ package scenarios
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,11 +82,4 @@ func Lookup(name string) (Scenario, error) {
 }
 
 // Names lists the scenarios, sorted.
-func Names() []string {
-	names := make([]string, 0, len(all))
-	for n := range all {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return slices.Sorted(maps.Keys(all)) }

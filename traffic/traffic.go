@@ -6,8 +6,9 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,14 +61,7 @@ func Lookup(name string) (Profile, error) {
 }
 
 // Names lists the registered profiles.
-func Names() []string {
-	var names []string
-	for n := range profiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return slices.Sorted(maps.Keys(profiles)) }
 
 // Config describes one traffic run.
 type Config struct {
