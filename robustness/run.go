@@ -94,8 +94,10 @@ func setupErr(format string, args ...any) error {
 	return &SetupError{Err: fmt.Errorf(format, args...)}
 }
 
-// Run runs cfg.Scenario. A non-nil error is a SetupError or the context's
-// error; a violation is reported in the Result, not as an error.
+// Run runs cfg.Scenario. A violation is reported in the Result, not as an
+// error. A non-nil error is a SetupError or the context's error; it comes
+// with a non-nil Result only when the checks ran but the report could not be
+// written, so that a verdict is never lost.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	lg := cfg.Logger
 	if lg == nil {
@@ -151,13 +153,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		lg.Warn("stopping the cluster", zap.Error(err))
 	}
 
-	lg.Info("checking the history", zap.Int("operations", history.Count(clients).Operations))
+	stats := history.Count(clients)
+	lg.Info("checking the history", zap.Int("operations", stats.Operations))
 	results := validate.All(ctx, validate.Input{Clients: clients, Injections: injections},
 		validate.Linearizability{Timeout: cfg.CheckTimeout})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
-	res := &Result{Results: results, Injections: injections, Stats: history.Count(clients)}
+	res := &Result{Results: results, Injections: injections, Stats: stats}
 	res.Outcome = OutcomeOf(results, injections)
 
 	if res.Outcome != Pass || cfg.KeepPassing {
@@ -295,13 +298,28 @@ func memberBinaries(bins []etcdbuild.Binaries, members int) (paths, versions []s
 	return paths, versions, nil
 }
 
-// makeRunDir creates the run's directory under resultsDir.
-func makeRunDir(resultsDir, name string, seed int64) (string, error) {
+// CheckResultsDir creates resultsDir if needed and checks that a run can
+// write into it. The CLI calls it before building anything; Run calls it
+// again before making the run's directory.
+func CheckResultsDir(resultsDir string) error {
 	if resultsDir == "" {
-		return "", setupErr("no results directory given")
+		return setupErr("no results directory given")
 	}
 	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
-		return "", setupErr("results directory %s cannot be created: %w", resultsDir, cause(err))
+		return setupErr("results directory %s cannot be created: %w", resultsDir, cause(err))
+	}
+	f, err := os.CreateTemp(resultsDir, ".write-test-*")
+	if err != nil {
+		return setupErr("results directory %s is not writable: %w", resultsDir, cause(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// makeRunDir creates the run's directory under resultsDir.
+func makeRunDir(resultsDir, name string, seed int64) (string, error) {
+	if err := CheckResultsDir(resultsDir); err != nil {
+		return "", err
 	}
 	dir, err := os.MkdirTemp(resultsDir, fmt.Sprintf("%s-%s-seed%d-", name, time.Now().Format("20060102-150405"), seed))
 	if err != nil {
@@ -339,6 +357,8 @@ func ProvisionEtcd(ctx context.Context, lg *zap.Logger, versions []string, binDi
 	return out, nil
 }
 
+// cause is the OS's reason behind a path error ("permission denied"), for
+// one-line messages that already name the path.
 func cause(err error) error {
 	if u := errors.Unwrap(err); u != nil {
 		return u

@@ -125,7 +125,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && *binDir == "" {
 		return usageErr(stderr, err)
 	}
-	if err := checkWritable(*resultsDir); err != nil {
+	if err := robustness.CheckResultsDir(*resultsDir); err != nil {
 		return usageErr(stderr, err)
 	}
 
@@ -141,10 +141,24 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Scenario: sc, Binaries: bins, ResultsDir: *resultsDir, KeepPassing: *keep,
 		Seed: *seed, CheckTimeout: *checkTimeout, Logger: lg,
 	})
-	if err != nil {
+	return finish(ctx, stdout, stderr, res, err)
+}
+
+// finish prints the outcome of a run and picks the exit status. A verdict
+// is printed whenever there is one, even if an error followed it (e.g. the
+// report could not be written): a violation must not turn into a setup error.
+func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Result, err error) int {
+	if res == nil {
 		return failed(ctx, stderr, err)
 	}
-	return verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+	code := verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "etcd-robustness: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		if code == exitPass {
+			code = exitSetup
+		}
+	}
+	return code
 }
 
 // parseVersions reads --etcd-version: one release for every member, or a
@@ -207,27 +221,6 @@ func failed(ctx context.Context, stderr io.Writer, err error) int {
 func usageErr(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "etcd-robustness: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 	return exitSetup
-}
-
-// checkWritable fails early, before any build, if the results dir cannot be
-// written.
-func checkWritable(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("results directory %s cannot be created: %w", dir, cause(err))
-	}
-	f, err := os.CreateTemp(dir, ".write-test-*")
-	if err != nil {
-		return fmt.Errorf("results directory %s is not writable: %w", dir, cause(err))
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
-func cause(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 func newLogger(w io.Writer) *zap.Logger {

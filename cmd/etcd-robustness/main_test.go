@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
 	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/report"
+	"github.com/etcd-robustness/etcd-robustness/robustness"
 )
 
 func TestBadInput(t *testing.T) {
@@ -168,6 +170,37 @@ func TestCheckSavedReport(t *testing.T) {
 			code := run(context.Background(), []string{"check", dir}, &stdout, &stderr)
 			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
 			require.Contains(t, stdout.String(), tc.want)
+		})
+	}
+}
+
+// TestFinish: a verdict is never lost to an error that came after it.
+func TestFinish(t *testing.T) {
+	reportErr := errors.New("writing the report: disk full")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name       string
+		ctx        context.Context
+		res        *robustness.Result
+		err        error
+		code       int
+		stdout     string
+		stderrPart string
+	}{
+		{"pass", context.Background(), &robustness.Result{Outcome: robustness.Pass}, nil, exitPass, "PASS", ""},
+		{"violation", context.Background(), &robustness.Result{Outcome: robustness.Fail}, nil, exitViolation, "FAIL", ""},
+		{"violation, then the report failed", context.Background(), &robustness.Result{Outcome: robustness.Fail}, reportErr, exitViolation, "FAIL", "disk full"},
+		{"pass, then the report failed", context.Background(), &robustness.Result{Outcome: robustness.Pass}, reportErr, exitSetup, "PASS", "disk full"},
+		{"setup error", context.Background(), nil, errors.New("no etcd"), exitSetup, "", "no etcd"},
+		{"interrupted", cancelled, nil, context.Canceled, exitInterrupted, "", "interrupted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.Equal(t, tc.code, finish(tc.ctx, &stdout, &stderr, tc.res, tc.err))
+			require.Contains(t, stdout.String(), tc.stdout)
+			require.Contains(t, stderr.String(), tc.stderrPart)
 		})
 	}
 }
