@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/etcd-robustness/etcd-robustness/client"
@@ -91,24 +90,20 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 		}
 		clients[i] = c
 	}
-	var g errgroup.Group
-	var mu sync.Mutex
+	var wg sync.WaitGroup
 	histories := make([]history.Client, len(clients))
 	for i, c := range clients {
-		g.Go(func() error {
+		wg.Go(func() {
 			defer c.Close()
 			cfg.Profile.Run(ctx, c, Env{
 				ClientID: i,
 				Limiter:  limiter,
 				Rand:     newRand(cfg.Seed + int64(i)),
 			})
-			mu.Lock()
-			histories[i] = c.History()
-			mu.Unlock()
-			return nil
+			histories[i] = c.History() // each goroutine owns its index
 		})
 	}
-	_ = g.Wait()
+	wg.Wait()
 	if cfg.Logger != nil {
 		s := history.Count(histories)
 		cfg.Logger.Info("traffic stopped", zap.String("profile", cfg.Profile.Name()),

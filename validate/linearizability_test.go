@@ -241,15 +241,7 @@ func TestLinearizabilityNamesTheStuckOperation(t *testing.T) {
 }
 
 func TestLinearizabilityTimeoutIsNotAPass(t *testing.T) {
-	// Many concurrent failed writes on many keys make the search space huge.
-	var ops []history.Operation
-	for i := 0; i < 400; i++ {
-		key := string(rune('a' + i%20))
-		ops = append(ops, op(i, 0, 1, model.PutRequest(key, key+string(rune('0'+i%10))+"-"+time.Duration(i).String()), failed()))
-	}
-	ops = append(ops, op(1000, 2, 3, model.GetRequest("zz"), getOK(1000)))
-	ops = append(ops, op(1001, 4, 5, model.PutRequest("zz", "x"), putOK(1001)))
-	r := Linearizability{Timeout: 200 * time.Millisecond}.Validate(context.Background(), Input{Clients: clients(ops...)})
+	r := Linearizability{Timeout: 200 * time.Millisecond}.Validate(context.Background(), Input{Clients: slowToCheck()})
 	require.Equal(t, TimedOut, r.Verdict, r.Message)
 }
 
@@ -269,17 +261,25 @@ func TestPorcupineOperations(t *testing.T) {
 }
 
 func TestLinearizabilityCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	r := Linearizability{Timeout: time.Minute}.Validate(ctx, Input{Clients: slowToCheck()})
+	require.Equal(t, TimedOut, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "cancelled")
+	require.Less(t, time.Since(start), 10*time.Second, "a cancelled check returns at once")
+}
+
+// slowToCheck is a history whose search takes far longer than any test:
+// 400 concurrent failed writes, then a read at a revision only some subset
+// of them could reach, and a successful write.
+func slowToCheck() []history.Client {
 	var ops []history.Operation
 	for i := 0; i < 400; i++ {
 		key := string(rune('a' + i%20))
 		ops = append(ops, op(i, 0, 1, model.PutRequest(key, fmt.Sprintf("%s-%d", key, i)), failed()))
 	}
 	ops = append(ops, op(1000, 2, 3, model.GetRequest("zz"), getOK(1000)))
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	r := Linearizability{Timeout: time.Minute}.Validate(ctx, Input{Clients: clients(ops...)})
-	require.Equal(t, TimedOut, r.Verdict, r.Message)
-	require.Contains(t, r.Message, "cancelled")
-	require.Less(t, time.Since(start), 10*time.Second, "a cancelled check returns at once")
+	ops = append(ops, op(1001, 4, 5, model.PutRequest("zz", "x"), putOK(1001)))
+	return clients(ops...)
 }
