@@ -1,6 +1,7 @@
-// Package client is the etcd client the traffic uses: it translates model
-// requests into etcd RPCs, translates the answers back, and records every
-// request with its call and return time.
+// Package client is the etcd client the traffic uses. It sends etcd's own
+// protobuf requests through clientv3's connection (with clientv3's retry
+// rules), and records every request with its call and return time and what
+// etcd answered, field for field, or the error it returned with its class.
 package client
 
 import (
@@ -8,25 +9,31 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
-	"github.com/etcd-robustness/etcd-robustness/model"
 )
 
 // DefaultRequestTimeout bounds one request. A request that runs out of time
-// is recorded as failed: etcd may still apply it later.
+// is recorded with an unknown outcome: etcd may still apply it later.
 const DefaultRequestTimeout = 2 * time.Second
 
 // Client is a recording etcd client. Like a real client of etcd it sends
 // one request at a time; it is not safe for concurrent use.
 type Client struct {
 	etcd    *clientv3.Client
+	kv      pb.KVClient
+	lease   pb.LeaseClient
 	rec     *history.Recorder
 	timeout time.Duration
 }
+
+// callOpts are clientv3's defaults: wait for a connection rather than fail
+// at once while the balancer reconnects.
+var callOpts = []grpc.CallOption{grpc.WaitForReady(true)}
 
 // New connects a client with the given history id to endpoints. It does not
 // wait for a connection: requests to an unreachable cluster fail and are
@@ -45,7 +52,13 @@ func New(endpoints []string, id int, clock *history.Clock, timeout time.Duration
 	if err != nil {
 		return nil, fmt.Errorf("client %d: connecting to %v: %w", id, endpoints, err)
 	}
-	return &Client{etcd: c, rec: history.NewRecorder(id, clock), timeout: timeout}, nil
+	return &Client{
+		etcd:    c,
+		kv:      clientv3.RetryKVClient(c),
+		lease:   clientv3.RetryLeaseClient(c),
+		rec:     history.NewRecorder(id, clock),
+		timeout: timeout,
+	}, nil
 }
 
 // Close closes the connection.
@@ -54,94 +67,118 @@ func (c *Client) Close() error { return c.etcd.Close() }
 // History is what this client recorded.
 func (c *Client) History() history.Client { return c.rec.Client() }
 
-// Do sends req, records it, and returns the response. Errors are part of the
-// response, not a Go error: a failed request is a fact of the history.
-func (c *Client) Do(ctx context.Context, req model.Request) model.Response {
+// Do sends req, records it, and returns the recorded operation: etcd's
+// response or the error it returned. A failed request is a fact of the
+// history, not a Go error.
+func (c *Client) Do(ctx context.Context, req history.Request) history.Operation {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	call := c.rec.Now()
-	resp := c.send(ctx, req)
-	c.rec.Record(call, req, resp)
-	return resp
+	resp, err := c.send(ctx, req)
+	herr := Classify(err)
+	if herr != nil {
+		resp = nil
+	}
+	c.rec.Record(call, req, resp, herr)
+	ops := c.rec.Client().Operations
+	return ops[len(ops)-1]
 }
 
-func (c *Client) send(ctx context.Context, req model.Request) model.Response {
-	switch req.Type {
-	case model.Txn:
-		return c.txn(ctx, req.Txn)
-	default:
-		panic(fmt.Sprintf("client: unknown request type %q", req.Type))
-	}
-}
-
-func (c *Client) txn(ctx context.Context, t *model.TxnRequest) model.Response {
-	// A single unconditional operation goes through its own RPC (Range, Put,
-	// DeleteRange), as most real clients send it; anything else is a Txn.
-	if len(t.Conditions) == 0 && len(t.Else) == 0 && len(t.Then) == 1 {
-		r, err := c.etcd.Do(ctx, toOp(t.Then[0]))
-		if err != nil {
-			return model.Response{Error: err.Error()}
-		}
-		return opResponse(r)
-	}
-	cmps := make([]clientv3.Cmp, len(t.Conditions))
-	for i, cond := range t.Conditions {
-		cmps[i] = clientv3.Compare(clientv3.ModRevision(cond.Key), "=", cond.ModRevision)
-	}
-	r, err := c.etcd.Txn(ctx).If(cmps...).Then(toOps(t.Then)...).Else(toOps(t.Else)...).Commit()
-	if err != nil {
-		return model.Response{Error: err.Error()}
-	}
-	results := make([]model.OpResult, len(r.Responses))
-	for i, op := range r.Responses {
-		results[i] = opResult(op.GetResponseRange().GetKvs(), op.GetResponseDeleteRange().GetDeleted())
-	}
-	return model.Response{Revision: r.Header.Revision, Txn: &model.TxnResponse{Succeeded: r.Succeeded, Results: results}}
-}
-
-func toOps(ops []model.Op) []clientv3.Op {
-	out := make([]clientv3.Op, len(ops))
-	for i, op := range ops {
-		out[i] = toOp(op)
-	}
-	return out
-}
-
-func toOp(op model.Op) clientv3.Op {
-	var opts []clientv3.OpOption
-	if op.End != "" {
-		opts = append(opts, clientv3.WithRange(op.End))
-	}
-	switch op.Type {
-	case model.OpRange:
-		return clientv3.OpGet(op.Key, opts...)
-	case model.OpPut:
-		return clientv3.OpPut(op.Key, op.Value)
-	case model.OpDelete:
-		return clientv3.OpDelete(op.Key, opts...)
-	default:
-		panic(fmt.Sprintf("client: unknown op type %q", op.Type))
-	}
-}
-
-func opResponse(r clientv3.OpResponse) model.Response {
-	var rev int64
-	var res model.OpResult
+// send sends one request and returns etcd's answer in record form.
+func (c *Client) send(ctx context.Context, req history.Request) (*history.Response, error) {
 	switch {
-	case r.Get() != nil:
-		rev, res = r.Get().Header.Revision, opResult(r.Get().Kvs, 0)
-	case r.Put() != nil:
-		rev = r.Put().Header.Revision
-	case r.Del() != nil:
-		rev, res = r.Del().Header.Revision, opResult(nil, r.Del().Deleted)
+	case req.Range != nil:
+		r, err := c.kv.Range(ctx, req.Range.PB(), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), Range: history.RangeResponseFromPB(r)}, nil
+	case req.Put != nil:
+		r, err := c.kv.Put(ctx, req.Put.PB(), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), Put: history.PutResponseFromPB(r)}, nil
+	case req.DeleteRange != nil:
+		r, err := c.kv.DeleteRange(ctx, req.DeleteRange.PB(), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), DeleteRange: history.DeleteRangeResponseFromPB(r)}, nil
+	case req.Txn != nil:
+		r, err := c.kv.Txn(ctx, req.Txn.PB(), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), Txn: history.TxnResponseFromPB(r)}, nil
+	case req.Compaction != nil:
+		r, err := c.kv.Compact(ctx, req.PB().(*pb.CompactionRequest), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), Compaction: &history.CompactionResponse{}}, nil
+	case req.LeaseGrant != nil:
+		r, err := c.lease.LeaseGrant(ctx, req.PB().(*pb.LeaseGrantRequest), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header),
+			LeaseGrant: &history.LeaseGrantResponse{ID: r.ID, TTL: r.TTL, Error: r.Error}}, nil
+	case req.LeaseRevoke != nil:
+		r, err := c.lease.LeaseRevoke(ctx, req.PB().(*pb.LeaseRevokeRequest), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), LeaseRevoke: &history.LeaseRevokeResponse{}}, nil
+	case req.LeaseKeepAlive != nil:
+		return c.keepAliveOnce(ctx, req.PB().(*pb.LeaseKeepAliveRequest))
+	case req.LeaseTimeToLive != nil:
+		r, err := c.lease.LeaseTimeToLive(ctx, req.PB().(*pb.LeaseTimeToLiveRequest), callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		ttl := &history.LeaseTimeToLiveResponse{ID: r.ID, TTL: r.TTL, GrantedTTL: r.GrantedTTL}
+		for _, k := range r.Keys {
+			ttl.Keys = append(ttl.Keys, string(k))
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), LeaseTimeToLive: ttl}, nil
+	case req.LeaseLeases != nil:
+		r, err := c.lease.LeaseLeases(ctx, &pb.LeaseLeasesRequest{}, callOpts...)
+		if err != nil {
+			return nil, err
+		}
+		ls := &history.LeaseLeasesResponse{}
+		for _, l := range r.Leases {
+			ls.Leases = append(ls.Leases, l.ID)
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), LeaseLeases: ls}, nil
+	case req.Defragment != nil:
+		// A defragmentation runs on one member: the first endpoint.
+		r, err := c.etcd.Defragment(ctx, c.etcd.Endpoints()[0])
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(r.Header), Defragment: &history.DefragmentResponse{}}, nil
 	}
-	return model.Response{Revision: rev, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{res}}}
+	panic(fmt.Sprintf("client: empty request %+v", req))
 }
 
-func opResult(kvs []*mvccpb.KeyValue, deleted int64) model.OpResult {
-	res := model.OpResult{Deleted: deleted}
-	for _, kv := range kvs {
-		res.KVs = append(res.KVs, model.KeyValue{Key: string(kv.Key), Value: string(kv.Value), ModRevision: kv.ModRevision})
+// keepAliveOnce renews a lease once over its own stream, as clientv3's
+// KeepAliveOnce does, but records the answer as etcd gave it.
+func (c *Client) keepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveRequest) (*history.Response, error) {
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.lease.LeaseKeepAlive(streamCtx, callOpts...)
+	if err != nil {
+		return nil, err
 	}
-	return res
+	if err := stream.Send(req); err != nil {
+		return nil, err
+	}
+	r, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return &history.Response{Header: history.HeaderFromPB(r.Header),
+		LeaseKeepAlive: &history.LeaseKeepAliveResponse{ID: r.ID, TTL: r.TTL}}, nil
 }

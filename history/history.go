@@ -1,13 +1,12 @@
 // Package history holds what a run recorded: every client's operations and
 // the fault injections, all timed on one monotonic clock that starts with the
-// run. It is plain data, written by traffic and failpoint, read by validate
-// and report, and saved as JSON so a report can be checked again later.
+// run. An operation keeps what etcd said as it said it (etcd.go mirrors
+// etcd's messages); the model derives its own view when a check runs. It is
+// plain data, written by traffic and failpoint, read by validate and report.
 package history
 
 import (
 	"time"
-
-	"github.com/etcd-robustness/etcd-robustness/model"
 )
 
 // Clock measures time since the start of a run. It uses Go's monotonic
@@ -23,19 +22,97 @@ func (c *Clock) Now() time.Duration { return time.Since(c.start) }
 // Start is the wall-clock time the clock started.
 func (c *Clock) Start() time.Time { return c.start }
 
-// Operation is one request a client sent and what came back. Call is taken
-// just before the request is sent and Return just after its answer (or error)
-// arrives.
+// Outcome says whether a request took effect.
+type Outcome string
+
+const (
+	// Succeeded: etcd answered with a response.
+	Succeeded Outcome = "succeeded"
+	// Failed: etcd answered with an error that means nothing was applied.
+	Failed Outcome = "failed"
+	// Unknown: no answer says whether the request was applied (a timeout,
+	// a lost connection, a leader change mid-request). etcd may apply it
+	// later, even after every other request.
+	Unknown Outcome = "unknown"
+)
+
+// Error is an error etcd (or the connection to it) returned.
+type Error struct {
+	// Code is the gRPC status code's name, e.g. "Unavailable"; a context
+	// error is "DeadlineExceeded" or "Canceled".
+	Code string `json:"code"`
+	// Message is the error's text, e.g. "etcdserver: mvcc: required
+	// revision has been compacted".
+	Message string `json:"message"`
+	// Outcome is Failed or Unknown.
+	Outcome Outcome `json:"outcome"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Operation is one request a client sent and what came back: a Response or
+// an Error. Call is taken just before the request is sent and Return just
+// after its answer (or error) arrives.
 type Operation struct {
-	ClientID int            `json:"client"`
-	Call     time.Duration  `json:"call"`
-	Return   time.Duration  `json:"return"`
-	Request  model.Request  `json:"request"`
-	Response model.Response `json:"response"`
+	ClientID int           `json:"client"`
+	Call     time.Duration `json:"call"`
+	Return   time.Duration `json:"return"`
+	Request  Request       `json:"request"`
+	Response *Response     `json:"response,omitempty"`
+	Error    *Error        `json:"error,omitempty"`
+}
+
+// Outcome classifies the operation.
+func (o Operation) Outcome() Outcome {
+	if o.Error == nil {
+		return Succeeded
+	}
+	return o.Error.Outcome
+}
+
+// Wrote reports whether etcd answered that the request changed its state:
+// a put, a delete that deleted something, or a transaction whose taken
+// branch did either.
+func (o Operation) Wrote() bool {
+	if o.Error != nil || o.Response == nil {
+		return false
+	}
+	switch {
+	case o.Request.Put != nil:
+		return true
+	case o.Request.DeleteRange != nil:
+		return o.Response.DeleteRange != nil && o.Response.DeleteRange.Deleted > 0
+	case o.Request.Txn != nil:
+		return o.Response.Txn != nil && txnWrote(o.Request.Txn, o.Response.Txn)
+	case o.Request.LeaseGrant != nil, o.Request.LeaseRevoke != nil, o.Request.Compaction != nil:
+		return true
+	}
+	return false
+}
+
+func txnWrote(req *TxnRequest, resp *TxnResponse) bool {
+	ops := req.Success
+	if !resp.Succeeded {
+		ops = req.Failure
+	}
+	for i, op := range ops {
+		if i >= len(resp.Responses) {
+			break
+		}
+		r := resp.Responses[i]
+		switch {
+		case op.Put != nil:
+			return true
+		case op.DeleteRange != nil && r.DeleteRange != nil && r.DeleteRange.Deleted > 0:
+			return true
+		case op.Txn != nil && r.Txn != nil && txnWrote(op.Txn, r.Txn):
+			return true
+		}
+	}
+	return false
 }
 
 // Client is everything one client recorded, in the order it happened.
-// Watch responses will be recorded here too, on the same clock.
 type Client struct {
 	ID         int         `json:"id"`
 	Operations []Operation `json:"operations"`
@@ -43,12 +120,18 @@ type Client struct {
 
 // Injection is one fault the run injected.
 type Injection struct {
-	Name   string        `json:"name"`
-	Member string        `json:"member,omitempty"`
-	Start  time.Duration `json:"start"`
-	End    time.Duration `json:"end"`
-	// Error is set when the fault could not be injected or the cluster did
-	// not recover from it.
+	Name string `json:"name"`
+	// Targets are the members the fault acted on.
+	Targets []string `json:"targets,omitempty"`
+	// Start is when the injection began.
+	Start time.Duration `json:"start"`
+	// Effect is when the fault took effect (the panic, the pause, the
+	// partition in place); zero if it never did.
+	Effect time.Duration `json:"effect,omitempty"`
+	// End is when the fault was healed and the cluster had recovered.
+	End time.Duration `json:"end"`
+	// Error is set when the fault could not be injected, did not take
+	// effect, or the cluster did not recover from it.
 	Error string `json:"error,omitempty"`
 }
 
@@ -67,14 +150,16 @@ func NewRecorder(id int, clock *Clock) *Recorder {
 // Now is the recorder's clock reading, for a call time.
 func (r *Recorder) Now() time.Duration { return r.clock.Now() }
 
-// Record appends an operation that was called at call and has just returned.
-func (r *Recorder) Record(call time.Duration, req model.Request, resp model.Response) {
+// Record appends an operation that was called at call and has just
+// returned with resp or err (exactly one is non-nil).
+func (r *Recorder) Record(call time.Duration, req Request, resp *Response, err *Error) {
 	r.client.Operations = append(r.client.Operations, Operation{
 		ClientID: r.client.ID,
 		Call:     call,
 		Return:   r.clock.Now(),
 		Request:  req,
 		Response: resp,
+		Error:    err,
 	})
 }
 
@@ -85,6 +170,7 @@ func (r *Recorder) Client() Client { return r.client }
 type Stats struct {
 	Operations       int `json:"operations"`
 	Failed           int `json:"failed"`
+	Unknown          int `json:"unknown"`
 	SuccessfulWrites int `json:"successful_writes"`
 }
 
@@ -94,10 +180,13 @@ func Count(clients []Client) Stats {
 	for _, c := range clients {
 		for _, op := range c.Operations {
 			s.Operations++
-			if op.Response.Failed() {
+			switch op.Outcome() {
+			case Failed:
 				s.Failed++
+			case Unknown:
+				s.Unknown++
 			}
-			if model.Wrote(op.Request, op.Response) {
+			if op.Wrote() {
 				s.SuccessfulWrites++
 			}
 		}
