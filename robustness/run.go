@@ -19,7 +19,6 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
-	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/report"
@@ -107,8 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	fp, err := failpoint.Lookup(sc.Failpoint)
-	if err != nil {
+	if err := lookupFaults(sc); err != nil {
 		return nil, &SetupError{Err: err}
 	}
 	profile, err := traffic.Lookup(sc.Traffic)
@@ -137,12 +135,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
 	}
 	defer cl.Close()
-	if err := fp.Available(ctx, cl); err != nil {
+	plan, err := prepareFaults(ctx, sc, cl)
+	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
 
 	clock := history.NewClock()
-	clients, injections := runTrafficAndFault(ctx, lg, cfg, cl, clock, profile, fp)
+	clients, injections := runTrafficAndFaults(ctx, lg, cfg, cl, clock, profile, plan)
 	if err := ctx.Err(); err != nil {
 		// An interrupted run proves nothing; its directory goes like a temp dir.
 		return nil, fmt.Errorf("run interrupted: %w", err)
