@@ -99,4 +99,3 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	}
 	return r.clients, injections
 }
-
