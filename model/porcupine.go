@@ -8,20 +8,46 @@ import (
 
 // Step applies one recorded operation to a model state and returns every
 // state etcd may be in afterwards; none means the operation is impossible
-// from s. A failed request may or may not have been applied, so it yields
-// both outcomes.
+// from s.
+//   - A response etcd gave must be the one the model gives.
+//   - A request of unknown outcome may or may not have been applied, so it
+//     yields both states.
+//   - A request known to be applied, with its response unknown, yields the
+//     state after it.
+//   - A definite error leaves the state as it was. It must be the error the
+//     model predicts, unless it is a refusal the model cannot predict
+//     (Declined).
 func Step(s State, req Request, resp Response) []State {
-	next, want := s.Apply(req)
-	if resp.Failed() {
+	switch resp.Status {
+	case StatusOK:
+		// Every response header carries the store's revision, which is the
+		// state's or, after a write, the next one. Checking it first
+		// rejects most impossible orders without applying anything.
+		if resp.Revision != s.Revision && resp.Revision != s.Revision+1 {
+			return nil
+		}
+		next, want := s.Apply(req)
+		if want.Equal(resp) {
+			return []State{next}
+		}
+		return nil
+	case StatusUnknown:
+		next, _ := s.Apply(req)
 		if next.Equal(s) {
 			return []State{s}
 		}
 		return []State{s, next}
-	}
-	if want.Equal(resp) {
+	case StatusApplied:
+		next, _ := s.Apply(req)
 		return []State{next}
+	case StatusFailed:
+		_, want := s.Apply(req)
+		if (want.Status == StatusFailed && want.Error == resp.Error) || Declined(resp.Error) {
+			return []State{s}
+		}
+		return nil
 	}
-	return nil
+	panic(fmt.Sprintf("model: unknown response status %d", resp.Status))
 }
 
 // Porcupine is the etcd model in porcupine's terms. Operation inputs are

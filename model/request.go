@@ -81,16 +81,34 @@ type TxnResponse struct {
 	Results   []OpResult `json:"results,omitempty"`
 }
 
-// Response is what etcd answered. A non-empty Error means the request failed
-// on the client side (error or timeout): etcd may or may not have applied it.
+// Status says what is known of a request's effect.
+type Status uint8
+
+const (
+	// StatusOK: etcd answered; the response must be the model's.
+	StatusOK Status = iota
+	// StatusUnknown: the request may or may not have taken effect, at any
+	// time after it was called.
+	StatusUnknown
+	// StatusApplied: the request took effect (what the members persisted
+	// shows it), but its response is unknown.
+	StatusApplied
+	// StatusFailed: etcd answered with Error, so nothing took effect.
+	StatusFailed
+)
+
+// Response is what etcd answered, as the model reads it.
 type Response struct {
+	Status Status `json:"status,omitempty"`
+	// Error is etcd's error message, for StatusFailed.
 	Error    string       `json:"error,omitempty"`
 	Revision int64        `json:"revision,omitempty"` // the response header's revision
 	Txn      *TxnResponse `json:"txn,omitempty"`
 }
 
-// Failed reports whether the request failed, leaving its outcome unknown.
-func (r Response) Failed() bool { return r.Error != "" }
+// Failed reports whether etcd gave no response to compare: the request
+// failed, or its outcome is unknown.
+func (r Response) Failed() bool { return r.Status != StatusOK }
 
 // GetRequest reads a single key.
 func GetRequest(key string) Request {
@@ -194,7 +212,12 @@ func opsString(ops []Op) string {
 
 // String renders a response the way a person reads it in a report.
 func (r Response) String() string {
-	if r.Failed() {
+	switch r.Status {
+	case StatusUnknown:
+		return "unknown outcome"
+	case StatusApplied:
+		return "applied, response unknown"
+	case StatusFailed:
 		return "error: " + r.Error
 	}
 	if r.Txn == nil {
@@ -221,25 +244,4 @@ func (r Response) String() string {
 		out += ", " + strings.Join(parts, "; ")
 	}
 	return out
-}
-
-// Wrote reports whether a successful response shows that the request
-// changed etcd's state: it took a branch with a put, or deleted a key.
-func Wrote(req Request, resp Response) bool {
-	if resp.Failed() || req.Type != Txn || resp.Txn == nil {
-		return false
-	}
-	ops := req.Txn.Then
-	if !resp.Txn.Succeeded {
-		ops = req.Txn.Else
-	}
-	for i, op := range ops {
-		if op.Type == OpPut {
-			return true
-		}
-		if op.Type == OpDelete && i < len(resp.Txn.Results) && resp.Txn.Results[i].Deleted > 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -164,10 +164,9 @@ func rangeKVs(kvs map[string]ValueRevision, op Op) []KeyValue {
 	return out
 }
 
-// Equal reports whether two responses say the same thing. Errors are not
-// compared: a failed request never constrains the model.
+// Equal reports whether two responses say the same thing.
 func (r Response) Equal(o Response) bool {
-	if r.Revision != o.Revision || (r.Txn == nil) != (o.Txn == nil) {
+	if r.Status != o.Status || r.Error != o.Error || r.Revision != o.Revision || (r.Txn == nil) != (o.Txn == nil) {
 		return false
 	}
 	if r.Txn == nil {

@@ -49,14 +49,21 @@ func TestStep(t *testing.T) {
 		{"matching response", PutRequest("a", "2"), Response{Revision: 3, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}}}}, 1},
 		{"wrong revision", PutRequest("a", "2"), Response{Revision: 2, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}}}}, 0},
 		{"wrong value", GetRequest("a"), Response{Revision: 2, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{KVs: []KeyValue{{Key: "a", Value: "9", ModRevision: 2}}}}}}, 0},
-		{"failed write may or may not apply", PutRequest("a", "2"), Response{Error: "timeout"}, 2},
-		{"failed read changes nothing", GetRequest("a"), Response{Error: "timeout"}, 1},
+		{"a write of unknown outcome may or may not apply", PutRequest("a", "2"), Response{Status: StatusUnknown}, 2},
+		{"a read of unknown outcome changes nothing", GetRequest("a"), Response{Status: StatusUnknown}, 1},
+		{"an applied write must apply", PutRequest("a", "2"), Response{Status: StatusApplied}, 1},
+		{"a declined write applies nothing", PutRequest("a", "2"), Response{Status: StatusFailed, Error: "etcdserver: too many requests"}, 1},
+		{"an error the model does not predict is impossible", PutRequest("a", "2"),
+			Response{Status: StatusFailed, Error: "etcdserver: mvcc: required revision has been compacted"}, 0},
+		{"a response at a revision two ahead is impossible", GetRequest("a"), Response{Revision: 4, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}}}}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Len(t, Step(s, tc.req, tc.resp), tc.states)
 		})
 	}
+	applied := Step(s, PutRequest("a", "2"), Response{Status: StatusApplied})
+	require.Equal(t, "rev=3 a=2@3", applied[0].String(), "an applied write is applied")
 }
 
 func TestStateEqualAndHash(t *testing.T) {
@@ -67,15 +74,6 @@ func TestStateEqualAndHash(t *testing.T) {
 	require.Equal(t, a.Hash(), b.Hash())
 	require.False(t, a.Equal(c))
 	require.False(t, a.Equal(InitialState()))
-}
-
-func TestWrote(t *testing.T) {
-	ok := Response{Revision: 2, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}}}}
-	require.True(t, Wrote(PutRequest("a", "1"), ok))
-	require.False(t, Wrote(PutRequest("a", "1"), Response{Error: "x"}))
-	require.False(t, Wrote(GetRequest("a"), ok))
-	require.False(t, Wrote(DeleteRequest("a"), ok), "deleting nothing writes nothing")
-	require.False(t, Wrote(CompareAndSetRequest("a", 5, "1"), Response{Revision: 2, Txn: &TxnResponse{Succeeded: false, Results: []OpResult{{}}}}))
 }
 
 func TestDescribe(t *testing.T) {
@@ -89,7 +87,8 @@ func TestDescribe(t *testing.T) {
 		{GetRequest("b"), mustApply(s, GetRequest("b")), "get(b) -> rev 2, not found"},
 		{PutRequest("b", "2"), mustApply(s, PutRequest("b", "2")), "put(b, 2) -> rev 3"},
 		{CompareAndSetRequest("a", 9, "x"), mustApply(s, CompareAndSetRequest("a", 9, "x")), "if(mod(a)==9).then(put(a, x)).else(get(a)) -> else, rev 2, a=1@2"},
-		{PutRequest("b", "2"), Response{Error: "timeout"}, "put(b, 2) -> error: timeout"},
+		{PutRequest("b", "2"), Response{Status: StatusFailed, Error: "etcdserver: too many requests"}, "put(b, 2) -> error: etcdserver: too many requests"},
+		{PutRequest("b", "2"), Response{Status: StatusUnknown}, "put(b, 2) -> unknown outcome"},
 	}
 	for _, tc := range tests {
 		require.Equal(t, tc.want, Describe(tc.req, tc.resp))

@@ -1,8 +1,14 @@
-// Package report writes what a run leaves behind for a person: a directory
-// with the histories as JSON, the injected faults, the verdicts, and
-// history.html, porcupine's visualization annotated with the faults. The
-// cluster runner has already put each member's data dir and log in the same
-// directory. Load reads a report back so it can be checked again.
+// Package report writes what a run leaves behind for a person, and reads it
+// back so it can be checked again:
+//
+//	record.json    the run record: everything the checks read (format below)
+//	summary.json   the outcome and every stage's verdict
+//	history.html   porcupine's visualization, with the faults on their own row
+//	member-N/      each member's data dir and log (written by the cluster runner)
+//
+// The run record is versioned. Load reads a record of this version whole,
+// or fails with one line that names the file and what is wrong; it never
+// half-reads one.
 package report
 
 import (
@@ -13,7 +19,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -26,57 +31,77 @@ import (
 
 // File names inside a report directory.
 const (
-	SummaryFile    = "summary.json"
-	InjectionsFile = "injections.json"
-	HistoryDir     = "history"
-	HTMLFile       = "history.html"
+	RecordFile  = "record.json"
+	SummaryFile = "summary.json"
+	HTMLFile    = "history.html"
 )
 
-// Summary is the run's description and outcome (summary.json).
-type Summary struct {
+// Format and Version identify the run record's layout. Version changes
+// whenever a field changes meaning or a field a check needs is added.
+//
+// Version 2 (this one):
+//   - clients[].operations[]: what each client sent (request, a mirror of
+//     etcd's request messages), when (call and return, ns since the run
+//     started), and what came back: etcd's response with its header, or an
+//     error with its gRPC code, message and outcome class;
+//   - injections[]: the faults, with targets and when they took effect;
+//   - final_read_client: the client that read every key at the end;
+//   - persisted: the committed raft log from the members' WALs, with each
+//     member's hard state; evidence_error when it could not be read;
+//   - end_states[]: each member's revision, compact revision and HashKV.
+//
+// Version 1 (before the run record) kept summary.json, injections.json and
+// history/client-N.json with the model's reading of each response.
+const (
+	Format  = "etcd-robustness run record"
+	Version = 2
+)
+
+// Record is the run record (record.json).
+type Record struct {
+	Format       string             `json:"format"`
+	Version      int                `json:"version"`
 	Scenario     scenarios.Scenario `json:"scenario"`
 	EtcdVersions []string           `json:"etcd_versions"`
 	Seed         int64              `json:"seed"`
 	Start        time.Time          `json:"start"`
-	Stats        history.Stats      `json:"stats"`
-	Outcome      string             `json:"outcome"`
-	Verdict      string             `json:"verdict"`
-	Results      []validate.Result  `json:"results"`
+	validate.Input
 }
 
-// Report is everything a run recorded.
-type Report struct {
-	Summary    Summary
-	Clients    []history.Client
-	Injections []history.Injection
-	// Results carry porcupine's search for the visualization; on Load they
-	// come from summary.json without it.
-	Results []validate.Result
+// Summary is the run's outcome (summary.json), for people and for lists of
+// many runs. It is derived from the record by the checks.
+type Summary struct {
+	Scenario     string            `json:"scenario"`
+	EtcdVersions []string          `json:"etcd_versions"`
+	Seed         int64             `json:"seed"`
+	Stats        history.Stats     `json:"stats"`
+	Outcome      string            `json:"outcome"`
+	Verdict      string            `json:"verdict"`
+	Results      []validate.Result `json:"results"`
 }
 
-// Write writes r into dir, which may already hold member data dirs and logs.
-func Write(dir string, r Report) error {
-	if err := os.MkdirAll(filepath.Join(dir, HistoryDir), 0o755); err != nil {
+// Write writes the record, the summary and, when a result carries
+// porcupine's search, history.html into dir, which may already hold member
+// data dirs and logs.
+func Write(dir string, rec Record, sum Summary) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	r.Summary.Results = r.Results
-	if err := writeJSON(filepath.Join(dir, SummaryFile), r.Summary); err != nil {
+	rec.Format, rec.Version = Format, Version
+	rec.Clients = nonNil(rec.Clients)
+	rec.Injections = nonNil(rec.Injections)
+	if err := writeJSON(filepath.Join(dir, RecordFile), rec, ""); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, InjectionsFile), nonNil(r.Injections)); err != nil {
+	if err := writeJSON(filepath.Join(dir, SummaryFile), sum, "  "); err != nil {
 		return err
 	}
-	for _, c := range r.Clients {
-		if err := writeJSON(filepath.Join(dir, HistoryDir, fmt.Sprintf("client-%d.json", c.ID)), c); err != nil {
-			return err
-		}
-	}
-	for _, res := range r.Results {
+	for _, res := range sum.Results {
 		if res.Linearization == nil {
 			continue
 		}
 		info := *res.Linearization
-		info.AddAnnotations(Annotations(r.Injections))
+		info.AddAnnotations(Annotations(rec.Injections))
 		if err := porcupine.VisualizePath(model.Porcupine, info, filepath.Join(dir, HTMLFile)); err != nil {
 			return fmt.Errorf("report: writing %s: %w", HTMLFile, err)
 		}
@@ -90,10 +115,13 @@ func Annotations(injections []history.Injection) []porcupine.Annotation {
 	var out []porcupine.Annotation
 	for _, inj := range injections {
 		desc := inj.Name
-		if inj.Member != "" {
-			desc += " " + inj.Member
+		for _, t := range inj.Targets {
+			desc += " " + t
 		}
 		details := fmt.Sprintf("%s from %s to %s", desc, inj.Start.Round(time.Millisecond), inj.End.Round(time.Millisecond))
+		if inj.Effect > 0 {
+			details += fmt.Sprintf(", in effect from %s", inj.Effect.Round(time.Millisecond))
+		}
 		color := "#f7d08a"
 		if inj.Error != "" {
 			details += ": " + inj.Error
@@ -111,78 +139,100 @@ func Annotations(injections []history.Injection) []porcupine.Annotation {
 	return out
 }
 
-// Load reads a report directory written by Write.
-func Load(dir string) (Report, error) {
-	var r Report
+// Load reads the run record of a report directory written by Write.
+func Load(dir string) (Record, error) {
+	var rec Record
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return r, fmt.Errorf("%s is not a report directory (it must hold %s, %s and %s/client-N.json)", dir, SummaryFile, InjectionsFile, HistoryDir)
+		return rec, fmt.Errorf("%s is not a report directory (it must hold %s)", dir, RecordFile)
 	}
-	if err := readJSON(filepath.Join(dir, SummaryFile), &r.Summary); err != nil {
-		return r, err
+	path := filepath.Join(dir, RecordFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, "history")); err == nil {
+			return rec, fmt.Errorf("report %s was written by an older etcd-robustness (record version 1: history/client-N.json, no %s); this one reads version %d, so run the scenario again to check it", dir, RecordFile, Version)
+		}
+		return rec, fmt.Errorf("report %s is corrupt: %s is missing", dir, RecordFile)
 	}
-	r.Results = r.Summary.Results
-	if err := readJSON(filepath.Join(dir, InjectionsFile), &r.Injections); err != nil {
-		return r, err
-	}
-	files, err := filepath.Glob(filepath.Join(dir, HistoryDir, "client-*.json"))
 	if err != nil {
-		return r, fmt.Errorf("report: %w", err)
+		return rec, fmt.Errorf("report: %w", err)
 	}
-	if len(files) == 0 {
-		return r, fmt.Errorf("report %s is corrupt: no %s/client-N.json files", dir, HistoryDir)
+	// The header first, so that another version is named as such rather
+	// than reported as a field this version does not know.
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		var c history.Client
-		if err := readJSON(f, &c); err != nil {
-			return r, err
-		}
-		if err := checkClient(c); err != nil {
-			return r, fmt.Errorf("report %s is corrupt: %s: %w", dir, filepath.Base(f), err)
-		}
-		r.Clients = append(r.Clients, c)
+	if err := json.Unmarshal(b, &head); err != nil {
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
 	}
-	return r, nil
+	if head.Format != Format {
+		return rec, fmt.Errorf("report %s is corrupt: %s has format %q, not %q", dir, RecordFile, head.Format, Format)
+	}
+	if head.Version != Version {
+		return rec, fmt.Errorf("report %s: %s is version %d; this etcd-robustness reads version %d only", dir, RecordFile, head.Version, Version)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
+	}
+	if err := checkRecord(rec); err != nil {
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
+	}
+	return rec, nil
 }
 
-// checkClient rejects histories the model cannot read.
-func checkClient(c history.Client) error {
-	for i, op := range c.Operations {
-		switch {
-		case op.Request.Type != model.Txn || op.Request.Txn == nil:
-			return fmt.Errorf("operation %d: unknown request type %q (valid: %s)", i, op.Request.Type, model.Txn)
-		case op.Return < op.Call:
-			return fmt.Errorf("operation %d returns (%s) before it is called (%s)", i, op.Return, op.Call)
-		case !op.Response.Failed() && op.Response.Txn == nil:
-			return fmt.Errorf("operation %d: response has neither an error nor a result", i)
+// checkRecord rejects a record the checks cannot read.
+func checkRecord(rec Record) error {
+	if len(rec.Clients) == 0 {
+		return errors.New("it holds no client history")
+	}
+	for _, c := range rec.Clients {
+		for i, op := range c.Operations {
+			switch {
+			case op.Request.Kind() == "":
+				return fmt.Errorf("client %d operation %d: the request is empty", c.ID, i)
+			case op.Return < op.Call:
+				return fmt.Errorf("client %d operation %d returns (%s) before it is called (%s)", c.ID, i, op.Return, op.Call)
+			case op.Error == nil && op.Response == nil:
+				return fmt.Errorf("client %d operation %d has neither a response nor an error", c.ID, i)
+			case op.Error != nil && op.Error.Outcome != history.Failed && op.Error.Outcome != history.Unknown:
+				return fmt.Errorf("client %d operation %d: error outcome %q (valid: %s, %s)", c.ID, i, op.Error.Outcome, history.Failed, history.Unknown)
+			}
 		}
 	}
 	return nil
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// LoadSummary reads summary.json of a report directory.
+func LoadSummary(dir string) (Summary, error) {
+	var s Summary
+	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, fmt.Errorf("report %s is corrupt: %s is missing", dir, SummaryFile)
+	}
+	if err != nil {
+		return s, fmt.Errorf("report: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("report %s is corrupt: %s: %w", dir, SummaryFile, err)
+	}
+	return s, nil
+}
+
+func writeJSON(path string, v any, indent string) error {
+	var b []byte
+	var err error
+	if indent == "" {
+		b, err = json.Marshal(v)
+	} else {
+		b, err = json.MarshalIndent(v, "", indent)
+	}
 	if err != nil {
 		return fmt.Errorf("report: encoding %s: %w", filepath.Base(path), err)
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
-	}
-	return nil
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("report %s is corrupt: %s is missing", filepath.Dir(path), filepath.Base(path))
-	}
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("report %s is corrupt: %s: %w", filepath.Dir(path), filepath.Base(path), err)
 	}
 	return nil
 }

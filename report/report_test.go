@@ -10,37 +10,47 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
+	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
 	"github.com/etcd-robustness/etcd-robustness/model"
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
 	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
-func sample() Report {
-	ops := []history.Operation{
-		{ClientID: 0, Call: 1 * time.Millisecond, Return: 2 * time.Millisecond, Request: model.PutRequest("a", "1"),
-			Response: model.Response{Revision: 2, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{{}}}}},
-		{ClientID: 0, Call: 3 * time.Millisecond, Return: 4 * time.Millisecond, Request: model.PutRequest("a", "2"),
-			Response: model.Response{Error: "context deadline exceeded"}},
+func sample() (Record, Summary) {
+	put := ht.Put("a", "1")
+	clients := ht.Clients(
+		ht.Op(0, 1, 2, put, ht.PutOK(2)),
+		ht.Unknown(0, 3, 4, ht.Put("a", "2")),
+	)
+	rec := Record{
+		Scenario: scenarios.Scenario{Name: "default", Members: 3},
+		Seed:     7,
+		Input: validate.Input{
+			Clients:    clients,
+			Injections: []history.Injection{{Name: "kill", Targets: []string{"member-1"}, Start: time.Millisecond, Effect: 2 * time.Millisecond, End: 3 * time.Millisecond}},
+			FinalRead:  -1,
+			Persisted: &evidence.Log{FirstIndex: 1, CommitIndex: 1, Complete: true,
+				Entries: []evidence.Entry{{Index: 1, Term: 2, Request: &put}}},
+			EndStates: []evidence.MemberState{{Member: "member-0", Revision: 2, Hash: 42}},
+		},
 	}
-	clients := []history.Client{{ID: 0, Operations: ops}}
-	injections := []history.Injection{{Name: "kill", Member: "member-1", Start: time.Millisecond, End: 3 * time.Millisecond}}
-	pops := validate.PorcupineOperations(clients)
-	res, info := porcupine.CheckOperationsVerbose(model.Porcupine, pops, time.Second)
+	ops := validate.PorcupineOperations([]validate.Op{{ClientID: 0, Call: time.Millisecond, Return: 2 * time.Millisecond,
+		Request: model.PutRequest("a", "1"), Response: model.Response{Revision: 2, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{{}}}}}})
+	res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, time.Second)
 	if res != porcupine.Ok {
 		panic(res)
 	}
-	return Report{
-		Summary:    Summary{Seed: 7, Outcome: "PASS"},
-		Clients:    clients,
-		Injections: injections,
-		Results:    []validate.Result{{Validator: "linearizability", Verdict: validate.OK, Message: "fine", Linearization: &info}},
-	}
+	sum := Summary{Scenario: "default", Seed: 7, Outcome: "PASS",
+		Results: []validate.Result{{Validator: "linearizability", Verdict: validate.OK, Message: "fine", Linearization: &info}}}
+	return rec, sum
 }
 
 func TestWriteLoad(t *testing.T) {
 	dir := t.TempDir()
-	r := sample()
-	require.NoError(t, Write(dir, r))
+	rec, sum := sample()
+	require.NoError(t, Write(dir, rec, sum))
 	html, err := os.ReadFile(filepath.Join(dir, HTMLFile))
 	require.NoError(t, err)
 	require.Contains(t, string(html), "kill member-1", "the fault is annotated in the visualization")
@@ -48,40 +58,49 @@ func TestWriteLoad(t *testing.T) {
 
 	got, err := Load(dir)
 	require.NoError(t, err)
-	require.Equal(t, r.Clients, got.Clients)
-	require.Equal(t, r.Injections, got.Injections)
-	require.Equal(t, int64(7), got.Summary.Seed)
-	require.Equal(t, validate.OK, got.Results[0].Verdict)
+	rec.Format, rec.Version = Format, Version
+	require.Equal(t, rec, got, "the record is read back whole")
+	s, err := LoadSummary(dir)
+	require.NoError(t, err)
+	require.Equal(t, validate.OK, s.Results[0].Verdict)
 }
 
 func TestLoadCorrupt(t *testing.T) {
+	edit := func(from, to string) func(string) {
+		return func(dir string) {
+			p := filepath.Join(dir, RecordFile)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, []byte(strings.Replace(string(b), from, to, 1)), 0o644)
+		}
+	}
 	tests := []struct {
 		name   string
 		damage func(dir string)
 		want   string
 	}{
 		{"not a directory", func(dir string) { os.RemoveAll(dir) }, "is not a report directory"},
-		{"summary missing", func(dir string) { os.Remove(filepath.Join(dir, SummaryFile)) }, "summary.json is missing"},
-		{"summary not JSON", func(dir string) { os.WriteFile(filepath.Join(dir, SummaryFile), []byte("{oops"), 0o644) }, "summary.json"},
-		{"no histories", func(dir string) { os.RemoveAll(filepath.Join(dir, HistoryDir)) }, "no history/client-N.json files"},
-		{"truncated history", func(dir string) {
-			p := filepath.Join(dir, HistoryDir, "client-0.json")
+		{"record missing", func(dir string) { os.Remove(filepath.Join(dir, RecordFile)) }, "record.json is missing"},
+		{"an older report", func(dir string) {
+			os.Remove(filepath.Join(dir, RecordFile))
+			os.MkdirAll(filepath.Join(dir, "history"), 0o755)
+		}, "written by an older etcd-robustness (record version 1"},
+		{"truncated record", func(dir string) {
+			p := filepath.Join(dir, RecordFile)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)/2], 0o644)
-		}, "client-0.json"},
-		{"unknown request type", func(dir string) {
-			p := filepath.Join(dir, HistoryDir, "client-0.json")
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, []byte(strings.Replace(string(b), `"type": "txn"`, `"type": "lease"`, 1)), 0o644)
-		}, `unknown request type "lease" (valid: txn)`},
-		{"unknown field", func(dir string) {
-			os.WriteFile(filepath.Join(dir, InjectionsFile), []byte(`[{"nme": "kill"}]`), 0o644)
-		}, `unknown field "nme"`},
+		}, "is corrupt: record.json: unexpected end of JSON input"},
+		{"garbled record", edit(`"clients":[`, `"clients":{`), "is corrupt: record.json"},
+		{"another version", edit(`"version":2`, `"version":3`), "record.json is version 3; this etcd-robustness reads version 2 only"},
+		{"not a record", edit(`"format":"etcd-robustness run record"`, `"format":"x"`), `record.json has format "x"`},
+		{"unknown field", edit(`"seed":7`, `"sed":7`), `unknown field "sed"`},
+		{"empty request", edit(`"request":{"put":{"key":"a","value":"2"}}`, `"request":{}`), "client 0 operation 1: the request is empty"},
+		{"bad outcome", edit(`"outcome":"unknown"`, `"outcome":"maybe"`), `error outcome "maybe" (valid: failed, unknown)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			require.NoError(t, Write(dir, sample()))
+			rec, sum := sample()
+			require.NoError(t, Write(dir, rec, sum))
 			tc.damage(dir)
 			_, err := Load(dir)
 			require.Error(t, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,8 +20,8 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
-	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/report"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
 	"github.com/etcd-robustness/etcd-robustness/traffic"
@@ -147,38 +148,47 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
 	clients = append(clients, finalRead(ctx, lg, cl, clock, sc.Clients))
-	// Stop the members so their data dirs are at rest in the report.
+	in := validate.Input{Clients: clients, Injections: injections, FinalRead: sc.Clients}
+	in.EndStates = endStates(ctx, lg, cl)
+	// Stop the members so their data dirs are at rest, then read what they
+	// persisted.
 	if err := cl.Close(); err != nil {
 		lg.Warn("stopping the cluster", zap.Error(err))
 	}
+	in.Persisted, in.EvidenceError = readEvidence(lg, cl)
 
-	stats := history.Count(clients)
-	lg.Info("checking the history", zap.Int("operations", stats.Operations))
-	results := validate.All(ctx, validate.Input{Clients: clients, Injections: injections},
-		validate.Linearizability{Timeout: cfg.CheckTimeout})
+	rec := report.Record{Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(), Input: in}
+	res := Check(ctx, lg, rec, validate.Options{CheckTimeout: cfg.CheckTimeout, Visualize: cfg.KeepPassing})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
-	res := &Result{Results: results, Injections: injections, Stats: stats}
-	res.Outcome = OutcomeOf(results, injections)
-
 	if res.Outcome != Pass || cfg.KeepPassing {
 		keep = true
 		res.Dir = dir
-		err := report.Write(dir, report.Report{
-			Summary: report.Summary{
-				Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(),
-				Stats: res.Stats, Outcome: string(res.Outcome), Verdict: res.Verdict(),
-			},
-			Clients:    clients,
-			Injections: injections,
-			Results:    results,
-		})
-		if err != nil {
+		if err := report.Write(dir, rec, res.Summary(rec)); err != nil {
 			return res, setupErr("writing the report: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// Check runs every validation stage over a run record: the same stages for
+// a run and for a saved report checked again.
+func Check(ctx context.Context, lg *zap.Logger, rec report.Record, o validate.Options) *Result {
+	stats := history.Count(rec.Clients)
+	lg.Info("checking the history", zap.Int("operations", stats.Operations))
+	results := validate.Run(ctx, rec.Input, o)
+	for _, r := range results {
+		lg.Info("stage", zap.String("name", r.Validator), zap.String("verdict", string(r.Verdict)),
+			zap.Duration("took", r.Took.Round(time.Millisecond)))
+	}
+	return &Result{Results: results, Injections: rec.Injections, Stats: stats, Outcome: OutcomeOf(results, rec.Injections)}
+}
+
+// Summary is the result as the report's summary.json keeps it.
+func (r *Result) Summary(rec report.Record) report.Summary {
+	return report.Summary{Scenario: rec.Scenario.Name, EtcdVersions: rec.EtcdVersions, Seed: rec.Seed,
+		Stats: r.Stats, Outcome: string(r.Outcome), Verdict: r.Verdict(), Results: r.Results}
 }
 
 // OutcomeOf folds the validators' verdicts and the injections into one answer.
@@ -200,12 +210,17 @@ func OutcomeOf(results []validate.Result, injections []history.Injection) Outcom
 	return out
 }
 
+// finalReadTimeout bounds the final read, retries included.
+const finalReadTimeout = 30 * time.Second
+
 // finalRead reads every key once the cluster is healthy again. Acknowledged
-// writes that a crash lost show up here even if no client read them.
+// writes that a crash lost show up here even if no client read them. It
+// retries with backoff for a bounded time; if no attempt succeeds, the
+// final-read stage makes the run inconclusive.
 func finalRead(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, id int) history.Client {
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, finalReadTimeout)
 	defer cancel()
-	if err := cl.WaitHealthy(waitCtx); err != nil {
+	if err := cl.WaitHealthy(ctx); err != nil {
 		lg.Warn("cluster not healthy before the final read", zap.Error(err))
 	}
 	c, err := client.New(cl.Endpoints(), id, clock, 0)
@@ -214,12 +229,53 @@ func finalRead(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 		return history.Client{ID: id}
 	}
 	defer c.Close()
-	for attempt := 0; attempt < 5; attempt++ {
-		if !c.Do(ctx, model.RangeAllRequest()).Failed() {
-			break
+	backoff := 100 * time.Millisecond
+	for {
+		op := c.Do(ctx, history.RangeAll())
+		if op.Error == nil {
+			return c.History()
 		}
+		lg.Warn("final read failed; retrying", zap.Stringer("error", op.Error), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			lg.Warn("final read never succeeded", zap.Duration("within", finalReadTimeout))
+			return c.History()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	return c.History()
+}
+
+// endStates takes every member's end state, all at once.
+func endStates(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster) []evidence.MemberState {
+	members := cl.Members()
+	out := make([]evidence.MemberState, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL()) })
+	}
+	wg.Wait()
+	return out
+}
+
+// readEvidence reads every member's WAL and merges them into the committed
+// log, or says why it could not.
+func readEvidence(lg *zap.Logger, cl *cluster.Cluster) (*evidence.Log, string) {
+	var wals []evidence.MemberWAL
+	for _, m := range cl.Members() {
+		w := evidence.ReadWAL(lg, m.Name(), m.DataDir())
+		if w.Error != "" {
+			lg.Warn("reading a member's WAL", zap.String("member", m.Name()), zap.String("error", w.Error))
+		}
+		wals = append(wals, w)
+	}
+	log, err := evidence.Merge(wals)
+	if err != nil {
+		lg.Warn("merging the members' WALs", zap.Error(err))
+		return nil, err.Error()
+	}
+	lg.Info("read the members' WALs", zap.Int("committed", len(log.Entries)), zap.Bool("complete", log.Complete))
+	return &log, ""
 }
 
 // memberBinaries picks each member's etcd executable.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/etcd-robustness/etcd-robustness/model"
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 func init() { register(EtcdKV{Keys: 10}) }
@@ -38,45 +38,48 @@ func (p EtcdKV) Run(ctx context.Context, c Doer, env Env) {
 			return
 		}
 		key := fmt.Sprintf("key-%d", env.Rand.Intn(p.Keys))
-		var req model.Request
+		var req history.Request
 		switch n := env.Rand.Intn(100); {
 		case n < getWeight:
-			req = model.GetRequest(key)
+			req = history.Get(key)
 		case n < getWeight+putWeight:
-			req = model.PutRequest(key, env.UniqueValue(seq))
+			req = history.Put(key, env.UniqueValue(seq))
 		case n < getWeight+putWeight+deleteWeight:
-			req = model.DeleteRequest(key)
+			req = history.Delete(key)
 		default:
-			req = model.CompareAndSetRequest(key, lastRev[key], env.UniqueValue(seq))
+			req = history.CompareAndSet(key, lastRev[key], env.UniqueValue(seq))
 		}
-		resp := c.Do(ctx, req)
+		op := c.Do(ctx, req)
 		if ctx.Err() != nil {
 			return
 		}
-		observe(lastRev, key, req, resp)
+		observe(lastRev, key, op)
 	}
 }
 
-// observe updates what the client knows of key's mod revision.
-func observe(lastRev map[string]int64, key string, req model.Request, resp model.Response) {
-	if resp.Failed() || resp.Txn == nil {
+// observe updates what the client knows of key's mod revision from etcd's
+// answer.
+func observe(lastRev map[string]int64, key string, op history.Operation) {
+	r := op.Response
+	if op.Error != nil || r == nil {
 		return
 	}
-	ops := req.Txn.Then
-	if !resp.Txn.Succeeded {
-		ops = req.Txn.Else
-	}
-	for i, op := range ops {
-		switch op.Type {
-		case model.OpPut:
-			lastRev[key] = resp.Revision
-		case model.OpDelete:
-			lastRev[key] = 0
-		case model.OpRange:
-			lastRev[key] = 0
-			if i < len(resp.Txn.Results) && len(resp.Txn.Results[i].KVs) == 1 {
-				lastRev[key] = resp.Txn.Results[i].KVs[0].ModRevision
-			}
+	readKV := func(rr *history.RangeResponse) {
+		lastRev[key] = 0
+		if rr != nil && len(rr.KVs) == 1 {
+			lastRev[key] = rr.KVs[0].ModRevision
 		}
+	}
+	switch {
+	case r.Put != nil:
+		lastRev[key] = r.Header.Revision
+	case r.DeleteRange != nil:
+		lastRev[key] = 0
+	case r.Range != nil:
+		readKV(r.Range)
+	case r.Txn != nil && r.Txn.Succeeded:
+		lastRev[key] = r.Header.Revision // the compare-and-set's put
+	case r.Txn != nil && len(r.Txn.Responses) == 1:
+		readKV(r.Txn.Responses[0].Range)
 	}
 }

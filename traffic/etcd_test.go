@@ -24,14 +24,59 @@ type memoryClient struct {
 	rec  *history.Recorder
 }
 
-func (c *memoryClient) Do(_ context.Context, req model.Request) model.Response {
+func (c *memoryClient) Do(_ context.Context, req history.Request) history.Operation {
 	call := c.rec.Now()
+	mreq, err := model.RequestFromRecord(req)
+	if err != nil {
+		panic(err)
+	}
 	c.etcd.mu.Lock()
-	next, resp := c.etcd.state.Apply(req)
+	next, resp := c.etcd.state.Apply(mreq)
 	c.etcd.state = next
 	c.etcd.mu.Unlock()
-	c.rec.Record(call, req, resp)
-	return resp
+	c.rec.Record(call, req, toRecord(req, resp), nil)
+	ops := c.rec.Client().Operations
+	return ops[len(ops)-1]
+}
+
+// toRecord writes the model's response the way etcd would send it.
+func toRecord(req history.Request, resp model.Response) *history.Response {
+	out := &history.Response{Header: history.Header{Revision: resp.Revision}}
+	rng := func(res model.OpResult) *history.RangeResponse {
+		r := &history.RangeResponse{Count: int64(len(res.KVs))}
+		for _, kv := range res.KVs {
+			r.KVs = append(r.KVs, history.KeyValue{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
+		}
+		return r
+	}
+	res := resp.Txn.Results
+	switch {
+	case req.Range != nil:
+		out.Range = rng(res[0])
+	case req.Put != nil:
+		out.Put = &history.PutResponse{}
+	case req.DeleteRange != nil:
+		out.DeleteRange = &history.DeleteRangeResponse{Deleted: res[0].Deleted}
+	case req.Txn != nil:
+		out.Txn = &history.TxnResponse{Succeeded: resp.Txn.Succeeded}
+		ops := req.Txn.Success
+		if !resp.Txn.Succeeded {
+			ops = req.Txn.Failure
+		}
+		for i, op := range ops {
+			var r history.ResponseOp
+			switch {
+			case op.Range != nil:
+				r.Range = rng(res[i])
+			case op.Put != nil:
+				r.Put = &history.PutResponse{}
+			case op.DeleteRange != nil:
+				r.DeleteRange = &history.DeleteRangeResponse{Deleted: res[i].Deleted}
+			}
+			out.Txn.Responses = append(out.Txn.Responses, r)
+		}
+	}
+	return out
 }
 
 func TestEtcdKVAgainstACorrectEtcd(t *testing.T) {
@@ -66,25 +111,22 @@ func TestEtcdKVAgainstACorrectEtcd(t *testing.T) {
 	casSucceeded := 0
 	for _, c := range hs {
 		for _, op := range c.Operations {
-			txn := op.Request.Txn
-			kinds[string(txn.Then[0].Type)+map[bool]string{true: "-cas", false: ""}[len(txn.Conditions) > 0]]++
-			for _, o := range txn.Then {
-				if o.Type == model.OpPut {
-					require.False(t, values[o.Value], "value %s written twice", o.Value)
-					values[o.Value] = true
-				}
+			kinds[op.Request.Kind()]++
+			for _, v := range op.Request.PutValues() {
+				require.False(t, values[v], "value %s written twice", v)
+				values[v] = true
 			}
-			if len(txn.Conditions) > 0 && op.Response.Txn.Succeeded {
+			if op.Request.Txn != nil && op.Response.Txn.Succeeded {
 				casSucceeded++
 			}
 		}
 	}
-	for _, k := range []string{"range", "put", "delete", "put-cas"} {
+	for _, k := range []string{"range", "put", "delete_range", "txn"} {
 		require.Positive(t, kinds[k], "the mix sends %s", k)
 	}
 	require.Positive(t, casSucceeded, "compare-and-set uses revisions the client saw, so some succeed")
-	r := validate.Linearizability{}.Validate(context.Background(), validate.Input{Clients: hs})
-	require.Equal(t, validate.OK, r.Verdict, r.Message)
+	r := validate.All(context.Background(), validate.Input{Clients: hs, FinalRead: -1}, validate.Linearizability{})
+	require.Equal(t, validate.OK, r[0].Verdict, r[0].Message)
 }
 
 func TestLookupUnknownProfile(t *testing.T) {

@@ -18,13 +18,12 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/history"
-	"github.com/etcd-robustness/etcd-robustness/model"
 )
 
-// Doer sends one request and returns etcd's answer; the client package's
-// recording client is one.
+// Doer sends one request and returns the recorded operation: etcd's
+// response or its error. The client package's recording client is one.
 type Doer interface {
-	Do(ctx context.Context, req model.Request) model.Response
+	Do(ctx context.Context, req history.Request) history.Operation
 }
 
 // Env is what a profile's client loop gets besides its client.

@@ -15,20 +15,36 @@ import (
 // DefaultLinearizabilityTimeout bounds porcupine's search.
 const DefaultLinearizabilityTimeout = time.Minute
 
-// Linearizability checks the KV history against model.Porcupine.
+// Linearizability checks the patched history against model.Porcupine.
 type Linearizability struct {
 	// Timeout bounds the search; zero means DefaultLinearizabilityTimeout.
 	Timeout time.Duration
+	// Visualize keeps porcupine's search for the report also when the
+	// history is linearizable; a violation always keeps it.
+	Visualize bool
 }
 
 // Name implements Validator.
 func (Linearizability) Name() string { return "linearizability" }
 
 // Validate implements Validator.
-func (l Linearizability) Validate(ctx context.Context, in Input) Result {
-	stats := history.Count(in.Clients)
-	if stats.Operations == 0 {
+func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
+	if c.Patched == nil {
+		// Run alone (without the patch stage): check the history as
+		// recorded, every write of unknown outcome left open.
+		p, ops := derive(c.Clients)
+		for _, o := range ops {
+			p.Ops = append(p.Ops, o.Op)
+		}
+		p.Open = countOpen(ops)
+		c.Patched = p
+	}
+	p := c.Patched
+	if len(p.Ops) == 0 {
 		return Result{Verdict: Inconclusive, Message: "the history is empty"}
+	}
+	if len(p.Unsupported) > 0 {
+		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d writes are of kinds the model does not check yet, e.g. %s", len(p.Unsupported), p.Unsupported[0])}
 	}
 	timeout := l.Timeout
 	if timeout == 0 {
@@ -37,98 +53,111 @@ func (l Linearizability) Validate(ctx context.Context, in Input) Result {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	ops := PorcupineOperations(in.Clients)
+	ops := PorcupineOperations(p.Ops)
 	start := time.Now()
-	// porcupine takes no context; run it aside so that a cancelled run
-	// (Ctrl-C) does not wait for the search to end.
-	type check struct {
-		res  porcupine.CheckResult
-		info porcupine.LinearizationInfo
-	}
-	done := make(chan check, 1)
-	go func() {
-		res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, timeout)
-		done <- check{res, info}
-	}()
-	var res porcupine.CheckResult
-	var info porcupine.LinearizationInfo
-	select {
-	case c := <-done:
-		res, info = c.res, c.info
-	case <-ctx.Done():
-		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), ctx.Err())}
+	res, err := porcupineCheck(ctx, ops, timeout, false)
+	if err != nil {
+		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), err)}
 	}
 	took := time.Since(start).Round(time.Millisecond)
-	r := Result{Linearization: &info}
-	switch res {
+	var r Result
+	switch res.result {
 	case porcupine.Ok:
+		c.Linearizable = true
 		// A violation needs no writes to be shown, but a pass does: a
-		// history without a successful write exercises nothing.
-		if stats.SuccessfulWrites == 0 {
-			r.Verdict = Inconclusive
-			r.Message = fmt.Sprintf("none of %d operations is a successful write", stats.Operations)
-			break
+		// history in which no write is known to have taken effect
+		// exercises nothing.
+		if history.Count(c.Clients).SuccessfulWrites+p.Applied+p.Server == 0 {
+			return Result{Verdict: Inconclusive, Message: fmt.Sprintf("none of %d operations is a write known to have taken effect", len(ops))}
 		}
-		r.Verdict = OK
-		r.Message = fmt.Sprintf("%d operations are linearizable (checked in %s)", len(ops), took)
+		r = Result{Verdict: OK, Message: fmt.Sprintf("%d operations are linearizable (%d of unknown outcome left open; checked in %s)", len(ops), p.Open, took)}
+		if !l.Visualize {
+			return r
+		}
 	case porcupine.Illegal:
-		r.Verdict = Illegal
-		r.Message = fmt.Sprintf("%d operations are not linearizable: %s", len(ops), firstStuck(ops, info))
+		r = Result{Verdict: Illegal, Message: fmt.Sprintf("%d operations are not linearizable", len(ops))}
 	default:
-		r.Verdict = TimedOut
-		r.Message = fmt.Sprintf("checking %d operations did not finish within %s", len(ops), timeout)
+		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations did not finish within %s", len(ops), timeout)}
+	}
+	// The search again, keeping what the visualization and the
+	// explanation need: it costs more than the plain check.
+	verbose, err := porcupineCheck(ctx, ops, timeout, true)
+	if err != nil || verbose.result != res.result {
+		if r.Verdict == Illegal {
+			r.Message += "; see the history visualization"
+		}
+		return r
+	}
+	r.Linearization = &verbose.info
+	if r.Verdict == Illegal {
+		r.Message += ": " + firstStuck(ops, verbose.info)
 	}
 	return r
 }
 
-// PorcupineOperations turns recorded client histories into porcupine's input.
-//
-//   - A failed read is dropped: it tells nothing.
-//   - A failed write may take effect at any time after its call, even after
-//     every other operation, so it returns after the end of the history.
-//   - Porcupine shows one row per client and expects a client's operations
-//     not to overlap; once a client's write fails it stays pending, so the
-//     client's later operations move to a new row.
-func PorcupineOperations(clients []history.Client) []porcupine.Operation {
-	sorted := append([]history.Client(nil), clients...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-	var end time.Duration
-	for _, c := range sorted {
-		for _, op := range c.Operations {
-			end = max(end, op.Return)
+type porcupineResult struct {
+	result porcupine.CheckResult
+	info   porcupine.LinearizationInfo
+}
+
+// porcupineCheck runs porcupine aside, since it takes no context, so that a
+// cancelled run (Ctrl-C) does not wait for the search to end.
+func porcupineCheck(ctx context.Context, ops []porcupine.Operation, timeout time.Duration, verbose bool) (porcupineResult, error) {
+	done := make(chan porcupineResult, 1)
+	go func() {
+		if verbose {
+			res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, timeout)
+			done <- porcupineResult{res, info}
+			return
 		}
+		done <- porcupineResult{result: porcupine.CheckOperationsTimeout(model.Porcupine, ops, timeout)}
+	}()
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		return porcupineResult{}, ctx.Err()
 	}
-	var ops []porcupine.Operation
-	row := 0
-	for _, c := range sorted {
-		used := false
-		for _, op := range c.Operations {
-			ret := op.Return
-			if op.Response.Failed() {
-				if !op.Request.IsWrite() {
-					continue
-				}
-				ret = end + 1
-			}
-			ops = append(ops, porcupine.Operation{
-				ClientId: row,
-				Input:    op.Request,
-				Call:     int64(op.Call),
-				Output:   op.Response,
-				Return:   int64(ret),
-				Metadata: op.ClientID,
-			})
-			used = true
-			if op.Response.Failed() {
-				row++
-				used = false
-			}
+}
+
+// PorcupineOperations turns the patched history into porcupine's input.
+// An open operation returns after the end of the history. Porcupine shows
+// one row per client and expects a client's operations not to overlap; an
+// operation whose return was moved past the client's next call puts the
+// client's later operations on a new row.
+func PorcupineOperations(patched []Op) []porcupine.Operation {
+	ops := append([]Op(nil), patched...)
+	sort.SliceStable(ops, func(i, j int) bool {
+		if ops[i].ClientID != ops[j].ClientID {
+			return ops[i].ClientID < ops[j].ClientID
 		}
-		if used {
+		return ops[i].Call < ops[j].Call
+	})
+	var end time.Duration
+	for _, o := range ops {
+		end = max(end, o.Return, o.Call)
+	}
+	out := make([]porcupine.Operation, 0, len(ops))
+	row, busyUntil, lastClient := -1, time.Duration(0), 0
+	for i, o := range ops {
+		ret := o.Return
+		if o.Open {
+			ret = end + 1
+		}
+		if i == 0 || o.ClientID != lastClient || o.Call <= busyUntil {
 			row++
 		}
+		lastClient, busyUntil = o.ClientID, ret
+		out = append(out, porcupine.Operation{
+			ClientId: row,
+			Input:    o.Request,
+			Call:     int64(o.Call),
+			Output:   o.Response,
+			Return:   int64(ret),
+			Metadata: o.Source,
+		})
 	}
-	return ops
+	return out
 }
 
 // firstStuck names the operation the checker could not get past: among the
@@ -158,7 +187,7 @@ func firstStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) str
 	if stuck == nil {
 		return "see the history visualization"
 	}
-	return fmt.Sprintf("no linearization gets past %s (client %v, called at %s, %d of %d operations linearized)",
+	return fmt.Sprintf("no linearization gets past %s (%v, called at %s, %d of %d operations linearized)",
 		model.Describe(stuck.Input.(model.Request), stuck.Output.(model.Response)), stuck.Metadata,
 		time.Duration(stuck.Call).Round(time.Millisecond), len(longest), len(ops))
 }

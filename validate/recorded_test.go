@@ -1,8 +1,10 @@
 package validate
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,57 +15,137 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
-// loadRecorded reads client histories that a real run saved under testdata.
-func loadRecorded(t testing.TB, name string) []history.Client {
+// loadRecorded reads the run record a real run saved under testdata (see
+// testdata/*/README): the input of every check, evidence included.
+func loadRecorded(t testing.TB, name string) (Input, time.Duration) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", name, "client-*.json"))
+	f, err := os.Open(filepath.Join("testdata", name, "record.json.gz"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	var clients []history.Client
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		var c history.Client
-		require.NoError(t, json.Unmarshal(b, &c))
-		clients = append(clients, c)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	var rec struct {
+		Scenario struct {
+			Duration time.Duration `json:"duration"`
+		} `json:"scenario"`
+		Input
 	}
-	return clients
+	require.NoError(t, json.NewDecoder(zr).Decode(&rec))
+	require.NotNil(t, rec.Persisted, "the record holds the members' committed log")
+	return rec.Input, rec.Scenario.Duration
 }
 
-// recorded are histories of real runs against etcd (see testdata/*/README).
-var recorded = []string{"v3.7.3-raftBeforeSave"}
+// recorded are records of real runs against etcd (see testdata/*/README).
+var recorded = []string{"v3.7.3-3members-2000qps-kill"}
 
 func TestRecordedHistories(t *testing.T) {
 	for _, name := range recorded {
 		t.Run(name, func(t *testing.T) {
-			clients := loadRecorded(t, name)
-			r := Linearizability{Timeout: time.Minute}.Validate(context.Background(), Input{Clients: clients})
-			require.Equal(t, OK, r.Verdict, r.Message)
+			in, _ := loadRecorded(t, name)
+			rs := Run(context.Background(), in, Options{})
+			for _, r := range rs {
+				require.Equal(t, OK, r.Verdict, "%s: %s", r.Validator, r.Message)
+			}
 
-			// Lose one acknowledged write: the final read (the last
-			// client's only operation) no longer shows its first key.
-			final := &clients[len(clients)-1].Operations[0]
-			kvs := final.Response.Txn.Results[0].KVs
-			require.NotEmpty(t, kvs)
-			final.Response.Txn.Results[0].KVs = kvs[1:]
-			r = Linearizability{Timeout: time.Minute}.Validate(context.Background(), Input{Clients: clients})
-			require.Equal(t, Illegal, r.Verdict, r.Message)
+			// Lose one acknowledged write: the final read no longer shows
+			// its first key.
+			in, _ = loadRecorded(t, name)
+			final := finalReadOp(t, in)
+			require.NotEmpty(t, final.Response.Range.KVs)
+			final.Response.Range.KVs = final.Response.Range.KVs[1:]
+			rs = Run(context.Background(), in, Options{})
+			require.Equal(t, Illegal, rs[2].Verdict, rs[2].Message)
 		})
 	}
 }
 
-func BenchmarkLinearizability(b *testing.B) {
-	for _, name := range recorded {
-		b.Run(name, func(b *testing.B) {
-			clients := loadRecorded(b, name)
-			in := Input{Clients: clients}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if r := (Linearizability{}).Validate(context.Background(), in); r.Verdict != OK {
-					b.Fatal(r.Message)
-				}
+func finalReadOp(t testing.TB, in Input) *history.Operation {
+	for i := range in.Clients {
+		if c := &in.Clients[i]; c.ID == in.FinalRead {
+			ops := c.Operations
+			return &ops[len(ops)-1]
+		}
+	}
+	t.Fatal("no final read")
+	return nil
+}
+
+// failWindow makes every request called in [from, from+d) time out with an
+// unknown outcome, as when a paused leader stalls every client: the writes
+// among them were applied all the same.
+func failWindow(in Input, from, d time.Duration) (n int) {
+	for ci := range in.Clients {
+		for oi := range in.Clients[ci].Operations {
+			op := &in.Clients[ci].Operations[oi]
+			if in.Clients[ci].ID != in.FinalRead && op.Call >= from && op.Call < from+d && op.Error == nil {
+				op.Response = nil
+				op.Error = &history.Error{Code: "DeadlineExceeded", Message: "context deadline exceeded", Outcome: history.Unknown}
+				n++
 			}
-			b.ReportMetric(float64(history.Count(clients).Operations), "operations")
-		})
+		}
+	}
+	return n
+}
+
+// failWrites makes n random successful writes time out with an unknown
+// outcome.
+func failWrites(in Input, n int, seed int64) {
+	var writes []*history.Operation
+	for ci := range in.Clients {
+		for oi := range in.Clients[ci].Operations {
+			if op := &in.Clients[ci].Operations[oi]; op.Error == nil && !op.Request.ReadOnly() {
+				writes = append(writes, op)
+			}
+		}
+	}
+	r := rand.New(rand.NewSource(seed))
+	for _, i := range r.Perm(len(writes))[:n] {
+		writes[i].Response = nil
+		writes[i].Error = &history.Error{Code: "Unavailable", Message: "error reading from server: EOF", Outcome: history.Unknown}
+	}
+}
+
+func TestRecordedWithUnknownOutcomes(t *testing.T) {
+	for _, name := range recorded {
+		in, _ := loadRecorded(t, name)
+		n := failWindow(in, 3*time.Second, 2*time.Second)
+		require.Greater(t, n, 1000)
+		rs := Run(context.Background(), in, Options{})
+		for _, r := range rs {
+			require.Equal(t, OK, r.Verdict, "%s: %s", r.Validator, r.Message)
+		}
+	}
+}
+
+// BenchmarkCheck measures every stage over a recorded run, the patch
+// included, and reports the check's time as a share of the traffic's.
+func BenchmarkCheck(b *testing.B) {
+	cases := []struct {
+		name   string
+		mutate func(in Input)
+	}{
+		{"as-recorded", func(Input) {}},
+		{"2s-window-unknown", func(in Input) { failWindow(in, 3*time.Second, 2*time.Second) }},
+		{"200-unknown-writes", func(in Input) { failWrites(in, 200, 1) }},
+	}
+	for _, name := range recorded {
+		for _, tc := range cases {
+			b.Run(name+"/"+tc.name, func(b *testing.B) {
+				in, traffic := loadRecorded(b, name)
+				tc.mutate(in)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for _, r := range Run(context.Background(), in, Options{}) {
+						if r.Verdict != OK {
+							b.Fatalf("%s: %s", r.Validator, r.Message)
+						}
+					}
+				}
+				b.StopTimer()
+				perOp := b.Elapsed() / time.Duration(b.N)
+				b.ReportMetric(float64(history.Count(in.Clients).Operations), "operations")
+				b.ReportMetric(100*perOp.Seconds()/traffic.Seconds(), "%-of-traffic")
+			})
+		}
 	}
 }

@@ -1,13 +1,27 @@
-// Package validate checks a recorded history against etcd's guarantees. Each
-// guarantee is a Validator; the runner runs them all and a run passes only if
-// every one says OK.
+// Package validate checks a run's record against etcd's guarantees, in
+// stages. Each stage is a Validator; Stages is the one ordered list that
+// both a run and `check DIR` use:
+//
+//  1. evidence: the committed raft log read from the members' WALs is
+//     there, and the members agree on it;
+//  2. patch: requests whose outcome is unknown are settled with that log
+//     (applied, with a bound on when; or never applied);
+//  3. linearizability: porcupine checks the patched history against the
+//     model;
+//  4. final-read: the read of every key after the faults succeeded, so
+//     acknowledged writes that no client read were checked too.
+//
+// Later stages read what earlier ones derived (the Check). A stage that
+// cannot run says why, and a run passes only if every stage says OK.
 package validate
 
 import (
 	"context"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
@@ -22,15 +36,26 @@ const (
 	Illegal Verdict = "illegal"
 	// TimedOut: the check did not finish in time. Never a pass.
 	TimedOut Verdict = "timed out"
-	// Inconclusive: the history cannot show anything, e.g. it is empty or
-	// has no successful write. Never a pass.
+	// Inconclusive: the check could not show anything, e.g. the history is
+	// empty or the evidence it needs is missing. Never a pass.
 	Inconclusive Verdict = "inconclusive"
 )
 
-// Input is what validators look at.
+// Input is everything the checks read: what the clients recorded, the
+// faults, and what the members persisted and ended with.
 type Input struct {
-	Clients    []history.Client
-	Injections []history.Injection
+	Clients    []history.Client    `json:"clients"`
+	Injections []history.Injection `json:"injections"`
+	// FinalRead is the ID of the client that read every key once the faults
+	// were over; -1 if the run made no final read.
+	FinalRead int `json:"final_read_client"`
+	// Persisted is the committed raft log, from the members' WALs; nil if
+	// it could not be read (EvidenceError says why).
+	Persisted     *evidence.Log `json:"persisted,omitempty"`
+	EvidenceError string        `json:"evidence_error,omitempty"`
+	// EndStates are each member's revision, compact revision and hash of
+	// the key space when traffic was over.
+	EndStates []evidence.MemberState `json:"end_states,omitempty"`
 }
 
 // Result is one validator's verdict on a history.
@@ -39,26 +64,69 @@ type Result struct {
 	Verdict   Verdict `json:"verdict"`
 	// Message explains the verdict in one line.
 	Message string `json:"message"`
+	// Took is how long the stage ran.
+	Took time.Duration `json:"took"`
 	// Linearization holds porcupine's search, for the visualization in the
-	// report. Only the linearizability validator sets it.
+	// report. Only the linearizability stage sets it, and only when asked to.
 	Linearization *porcupine.LinearizationInfo `json:"-"`
 }
 
 // Passed reports whether the verdict is OK.
 func (r Result) Passed() bool { return r.Verdict == OK }
 
-// Validator checks one guarantee.
-type Validator interface {
-	Name() string
-	Validate(ctx context.Context, in Input) Result
+// Check is the input and what the stages derived from it so far.
+type Check struct {
+	Input
+	// Patched is the history the linearizability check reads; the patch
+	// stage sets it.
+	Patched *Patched
+	// Linearizable is set once porcupine has found the patched history
+	// linearizable.
+	Linearizable bool
 }
 
-// All runs every validator in order.
+// Validator checks one guarantee, or derives what later ones need.
+type Validator interface {
+	Name() string
+	Validate(ctx context.Context, c *Check) Result
+}
+
+// Options tune the stages.
+type Options struct {
+	// CheckTimeout bounds the linearizability search; zero means
+	// DefaultLinearizabilityTimeout.
+	CheckTimeout time.Duration
+	// Visualize keeps porcupine's search for history.html also when the
+	// history is linearizable. A violation always keeps it.
+	Visualize bool
+}
+
+// Stages is the ordered list of validators, the same for a run and for a
+// saved report checked again.
+func Stages(o Options) []Validator {
+	return []Validator{
+		EvidenceStage{},
+		PatchStage{},
+		Linearizability{Timeout: o.CheckTimeout, Visualize: o.Visualize},
+		FinalRead{},
+	}
+}
+
+// Run checks in through every stage in order and returns each stage's
+// result.
+func Run(ctx context.Context, in Input, o Options) []Result {
+	return All(ctx, in, Stages(o)...)
+}
+
+// All runs the given validators in order over one Check.
 func All(ctx context.Context, in Input, validators ...Validator) []Result {
+	c := &Check{Input: in}
 	results := make([]Result, 0, len(validators))
 	for _, v := range validators {
-		r := v.Validate(ctx, in)
+		start := time.Now()
+		r := v.Validate(ctx, c)
 		r.Validator = v.Name()
+		r.Took = time.Since(start)
 		results = append(results, r)
 	}
 	return results

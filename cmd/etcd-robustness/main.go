@@ -188,14 +188,17 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if fs.NArg() != 1 {
 		return usageErr(stderr, errors.New("usage: etcd-robustness check [--check-timeout D] REPORT_DIR"))
 	}
-	r, err := report.Load(fs.Arg(0))
+	rec, err := report.Load(fs.Arg(0))
 	if err != nil {
 		return usageErr(stderr, err)
 	}
-	results := validate.All(ctx, validate.Input{Clients: r.Clients, Injections: r.Injections},
-		validate.Linearizability{Timeout: *checkTimeout})
-	res := robustness.Result{Results: results, Injections: r.Injections}
-	res.Outcome = robustness.OutcomeOf(results, r.Injections)
+	lg := newLogger(stderr)
+	defer lg.Sync()
+	res := robustness.Check(ctx, lg, rec, validate.Options{CheckTimeout: *checkTimeout})
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())
+		return exitInterrupted
+	}
 	return verdict(stdout, res.Outcome, res.Verdict(), "")
 }
 

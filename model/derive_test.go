@@ -1,0 +1,64 @@
+package model
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
+)
+
+func TestFromRecord(t *testing.T) {
+	tests := []struct {
+		name     string
+		op       history.Operation
+		wantReq  string
+		wantResp string
+	}{
+		{"get", ht.Op(0, 1, 2, ht.Get("a"), ht.GetOK(5, ht.KV("a", "1", 4))), "get(a)", "rev 5, a=1@4"},
+		{"put", ht.Op(0, 1, 2, ht.Put("a", "1"), ht.PutOK(6)), "put(a, 1)", "rev 6"},
+		{"delete", ht.Op(0, 1, 2, ht.Del("a"), ht.DelOK(7, 1)), "delete(a)", "rev 7, deleted 1"},
+		{"range", ht.Op(0, 1, 2, history.Range("a", "c"), ht.GetOK(7, ht.KV("a", "1", 4), ht.KV("b", "2", 6))), "range(a..c)", "rev 7, a=1@4 b=2@6"},
+		{"compare-and-set that failed", ht.Op(0, 1, 2, ht.CAS("a", 3, "9"), ht.CASResp(8, false, ht.KV("a", "1", 4))),
+			"if(mod(a)==3).then(put(a, 9)).else(get(a))", "else, rev 8, a=1@4"},
+		{"compare-and-set that succeeded", ht.Op(0, 1, 2, ht.CAS("a", 4, "9"), ht.CASResp(9, true)),
+			"if(mod(a)==4).then(put(a, 9)).else(get(a))", "rev 9"},
+		{"unknown outcome", ht.Unknown(0, 1, 2, ht.Put("a", "1")), "put(a, 1)", "unknown outcome"},
+		{"definite error", ht.Failed(0, 1, 2, ht.Put("a", "1"), "ResourceExhausted", "etcdserver: too many requests"),
+			"put(a, 1)", "error: etcdserver: too many requests"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, resp, err := FromRecord(tc.op)
+			require.NoError(t, err)
+			require.Equal(t, tc.wantReq, req.String())
+			require.Equal(t, tc.wantResp, resp.String())
+		})
+	}
+}
+
+// The model must say so when a request uses a feature it does not check,
+// rather than check it as if the feature were not there.
+func TestFromRecordUnsupported(t *testing.T) {
+	tests := []struct {
+		name string
+		req  history.Request
+	}{
+		{"range at a revision", history.Request{Range: &history.RangeRequest{Key: "a", Revision: 3}}},
+		{"serializable range", history.Request{Range: &history.RangeRequest{Key: "a", Serializable: true}}},
+		{"range with a limit", history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", Limit: 2}}},
+		{"put with a lease", history.Request{Put: &history.PutRequest{Key: "a", Value: "1", Lease: 7}}},
+		{"compare on value", history.Request{Txn: &history.TxnRequest{Compare: []history.Compare{{Result: "EQUAL", Target: "VALUE", Key: "a", Value: "1"}}}}},
+		{"lease grant", history.Request{LeaseGrant: &history.LeaseGrantRequest{TTL: 5}}},
+		{"compaction", history.Request{Compaction: &history.CompactionRequest{Revision: 5}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := RequestFromRecord(tc.req)
+			var u *ErrUnsupported
+			require.True(t, errors.As(err, &u), "got %v", err)
+		})
+	}
+}

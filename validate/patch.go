@@ -1,0 +1,408 @@
+package validate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etcd-robustness/etcd-robustness/evidence"
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/model"
+)
+
+// Op is one operation of the patched history, as the model reads it.
+type Op struct {
+	ClientID int
+	Call     time.Duration
+	// Return is when the operation returned, or the bound the evidence puts
+	// on when it took effect. It is meaningless when Open is set.
+	Return time.Duration
+	// Open means the operation may take effect at any time after Call,
+	// even after every other operation.
+	Open     bool
+	Request  model.Request
+	Response model.Response
+	// Source says where the operation comes from, for a person: "client 3
+	// #17", or "wal index 812" for a request no client sent.
+	Source string
+}
+
+// Patched is the history the linearizability check reads: the clients'
+// operations with what the evidence settled, and the requests etcd
+// committed that no client sent.
+type Patched struct {
+	Ops []Op
+	// Applied and NotApplied count the operations of unknown outcome that
+	// the evidence settled; Open counts those it could not.
+	Applied, NotApplied, Open int
+	// Server counts committed requests that no client sent.
+	Server int
+	// Unsupported lists writes the model cannot check; while there are any,
+	// the linearizability check cannot pass.
+	Unsupported []string
+	// DroppedReads counts reads that tell nothing: their outcome is
+	// unknown, or etcd declined them.
+	DroppedReads int
+}
+
+// PatchStage settles requests of unknown outcome with what the members
+// persisted. Every written value is unique, so a value identifies its
+// request:
+//   - a write whose value is in the committed log was applied: it keeps its
+//     place, and its return is bounded by the first response whose revision
+//     includes it (replaying the log through the model gives that revision);
+//   - a write whose value is in no member's WAL, when the log is complete,
+//     was never applied: it is dropped;
+//   - a request without a value (a delete) is settled by counting: if the
+//     log holds exactly as many copies as were acknowledged, none of the
+//     unknown ones was applied, and if it holds one more for each unknown
+//     one, all were.
+//
+// Settling only ever narrows what the model may assume, so it cannot hide a
+// violation. The stage itself finds two: an acknowledged write that is in no
+// member's complete WAL (a lost write), and one request committed twice.
+type PatchStage struct{}
+
+// Name implements Validator.
+func (PatchStage) Name() string { return "patch" }
+
+// Validate implements Validator.
+func (PatchStage) Validate(ctx context.Context, c *Check) Result {
+	p, ops := derive(c.Clients)
+	c.Patched = p
+	if c.Persisted == nil {
+		for _, o := range ops {
+			p.Ops = append(p.Ops, o.Op)
+		}
+		p.Open = countOpen(ops)
+		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
+			firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
+	}
+	findings := settle(p, ops, c.Persisted)
+	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
+		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
+	if len(findings) > 0 {
+		return Result{Verdict: Illegal, Message: strings.Join(findings, "; ")}
+	}
+	if !c.Persisted.Complete {
+		msg += fmt.Sprintf("; the log starts at index %d, so a write missing from it may still have been applied", c.Persisted.FirstIndex)
+	}
+	return Result{Verdict: OK, Message: msg}
+}
+
+// derive reads every client operation as the model sees it. Reads that
+// tell nothing are dropped.
+func derive(clients []history.Client) (*Patched, []derived) {
+	p := &Patched{}
+	var ops []derived
+	for _, cl := range clients {
+		for i, rec := range cl.Operations {
+			req, resp, err := model.FromRecord(rec)
+			if err != nil {
+				if rec.Request.ReadOnly() {
+					p.DroppedReads++
+				} else {
+					p.Unsupported = append(p.Unsupported, fmt.Sprintf("client %d #%d: %v", cl.ID, i, err))
+				}
+				continue
+			}
+			declined := resp.Status == model.StatusFailed && model.Declined(resp.Error)
+			if rec.Request.ReadOnly() && (resp.Status == model.StatusUnknown || declined) {
+				p.DroppedReads++
+				continue
+			}
+			if declined {
+				// Nothing was applied and nothing was answered: a write
+				// the model need not place. Its value must never appear.
+				continue
+			}
+			ops = append(ops, derived{
+				Op: Op{ClientID: cl.ID, Call: rec.Call, Return: rec.Return, Open: resp.Status == model.StatusUnknown,
+					Request: req, Response: resp, Source: fmt.Sprintf("client %d #%d", cl.ID, i)},
+				rec: rec,
+			})
+		}
+	}
+	return p, ops
+}
+
+type derived struct {
+	Op
+	rec history.Operation
+	// drop: settled as never applied.
+	drop bool
+}
+
+func countOpen(ops []derived) int {
+	n := 0
+	for _, o := range ops {
+		if o.Open {
+			n++
+		}
+	}
+	return n
+}
+
+// identity is how a request is matched against the log: its first written
+// value when it writes one, else the whole request.
+func identity(r history.Request) (key string, unique bool) {
+	if vs := r.PutValues(); len(vs) > 0 {
+		return vs[0], true
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // plain data always marshals
+	}
+	return string(b), false
+}
+
+// settle fills p.Ops from ops and the committed log, and returns the
+// violations the log itself shows.
+func settle(p *Patched, ops []derived, log *evidence.Log) []string {
+	var findings []string
+	revs := replay(log)
+	seen := newObservers(ops)
+
+	committed := map[string][]int{} // identity -> indices into log.Entries
+	for i, e := range log.Entries {
+		if e.Request != nil && !e.Request.ReadOnly() {
+			id, _ := identity(*e.Request)
+			committed[id] = append(committed[id], i)
+		}
+	}
+	uncommitted := map[string]int{}
+	for _, e := range log.Uncommitted {
+		if e.Request != nil {
+			id, _ := identity(*e.Request)
+			uncommitted[id]++
+		}
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, o := range ops {
+		if o.rec.Request.ReadOnly() {
+			continue
+		}
+		id, _ := identity(o.rec.Request)
+		g := groups[id]
+		if g == nil {
+			g = &group{}
+			groups[id] = g
+			order = append(order, id)
+		}
+		switch o.Response.Status {
+		case model.StatusOK:
+			g.acked = append(g.acked, i)
+		case model.StatusUnknown:
+			g.unknown = append(g.unknown, i)
+		case model.StatusFailed:
+			g.maybeCommitted = true
+		}
+	}
+
+	for _, id := range order {
+		g := groups[id]
+		entries := committed[id]
+		_, unique := identity(ops[firstOf(g.acked, g.unknown)].rec.Request)
+		if unique {
+			switch {
+			case len(entries) > 1:
+				idx := make([]string, len(entries))
+				for i, e := range entries {
+					idx[i] = fmt.Sprint(log.Entries[e].Index)
+				}
+				findings = append(findings, fmt.Sprintf("%s was committed %d times (raft indices %s): one request applied more than once",
+					describeRecord(ops[firstOf(g.acked, g.unknown)].rec.Request), len(entries), strings.Join(idx, ", ")))
+			case len(entries) == 0 && len(g.acked) > 0 && log.Complete && uncommitted[id] == 0:
+				o := ops[g.acked[0]]
+				findings = append(findings, fmt.Sprintf("%s was acknowledged at revision %d by %s but is in no member's WAL: an acknowledged write was lost",
+					describeRecord(o.rec.Request), o.Response.Revision, o.Source))
+			}
+		}
+		for _, i := range g.unknown {
+			o := &ops[i]
+			switch {
+			case g.maybeCommitted:
+				// A definite error may have come after committing: the
+				// counts below would not hold.
+			case unique && len(entries) == 1:
+				o.Response = model.Response{Status: model.StatusApplied}
+				o.Return = bound(o.Call, seen.first(revs[entries[0]]))
+				o.Open = o.Return < 0
+				p.Applied++
+				continue
+			case unique && len(entries) == 0 && uncommitted[id] == 0 && log.Complete,
+				!unique && len(entries) == len(g.acked) && uncommitted[id] == 0 && log.Complete:
+				o.drop = true
+				p.NotApplied++
+				continue
+			case !unique && len(entries) == len(g.acked)+len(g.unknown):
+				o.Response = model.Response{Status: model.StatusApplied}
+				p.Applied++
+				continue
+			}
+			p.Open++
+		}
+	}
+	for _, o := range ops {
+		if o.drop {
+			continue
+		}
+		p.Ops = append(p.Ops, o.Op)
+	}
+	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
+	return findings
+}
+
+// serverOps are the committed requests no client sent (a lease revoked by
+// expiry, a compaction by the server), as operations of their own that may
+// have taken effect at any time until their revision was seen.
+func serverOps(p *Patched, log *evidence.Log, revs []int64, seen observers, committed map[string][]int, groups map[string]*group) []Op {
+	var out []Op
+	// Walk the log in order so that the operations come out in raft order.
+	used := map[string]int{}
+	for i, e := range log.Entries {
+		if e.Request == nil || e.Request.ReadOnly() {
+			continue
+		}
+		id, unique := identity(*e.Request)
+		clientOps := 0
+		if g := groups[id]; g != nil {
+			if g.maybeCommitted {
+				continue
+			}
+			clientOps = len(g.acked) + len(g.unknown)
+		}
+		// The first clientOps copies of a request belong to its clients.
+		if used[id]++; used[id] <= clientOps {
+			continue
+		}
+		req, err := model.RequestFromRecord(*e.Request)
+		if err != nil {
+			p.Unsupported = append(p.Unsupported, fmt.Sprintf("wal index %d: %v", e.Index, err))
+			continue
+		}
+		op := Op{ClientID: -1, Request: req, Response: model.Response{Status: model.StatusApplied},
+			Source: fmt.Sprintf("wal index %d, sent by no client", e.Index), Open: true}
+		if unique {
+			// Only this entry carries the value: its revision is known.
+			if op.Return = bound(0, seen.first(revs[i])); op.Return >= 0 {
+				op.Open = false
+			}
+		}
+		p.Server++
+		out = append(out, op)
+	}
+	return out
+}
+
+// group is what the clients know of one request identity.
+type group struct {
+	acked, unknown []int // indices into ops
+	// maybeCommitted: a definite error that etcd may have returned after
+	// committing the request (an error of the apply step), so counting
+	// copies in the log does not settle anything.
+	maybeCommitted bool
+}
+
+func firstOf(a, b []int) int {
+	if len(a) > 0 {
+		return a[0]
+	}
+	return b[0]
+}
+
+// bound is the return time of an applied operation first shown by a
+// response that returned at seen (negative: never shown).
+func bound(call, seen time.Duration) time.Duration {
+	if seen < 0 {
+		return -1
+	}
+	return max(call, seen)
+}
+
+// replay applies the committed log to the model and returns the store's
+// revision after each entry, or -1 where it is unknown: after a request the
+// model cannot apply, or everywhere when the log does not start at index 1.
+func replay(log *evidence.Log) []int64 {
+	revs := make([]int64, len(log.Entries))
+	state := model.InitialState()
+	ok := log.Complete
+	for i, e := range log.Entries {
+		if ok && e.Request != nil {
+			req, err := model.RequestFromRecord(*e.Request)
+			if err != nil {
+				ok = false
+			} else {
+				state, _ = state.Apply(req)
+			}
+		}
+		revs[i] = -1
+		if ok {
+			revs[i] = state.Revision
+		}
+	}
+	return revs
+}
+
+// observers answer: when did a response first show revision rev or later?
+type observers struct {
+	revs    []int64         // ascending
+	returns []time.Duration // returns[i]: the earliest return among responses at revs[i] or later
+}
+
+func newObservers(ops []derived) observers {
+	type obs struct {
+		rev int64
+		ret time.Duration
+	}
+	var all []obs
+	for _, o := range ops {
+		if o.Response.Status == model.StatusOK {
+			all = append(all, obs{o.Response.Revision, o.Return})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].rev < all[j].rev })
+	out := observers{revs: make([]int64, len(all)), returns: make([]time.Duration, len(all))}
+	for i := len(all) - 1; i >= 0; i-- {
+		out.revs[i] = all[i].rev
+		out.returns[i] = all[i].ret
+		if i+1 < len(all) {
+			out.returns[i] = min(out.returns[i], out.returns[i+1])
+		}
+	}
+	return out
+}
+
+// first is the earliest return of a response at rev or later, or -1 if
+// none (or rev is unknown).
+func (o observers) first(rev int64) time.Duration {
+	if rev < 0 {
+		return -1
+	}
+	i := sort.Search(len(o.revs), func(i int) bool { return o.revs[i] >= rev })
+	if i == len(o.revs) {
+		return -1
+	}
+	return o.returns[i]
+}
+
+func describeRecord(r history.Request) string {
+	req, err := model.RequestFromRecord(r)
+	if err != nil {
+		return r.Kind()
+	}
+	return req.String()
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
