@@ -9,11 +9,14 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +48,9 @@ type Config struct {
 	ExtraArgs []string
 	// ClusterToken is the --initial-cluster-token; DefaultClusterToken if empty.
 	ClusterToken string
+	// EtcdctlPaths and EtcdutlPaths are each member's etcdctl and etcdutl,
+	// like EtcdPaths (one for all, or one per member); optional.
+	EtcdctlPaths, EtcdutlPaths []string
 }
 
 // Cluster is a set of etcd processes forming one etcd cluster.
@@ -52,15 +58,20 @@ type Config struct {
 type Cluster struct {
 	lg      *zap.Logger
 	dir     string
-	members []*Member
+	token   string
+	network *Network
+
+	membersMu sync.Mutex
+	members   []*Member
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// portsPerMember is the number of TCP ports allocated per member:
-// client, peer and gofail HTTP.
-const portsPerMember = 3
+// portsPerMember is the number of TCP ports allocated per member: client
+// listen and advertise (the client proxy), peer listen and advertise (the
+// peer proxy), and gofail HTTP.
+const portsPerMember = 5
 
 // Start allocates free 127.0.0.1 ports, launches every member with
 // --initial-cluster-state=new, and waits until the cluster is healthy (or
@@ -77,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	if err := c.WaitHealthy(ctx); err != nil {
+		return nil, c.abort(fmt.Errorf("start cluster: %w", err))
+	}
+	if err := c.checkMemberIDs(ctx); err != nil {
 		return nil, c.abort(fmt.Errorf("start cluster: %w", err))
 	}
 	c.lg.Info("etcd cluster healthy", zap.Strings("endpoints", c.Endpoints()), zap.String("dir", c.dir))
@@ -107,6 +121,13 @@ func newCluster(cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster config: etcd path %d is empty", i)
 		}
 	}
+	for _, paths := range [][]string{cfg.EtcdctlPaths, cfg.EtcdutlPaths} {
+		switch len(paths) {
+		case 0, 1, cfg.Size:
+		default:
+			return nil, fmt.Errorf("cluster config: need 0, 1 or %d etcdctl/etcdutl paths, got %d", cfg.Size, len(paths))
+		}
+	}
 	if cfg.Dir == "" {
 		return nil, errors.New("cluster config: Dir is required")
 	}
@@ -131,41 +152,85 @@ func newCluster(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 
+	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg)}
 	members := make([]*Member, cfg.Size)
 	peers := make([]string, cfg.Size)
 	for i := range members {
-		name := fmt.Sprintf("member-%d", i)
-		clientURL := fmt.Sprintf("http://127.0.0.1:%d", ports[i*portsPerMember])
-		peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[i*portsPerMember+1])
-		gofailAddr := fmt.Sprintf("127.0.0.1:%d", ports[i*portsPerMember+2])
-		etcdPath := cfg.EtcdPaths[0]
-		if len(cfg.EtcdPaths) > 1 {
-			etcdPath = cfg.EtcdPaths[i]
-		}
-		memberDir := filepath.Join(dir, name)
-		members[i] = &Member{
-			name:            name,
-			dir:             memberDir,
-			dataDir:         filepath.Join(memberDir, "data"),
-			logPath:         filepath.Join(memberDir, "etcd.log"),
-			clientListen:    clientURL,
-			clientAdvertise: clientURL,
-			peerListen:      peerURL,
-			peerAdvertise:   peerURL,
-			gofailAddr:      gofailAddr,
-			token:           token,
-			extraArgs:       append([]string(nil), cfg.ExtraArgs...),
-			lg:              lg.With(zap.String("member", name)),
-			etcdPath:        etcdPath,
-			exited:          closedChan(),
-		}
-		peers[i] = name + "=" + peerURL
+		members[i] = c.newMember(i, ports[i*portsPerMember:(i+1)*portsPerMember],
+			pick(cfg.EtcdPaths, i), pick(cfg.EtcdctlPaths, i), pick(cfg.EtcdutlPaths, i), cfg.ExtraArgs)
+		peers[i] = members[i].name + "=" + members[i].peerAdvertise
 	}
 	initialCluster := strings.Join(peers, ",")
 	for _, m := range members {
 		m.initialCluster = initialCluster
+		if err := c.network.addMember(m); err != nil {
+			_ = c.network.close()
+			return nil, fmt.Errorf("cluster network: %w", err)
+		}
+		c.network.setMemberID(computeMemberID([]string{m.peerAdvertise}, token), m.name)
 	}
-	return &Cluster{lg: lg, dir: dir, members: members}, nil
+	c.members = members
+	return c, nil
+}
+
+// pick returns paths[i], paths[0] if there is one for all, or "".
+func pick(paths []string, i int) string {
+	switch {
+	case len(paths) == 0:
+		return ""
+	case len(paths) == 1:
+		return paths[0]
+	}
+	return paths[i]
+}
+
+// newMember builds (but does not start) member-i on the given five ports.
+func (c *Cluster) newMember(i int, ports []int, etcd, etcdctl, etcdutl string, extraArgs []string) *Member {
+	name := fmt.Sprintf("member-%d", i)
+	url := func(p int) string { return fmt.Sprintf("http://127.0.0.1:%d", p) }
+	memberDir := filepath.Join(c.dir, name)
+	return &Member{
+		name:            name,
+		index:           i,
+		dir:             memberDir,
+		dataDir:         filepath.Join(memberDir, "data"),
+		logPath:         filepath.Join(memberDir, "etcd.log"),
+		clientListen:    url(ports[0]),
+		clientAdvertise: url(ports[1]),
+		peerListen:      url(ports[2]),
+		peerAdvertise:   url(ports[3]),
+		gofailAddr:      fmt.Sprintf("127.0.0.1:%d", ports[4]),
+		token:           c.token,
+		extraArgs:       append([]string(nil), extraArgs...),
+		lg:              c.lg.With(zap.String("member", name)),
+		etcdPath:        etcd,
+		etcdctlPath:     etcdctl,
+		etcdutlPath:     etcdutl,
+		exited:          closedChan(),
+	}
+}
+
+// computeMemberID is the raft member ID etcd gives a member of the initial
+// cluster: the first 8 bytes of the SHA-1 of its sorted peer URLs and the
+// cluster token.
+func computeMemberID(peerURLs []string, token string) uint64 {
+	urls := append([]string(nil), peerURLs...)
+	sort.Strings(urls)
+	sum := sha1.Sum([]byte(strings.Join(urls, "") + token))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// checkMemberIDs asks every member its raft ID, so the network attributes
+// peer traffic correctly even if the computation above ever differs.
+func (c *Cluster) checkMemberIDs(ctx context.Context) error {
+	for _, m := range c.Members() {
+		id, err := m.ID(ctx)
+		if err != nil {
+			return err
+		}
+		c.network.setMemberID(id, m.name)
+	}
+	return nil
 }
 
 // allocatePorts returns n distinct free TCP ports on 127.0.0.1. All
@@ -194,15 +259,22 @@ func allocatePorts(n int) ([]int, error) {
 // Dir returns the absolute run directory.
 func (c *Cluster) Dir() string { return c.dir }
 
-// Members returns the members, ordered by index (member-0 first).
+// Members returns the current members, ordered by index (member-0 first).
 func (c *Cluster) Members() []*Member {
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
 	return append([]*Member(nil), c.members...)
 }
 
-// Endpoints returns the client URLs (as advertised to clients) of all members.
+// Network returns the fault proxy that carries the cluster's traffic.
+func (c *Cluster) Network() *Network { return c.network }
+
+// Endpoints returns the client URLs (as advertised to clients, through the
+// client proxies) of all members.
 func (c *Cluster) Endpoints() []string {
-	eps := make([]string, len(c.members))
-	for i, m := range c.members {
+	ms := c.Members()
+	eps := make([]string, len(ms))
+	for i, m := range ms {
 		eps[i] = m.ClientURL()
 	}
 	return eps
@@ -213,7 +285,7 @@ func (c *Cluster) Endpoints() []string {
 // member's process exits while waiting.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, m := range c.members {
+	for _, m := range c.Members() {
 		g.Go(func() error { return m.WaitHealthy(gctx) })
 	}
 	return g.Wait()
@@ -226,9 +298,12 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 // The run directory (data and logs) is left in place.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
-		for _, m := range c.members {
+		members := c.Members()
+		for _, m := range members {
 			m.markClosed()
 		}
+		// No partition, delay or drop outlives the run.
+		c.network.Heal()
 		// On SIGTERM a leader tries to hand leadership over to a follower
 		// and waits for that up to its request timeout (~7s); if the
 		// followers are shutting down at the same time it would exhaust
@@ -239,7 +314,7 @@ func (c *Cluster) Close() error {
 		leader, _ := c.Leader(ctx)
 		cancel()
 		var first []*Member
-		for _, m := range c.members {
+		for _, m := range members {
 			if m != leader {
 				first = append(first, m)
 			}
@@ -248,6 +323,7 @@ func (c *Cluster) Close() error {
 		if leader != nil {
 			errs = append(errs, leader.Stop(context.Background()))
 		}
+		errs = append(errs, c.network.close())
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr

@@ -63,8 +63,8 @@ func (m *Member) WaitHealthy(ctx context.Context) error {
 
 // checkHealth performs one linearizable Get against this member only, with
 // a fresh client (so no gRPC reconnect backoff carries over between attempts).
-// It dials the advertised client URL, i.e. the path real clients take
-// (through a fault proxy, once there is one).
+// It dials the member's real listener, a path no fault cuts: a member that
+// a client-side partition hides is still healthy.
 func (m *Member) checkHealth(ctx context.Context) error {
 	cli, err := m.dial(ctx)
 	if err != nil {
@@ -128,11 +128,12 @@ func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
 		m    *Member
 		term uint64
 	}
-	answers := make(chan answer, len(c.members))
+	members := c.Members()
+	answers := make(chan answer, len(members))
 	var errs []error
 	var errsMu sync.Mutex
 	var wg sync.WaitGroup
-	for _, m := range c.members {
+	for _, m := range members {
 		if !m.Running() {
 			continue
 		}
@@ -170,13 +171,31 @@ func (m *Member) status(ctx context.Context) (*clientv3.StatusResponse, error) {
 		return nil, err
 	}
 	defer cli.Close()
-	return cli.Status(ctx, m.ClientURL())
+	return cli.Status(ctx, m.DirectClientURL())
 }
 
-// dial connects a client to this member alone, through its advertised URL.
+// Status asks this member alone, on a path no fault cuts, for its
+// maintenance status (raft index, term, leader, member ID).
+func (m *Member) Status(ctx context.Context) (*clientv3.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, healthRequestTimeout)
+	defer cancel()
+	return m.status(ctx)
+}
+
+// ID returns the member's raft member ID.
+func (m *Member) ID(ctx context.Context) (uint64, error) {
+	resp, err := m.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("member ID of %s: %w", m.name, err)
+	}
+	return resp.Header.GetMemberId(), nil
+}
+
+// dial connects a client to this member alone, through its real listener:
+// the harness's own checks take a path no fault cuts.
 func (m *Member) dial(ctx context.Context) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.ClientURL()},
+		Endpoints:   []string{m.DirectClientURL()},
 		DialTimeout: healthDialTimeout,
 		Context:     ctx,
 		Logger:      zap.NewNop(),

@@ -47,16 +47,14 @@ var (
 // All methods are safe for concurrent use.
 type Member struct {
 	name    string
+	index   int
 	dir     string // Dir/member-i
 	dataDir string
 	logPath string
 
-	// Listen vs advertise addresses (URLs). They are equal today, but are
-	// deliberately kept apart: this is the seam for a TCP fault-injection
-	// proxy, which will listen on the *advertise* port (the address peers
-	// and clients use) and forward to the *listen* port (where etcd
-	// actually binds). To insert it, allocate distinct listen ports;
-	// nothing else in this package needs to change.
+	// Listen vs advertise addresses (URLs). etcd binds the listen ports;
+	// peers and clients dial the advertise ports, where the fault proxy
+	// (Network) listens and forwards to the listen ports.
 	clientListen    string // --listen-client-urls
 	clientAdvertise string // --advertise-client-urls; what ClientURL returns
 	peerListen      string // --listen-peer-urls
@@ -70,6 +68,9 @@ type Member struct {
 
 	mu          sync.Mutex
 	etcdPath    string
+	etcdctlPath string
+	etcdutlPath string
+	paused      bool // SIGSTOPped and not yet SIGCONTed
 	closed      bool // the cluster was closed: no more starts
 	startedOnce bool // a process was started at least once: use --initial-cluster-state=existing
 	running     bool
@@ -91,7 +92,15 @@ func closedChan() chan struct{} {
 func (m *Member) Name() string { return m.name }
 
 // ClientURL returns the advertised client URL, the one clients should dial.
+// It goes through the member's client proxy, which client-side partitions cut.
 func (m *Member) ClientURL() string { return m.clientAdvertise }
+
+// DirectClientURL is the member's real client listener, which no fault
+// cuts: for the harness's own checks and fault triggers.
+func (m *Member) DirectClientURL() string { return m.clientListen }
+
+// Index is the member's number: member-3 has index 3.
+func (m *Member) Index() int { return m.index }
 
 // PeerURL returns the advertised peer URL.
 func (m *Member) PeerURL() string { return m.peerAdvertise }
@@ -121,6 +130,115 @@ func (m *Member) SetEtcdPath(p string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.etcdPath = p
+}
+
+// EtcdctlPath and EtcdutlPath are the member's own etcdctl and etcdutl
+// ("" if the cluster was not given them).
+func (m *Member) EtcdctlPath() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.etcdctlPath
+}
+
+// EtcdutlPath: see EtcdctlPath.
+func (m *Member) EtcdutlPath() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.etcdutlPath
+}
+
+// SetBinaries sets the member's etcd, etcdctl and etcdutl for the next
+// Start (empty strings keep the current ones).
+func (m *Member) SetBinaries(etcd, etcdctl, etcdutl string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range []struct {
+		dst *string
+		v   string
+	}{{&m.etcdPath, etcd}, {&m.etcdctlPath, etcdctl}, {&m.etcdutlPath, etcdutl}} {
+		if p.v != "" {
+			*p.dst = p.v
+		}
+	}
+}
+
+// ExtraArgs are the member's own extra etcd flags.
+func (m *Member) ExtraArgs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.extraArgs...)
+}
+
+// SetExtraArgs replaces the member's extra etcd flags for the next Start.
+func (m *Member) SetExtraArgs(args []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.extraArgs = append([]string(nil), args...)
+}
+
+// Paused reports whether the member's process is SIGSTOPped.
+func (m *Member) Paused() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.paused
+}
+
+// Pause SIGSTOPs the running process. Resume, Stop, Kill and the
+// cluster's Close all SIGCONT it again.
+func (m *Member) Pause() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return fmt.Errorf("pause %s: %w", m.name, ErrExited)
+	}
+	if err := m.proc.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pause %s (pid %d): %w", m.name, m.pid, err)
+	}
+	m.paused = true
+	m.lg.Info("paused etcd (SIGSTOP)", zap.Int("pid", m.pid))
+	return nil
+}
+
+// Resume SIGCONTs a paused process; it is a no-op otherwise.
+func (m *Member) Resume() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.resumeLocked()
+}
+
+func (m *Member) resumeLocked() error {
+	if !m.paused {
+		return nil
+	}
+	m.paused = false
+	if !m.running {
+		return nil
+	}
+	if err := m.proc.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("resume %s (pid %d): %w", m.name, m.pid, err)
+	}
+	m.lg.Info("resumed etcd (SIGCONT)", zap.Int("pid", m.pid))
+	return nil
+}
+
+// ProcessState returns the state letter of the running process in
+// /proc/PID/stat ("T" when stopped), or "" if there is none.
+func (m *Member) ProcessState() string {
+	_, pid, _, ok := m.current()
+	if !ok {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) S ...: comm may hold spaces, so cut at the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
 }
 
 // Running reports whether the member's process is running (started and not
@@ -252,6 +370,7 @@ func (m *Member) Start(ctx context.Context) error {
 	m.pid = pid
 	m.exited = exited
 	m.exitErr = nil
+	m.paused = false
 	m.lg.Info("started etcd", zap.Int("pid", pid), zap.String("etcd", m.etcdPath),
 		zap.String("initial-cluster-state", state), zap.String("log", m.logPath))
 
@@ -273,6 +392,7 @@ func (m *Member) wait(cmd *exec.Cmd, pid int, exited chan struct{}) {
 
 	m.mu.Lock()
 	m.running = false
+	m.paused = false
 	m.proc = nil
 	m.exitErr = err
 	m.mu.Unlock()
@@ -315,6 +435,7 @@ func (m *Member) kill(proc *os.Process, pid int, exited <-chan struct{}) error {
 	if err := proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("kill %s (pid %d): %w", m.name, pid, err)
 	}
+	_ = m.Resume()
 	select {
 	case <-exited:
 		return nil
@@ -335,6 +456,10 @@ func (m *Member) Stop(ctx context.Context) error {
 	m.lg.Info("stopping etcd (SIGTERM)", zap.Int("pid", pid))
 	if err := proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop %s (pid %d): %w", m.name, pid, err)
+	}
+	// A stopped process handles SIGTERM only once it runs again.
+	if err := m.Resume(); err != nil {
+		m.lg.Warn("resuming a paused member to stop it", zap.Error(err))
 	}
 	grace := time.NewTimer(StopGracePeriod)
 	defer grace.Stop()

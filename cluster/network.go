@@ -1,0 +1,528 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/pkg/v3/proxy"
+	"go.uber.org/zap"
+)
+
+// Network is the fault proxy that carries the cluster's traffic.
+//
+// Every member advertises addresses that belong to the harness:
+//   - its client URL is a pkg/v3/proxy server in front of the member's real
+//     client listener (client-side partitions cut it);
+//   - its peer URL is a small demultiplexer. Each peer connection starts with
+//     an HTTP request, and raft's requests name their sender in the
+//     X-Server-From header; the demultiplexer reads that header and hands the
+//     connection to the pkg/v3/proxy server of that one link (sender →
+//     receiver). Connections that name no sender (version and health probes)
+//     go to the receiver's "unknown sender" link.
+//
+// A proxy only on each member's advertised port would not isolate a member,
+// because a member also dials out to its peers (etcd #17737); with one proxy
+// per directed link, cutting a link in both directions cuts every
+// connection between the two members, whoever dialed it.
+//
+// The harness's own health checks, leader look-ups and fault triggers dial
+// the members' real listeners, which no fault cuts.
+type Network struct {
+	lg *zap.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	clients map[string]proxy.Server          // member name → client proxy
+	demux   map[string]*demux                // member name → peer demultiplexer
+	links   map[string]map[string]*linkProxy // receiver → sender ("" = unknown) → proxy
+	ids     map[string]string                // raft member ID (hex) → member name
+	listen  map[string]string                // member name → real peer listen URL
+}
+
+// linkProxy carries the connections one sender dialed to one receiver.
+type linkProxy struct {
+	srv  proxy.Server
+	addr string // host:port the proxy listens on
+}
+
+func newNetwork(lg *zap.Logger) *Network {
+	return &Network{
+		lg:      lg,
+		clients: map[string]proxy.Server{},
+		demux:   map[string]*demux{},
+		links:   map[string]map[string]*linkProxy{},
+		ids:     map[string]string{},
+		listen:  map[string]string{},
+	}
+}
+
+// UnknownSender is the sender name of peer connections that do not say who
+// sent them.
+const UnknownSender = ""
+
+// addMember starts the proxies of a member: its client proxy (advertise →
+// listen), its peer demultiplexer on the advertised peer address, and one
+// link proxy per existing member in each direction.
+func (n *Network) addMember(m *Member) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	cs, err := startProxy(n.lg, hostPort(m.clientAdvertise), hostPort(m.clientListen))
+	if err != nil {
+		return fmt.Errorf("client proxy of %s: %w", m.name, err)
+	}
+	n.clients[m.name] = cs
+	n.listen[m.name] = m.peerListen
+	n.links[m.name] = map[string]*linkProxy{}
+	// Links into the new member, from every member (itself excluded) and from unknown senders.
+	senders := []string{UnknownSender}
+	for other := range n.listen {
+		if other != m.name {
+			senders = append(senders, other)
+		}
+	}
+	for _, from := range senders {
+		if err := n.addLinkLocked(from, m.name); err != nil {
+			return err
+		}
+		if from != UnknownSender {
+			if err := n.addLinkLocked(m.name, from); err != nil {
+				return err
+			}
+		}
+	}
+	d, err := newDemux(n, m.name, hostPort(m.peerAdvertise))
+	if err != nil {
+		return fmt.Errorf("peer proxy of %s: %w", m.name, err)
+	}
+	n.demux[m.name] = d
+	return nil
+}
+
+func (n *Network) addLinkLocked(from, to string) error {
+	ports, err := allocatePorts(1)
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	srv, err := startProxy(n.lg, addr, hostPort(n.listen[to]))
+	if err != nil {
+		return fmt.Errorf("link proxy %s→%s: %w", senderName(from), to, err)
+	}
+	n.links[to][from] = &linkProxy{srv: srv, addr: addr}
+	return nil
+}
+
+// setMemberID tells the network which raft member ID a member has, so that
+// its peer requests can be attributed to it.
+func (n *Network) setMemberID(id uint64, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids[fmt.Sprintf("%x", id)] = name
+}
+
+// linkAddr is where the demultiplexer of receiver sends a connection whose
+// X-Server-From is fromID.
+func (n *Network) linkAddr(fromID, receiver string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	from, ok := n.ids[fromID]
+	if !ok {
+		from = UnknownSender
+	}
+	l, ok := n.links[receiver][from]
+	if !ok {
+		l, ok = n.links[receiver][UnknownSender]
+	}
+	if !ok {
+		return "", false
+	}
+	return l.addr, true
+}
+
+// Link is one direction of peer traffic between two members: the
+// connections From dialed to To. Both directions of a raft link carry data
+// both ways, so a partition between A and B names Link{A, B} and Link{B, A}.
+type Link struct{ From, To string }
+
+// Links returns every directed link touching member, in both directions,
+// including the member's unknown-sender link.
+func (n *Network) Links(member string) []Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Link
+	for to, froms := range n.links {
+		for from := range froms {
+			if to == member || from == member {
+				out = append(out, Link{From: from, To: to})
+			}
+		}
+	}
+	sortLinks(out)
+	return out
+}
+
+// LinksBetween returns the directed links between the two groups, both ways.
+func (n *Network) LinksBetween(a, b []string) []Link {
+	var out []Link
+	for _, x := range a {
+		for _, y := range b {
+			if x != y {
+				out = append(out, Link{From: x, To: y}, Link{From: y, To: x})
+			}
+		}
+	}
+	sortLinks(out)
+	return out
+}
+
+func sortLinks(ls []Link) {
+	sort.Slice(ls, func(i, j int) bool {
+		if ls[i].To != ls[j].To {
+			return ls[i].To < ls[j].To
+		}
+		return ls[i].From < ls[j].From
+	})
+}
+
+func (n *Network) link(l Link) (proxy.Server, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, ok := n.links[l.To][l.From]
+	if !ok {
+		return nil, fmt.Errorf("no link %s→%s", senderName(l.From), l.To)
+	}
+	return p.srv, nil
+}
+
+// Blackhole drops every byte on the links, in both directions of each
+// connection, until Unblackhole. Connections stay open, as in a real
+// partition: etcd notices by its own timeouts.
+func (n *Network) Blackhole(links ...Link) error {
+	return n.each(links, func(s proxy.Server) { s.BlackholeTx(); s.BlackholeRx() })
+}
+
+// Unblackhole lets the links carry traffic again.
+func (n *Network) Unblackhole(links ...Link) error {
+	return n.each(links, func(s proxy.Server) { s.UnblackholeTx(); s.UnblackholeRx() })
+}
+
+// Delay adds latency ± jitter (uniformly random) to every read on the
+// links, in both directions.
+func (n *Network) Delay(latency, jitter time.Duration, links ...Link) error {
+	return n.each(links, func(s proxy.Server) { s.DelayTx(latency, jitter); s.DelayRx(latency, jitter) })
+}
+
+// Undelay removes the latency.
+func (n *Network) Undelay(links ...Link) error {
+	return n.each(links, func(s proxy.Server) { s.UndelayTx(); s.UndelayRx() })
+}
+
+// Drop drops a share (0..1) of the chunks read on the links, in both
+// directions. TCP does not resend what the proxy drops, so the streams
+// break and etcd reconnects, as it does after heavy packet loss.
+func (n *Network) Drop(share float64, seed int64, links ...Link) error {
+	var mu sync.Mutex
+	r := rand.New(rand.NewSource(seed))
+	drop := func(b []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Float64() < share {
+			return nil
+		}
+		return b
+	}
+	return n.each(links, func(s proxy.Server) { s.ModifyTx(drop); s.ModifyRx(drop) })
+}
+
+// Undrop stops dropping.
+func (n *Network) Undrop(links ...Link) error {
+	return n.each(links, func(s proxy.Server) { s.UnmodifyTx(); s.UnmodifyRx() })
+}
+
+// BlackholeClient cuts the member's client proxy (traffic clients dial it;
+// the harness's own checks do not).
+func (n *Network) BlackholeClient(member string) error {
+	s, err := n.client(member)
+	if err != nil {
+		return err
+	}
+	s.BlackholeTx()
+	s.BlackholeRx()
+	return nil
+}
+
+// UnblackholeClient heals BlackholeClient.
+func (n *Network) UnblackholeClient(member string) error {
+	s, err := n.client(member)
+	if err != nil {
+		return err
+	}
+	s.UnblackholeTx()
+	s.UnblackholeRx()
+	return nil
+}
+
+func (n *Network) client(member string) (proxy.Server, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.clients[member]
+	if !ok {
+		return nil, fmt.Errorf("no client proxy for %s", member)
+	}
+	return s, nil
+}
+
+// Heal removes every fault from every proxy. It is the last word of every
+// network fault, and Close runs it too.
+func (n *Network) Heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var all []proxy.Server
+	for _, s := range n.clients {
+		all = append(all, s)
+	}
+	for _, froms := range n.links {
+		for _, l := range froms {
+			all = append(all, l.srv)
+		}
+	}
+	for _, s := range all {
+		s.UnblackholeTx()
+		s.UnblackholeRx()
+		s.UndelayTx()
+		s.UndelayRx()
+		s.UnmodifyTx()
+		s.UnmodifyRx()
+	}
+}
+
+func (n *Network) each(links []Link, f func(proxy.Server)) error {
+	var errs []error
+	for _, l := range links {
+		s, err := n.link(l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f(s)
+	}
+	return errors.Join(errs...)
+}
+
+// close stops every proxy and demultiplexer.
+func (n *Network) close() error {
+	n.mu.Lock()
+	n.closed = true
+	var servers []proxy.Server
+	for _, s := range n.clients {
+		servers = append(servers, s)
+	}
+	for _, froms := range n.links {
+		for _, l := range froms {
+			servers = append(servers, l.srv)
+		}
+	}
+	demuxes := make([]*demux, 0, len(n.demux))
+	for _, d := range n.demux {
+		demuxes = append(demuxes, d)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, d := range demuxes {
+		d.close()
+	}
+	for _, s := range servers {
+		if err := s.Close(); err != nil && !isClosedErr(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+func senderName(from string) string {
+	if from == UnknownSender {
+		return "(unknown sender)"
+	}
+	return from
+}
+
+// startProxy starts a pkg/v3/proxy server from → to and drains its error
+// channel (the proxy blocks on it otherwise).
+func startProxy(lg *zap.Logger, from, to string) (proxy.Server, error) {
+	s := proxy.NewServer(proxy.ServerConfig{
+		Logger: lg.Named("proxy").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+		From:   url.URL{Scheme: "tcp", Host: from},
+		To:     url.URL{Scheme: "tcp", Host: to},
+	})
+	select {
+	case <-s.Ready():
+	case err := <-s.Error():
+		_ = s.Close()
+		return nil, err
+	case <-time.After(5 * time.Second):
+		_ = s.Close()
+		return nil, fmt.Errorf("proxy %s→%s not ready after 5s", from, to)
+	}
+	go func() {
+		for {
+			select {
+			case <-s.Error():
+			case <-s.Done():
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+func hostPort(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
+}
+
+// demux listens on a member's advertised peer address and hands each
+// connection to the link proxy of its sender.
+type demux struct {
+	n        *Network
+	receiver string
+	ln       net.Listener
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// headerTimeout bounds the wait for a peer connection's first request head.
+const headerTimeout = 5 * time.Second
+
+func newDemux(n *Network, receiver, addr string) (*demux, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	d := &demux{n: n, receiver: receiver, ln: ln, conns: map[net.Conn]struct{}{}}
+	d.wg.Add(1)
+	go d.serve()
+	return d, nil
+}
+
+func (d *demux) serve() {
+	defer d.wg.Done()
+	for {
+		c, err := d.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !d.track(c) {
+			c.Close()
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			defer d.untrack(c)
+			d.handle(c)
+		}()
+	}
+}
+
+func (d *demux) track(c net.Conn) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conns == nil {
+		return false
+	}
+	d.conns[c] = struct{}{}
+	return true
+}
+
+func (d *demux) untrack(c net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.conns, c)
+	c.Close()
+}
+
+// handle reads the first request head, picks the link and splices.
+func (d *demux) handle(in net.Conn) {
+	_ = in.SetReadDeadline(time.Now().Add(headerTimeout))
+	br := bufio.NewReaderSize(in, 16<<10)
+	var head bytes.Buffer
+	from := ""
+	req, err := http.ReadRequest(bufio.NewReader(io.TeeReader(br, &head)))
+	if err == nil {
+		from = req.Header.Get("X-Server-From")
+	}
+	_ = in.SetReadDeadline(time.Time{})
+	addr, ok := d.n.linkAddr(from, d.receiver)
+	if !ok {
+		return
+	}
+	out, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return
+	}
+	if !d.track(out) {
+		out.Close()
+		return
+	}
+	defer d.untrack(out)
+	// What the header parser read (the head, and maybe more) goes first.
+	if _, err := out.Write(head.Bytes()); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, br); closeWrite(out); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); closeWrite(in); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
+func (d *demux) close() {
+	_ = d.ln.Close()
+	d.mu.Lock()
+	conns := d.conns
+	d.conns = nil
+	d.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+	d.wg.Wait()
+}
+
+// waitCtx is a helper for bounded waits.
+func waitCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
