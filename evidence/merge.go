@@ -1,0 +1,351 @@
+package evidence
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Log is the committed raft log as the members' WALs agree on it.
+type Log struct {
+	// Entries are the committed entries in index order, FirstIndex..CommitIndex, without gaps.
+	Entries     []Entry `json:"entries"`
+	FirstIndex  uint64  `json:"first_index"`
+	CommitIndex uint64  `json:"commit_index"`
+	// Complete is true when Entries start at index 1, so no committed entry was lost to a
+	// snapshot or a purged WAL file.
+	Complete bool `json:"complete"`
+	// Uncommitted are entries some WAL holds past CommitIndex: they may or may not have been
+	// committed.
+	Uncommitted []Entry `json:"uncommitted,omitempty"`
+	// Conflicts name indices at or below CommitIndex where two members' WALs hold different
+	// entries. Raft forbids this; each one is evidence of a safety violation.
+	Conflicts []string `json:"conflicts,omitempty"`
+	// Members describe each member's WAL (without its entries).
+	Members []MemberWAL `json:"members"`
+}
+
+// Merge builds the committed log from the members' WALs. It returns an error when no WAL was
+// readable or the committed range has a gap that no WAL covers; the caller treats that as
+// "evidence unavailable".
+//
+// The committed range starts at the lowest index any readable WAL holds at
+// or below the commit index, and ends at the commit index, the highest any
+// member persisted. On error the returned Log still describes the members
+// and the commit index, but holds no entries.
+//
+// Uncommitted lists each distinct entry (index, term, data) found past the
+// commit index once, ordered by index, then term; it leaves out the tail of
+// a member whose entry at the commit index has another term than the
+// committed one, since raft's log matching rules out that any of it was
+// committed (for instance the tail of a deposed leader). When members whose commit
+// index covers an index hold different entries there, Entries has the one
+// with the highest term, and Conflicts says which member holds which.
+func Merge(wals []MemberWAL) (Log, error) {
+	var out Log
+	var readable []memberLog
+	var unreadable []string
+	for _, w := range wals {
+		m := w
+		m.Entries = nil
+		out.Members = append(out.Members, m)
+		if w.Error != "" {
+			unreadable = append(unreadable, w.Member+": "+w.Error)
+			continue
+		}
+		readable = append(readable, newMemberLog(w))
+		out.CommitIndex = max(out.CommitIndex, w.Commit)
+	}
+	if len(readable) == 0 {
+		if len(wals) == 0 {
+			return out, errors.New("merge WALs: no WAL given")
+		}
+		return out, fmt.Errorf("merge WALs: no member's WAL was readable: %s", strings.Join(unreadable, "; "))
+	}
+
+	first, ok := firstHeld(readable, out.CommitIndex)
+	if !ok {
+		// No WAL holds a committed entry. The entries up to the newest
+		// snapshot are lost to it; any after it, up to the commit index,
+		// are a gap.
+		var snap uint64
+		for _, m := range readable {
+			snap = max(snap, m.snapshotIndex)
+		}
+		first = min(snap, out.CommitIndex) + 1
+		if first <= out.CommitIndex {
+			return out, fmt.Errorf("merge WALs: committed indices %d..%d are in no member's WAL",
+				first, out.CommitIndex)
+		}
+	}
+
+	held := 0
+	for _, m := range readable {
+		held = max(held, len(m.ents))
+	}
+	entries := make([]Entry, 0, min(uint64(held), out.CommitIndex+1-first))
+	var conflicts []string
+	for idx := first; idx <= out.CommitIndex; idx++ {
+		e, conflict, ok := pick(readable, idx)
+		if !ok {
+			end := idx
+			for end < out.CommitIndex && !holds(readable, end+1) {
+				end++
+			}
+			return out, fmt.Errorf("merge WALs: committed indices %d..%d (of %d..%d) are in no member's WAL",
+				idx, end, first, out.CommitIndex)
+		}
+		if conflict != "" {
+			conflicts = append(conflicts, conflict)
+		}
+		e.raw = nil
+		entries = append(entries, e)
+	}
+	out.Entries = entries
+	out.FirstIndex = first
+	out.Complete = first == 1
+	out.Conflicts = conflicts
+	var last *Entry
+	if len(entries) > 0 {
+		last = &entries[len(entries)-1]
+	}
+	out.Uncommitted = uncommitted(readable, out.CommitIndex, last)
+	return out, nil
+}
+
+// memberLog gives access by index to one member's entries.
+type memberLog struct {
+	name          string
+	commit        uint64
+	snapshotIndex uint64
+	ents          []Entry // sorted by index
+	contiguous    bool    // ents[k].Index == ents[0].Index+k
+}
+
+func newMemberLog(w MemberWAL) memberLog {
+	m := memberLog{name: w.Member, commit: w.Commit, snapshotIndex: w.SnapshotIndex, ents: w.Entries}
+	if !slices.IsSortedFunc(m.ents, byIndex) {
+		m.ents = slices.Clone(m.ents)
+		slices.SortStableFunc(m.ents, byIndex)
+	}
+	m.contiguous = true
+	for k := range m.ents {
+		if m.ents[k].Index != m.ents[0].Index+uint64(k) {
+			m.contiguous = false
+			break
+		}
+	}
+	return m
+}
+
+func byIndex(a, b Entry) int {
+	switch {
+	case a.Index < b.Index:
+		return -1
+	case a.Index > b.Index:
+		return 1
+	}
+	return 0
+}
+
+// get returns the member's entry at idx, if it holds one.
+func (m *memberLog) get(idx uint64) (*Entry, bool) {
+	if len(m.ents) == 0 || idx < m.ents[0].Index {
+		return nil, false
+	}
+	if m.contiguous {
+		k := idx - m.ents[0].Index
+		if k >= uint64(len(m.ents)) {
+			return nil, false
+		}
+		return &m.ents[k], true
+	}
+	k, found := slices.BinarySearchFunc(m.ents, idx, func(e Entry, i uint64) int {
+		switch {
+		case e.Index < i:
+			return -1
+		case e.Index > i:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return nil, false
+	}
+	return &m.ents[k], true
+}
+
+// firstHeld is the lowest index at or below commit that some member holds.
+func firstHeld(ms []memberLog, commit uint64) (uint64, bool) {
+	var first uint64
+	found := false
+	for _, m := range ms {
+		if len(m.ents) == 0 {
+			continue
+		}
+		if i := m.ents[0].Index; i <= commit && (!found || i < first) {
+			first, found = i, true
+		}
+	}
+	return first, found
+}
+
+func holds(ms []memberLog, idx uint64) bool {
+	for i := range ms {
+		if _, ok := ms[i].get(idx); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses the committed entry at idx. Members whose commit index covers
+// idx know their entry there is committed; they must all agree, or conflict
+// describes how they differ. When none of them holds idx, the entry with the
+// highest term any member holds is taken.
+func pick(ms []memberLog, idx uint64) (chosen Entry, conflict string, ok bool) {
+	type holder struct {
+		name string
+		e    *Entry
+	}
+	var committed, any []holder
+	for i := range ms {
+		e, held := ms[i].get(idx)
+		if !held {
+			continue
+		}
+		h := holder{ms[i].name, e}
+		any = append(any, h)
+		if ms[i].commit >= idx {
+			committed = append(committed, h)
+		}
+	}
+	from := committed
+	if len(from) == 0 {
+		from = any
+	}
+	if len(from) == 0 {
+		return Entry{}, "", false
+	}
+	best := from[0].e
+	for _, h := range from[1:] {
+		if h.e.Term > best.Term {
+			best = h.e
+		}
+	}
+	if len(committed) < 2 {
+		return *best, "", true
+	}
+
+	// Group the members whose commit covers idx by the entry they hold.
+	type variant struct {
+		e       *Entry
+		members []string
+	}
+	var variants []variant
+	for _, h := range committed {
+		matched := false
+		for v := range variants {
+			if sameEntry(variants[v].e, h.e) {
+				variants[v].members = append(variants[v].members, h.name)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			variants = append(variants, variant{h.e, []string{h.name}})
+		}
+	}
+	if len(variants) == 1 {
+		return *best, "", true
+	}
+	parts := make([]string, len(variants))
+	for v, vr := range variants {
+		parts[v] = fmt.Sprintf("%s hold %s", strings.Join(vr.members, ", "), describe(vr.e))
+	}
+	return *best, fmt.Sprintf("index %d: %s", idx, strings.Join(parts, "; ")), true
+}
+
+// sameEntry reports whether a and b are the same entry: same term, and the
+// same data. Entries read by ReadWAL are compared byte for byte; entries
+// built by hand are compared by their decoded kind and request.
+func sameEntry(a, b *Entry) bool {
+	if a.Index != b.Index || a.Term != b.Term || a.Kind != b.Kind {
+		return false
+	}
+	if a.raw != nil && b.raw != nil {
+		return bytes.Equal(a.raw, b.raw)
+	}
+	return reflect.DeepEqual(a.Request, b.Request)
+}
+
+// describe is a short human-readable form of an entry for conflict reports.
+func describe(e *Entry) string {
+	s := fmt.Sprintf("term %d ", e.Term)
+	if e.Request != nil {
+		b, err := json.Marshal(e.Request)
+		if err != nil {
+			s += "request"
+		} else {
+			const maxLen = 200
+			if len(b) > maxLen {
+				b = append(b[:maxLen:maxLen], "..."...)
+			}
+			s += string(b)
+		}
+	} else {
+		s += e.Kind
+	}
+	if e.raw != nil {
+		s += fmt.Sprintf(" (data crc32 %08x)", crc32.ChecksumIEEE(e.raw))
+	}
+	return s
+}
+
+// uncommitted lists each distinct entry past commit once, by index then
+// term. A member's entries past commit are left out when its entry at commit
+// has another term than the committed one (last): by log matching, none of
+// them can have been committed.
+func uncommitted(ms []memberLog, commit uint64, last *Entry) []Entry {
+	var out []Entry
+	seen := map[uint64][]int{} // index -> positions in out
+	for i := range ms {
+		m := &ms[i]
+		if last != nil {
+			if e, ok := m.get(last.Index); ok && e.Term != last.Term {
+				continue
+			}
+		}
+		for k := range m.ents {
+			e := &m.ents[k]
+			if e.Index <= commit {
+				continue
+			}
+			if !slices.ContainsFunc(seen[e.Index], func(p int) bool { return sameEntry(&out[p], e) }) {
+				seen[e.Index] = append(seen[e.Index], len(out))
+				out = append(out, *e)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Entry) int {
+		if c := byIndex(a, b); c != 0 {
+			return c
+		}
+		switch {
+		case a.Term < b.Term:
+			return -1
+		case a.Term > b.Term:
+			return 1
+		}
+		return 0
+	})
+	for i := range out {
+		out[i].raw = nil
+	}
+	return out
+}
