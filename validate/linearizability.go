@@ -3,7 +3,9 @@ package validate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -91,6 +93,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	r.Linearization = &verbose.info
 	if r.Verdict == Illegal {
 		r.Message += ": " + firstStuck(ops, verbose.info)
+		r.Explanation = explainStuck(ops, verbose.info)
 	}
 	return r
 }
@@ -164,6 +167,18 @@ func PorcupineOperations(patched []Op) []porcupine.Operation {
 // operations outside the longest partial linearization, the one that returned
 // first had to be linearized before anything after it.
 func firstStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	stuck, longest := stuckOp(ops, info)
+	if stuck == nil {
+		return "see the history visualization"
+	}
+	return fmt.Sprintf("no linearization gets past %s (%v, called at %s, %d of %d operations linearized)",
+		model.Describe(stuck.Input.(model.Request), stuck.Output.(model.Response)), stuck.Metadata,
+		time.Duration(stuck.Call).Round(time.Millisecond), len(longest), len(ops))
+}
+
+// stuckOp returns the operation outside the longest partial linearization
+// that returned first, and that linearization.
+func stuckOp(ops []porcupine.Operation, info porcupine.LinearizationInfo) (*porcupine.Operation, []porcupine.Operation) {
 	var longest []porcupine.Operation
 	for _, partition := range info.PartialLinearizationsOperations() {
 		for _, lin := range partition {
@@ -184,10 +199,137 @@ func firstStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) str
 			stuck = op
 		}
 	}
+	return stuck, longest
+}
+
+// explainStuck says in words, with etcd's revisions, why the stuck operation
+// cannot be placed: what it returned, what the model allowed after the
+// operations that could be ordered, and the operations that pin it down.
+func explainStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	stuck, longest := stuckOp(ops, info)
 	if stuck == nil {
-		return "see the history visualization"
+		return ""
 	}
-	return fmt.Sprintf("no linearization gets past %s (%v, called at %s, %d of %d operations linearized)",
-		model.Describe(stuck.Input.(model.Request), stuck.Output.(model.Response)), stuck.Metadata,
-		time.Duration(stuck.Call).Round(time.Millisecond), len(longest), len(ops))
+	req, resp := stuck.Input.(model.Request), stuck.Output.(model.Response)
+	at := func(d int64) time.Duration { return time.Duration(d).Round(time.Millisecond) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%v) was called at %s", req, stuck.Metadata, at(stuck.Call))
+	if resp.Status == model.StatusOK {
+		fmt.Fprintf(&b, " and returned %s at %s.", resp, at(stuck.Return))
+	} else {
+		fmt.Fprintf(&b, " (%s).", resp)
+	}
+	states := []model.State{model.InitialState()}
+	for _, op := range longest {
+		var next []model.State
+		for _, s := range states {
+			for _, n := range model.Step(s, op.Input.(model.Request), op.Output.(model.Response)) {
+				if !slices.ContainsFunc(next, n.Equal) && len(next) < 8 {
+					next = append(next, n)
+				}
+			}
+		}
+		states = next
+	}
+	if len(states) > 0 {
+		var alts []string
+		for _, s := range states {
+			alts = append(alts, describeKeys(s, req))
+		}
+		_, want := states[0].Apply(req)
+		fmt.Fprintf(&b, " After the %d operation(s) the checker could order, etcd could only be at %s; from there the model answers %s.",
+			len(longest), strings.Join(alts, ", or "), want)
+	}
+	if resp.Status != model.StatusOK {
+		return b.String()
+	}
+	other := func(fn func(o *porcupine.Operation, r model.Response) bool) *porcupine.Operation {
+		var found *porcupine.Operation
+		for i := range ops {
+			o := &ops[i]
+			if r := o.Output.(model.Response); o != stuck && r.Status == model.StatusOK && fn(o, r) && (found == nil || o.Return < found.Return) {
+				found = o
+			}
+		}
+		return found
+	}
+	name := func(o *porcupine.Operation) string {
+		return fmt.Sprintf("%s (%v)", o.Input.(model.Request), o.Metadata)
+	}
+	if len(writtenKeys(req, resp)) > 0 {
+		if o := other(func(o *porcupine.Operation, r model.Response) bool {
+			return r.Revision == resp.Revision && len(writtenKeys(o.Input.(model.Request), r)) > 0
+		}); o != nil {
+			fmt.Fprintf(&b, " %s was also acknowledged at revision %d, at %s. A revision holds exactly one write, so one of the two was lost.",
+				name(o), resp.Revision, at(o.Return))
+		}
+	}
+	if o := other(func(o *porcupine.Operation, r model.Response) bool {
+		return o.Return < stuck.Call && r.Revision > resp.Revision
+	}); o != nil {
+		fmt.Fprintf(&b, " Before it was called, %s had already returned revision %d, at %s. etcd's revision never goes back, so an answer at revision %d after that is stale, or the writes in between were lost.",
+			name(o), o.Output.(model.Response).Revision, at(o.Return), resp.Revision)
+	}
+	for _, c := range req.Txn.Conditions {
+		if resp.Txn == nil || !resp.Txn.Succeeded {
+			break
+		}
+		if o := other(func(o *porcupine.Operation, r model.Response) bool {
+			return o.Return < stuck.Call && r.Revision > c.ModRevision && slices.Contains(writtenKeys(o.Input.(model.Request), r), c.Key)
+		}); o != nil {
+			fmt.Fprintf(&b, " Its compare mod(%s)==%d succeeded, but %s had changed %s at revision %d, acknowledged at %s, before the compare-and-set was called: it won on a stale revision.",
+				c.Key, c.ModRevision, name(o), c.Key, o.Output.(model.Response).Revision, at(o.Return))
+		}
+	}
+	if resp.Txn != nil {
+		for _, res := range resp.Txn.Results {
+			for _, kv := range res.KVs {
+				if o := other(func(o *porcupine.Operation, r model.Response) bool {
+					return o.Return < stuck.Call && r.Revision > kv.ModRevision && slices.Contains(writtenKeys(o.Input.(model.Request), r), kv.Key)
+				}); o != nil {
+					fmt.Fprintf(&b, " It read %s=%s@%d, but %s had written %s at revision %d, acknowledged at %s, before the read was called: the read is stale.",
+						kv.Key, kv.Value, kv.ModRevision, name(o), kv.Key, o.Output.(model.Response).Revision, at(o.Return))
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// describeKeys renders a state's revision and the keys req touches.
+func describeKeys(s model.State, req model.Request) string {
+	out := fmt.Sprintf("revision %d", s.Revision)
+	seen := map[string]bool{}
+	for _, ops := range [][]model.Op{req.Txn.Then, req.Txn.Else} {
+		for _, op := range ops {
+			if op.End != "" || seen[op.Key] {
+				continue
+			}
+			seen[op.Key] = true
+			if v, ok := s.KVs[op.Key]; ok {
+				out += fmt.Sprintf(" with %s=%s@%d", op.Key, v.Value, v.ModRevision)
+			} else {
+				out += fmt.Sprintf(" with %s absent", op.Key)
+			}
+		}
+	}
+	return out
+}
+
+// writtenKeys are the keys a successful response says req wrote.
+func writtenKeys(req model.Request, resp model.Response) []string {
+	if resp.Status != model.StatusOK || resp.Txn == nil || req.Txn == nil {
+		return nil
+	}
+	branch := req.Txn.Then
+	if !resp.Txn.Succeeded {
+		branch = req.Txn.Else
+	}
+	var keys []string
+	for i, op := range branch {
+		if op.Type == model.OpPut || (op.Type == model.OpDelete && i < len(resp.Txn.Results) && resp.Txn.Results[i].Deleted > 0) {
+			keys = append(keys, op.Key)
+		}
+	}
+	return keys
 }

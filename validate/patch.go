@@ -81,11 +81,11 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
 			firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
-	findings := settle(p, ops, c.Persisted)
+	findings, why := settle(p, ops, c.Persisted)
 	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
 		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: strings.Join(findings, "; ")}
+		return Result{Verdict: Illegal, Message: strings.Join(findings, "; "), Explanation: strings.Join(why, " ")}
 	}
 	if !c.Persisted.Complete {
 		msg += fmt.Sprintf("; the log starts at index %d, so a write missing from it may still have been applied", c.Persisted.FirstIndex)
@@ -161,8 +161,7 @@ func identity(r history.Request) (key string, unique bool) {
 
 // settle fills p.Ops from ops and the committed log, and returns the
 // violations the log itself shows.
-func settle(p *Patched, ops []derived, log *evidence.Log) []string {
-	var findings []string
+func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string) {
 	revs := replay(log)
 	seen := newObservers(ops)
 
@@ -216,10 +215,13 @@ func settle(p *Patched, ops []derived, log *evidence.Log) []string {
 				}
 				findings = append(findings, fmt.Sprintf("%s was committed %d times (raft indices %s): one request applied more than once",
 					describeRecord(ops[firstOf(g.acked, g.unknown)].rec.Request), len(entries), strings.Join(idx, ", ")))
+				why = append(why, fmt.Sprintf("%s (%s) carries a value no other request writes, yet the committed raft log holds it %d times, at indices %s, so etcd applied it %d times; a request is applied at most once.",
+					describeRecord(ops[firstOf(g.acked, g.unknown)].rec.Request), ops[firstOf(g.acked, g.unknown)].Source, len(entries), strings.Join(idx, ", "), len(entries)))
 			case len(entries) == 0 && len(g.acked) > 0 && log.Complete && uncommitted[id] == 0:
 				o := ops[g.acked[0]]
 				findings = append(findings, fmt.Sprintf("%s was acknowledged at revision %d by %s but is in no member's WAL: an acknowledged write was lost",
 					describeRecord(o.rec.Request), o.Response.Revision, o.Source))
+				why = append(why, lostWrite(o, log, revs))
 			}
 		}
 		for _, i := range g.unknown {
@@ -254,7 +256,26 @@ func settle(p *Patched, ops []derived, log *evidence.Log) []string {
 		p.Ops = append(p.Ops, o.Op)
 	}
 	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
-	return findings
+	return findings, why
+}
+
+// lostWrite explains an acknowledged write missing from a complete log, and
+// names the entry that holds its revision instead.
+func lostWrite(o derived, log *evidence.Log, revs []int64) string {
+	s := fmt.Sprintf("%s (%s) was acknowledged at revision %d at %s", describeRecord(o.rec.Request), o.Source,
+		o.Response.Revision, o.Return.Round(time.Millisecond))
+	if o.rec.Response != nil && o.rec.Response.Header.MemberID != 0 {
+		s += fmt.Sprintf(" by member %x", o.rec.Response.Header.MemberID)
+	}
+	s += fmt.Sprintf(". The committed raft log read from the members' WALs is complete (%d entries from index %d) and no entry carries its value, so no member kept it.",
+		len(log.Entries), log.FirstIndex)
+	for i, rev := range revs {
+		if rev == o.Response.Revision && log.Entries[i].Request != nil {
+			s += fmt.Sprintf(" Revision %d is held by raft index %d instead, %s.", rev, log.Entries[i].Index, describeRecord(*log.Entries[i].Request))
+			break
+		}
+	}
+	return s + " An acknowledged write must survive any crash, so it was lost."
 }
 
 // serverOps are the committed requests no client sent (a lease revoked by

@@ -66,6 +66,9 @@ type Result struct {
 	Message string `json:"message"`
 	// Took is how long the stage ran.
 	Took time.Duration `json:"took"`
+	// Explanation explains a violation to a person, in several sentences
+	// that name the operations involved; empty when there is none.
+	Explanation string `json:"explanation,omitempty"`
 	// Linearization holds porcupine's search, for the visualization in the
 	// report. Only the linearizability stage sets it, and only when asked to.
 	Linearization *porcupine.LinearizationInfo `json:"-"`
