@@ -3,8 +3,11 @@
 //
 //	record.json    the run record: everything the checks read (format below)
 //	summary.json   the outcome and every stage's verdict
+//	index.html     the page to read first: verdicts, the first violation
+//	               explained, a timeline, the run, links
 //	history.html   porcupine's visualization, with the faults on their own row
-//	member-N/      each member's data dir and log (written by the cluster runner)
+//	member-N/      each member's log and data dir, as data.tar.gz (written by
+//	               the cluster runner, compressed by Write)
 //
 // The run record is versioned. Load reads a record of this version whole,
 // or fails with one line that names the file and what is wrong; it never
@@ -24,7 +27,6 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
-	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
 	"github.com/etcd-robustness/etcd-robustness/validate"
 )
@@ -80,9 +82,10 @@ type Summary struct {
 	Results      []validate.Result `json:"results"`
 }
 
-// Write writes the record, the summary and, when a result carries
-// porcupine's search, history.html into dir, which may already hold member
-// data dirs and logs.
+// Write writes the record, the summary, history.html when a result carries
+// porcupine's search (a window of it for a long history, see
+// MaxVisualizedOps), and index.html into dir. Member data dirs and large
+// logs already in dir are compressed (see CompressMembers).
 func Write(dir string, rec Record, sum Summary) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -96,17 +99,20 @@ func Write(dir string, rec Record, sum Summary) error {
 	if err := writeJSON(filepath.Join(dir, SummaryFile), sum, "  "); err != nil {
 		return err
 	}
+	window := ""
 	for _, res := range sum.Results {
 		if res.Linearization == nil {
 			continue
 		}
-		info := *res.Linearization
-		info.AddAnnotations(Annotations(rec.Injections))
-		if err := porcupine.VisualizePath(model.Porcupine, info, filepath.Join(dir, HTMLFile)); err != nil {
-			return fmt.Errorf("report: writing %s: %w", HTMLFile, err)
+		var err error
+		if window, err = WriteHistory(dir, rec, res); err != nil {
+			return err
 		}
 	}
-	return nil
+	if err := CompressMembers(dir); err != nil {
+		return err
+	}
+	return WriteIndex(dir, rec, sum, window)
 }
 
 // Annotations shows each fault as a bar on its own row of the visualization,

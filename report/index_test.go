@@ -1,0 +1,114 @@
+package report
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
+	"github.com/etcd-robustness/etcd-robustness/validate"
+)
+
+// failingReport writes the report of a run that lost a write into a new
+// directory, with member dirs as the cluster runner leaves them.
+func failingReport(t *testing.T) (string, Record, Summary) {
+	dir := t.TempDir()
+	in := lostWrite()
+	in.Injections = []history.Injection{{Name: "raftBeforeSave", Targets: []string{"member-0"}, Start: 100 * time.Millisecond,
+		Effect: 200 * time.Millisecond, End: 450 * time.Millisecond}}
+	rec := Record{Scenario: scenarios.Scenario{Name: "issue-14370", Members: 1, Traffic: "etcd-kv", Duration: time.Second},
+		EtcdVersions: []string{"v3.5.4"}, Seed: 1, Start: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC), Input: in}
+	results := validate.Run(context.Background(), in, validate.Options{CheckTimeout: 10 * time.Second})
+	sum := Summary{Scenario: "issue-14370", EtcdVersions: rec.EtcdVersions, Seed: 1, Stats: history.Count(in.Clients),
+		Outcome: "FAIL", Verdict: "FAIL: lost", Results: results}
+	// A preallocated WAL: 8 MB, mostly zeros.
+	wal := filepath.Join(dir, "member-0", "data", "member", "wal")
+	require.NoError(t, os.MkdirAll(wal, 0o755))
+	zeros := make([]byte, 8<<20)
+	copy(zeros, "walheader")
+	require.NoError(t, os.WriteFile(filepath.Join(wal, "0000000000000000-0000000000000000.wal"), zeros, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "member-0", "etcd.log"), []byte("small log\n"), 0o644))
+	require.NoError(t, Write(dir, rec, sum))
+	return dir, rec, sum
+}
+
+func TestIndex(t *testing.T) {
+	dir, _, _ := failingReport(t)
+	b, err := os.ReadFile(filepath.Join(dir, IndexFile))
+	require.NoError(t, err)
+	page := string(b)
+	for _, want := range []string{
+		`id="verdicts"`, `<td class="illegal">illegal</td>`, "linearizability", "patch",
+		`id="explanation"`, "put(a, 1) (client 0 #0) was acknowledged at revision 2",
+		`<svg id="timeline"`, `class="fault"`, "raftBeforeSave", "member abc",
+		`href="history.html"`, `href="record.json"`, `href="summary.json"`, `href="member-0/data.tar.gz"`,
+		"v3.5.4", "issue-14370",
+	} {
+		require.Contains(t, page, want)
+	}
+	own := strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, "")
+	for _, ext := range []string{"http://", "https://", "<script src", "<link"} {
+		require.NotContains(t, own, ext, "no external resource")
+	}
+}
+
+func TestCompressMembers(t *testing.T) {
+	dir, _, _ := failingReport(t)
+	_, err := os.Stat(filepath.Join(dir, "member-0", "data"))
+	require.True(t, os.IsNotExist(err), "the data dir is gone once archived")
+	require.FileExists(t, filepath.Join(dir, "member-0", "etcd.log"), "a small log stays as it is")
+	fi, err := os.Stat(filepath.Join(dir, "member-0", "data.tar.gz"))
+	require.NoError(t, err)
+	require.Less(t, fi.Size(), int64(100<<10), "8 MB of zeros compress to little")
+
+	f, err := os.Open(filepath.Join(dir, "member-0", "data.tar.gz"))
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	tr := tar.NewReader(zr)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		names = append(names, h.Name)
+		if strings.HasSuffix(h.Name, ".wal") {
+			var buf bytes.Buffer
+			_, err := io.Copy(&buf, tr)
+			require.NoError(t, err)
+			require.Equal(t, 8<<20, buf.Len())
+			require.True(t, bytes.HasPrefix(buf.Bytes(), []byte("walheader")))
+		}
+	}
+	require.Contains(t, names, "data/member/wal/0000000000000000-0000000000000000.wal")
+}
+
+func TestCompressLargeLog(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "member-1"), 0o755))
+	log := bytes.Repeat([]byte("a log line\n"), LogCompressThreshold/10)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "member-1", "etcd.log"), log, 0o644))
+	require.NoError(t, CompressMembers(dir))
+	require.NoFileExists(t, filepath.Join(dir, "member-1", "etcd.log"))
+	f, err := os.Open(filepath.Join(dir, "member-1", "etcd.log.gz"))
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	got, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Equal(t, log, got)
+}
