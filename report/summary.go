@@ -1,0 +1,202 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Row is one run in a list of many, for a review meeting.
+type Row struct {
+	Dir      string
+	Outcome  string
+	Scenario string
+	Seed     int64
+	Versions string
+	Members  int
+	Faults   string
+	// Stages lists each stage's verdict, e.g. "patch illegal".
+	Stages    []string
+	Violation *Violation
+	Start     time.Time
+	HasIndex  bool
+}
+
+// FindReports expands each argument: a report directory (one that holds
+// summary.json or record.json) stays as it is, and any other directory
+// stands for the report directories directly inside it. A path that is
+// neither gets an error that names it.
+func FindReports(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%s is not a report directory nor a directory of reports", a)
+		}
+		if isReport(a) {
+			out = append(out, a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		n := 0
+		for _, e := range entries {
+			// Stat, not the entry's type, so that a symlink to a report counts.
+			if p := filepath.Join(a, e.Name()); isDir(p) && isReport(p) {
+				out = append(out, p)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%s holds no report (no %s or %s in it or in its subdirectories)", a, SummaryFile, RecordFile)
+		}
+	}
+	return out, nil
+}
+
+func isReport(dir string) bool {
+	for _, f := range []string{SummaryFile, RecordFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadRow reads one report's summary and record. A corrupt or incomplete
+// report gets an error that names the broken file.
+func ReadRow(dir string) (Row, error) {
+	sum, err := LoadSummary(dir)
+	if err != nil {
+		return Row{}, err
+	}
+	if sum.Outcome == "" || len(sum.Results) == 0 {
+		return Row{}, fmt.Errorf("report %s is incomplete: %s has no outcome or no stage result", dir, SummaryFile)
+	}
+	rec, err := Load(dir)
+	if err != nil {
+		return Row{}, err
+	}
+	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: sum.Scenario, Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
+		Members: rec.Scenario.Members, Violation: FirstViolation(rec, sum), Start: rec.Start}
+	for _, res := range sum.Results {
+		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))
+	}
+	var faults []string
+	for _, inj := range rec.Injections {
+		f := inj.Name
+		if len(inj.Targets) > 0 {
+			f += " " + strings.Join(inj.Targets, ",")
+		}
+		if inj.Error != "" {
+			f += " (not injected)"
+		}
+		faults = append(faults, f)
+	}
+	r.Faults = strings.Join(faults, "; ")
+	if r.Faults == "" {
+		r.Faults = "none"
+	}
+	_, err = os.Stat(filepath.Join(dir, IndexFile))
+	r.HasIndex = err == nil
+	return r, nil
+}
+
+// SortRows puts failures first, then inconclusive runs, then passes; each
+// group by start time.
+func SortRows(rows []Row) {
+	rank := map[string]int{"FAIL": 0, "INCONCLUSIVE": 1, "PASS": 2}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rank[rows[i].Outcome] != rank[rows[j].Outcome] {
+			return rank[rows[i].Outcome] < rank[rows[j].Outcome]
+		}
+		return rows[i].Start.Before(rows[j].Start)
+	})
+}
+
+// FirstSentence shortens an explanation for a table cell.
+func FirstSentence(s string, limit int) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i+1]
+	}
+	if len(s) > limit {
+		s = s[:limit-1] + "…"
+	}
+	return s
+}
+
+// WriteTable writes rows as a plain-text table.
+func WriteTable(w io.Writer, rows []Row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTCOME\tSCENARIO\tSEED\tETCD\tFAULTS\tFIRST VIOLATION\tREPORT")
+	for _, r := range rows {
+		v := "-"
+		if r.Violation != nil {
+			v = r.Violation.Validator + ": " + FirstSentence(r.Violation.Explanation, 100)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Outcome, r.Scenario, r.Seed, r.Versions, r.Faults, v, r.Dir)
+	}
+	return tw.Flush()
+}
+
+// WriteSummaryHTML writes rows as one self-contained page at path, with
+// links to each run's index.html relative to the page.
+func WriteSummaryHTML(path string, rows []Row) error {
+	type link struct {
+		Row
+		Href string
+	}
+	base, _ := filepath.Abs(filepath.Dir(path))
+	var links []link
+	counts := map[string]int{}
+	for _, r := range rows {
+		counts[r.Outcome]++
+		abs, _ := filepath.Abs(r.Dir)
+		href, err := filepath.Rel(base, abs)
+		if err != nil {
+			href = abs
+		}
+		links = append(links, link{Row: r, Href: filepath.ToSlash(href)})
+	}
+	var b bytes.Buffer
+	err := summaryTmpl.Execute(&b, struct {
+		Rows      []link
+		Counts    map[string]int
+		Generated time.Time
+	}{links, counts, time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("report: rendering %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+var summaryTmpl = template.Must(template.New("summary").Funcs(funcs).Funcs(template.FuncMap{"short": FirstSentence}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>etcd-robustness: {{len .Rows}} runs</title>
+<style>` + style + `</style></head><body>
+<h1>{{len .Rows}} runs</h1>
+<p id="counts">{{index .Counts "FAIL"}} failed, {{index .Counts "INCONCLUSIVE"}} inconclusive, {{index .Counts "PASS"}} passed. Generated {{.Generated.Format "2006-01-02 15:04 UTC"}}.</p>
+<table id="runs"><tr><th>outcome</th><th>scenario</th><th>seed</th><th>etcd</th><th>members</th><th>faults</th><th>stages</th><th>first violation</th><th>report</th></tr>
+{{range .Rows}}<tr><td class="{{outcomeClass .Outcome}}">{{.Outcome}}</td><td>{{.Scenario}}</td><td>{{.Seed}}</td><td>{{.Versions}}</td><td>{{.Members}}</td><td>{{.Faults}}</td>
+<td>{{range .Stages}}{{.}}<br>{{end}}</td>
+<td>{{with .Violation}}<b>{{.Validator}}</b>: {{.Explanation}}{{else}}-{{end}}</td>
+<td>{{if .HasIndex}}<a href="{{.Href}}/index.html">{{.Dir}}</a>{{else}}<a href="{{.Href}}/">{{.Dir}}</a>{{end}}</td></tr>
+{{end}}</table>
+</body></html>
+`))
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
