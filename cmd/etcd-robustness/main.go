@@ -57,12 +57,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "summary":
+		return summaryCmd(ctx, args[1:], stdout, stderr)
 	case "list":
 		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:    %s\n",
 			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "), strings.Join(traffic.Names(), ", "))
 		return exitPass
 	default:
-		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, list)\n", args[0])
+		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list)\n", args[0])
 		return exitSetup
 	}
 }
