@@ -3,7 +3,7 @@ GO ?= go
 ETCD_VERSION ?= v3.7.3
 RUNS ?= 5
 
-.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean
+.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser
 
 all: build
 
@@ -44,3 +44,12 @@ no-false-alarm: build
 
 clean:
 	rm -rf bin results
+
+# Opens index.html and history.html of a failing report in headless
+# chromium (Debian's package, installed here if missing) and keeps a
+# screenshot of each in the report. REPORT=DIR opens a saved report instead
+# of a built one. Fails if chromium cannot be installed.
+test-browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || { echo "test-browser: chromium is not installed"; exit 1; }
+	ETCD_ROBUSTNESS_BROWSER=1 ETCD_ROBUSTNESS_BROWSER_REPORT=$(REPORT) $(GO) test -count=1 -run TestBrowser -v ./report/
