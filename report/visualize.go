@@ -118,9 +118,11 @@ func HistoryWindow(ops []porcupine.Operation, info porcupine.LinearizationInfo, 
 			}
 		}
 	}
-	inLongest := make(map[porcupine.Operation]bool, len(longest))
+	// The operations were derived twice (by the stage and here), so they
+	// are matched by where they are, not by their pointers.
+	inLongest := make(map[opKey]bool, len(longest))
 	for _, op := range longest {
-		inLongest[op] = true
+		inLongest[keyOf(op)] = true
 	}
 	order := make([]int, len(ops))
 	for i := range order {
@@ -129,7 +131,7 @@ func HistoryWindow(ops []porcupine.Operation, info porcupine.LinearizationInfo, 
 	sort.SliceStable(order, func(a, b int) bool { return ops[order[a]].Call < ops[order[b]].Call })
 	center := -1
 	for pos, i := range order {
-		if !inLongest[ops[i]] && (center < 0 || ops[i].Return < ops[order[center]].Return) {
+		if !inLongest[keyOf(ops[i])] && (center < 0 || ops[i].Return < ops[order[center]].Return) {
 			center = pos
 		}
 	}
@@ -142,7 +144,7 @@ func HistoryWindow(ops []porcupine.Operation, info porcupine.LinearizationInfo, 
 
 	// The prefix of the linearization called before the window.
 	states := []model.State{model.InitialState()}
-	prefix := map[porcupine.Operation]bool{}
+	prefix := map[opKey]bool{}
 	for _, op := range longest {
 		if op.Call >= from {
 			break
@@ -159,15 +161,25 @@ func HistoryWindow(ops []porcupine.Operation, info porcupine.LinearizationInfo, 
 			break
 		}
 		states = next
-		prefix[op] = true
+		prefix[keyOf(op)] = true
 	}
 	w := Window{States: states, Total: len(ops), Before: len(prefix), From: time.Duration(from), To: time.Duration(to)}
 	for _, op := range ops {
-		if !prefix[op] && op.Call <= to {
+		if !prefix[keyOf(op)] && op.Call <= to {
 			w.Ops = append(w.Ops, op)
 		}
 	}
 	return w
+}
+
+type opKey struct {
+	client    int
+	call, ret int64
+	source    string
+}
+
+func keyOf(op porcupine.Operation) opKey {
+	return opKey{op.ClientId, op.Call, op.Return, fmt.Sprint(op.Metadata)}
 }
 
 func containsState(states []model.State, s model.State) bool {
@@ -191,8 +203,12 @@ func WriteHistory(dir string, rec Record, res validate.Result) (string, error) {
 		w := HistoryWindow(ops, info, MaxVisualizedOps)
 		_, info = porcupine.CheckOperationsVerbose(visualModel(rec, w.States), w.Ops, windowCheckTimeout)
 		m = visualModel(rec, w.States)
-		desc = fmt.Sprintf("a window of %d of the %d operations, called from %s to %s, around the first operation that could not be placed; the %d operations ordered before it are folded into the starting state (%s)",
-			len(w.Ops), w.Total, w.From.Round(time.Millisecond), w.To.Round(time.Millisecond), w.Before, statesString(w.States))
+		where := "the first operations (the history is linearizable)"
+		if res.Verdict == validate.Illegal {
+			where = "around the first operation that could not be placed"
+		}
+		desc = fmt.Sprintf("a window of %d of the %d operations, called from %s to %s, %s; the %d operations ordered before it are folded into the starting state (%s)",
+			len(w.Ops), w.Total, w.From.Round(time.Millisecond), w.To.Round(time.Millisecond), where, w.Before, statesString(w.States))
 	}
 	info.AddAnnotations(Annotations(rec.Injections))
 	var b bytes.Buffer
