@@ -221,7 +221,7 @@ func WriteHistory(dir string, rec Record, res validate.Result) (string, error) {
 	if desc != "" {
 		banner = `<p id="window-note" style="background:#ffe;padding:4px">This page shows ` + htmlEscape(desc) + `. The whole history is in record.json.</p>`
 	}
-	script := banner + `<script>window.addEventListener('load',function(){var j=document.querySelector('#jump-link');if(j&&!j.classList.contains('inactive')){j.click();}});</script>`
+	script := banner + `<script>window.addEventListener('load',function(){var j=document.querySelector('#jump-link');if(j&&!j.classList.contains('inactive')){j.dispatchEvent(new MouseEvent('click',{bubbles:true}));}});</script>`
 	if i := strings.LastIndex(page, "</body>"); i >= 0 {
 		page = page[:i] + script + page[i:]
 	} else {
