@@ -70,7 +70,7 @@ func TestBrowser(t *testing.T) {
 		// want: in the DOM after the page's scripts ran.
 		want []string
 	}{
-		{IndexFile, []string{`id="verdicts"`, `class="illegal">illegal<`, `id="explanation" class="explanation"`, "was acknowledged at revision",
+		{IndexFile, []string{`id="verdicts"`, `class="illegal">illegal<`, `id="explanation" class="explanation"`, `<table id="involved">`,
 			`<svg id="timeline"`, `class="fault"`, `href="history.html"`}},
 		// porcupine's script draws the history into #canvas.
 		{HTMLFile, []string{`<div id="canvas"><svg`, "jump-link", "fault"}},
