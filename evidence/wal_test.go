@@ -381,7 +381,7 @@ func TestDecodeEntry(t *testing.T) {
 	}
 }
 
-func walFiles(t *testing.T, dataDir string) []string {
+func walFiles(t testing.TB, dataDir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(filepath.Join(dataDir, "member", "wal"))
 	require.NoError(t, err)
@@ -404,7 +404,7 @@ func onlyWALFile(t *testing.T, dataDir string) string {
 
 // dataEnd is the offset just past the last record of a WAL file (the rest
 // is preallocated zeros). Records are 8-byte aligned.
-func dataEnd(t *testing.T, path string) int64 {
+func dataEnd(t testing.TB, path string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
