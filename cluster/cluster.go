@@ -147,12 +147,13 @@ func newCluster(cfg Config) (*Cluster, error) {
 		token = DefaultClusterToken
 	}
 
-	ports, err := allocatePorts(cfg.Size * portsPerMember)
+	ports, err := allocatePorts(cfg.Size*portsPerMember + linkPorts(cfg.Size))
 	if err != nil {
 		return nil, err
 	}
 
 	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg)}
+	c.network.ports = ports[cfg.Size*portsPerMember:]
 	members := make([]*Member, cfg.Size)
 	peers := make([]string, cfg.Size)
 	for i := range members {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +47,10 @@ type Network struct {
 	links   map[string]map[string]*linkProxy // receiver → sender ("" = unknown) → proxy
 	ids     map[string]string                // raft member ID (hex) → member name
 	listen  map[string]string                // member name → real peer listen URL
+	cut     map[proxy.Server]bool            // proxies whose traffic is held (Blackhole)
+	// ports were allocated together with the members' ports, so that no
+	// link proxy takes a port a member has not bound yet.
+	ports []int
 }
 
 // linkProxy carries the connections one sender dialed to one receiver.
@@ -64,6 +67,7 @@ func newNetwork(lg *zap.Logger) *Network {
 		links:   map[string]map[string]*linkProxy{},
 		ids:     map[string]string{},
 		listen:  map[string]string{},
+		cut:     map[proxy.Server]bool{},
 	}
 }
 
@@ -112,12 +116,21 @@ func (n *Network) addMember(m *Member) error {
 	return nil
 }
 
+// linkPorts is how many link proxies a cluster of size members has: one
+// per ordered pair and one unknown-sender link per member.
+func linkPorts(size int) int { return size * size }
+
 func (n *Network) addLinkLocked(from, to string) error {
-	ports, err := allocatePorts(1)
-	if err != nil {
-		return err
+	if len(n.ports) == 0 {
+		ports, err := allocatePorts(1)
+		if err != nil {
+			return err
+		}
+		n.ports = ports
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	port := n.ports[0]
+	n.ports = n.ports[1:]
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	srv, err := startProxy(n.lg, addr, hostPort(n.listen[to]))
 	if err != nil {
 		return fmt.Errorf("link proxy %s→%s: %w", senderName(from), to, err)
@@ -136,21 +149,22 @@ func (n *Network) setMemberID(id uint64, name string) {
 
 // linkAddr is where the demultiplexer of receiver sends a connection whose
 // X-Server-From is fromID.
-func (n *Network) linkAddr(fromID, receiver string) (string, bool) {
+func (n *Network) linkAddr(fromID, receiver string) (addr, from string, ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	from, ok := n.ids[fromID]
+	from, ok = n.ids[fromID]
 	if !ok {
 		from = UnknownSender
 	}
 	l, ok := n.links[receiver][from]
 	if !ok {
+		from = UnknownSender
 		l, ok = n.links[receiver][UnknownSender]
 	}
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	return l.addr, true
+	return l.addr, from, true
 }
 
 // Link is one direction of peer traffic between two members: the
@@ -208,20 +222,56 @@ func (n *Network) link(l Link) (proxy.Server, error) {
 	return p.srv, nil
 }
 
-// Blackhole drops every byte on the links, in both directions of each
-// connection, until Unblackhole. Connections stay open, as in a real
-// partition: etcd notices by its own timeouts.
+// Blackhole cuts the links: no byte passes, in either direction of any
+// connection on them, old or new, until Unblackhole. Connections stay
+// open, as in a real partition, and etcd notices by its own timeouts.
+//
+// The proxy holds the bytes rather than dropping them: raft's streams have
+// no checksums, so a stream with bytes missing in the middle decodes into
+// garbage messages, which no real network delivers (TCP resends what it
+// loses).
 func (n *Network) Blackhole(links ...Link) error {
-	return n.each(links, func(s proxy.Server) { s.BlackholeTx(); s.BlackholeRx() })
+	return n.each(links, n.hold)
 }
 
-// Unblackhole lets the links carry traffic again.
+// Unblackhole heals the links. The connections that were cut are reset
+// first, as TCP gives up on a connection whose packets were lost for long,
+// so what they held is lost and etcd dials again; new connections pass.
+// (Released instead, the held bytes would reach the peer intact and late,
+// and a follower would never fall behind the leader's compacted log.)
 func (n *Network) Unblackhole(links ...Link) error {
-	return n.each(links, func(s proxy.Server) { s.UnblackholeTx(); s.UnblackholeRx() })
+	n.mu.Lock()
+	for _, l := range links {
+		if d, ok := n.demux[l.To]; ok {
+			d.reset(l.From)
+		}
+	}
+	n.mu.Unlock()
+	return n.each(links, n.release)
 }
 
-// Delay adds latency ± jitter (uniformly random) to every read on the
-// links, in both directions.
+func (n *Network) hold(s proxy.Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.cut[s] {
+		n.cut[s] = true
+		s.PauseTx()
+		s.PauseRx()
+	}
+}
+
+func (n *Network) release(s proxy.Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cut[s] {
+		delete(n.cut, s)
+		s.UnpauseTx()
+		s.UnpauseRx()
+	}
+}
+
+// Delay adds latency ± jitter (uniformly random) to every chunk read on
+// the links, in both directions.
 func (n *Network) Delay(latency, jitter time.Duration, links ...Link) error {
 	return n.each(links, func(s proxy.Server) { s.DelayTx(latency, jitter); s.DelayRx(latency, jitter) })
 }
@@ -231,37 +281,39 @@ func (n *Network) Undelay(links ...Link) error {
 	return n.each(links, func(s proxy.Server) { s.UndelayTx(); s.UndelayRx() })
 }
 
-// Drop drops a share (0..1) of the chunks read on the links, in both
-// directions. TCP does not resend what the proxy drops, so the streams
-// break and etcd reconnects, as it does after heavy packet loss.
-func (n *Network) Drop(share float64, seed int64, links ...Link) error {
+// Retransmit models a share (0..1) of lost packets on the links, in both
+// directions. TCP resends a lost packet after a retransmission timeout,
+// so a lost chunk arrives late but intact: each chunk the proxy reads is,
+// with probability share, held for rto before it is forwarded. (Dropping
+// the bytes instead would corrupt the stream, which TCP never does.)
+func (n *Network) Retransmit(share float64, rto time.Duration, seed int64, links ...Link) error {
 	var mu sync.Mutex
 	r := rand.New(rand.NewSource(seed))
-	drop := func(b []byte) []byte {
+	lose := func(b []byte) []byte {
 		mu.Lock()
-		defer mu.Unlock()
-		if r.Float64() < share {
-			return nil
+		lost := r.Float64() < share
+		mu.Unlock()
+		if lost {
+			time.Sleep(rto)
 		}
 		return b
 	}
-	return n.each(links, func(s proxy.Server) { s.ModifyTx(drop); s.ModifyRx(drop) })
+	return n.each(links, func(s proxy.Server) { s.ModifyTx(lose); s.ModifyRx(lose) })
 }
 
-// Undrop stops dropping.
-func (n *Network) Undrop(links ...Link) error {
+// Unretransmit stops Retransmit.
+func (n *Network) Unretransmit(links ...Link) error {
 	return n.each(links, func(s proxy.Server) { s.UnmodifyTx(); s.UnmodifyRx() })
 }
 
 // BlackholeClient cuts the member's client proxy (traffic clients dial it;
-// the harness's own checks do not).
+// the harness's own checks do not), as Blackhole cuts a link.
 func (n *Network) BlackholeClient(member string) error {
 	s, err := n.client(member)
 	if err != nil {
 		return err
 	}
-	s.BlackholeTx()
-	s.BlackholeRx()
+	n.hold(s)
 	return nil
 }
 
@@ -271,8 +323,7 @@ func (n *Network) UnblackholeClient(member string) error {
 	if err != nil {
 		return err
 	}
-	s.UnblackholeTx()
-	s.UnblackholeRx()
+	n.release(s)
 	return nil
 }
 
@@ -291,6 +342,11 @@ func (n *Network) client(member string) (proxy.Server, error) {
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for s := range n.cut {
+		s.UnpauseTx()
+		s.UnpauseRx()
+	}
+	clear(n.cut)
 	var all []proxy.Server
 	for _, s := range n.clients {
 		all = append(all, s)
@@ -301,8 +357,6 @@ func (n *Network) Heal() {
 		}
 	}
 	for _, s := range all {
-		s.UnblackholeTx()
-		s.UnblackholeRx()
 		s.UndelayTx()
 		s.UndelayRx()
 		s.UnmodifyTx()
@@ -407,7 +461,7 @@ type demux struct {
 	ln       net.Listener
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]string // connection → sender name
 	wg    sync.WaitGroup
 }
 
@@ -419,7 +473,7 @@ func newDemux(n *Network, receiver, addr string) (*demux, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &demux{n: n, receiver: receiver, ln: ln, conns: map[net.Conn]struct{}{}}
+	d := &demux{n: n, receiver: receiver, ln: ln, conns: map[net.Conn]string{}}
 	d.wg.Add(1)
 	go d.serve()
 	return d, nil
@@ -432,7 +486,7 @@ func (d *demux) serve() {
 		if err != nil {
 			return
 		}
-		if !d.track(c) {
+		if !d.track(c, UnknownSender) {
 			c.Close()
 			return
 		}
@@ -445,14 +499,25 @@ func (d *demux) serve() {
 	}
 }
 
-func (d *demux) track(c net.Conn) bool {
+func (d *demux) track(c net.Conn, from string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conns == nil {
 		return false
 	}
-	d.conns[c] = struct{}{}
+	d.conns[c] = from
 	return true
+}
+
+// reset closes every connection from sender.
+func (d *demux) reset(from string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for c, f := range d.conns {
+		if f == from {
+			c.Close()
+		}
+	}
 }
 
 func (d *demux) untrack(c net.Conn) {
@@ -473,15 +538,18 @@ func (d *demux) handle(in net.Conn) {
 		from = req.Header.Get("X-Server-From")
 	}
 	_ = in.SetReadDeadline(time.Time{})
-	addr, ok := d.n.linkAddr(from, d.receiver)
+	addr, sender, ok := d.n.linkAddr(from, d.receiver)
 	if !ok {
+		return
+	}
+	if !d.track(in, sender) {
 		return
 	}
 	out, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return
 	}
-	if !d.track(out) {
+	if !d.track(out, sender) {
 		out.Close()
 		return
 	}
@@ -513,16 +581,4 @@ func (d *demux) close() {
 		c.Close()
 	}
 	d.wg.Wait()
-}
-
-// waitCtx is a helper for bounded waits.
-func waitCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

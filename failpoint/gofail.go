@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,82 +18,403 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 )
 
-// gofailPanics are the gofail points that, set to panic, crash a member at a
-// spot where a crash has found bugs. The names are the // gofail: comments in
-// etcd's server module; which exist depends on the release (Available checks
-// the running binary).
-var gofailPanics = []string{
-	// raft loop, every release
-	"raftBeforeSave", "raftAfterSave",
-	"raftBeforeSaveSnap", "raftAfterSaveSnap",
-	"raftBeforeLeaderSend", "raftBeforeFollowerSend",
-	"raftBeforeApplySnap", "raftAfterApplySnap",
-	"raftAfterWALRelease", "raftBeforeWALSaveSnaphot",
-	// single-member save path, v3.5.5+ (the fix for etcd #14370)
-	"raftBeforeSaveWaitWalSync",
-	// backend commits, every release
-	"beforeCommit", "afterCommit",
-	// v3.5.12+
-	"beforeApplyOneEntryNormal", "beforeWritebackBuf", "walBeforeSync", "walAfterSync",
+// trigger is how a gofail point's code path is reached.
+type trigger string
+
+const (
+	// traffic: the run's own traffic reaches the point.
+	traffic trigger = ""
+	// defrag: a defragmentation of the target member.
+	defrag trigger = "defrag"
+	// compaction: a compaction (every member compacts).
+	compaction trigger = "compaction"
+	// batchedCompaction: a compaction of more revisions than the batch limit,
+	// which the members run with a small --compaction-batch-limit.
+	batchedCompaction trigger = "batched compaction"
+	// localSnapshot: the member saves a snapshot of its own, which it does
+	// every --snapshot-count entries (small here).
+	localSnapshot trigger = "local snapshot"
+	// sentSnapshot: a follower is cut off until the leader has compacted
+	// its log past it, then it must receive a snapshot.
+	sentSnapshot trigger = "snapshot from the leader"
+	// watchStream: a watch on the target that traffic's writes feed.
+	watchStream trigger = "watch"
+)
+
+// point is one gofail point and how to reach it.
+type point struct {
+	name    string
+	target  Target
+	trigger trigger
+	// sleep: the point is also registered as point:sleep.
+	sleep bool
+	// peers: the point is reached only in a cluster of several members.
+	peers bool
+	// never, if set, says why the harness cannot reach the point yet; the
+	// fault is listed and unavailable with that reason.
+	never string
+}
+
+// gofailPoints are the gofail points of etcd's server module, each with where
+// it fires. Which exist depends on the release: Available reads the
+// member's own list.
+var gofailPoints = []point{
+	// raft loop
+	{name: "raftBeforeSave", target: AnyMember, sleep: true},
+	{name: "raftAfterSave", target: AnyMember, sleep: true},
+	{name: "raftBeforeLeaderSend", target: Leader, sleep: true},
+	{name: "raftBeforeFollowerSend", target: Follower, peers: true, sleep: true},
+	{name: "raftBeforeAdvance", target: AnyMember},
+	{name: "raftBeforeSaveSnap", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "raftAfterSaveSnap", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "raftBeforeApplySnap", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "raftAfterApplySnap", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "raftAfterWALRelease", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "applyBeforeOpenSnapshot", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "applyAfterOpenSnapshot", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "snapDBDirSyncError", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "snapDBRenameBeforeDirSync", target: Follower, trigger: sentSnapshot, peers: true},
+	{name: "raftBeforeWALSaveSnaphot", target: AnyMember, trigger: localSnapshot},
+	// the single-member save path, v3.5.5+ (the fix for etcd #14370)
+	{name: "raftBeforeSaveWaitWalSync", target: AnyMember},
+	{name: "raftDropHeartbeat", target: Follower, peers: true},
+	// apply
+	{name: "beforeApplyOneEntryNormal", target: AnyMember, sleep: true},
+	// WAL
+	{name: "walBeforeSync", target: AnyMember, sleep: true},
+	{name: "walAfterSync", target: AnyMember},
+	// backend
+	{name: "beforeCommit", target: AnyMember, sleep: true},
+	{name: "afterCommit", target: AnyMember, sleep: true},
+	{name: "beforeWritebackBuf", target: AnyMember},
+	{name: "afterWritebackBuf", target: AnyMember},
+	{name: "beforeStartDBTxn", target: AnyMember},
+	{name: "afterStartDBTxn", target: AnyMember},
+	{name: "commitBeforePreCommitHook", target: AnyMember},
+	{name: "commitAfterPreCommitHook", target: AnyMember},
+	// defrag
+	{name: "defragBeforeCopy", target: AnyMember, trigger: defrag},
+	{name: "defragBeforeRename", target: AnyMember, trigger: defrag},
+	{name: "defragOpenFileError", target: AnyMember, trigger: defrag},
+	{name: "defragdbFail", target: AnyMember, trigger: defrag},
+	// compaction
+	{name: "compactBeforeCommitScheduledCompact", target: AnyMember, trigger: compaction},
+	{name: "compactAfterCommitScheduledCompact", target: AnyMember, trigger: compaction},
+	{name: "compactBeforeSetFinishedCompact", target: AnyMember, trigger: compaction},
+	{name: "compactAfterSetFinishedCompact", target: AnyMember, trigger: compaction},
+	{name: "compactAfterAcquiredBatchTxLock", target: AnyMember, trigger: compaction},
+	{name: "compactBeforeCommitBatch", target: AnyMember, trigger: batchedCompaction},
+	{name: "compactAfterCommitBatch", target: AnyMember, trigger: batchedCompaction},
+	// watch
+	{name: "beforeSendWatchResponse", target: AnyMember, trigger: watchStream, sleep: true},
+	// not reachable by this harness yet
+	{name: "beforePublishing", never: "fires only while a member starts, before its gofail endpoint can arm it"},
+	{name: "beforeApplyOneConfChange", never: "needs a membership change as its trigger (not wired yet)"},
+	{name: "afterIsMemberExist", never: "needs a membership change as its trigger (not wired yet)"},
+	{name: "beforeLookupWhenLeaseTimeToLive", never: "needs lease traffic, which no traffic profile sends yet"},
+	{name: "beforeLookupWhenForwardLeaseTimeToLive", never: "needs lease traffic, which no traffic profile sends yet"},
+	{name: "beforeCheckpointInLeaseRenew", never: "needs lease traffic, which no traffic profile sends yet"},
+	{name: "beforeServeHTTPLeaseRenew", never: "needs lease traffic, which no traffic profile sends yet"},
+	{name: "beforeRangeStreamChunk", never: "needs streaming range requests, which no traffic profile sends yet"},
 }
 
 func init() {
-	for _, name := range gofailPanics {
-		register(GofailPanic{Point: name})
+	for _, p := range gofailPoints {
+		register(GofailPanic{point: p})
+		aliases[p.name] = p.name + ":panic"
+		if p.sleep {
+			register(GofailSleep{point: p})
+		}
 	}
 }
 
-// GofailPanic makes a random member panic at a gofail point, waits for the
-// process to exit, and restarts it.
-type GofailPanic struct {
-	Point string
-	// TriggerTimeout is how long to wait for the point to be reached;
-	// zero means 10s.
-	TriggerTimeout time.Duration
+// GofailPanicFor returns the panic fault of a gofail point (with a custom
+// trigger timeout), for tests and scenarios.
+func GofailPanicFor(name string, triggerTimeout time.Duration) (GofailPanic, error) {
+	for _, p := range gofailPoints {
+		if p.name == name {
+			return GofailPanic{point: p, TriggerTimeout: triggerTimeout}, nil
+		}
+	}
+	return GofailPanic{}, fmt.Errorf("unknown gofail point %q", name)
 }
 
 // ErrNotTriggered means a gofail point was armed but never reached.
 var ErrNotTriggered = errors.New("failpoint was not triggered")
 
-// Name implements Failpoint.
-func (f GofailPanic) Name() string { return f.Point }
+// GofailPanic makes a member panic at a gofail point (the member its point
+// fires on: the leader, a follower or any), drives the code path there if it
+// needs a trigger, waits for the process to exit with the panic status, and
+// restarts it.
+type GofailPanic struct {
+	point
+	// TriggerTimeout is how long to wait for the point to be reached;
+	// zero means 20 s.
+	TriggerTimeout time.Duration
+}
 
-// Available implements Failpoint: every member's binary must have the point.
+// Name implements Failpoint.
+func (f GofailPanic) Name() string { return f.point.name + ":panic" }
+
+// Family implements Failpoint.
+func (GofailPanic) Family() Family { return Panic }
+
+// Point is the gofail point's name.
+func (f GofailPanic) Point() string { return f.point.name }
+
+// Available implements Failpoint.
 func (f GofailPanic) Available(ctx context.Context, c *cluster.Cluster) error {
-	for _, m := range c.Members() {
-		points, err := gofailList(ctx, m)
-		if err != nil {
+	return f.point.available(ctx, c)
+}
+
+// MemberFlags implements MemberFlagger for the points that need etcd flags.
+func (f GofailPanic) MemberFlags(m *cluster.Member) ([]string, error) { return f.point.memberFlags(m) }
+
+func (p point) available(ctx context.Context, c *cluster.Cluster) error {
+	if p.never != "" {
+		return errors.New(p.never)
+	}
+	if p.peers || p.target == Follower {
+		if err := needMembers(c, 2, "the point fires on a "+strings.ToLower(string(p.target))+" in a cluster with peers"); err != nil {
 			return err
 		}
-		if !slices.Contains(points, f.Point) {
-			return fmt.Errorf("failpoint %s is not in the etcd binary of %s (%s); it has: %s",
-				f.Point, m.Name(), m.EtcdPath(), strings.Join(points, ", "))
+	}
+	if err := hasPoint(ctx, c, p.name); err != nil {
+		return err
+	}
+	if p.name == "raftBeforeSave" && len(c.Members()) == 1 {
+		if hasPoint(ctx, c, "raftBeforeSaveWaitWalSync") == nil {
+			return errors.New("a single member of this release saves through raftBeforeSaveWaitWalSync, so raftBeforeSave is not reached")
+		}
+	}
+	if p.name == "raftBeforeSaveWaitWalSync" && len(c.Members()) != 1 {
+		return errors.New("the point is reached only by a single-member cluster")
+	}
+	for _, m := range c.Members() {
+		if _, err := p.memberFlags(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberFlags are the etcd flags the point's trigger needs on member m.
+func (p point) memberFlags(m *cluster.Member) ([]string, error) {
+	switch p.trigger {
+	case batchedCompaction:
+		f, err := etcdFlag(m.EtcdPath(), "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+		if err != nil {
+			return nil, err
+		}
+		return []string{f + "=" + strconv.Itoa(compactionBatchLimit)}, nil
+	case localSnapshot, sentSnapshot:
+		return snapshotFlags(m)
+	}
+	return nil, nil
+}
+
+// Small limits that the triggers outrun quickly under traffic.
+const (
+	compactionBatchLimit   = 10
+	snapshotCount          = 20
+	snapshotCatchupEntries = 10
+)
+
+func snapshotFlags(m *cluster.Member) ([]string, error) {
+	catchup, err := etcdFlag(m.EtcdPath(), "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
+	if err != nil {
+		return nil, fmt.Errorf("%w: the leader keeps 5000 entries for slow followers, too many to outrun", err)
+	}
+	return []string{"--snapshot-count=" + strconv.Itoa(snapshotCount), catchup + "=" + strconv.Itoa(snapshotCatchupEntries)}, nil
+}
+
+// Inject implements Failpoint.
+func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
+	timeout := f.TriggerTimeout
+	if timeout == 0 {
+		timeout = 20 * time.Second
+		if f.trigger == sentSnapshot {
+			timeout = 45 * time.Second
+		}
+	}
+	m, err := pick(ctx, env, f.target)
+	if err != nil {
+		return err
+	}
+	rec.target(m)
+	exited := m.Exited()
+	mark := markLog(m)
+	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),
+		zap.String("trigger", string(f.trigger)))
+	if err := gofailSet(ctx, m, f.point.name, "panic"); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stopTrigger, err := f.point.fire(tctx, env, m)
+	defer stopTrigger()
+	if err != nil {
+		hctx, hcancel := healCtx(ctx)
+		defer hcancel()
+		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
+	}
+	select {
+	case <-exited:
+		rec.Effect = env.now()
+	case <-tctx.Done():
+	}
+	stopTrigger()
+	hctx, hcancel := healCtx(ctx)
+	defer hcancel()
+	if rec.Effect == 0 {
+		err := fmt.Errorf("%s on %s within %s: %w", f.point.name, m.Name(), timeout, ErrNotTriggered)
+		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
+	}
+	// Go exits with status 2 on a panic; where etcd recovers it (defrag)
+	// it logs it and exits with 1. Either way the log names it.
+	var exitErr *exec.ExitError
+	if !errors.As(m.ExitErr(), &exitErr) || exitErr.ExitCode() == 0 || !mark.contains("failpoint panic") {
+		err := fmt.Errorf("%s exited with %v, and its log has no failpoint panic", m.Name(), m.ExitErr())
+		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
+	}
+	env.Logger.Info("member panicked", zap.String("member", m.Name()), zap.String("failpoint", f.point.name))
+	return healPanic(hctx, env, m, f.point.name)
+}
+
+// healPanic disarms the point if the member still runs, restarts it if it
+// does not, and waits for the cluster to recover.
+func healPanic(ctx context.Context, env Env, m *cluster.Member, point string) error {
+	var errs []error
+	if m.Running() {
+		if err := gofailClear(ctx, m, point); err != nil && m.Running() {
+			errs = append(errs, err)
+		}
+	}
+	env.Cluster.Network().Heal()
+	if !m.Running() {
+		// A point reached just as it was disarmed may still panic: wait a
+		// moment for the process to be reaped.
+		if err := m.Start(ctx); err != nil && !errors.Is(err, cluster.ErrRunning) {
+			errs = append(errs, fmt.Errorf("restarting %s: %w", m.Name(), err))
+		}
+	}
+	errs = append(errs, recovered(ctx, env.Cluster))
+	return errors.Join(errs...)
+}
+
+// GofailSleep makes a gofail point sleep on every pass for the fault's
+// duration, then turns it off. It takes effect when the point is first
+// reached (gofail's execution count).
+type GofailSleep struct {
+	point
+	// Each is how long one pass sleeps; zero means 200 ms.
+	Each time.Duration
+	// TriggerTimeout: as in GofailPanic.
+	TriggerTimeout time.Duration
+}
+
+// GofailSleepFor returns the sleep fault of a gofail point.
+func GofailSleepFor(name string, each time.Duration) (GofailSleep, error) {
+	for _, p := range gofailPoints {
+		if p.name == name && p.sleep {
+			return GofailSleep{point: p, Each: each}, nil
+		}
+	}
+	return GofailSleep{}, fmt.Errorf("no sleep fault for gofail point %q", name)
+}
+
+// Name implements Failpoint.
+func (f GofailSleep) Name() string { return f.point.name + ":sleep" }
+
+// Family implements Failpoint.
+func (GofailSleep) Family() Family { return Sleep }
+
+// Point is the gofail point's name.
+func (f GofailSleep) Point() string { return f.point.name }
+
+// Available implements Failpoint: the point must exist and the binary's
+// gofail must count executions (gofail v0.2+), which is how the harness
+// sees the sleep take effect.
+func (f GofailSleep) Available(ctx context.Context, c *cluster.Cluster) error {
+	if err := f.point.available(ctx, c); err != nil {
+		return err
+	}
+	for _, m := range c.Members() {
+		// An unarmed point answers "failpoint is disabled" when its
+		// gofail counts executions (v0.2+), and "does not exist" before.
+		if _, err := gofailCount(ctx, m, f.point.name); err != nil && !strings.Contains(err.Error(), "disabled") {
+			return fmt.Errorf("cannot see a sleep take effect on %s: its gofail does not count executions (%w)", m.Name(), err)
 		}
 	}
 	return nil
 }
 
 // Inject implements Failpoint.
-func (f GofailPanic) Inject(ctx context.Context, env Env) (string, error) {
-	m := pickMember(env)
+func (f GofailSleep) Inject(ctx context.Context, env Env, rec *Record) error {
+	each := f.Each
+	if each == 0 {
+		each = 200 * time.Millisecond
+	}
 	timeout := f.TriggerTimeout
 	if timeout == 0 {
-		timeout = 10 * time.Second
+		timeout = 20 * time.Second
 	}
-	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.Point))
-	if err := gofailSet(ctx, m, f.Point, "panic"); err != nil {
-		return m.Name(), err
+	m, err := pick(ctx, env, f.target)
+	if err != nil {
+		return err
 	}
-	select {
-	case <-m.Exited():
-		env.Logger.Info("member panicked", zap.String("member", m.Name()), zap.String("failpoint", f.Point))
-	case <-time.After(timeout):
-		err := gofailClear(ctx, m, f.Point)
-		return m.Name(), errors.Join(fmt.Errorf("%s on %s within %s: %w", f.Point, m.Name(), timeout, ErrNotTriggered), err)
-	case <-ctx.Done():
-		return m.Name(), ctx.Err()
+	rec.target(m)
+	hold := env.duration()
+	env.Logger.Info("arming gofail sleep", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),
+		zap.Duration("each", each), zap.Duration("for", hold))
+	if err := gofailSet(ctx, m, f.point.name, fmt.Sprintf("sleep(%d)", each.Milliseconds())); err != nil {
+		return err
 	}
-	return m.Name(), restart(ctx, m)
+	defer func() {
+		hctx, cancel := healCtx(ctx)
+		defer cancel()
+		_ = gofailClear(hctx, m, f.point.name)
+	}()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stopTrigger, err := f.point.fire(tctx, env, m)
+	defer stopTrigger()
+	if err != nil {
+		return err
+	}
+	for rec.Effect == 0 {
+		n, err := gofailCount(tctx, m, f.point.name)
+		if err == nil && n > 0 {
+			rec.Effect = env.now()
+			break
+		}
+		if sleepCtx(tctx, 20*time.Millisecond) != nil {
+			return fmt.Errorf("%s on %s within %s: %w", f.point.name, m.Name(), timeout, ErrNotTriggered)
+		}
+	}
+	_ = sleepCtx(ctx, hold)
+	stopTrigger()
+	hctx, hcancel := healCtx(ctx)
+	defer hcancel()
+	if err := gofailClear(hctx, m, f.point.name); err != nil {
+		return err
+	}
+	return recovered(hctx, env.Cluster)
+}
+
+// hasPoint checks that every member's binary has the gofail point.
+func hasPoint(ctx context.Context, c *cluster.Cluster, name string) error {
+	for _, m := range c.Members() {
+		points, err := gofailList(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(points, name) {
+			return fmt.Errorf("failpoint %s is not in the etcd binary of %s (%s); it has: %s",
+				name, m.Name(), m.EtcdPath(), strings.Join(points, ", "))
+		}
+	}
+	return nil
 }
 
 var gofailHTTP = &http.Client{Timeout: 5 * time.Second}
@@ -130,6 +454,19 @@ func gofailClear(ctx context.Context, m *cluster.Member, point string) error {
 	return nil
 }
 
+// gofailCount is how often the point's action ran since it was set.
+func gofailCount(ctx context.Context, m *cluster.Member, point string) (int, error) {
+	body, err := gofailDo(ctx, http.MethodGet, m.GofailURL()+"/"+point+"/count", "")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(body))
+	if err != nil {
+		return 0, fmt.Errorf("gofail count of %s on %s: %q: %w", point, m.Name(), body, err)
+	}
+	return n, nil
+}
+
 func gofailDo(ctx context.Context, method, url, body string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -148,4 +485,25 @@ func gofailDo(ctx context.Context, method, url, body string) (string, error) {
 		return "", fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return string(b), nil
+}
+
+// etcdHelp caches `etcd --help` per binary.
+var etcdHelp sync.Map // path → string
+
+// etcdFlag returns the first of names that the etcd binary at path
+// accepts, or an error naming them.
+func etcdFlag(path string, names ...string) (string, error) {
+	help, ok := etcdHelp.Load(path)
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, _ := exec.CommandContext(ctx, path, "--help").CombinedOutput()
+		cancel()
+		help, _ = etcdHelp.LoadOrStore(path, string(out))
+	}
+	for _, n := range names {
+		if strings.Contains(help.(string), "  "+n+" ") || strings.Contains(help.(string), "  "+n+"\n") || strings.Contains(help.(string), "  "+n+"=") {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("%s has none of the flags %s", path, strings.Join(names, ", "))
 }

@@ -1,0 +1,131 @@
+package failpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/cluster"
+)
+
+func (p point) needsRequests() bool {
+	return p.trigger == defrag || p.trigger == compaction || p.trigger == batchedCompaction
+}
+
+// fire drives the point's code path on member m. Triggers that keep going
+// (a defrag or compaction in flight, an open watch) run until stop is
+// called; stop is always safe to call, more than once.
+func (p point) fire(ctx context.Context, env Env, m *cluster.Member) (stop func(), err error) {
+	noop := func() {}
+	switch p.trigger {
+	case traffic, localSnapshot:
+		return noop, nil
+	case defrag:
+		if env.Requests == nil {
+			return noop, errors.New("a defrag trigger needs a recording client, and none was given")
+		}
+		return background(ctx, func(ctx context.Context) error { return env.Requests.Defragment(ctx, m) }, env.Logger, "defrag"), nil
+	case compaction, batchedCompaction:
+		if env.Requests == nil {
+			return noop, errors.New("a compaction trigger needs a recording client, and none was given")
+		}
+		return background(ctx, func(ctx context.Context) error {
+			rev, err := env.Requests.Compact(ctx)
+			env.Logger.Info("compaction trigger", zap.Int64("revision", rev), zap.Error(err))
+			return err
+		}, env.Logger, "compaction"), nil
+	case sentSnapshot:
+		return noop, forceSnapshot(ctx, env, m)
+	case watchStream:
+		return watchMember(ctx, m)
+	}
+	return noop, fmt.Errorf("unknown trigger %q", p.trigger)
+}
+
+// background runs f until it returns or stop is called.
+func background(ctx context.Context, f func(context.Context) error, lg *zap.Logger, what string) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := f(ctx); err != nil {
+			lg.Info(what+" trigger returned", zap.Error(err))
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// watchMember opens a watch on every key at member m alone (through its
+// real listener), so that traffic's writes make it send watch responses.
+// A watch changes nothing, so it is not part of the recorded history.
+func watchMember(ctx context.Context, m *cluster.Member) (func(), error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.DirectClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return func() {}, fmt.Errorf("watch trigger on %s: %w", m.Name(), err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	wch := cli.Watch(wctx, "", clientv3.WithPrefix())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range wch {
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			cli.Close()
+			<-done
+		})
+	}, nil
+}
+
+// forceSnapshot cuts follower m off until the leader's raft index is so far
+// ahead that the leader has compacted its log past m (the members run with
+// a small --snapshot-count and catch-up window), then heals the cut, so the
+// leader must send m a snapshot.
+func forceSnapshot(ctx context.Context, env Env, m *cluster.Member) error {
+	net := env.Cluster.Network()
+	links := net.Links(m.Name())
+	if err := net.Blackhole(links...); err != nil {
+		return err
+	}
+	defer func() { _ = net.Unblackhole(links...) }()
+	ahead, err := waitBehind(ctx, env, m, snapshotGap)
+	if err != nil {
+		return err
+	}
+	env.Logger.Info("follower cut off until it needs a snapshot", zap.String("member", m.Name()), zap.Uint64("leader ahead by", ahead))
+	return net.Unblackhole(links...)
+}
+
+// snapshotGap is how far the leader must get ahead of a cut-off follower
+// before it has surely compacted its log past it.
+const snapshotGap = 2*snapshotCount + snapshotCatchupEntries + 10
+
+// waitBehind waits until the leader's raft index is more than gap ahead of
+// m's, and returns by how much.
+func waitBehind(ctx context.Context, env Env, m *cluster.Member, gap uint64) (uint64, error) {
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		leader, err := env.Cluster.Leader(lctx)
+		cancel()
+		if err == nil && leader != m {
+			ls, err1 := leader.Status(ctx)
+			ms, err2 := m.Status(ctx)
+			if err1 == nil && err2 == nil && ls.RaftIndex > ms.RaftIndex+gap {
+				return ls.RaftIndex - ms.RaftIndex, nil
+			}
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return 0, fmt.Errorf("waiting for the leader to get %d entries ahead of %s: %w", gap, m.Name(), err)
+		}
+	}
+}
