@@ -17,8 +17,14 @@ type Scenario struct {
 	Description string `json:"description"`
 	// Members is the cluster size: 1, 3 or 5.
 	Members int `json:"members"`
-	// Failpoint is a name from package failpoint.
-	Failpoint string `json:"failpoint"`
+	// Failpoint is a --failpoint spec: a name from package failpoint,
+	// "random", or a comma-separated list of either. The faults are spread
+	// over the run (see Schedule), unless Faults gives their times.
+	Failpoint string `json:"failpoint,omitempty"`
+	// Faults is an explicit schedule. It is used when Failpoint is empty
+	// or names exactly its faults (FaultNames); a --failpoint that names
+	// others replaces it.
+	Faults []Fault `json:"faults,omitempty"`
 	// Traffic is a profile name from package traffic.
 	Traffic string `json:"traffic"`
 	// Duration is how long traffic runs (at least until the fault has been
@@ -33,9 +39,47 @@ type Scenario struct {
 	EtcdVersion string `json:"etcd_version,omitempty"`
 }
 
+// Fault is one entry of a schedule.
+type Fault struct {
+	// Name is a fault name or "random".
+	Name string `json:"name"`
+	// Start is when it is injected, from the start of traffic. A fault
+	// starts no earlier than the cluster's recovery from the one before.
+	Start time.Duration `json:"start"`
+	// Duration is how long a lasting fault (pause, sleep, partition)
+	// lasts; zero means a random 1–5 s. Other faults ignore it.
+	Duration time.Duration `json:"duration,omitempty"`
+}
+
+// Schedule is the scenario's faults in order: Faults, or else the names of
+// Failpoint spread evenly over the middle half of the run (one fault starts
+// a quarter of the way in).
+func (s Scenario) Schedule() []Fault {
+	if s.Failpoint == "" || (len(s.Faults) > 0 && s.Failpoint == FaultNames(s.Faults)) {
+		return append([]Fault(nil), s.Faults...)
+	}
+	names := strings.Split(s.Failpoint, ",")
+	out := make([]Fault, len(names))
+	for i, n := range names {
+		out[i] = Fault{Name: strings.TrimSpace(n), Start: s.Duration/4 + time.Duration(i)*(s.Duration/2)/time.Duration(len(names))}
+	}
+	return out
+}
+
+// FaultNames is the --failpoint spec that names a schedule's faults.
+func FaultNames(faults []Fault) string {
+	names := make([]string, len(faults))
+	for i, f := range faults {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ",")
+}
+
 // Validate reports a scenario that cannot run.
 func (s Scenario) Validate() error {
 	switch {
+	case s.Failpoint == "" && len(s.Faults) == 0:
+		return fmt.Errorf("scenario %s: no fault: give a failpoint or a schedule of faults", s.Name)
 	case s.Members != 1 && s.Members != 3 && s.Members != 5:
 		return fmt.Errorf("scenario %s: members must be 1, 3 or 5, not %d", s.Name, s.Members)
 	case s.Duration <= 0:
@@ -70,6 +114,21 @@ func init() {
 		Duration:    10 * time.Second,
 		QPS:         200,
 		Clients:     6,
+	})
+	register(Scenario{
+		Name:        "pause-and-partition",
+		Description: "3 members, etcd-style KV traffic for 20 s: the leader paused, then a minority partitioned, then a follower's raft saves slowed",
+		Members:     3,
+		Failpoint:   "pause-leader,partition-majority,raftBeforeSave:sleep",
+		Faults: []Fault{
+			{Name: "pause-leader", Start: 3 * time.Second, Duration: 2 * time.Second},
+			{Name: "partition-majority", Start: 8 * time.Second, Duration: 3 * time.Second},
+			{Name: "raftBeforeSave:sleep", Start: 14 * time.Second, Duration: 2 * time.Second},
+		},
+		Traffic:  "etcd-kv",
+		Duration: 20 * time.Second,
+		QPS:      200,
+		Clients:  6,
 	})
 }
 

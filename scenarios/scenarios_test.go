@@ -14,11 +14,11 @@ func TestLookup(t *testing.T) {
 	require.Equal(t, "kill", s.Failpoint)
 	require.NoError(t, s.Validate())
 	_, err = Lookup("nope")
-	require.ErrorContains(t, err, `unknown scenario "nope" (valid: default)`)
+	require.ErrorContains(t, err, `unknown scenario "nope" (valid: default, pause-and-partition)`)
 }
 
 func TestValidate(t *testing.T) {
-	good := Scenario{Name: "x", Members: 3, Duration: time.Second, QPS: 1, Clients: 1}
+	good := Scenario{Name: "x", Members: 3, Failpoint: "kill", Duration: time.Second, QPS: 1, Clients: 1}
 	tests := []struct {
 		name   string
 		mutate func(*Scenario)
@@ -31,6 +31,8 @@ func TestValidate(t *testing.T) {
 		{"no duration", func(s *Scenario) { s.Duration = 0 }, "duration must be positive"},
 		{"no qps", func(s *Scenario) { s.QPS = 0 }, "qps must be positive"},
 		{"no clients", func(s *Scenario) { s.Clients = 0 }, "clients must be positive"},
+		{"no fault", func(s *Scenario) { s.Failpoint = "" }, "no fault"},
+		{"a schedule", func(s *Scenario) { s.Failpoint = ""; s.Faults = []Fault{{Name: "kill"}} }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,4 +46,31 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestSchedule(t *testing.T) {
+	tests := []struct {
+		name string
+		sc   Scenario
+		want []Fault
+	}{
+		{"one fault a quarter in", Scenario{Failpoint: "kill", Duration: 8 * time.Second},
+			[]Fault{{Name: "kill", Start: 2 * time.Second}}},
+		{"a list spread over the middle half", Scenario{Failpoint: "kill, random", Duration: 8 * time.Second},
+			[]Fault{{Name: "kill", Start: 2 * time.Second}, {Name: "random", Start: 4 * time.Second}}},
+		{"the failpoint overrides the schedule", Scenario{Failpoint: "kill", Faults: []Fault{{Name: "pause-leader"}}, Duration: 4 * time.Second},
+			[]Fault{{Name: "kill", Start: time.Second}}},
+		{"a schedule named by its failpoint spec", Scenario{Failpoint: "pause-leader", Faults: []Fault{{Name: "pause-leader", Start: 3 * time.Second}}},
+			[]Fault{{Name: "pause-leader", Start: 3 * time.Second}}},
+		{"an explicit schedule", Scenario{Faults: []Fault{{Name: "pause-leader", Start: 3 * time.Second, Duration: time.Second}}},
+			[]Fault{{Name: "pause-leader", Start: 3 * time.Second, Duration: time.Second}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.sc.Schedule())
+		})
+	}
+	s, err := Lookup("pause-and-partition")
+	require.NoError(t, err)
+	require.Len(t, s.Schedule(), 3)
 }
