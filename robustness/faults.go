@@ -2,11 +2,17 @@ package robustness
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -17,39 +23,129 @@ import (
 // faultPlan is the faults a run injects, resolved from the scenario and
 // checked against the running cluster.
 type faultPlan struct {
-	fp failpoint.Failpoint
+	steps []faultStep
+}
+
+// faultStep is one scheduled fault. fp is nil for `random`, which picks
+// from pool at injection time with the run's seed.
+type faultStep struct {
+	spec scenarios.Fault
+	fp   failpoint.Failpoint
+	pool []failpoint.Failpoint
 }
 
 // lookupFaults checks the scenario's fault names before anything starts.
 func lookupFaults(sc scenarios.Scenario) error {
-	_, err := failpoint.Lookup(sc.Failpoint)
-	return err
+	sched := sc.Schedule()
+	if len(sched) == 0 {
+		return fmt.Errorf("scenario %s has no fault", sc.Name)
+	}
+	for _, f := range sched {
+		if _, err := failpoint.Parse(f.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareFaults resolves the scenario's faults and checks that each can run
-// against this cluster and its binaries.
+// against this cluster and its binaries. `random` becomes the pool of
+// faults available here. Faults that need extra etcd flags (a small
+// --snapshot-count) get them: the members are restarted with them, one at a
+// time, before traffic starts.
 func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster) (faultPlan, error) {
-	fp, err := failpoint.Lookup(sc.Failpoint)
-	if err != nil {
+	var plan faultPlan
+	var flagged []failpoint.MemberFlagger
+	for _, spec := range sc.Schedule() {
+		fs, err := failpoint.Parse(spec.Name)
+		if err != nil {
+			return faultPlan{}, err
+		}
+		fp := fs[0]
+		if fp.Name() == failpoint.Random {
+			pool := randomPool(ctx, cl)
+			if len(pool) == 0 {
+				return faultPlan{}, errors.New("random: no fault is available for this cluster")
+			}
+			plan.steps = append(plan.steps, faultStep{spec: spec, pool: pool})
+			continue
+		}
+		if err := fp.Available(ctx, cl); err != nil {
+			return faultPlan{}, fmt.Errorf("failpoint %s is not available: %w", fp.Name(), err)
+		}
+		if mf, ok := fp.(failpoint.MemberFlagger); ok {
+			flagged = append(flagged, mf)
+		}
+		plan.steps = append(plan.steps, faultStep{spec: spec, fp: fp})
+	}
+	if err := applyMemberFlags(ctx, cl, flagged); err != nil {
 		return faultPlan{}, err
 	}
-	if err := fp.Available(ctx, cl); err != nil {
-		return faultPlan{}, err
+	return plan, nil
+}
+
+// randomPool is every fault `random` may pick on this cluster.
+func randomPool(ctx context.Context, cl *cluster.Cluster) []failpoint.Failpoint {
+	var pool []failpoint.Failpoint
+	for _, f := range failpoint.All() {
+		// Faults that need a restart with other flags run only by name.
+		if failpoint.InRandomPool(f, cl) && f.Available(ctx, cl) == nil {
+			pool = append(pool, f)
+		}
 	}
-	return faultPlan{fp: fp}, nil
+	return pool
+}
+
+// memberRestartTimeout bounds restarting one member with new flags.
+const memberRestartTimeout = time.Minute
+
+// applyMemberFlags restarts each member, one at a time, with the flags the
+// faults need.
+func applyMemberFlags(ctx context.Context, cl *cluster.Cluster, faults []failpoint.MemberFlagger) error {
+	for _, m := range cl.Members() {
+		args := m.ExtraArgs()
+		for _, f := range faults {
+			flags, err := f.MemberFlags(m)
+			if err != nil {
+				return err
+			}
+			for _, fl := range flags {
+				if !slices.Contains(args, fl) {
+					args = append(args, fl)
+				}
+			}
+		}
+		if slices.Equal(args, m.ExtraArgs()) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, memberRestartTimeout)
+		m.SetExtraArgs(args)
+		err := m.Stop(rctx)
+		if err == nil {
+			err = m.Start(rctx)
+		}
+		if err == nil {
+			err = cl.WaitHealthy(rctx)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("restarting %s with %s: %w", m.Name(), strings.Join(args, " "), err)
+		}
+	}
+	return nil
 }
 
 // injectTimeout bounds one fault injection, recovery included.
 const injectTimeout = 2 * time.Minute
 
-// runTrafficAndFaults runs traffic for the scenario's duration and injects the
-// fault after a quarter of it. Traffic keeps going until the cluster has
-// recovered and at least a second longer, so the history shows etcd after
-// the fault too.
+// runTrafficAndFaults runs traffic for the scenario's duration and injects
+// the scheduled faults, one after another, each at its start time or once
+// the cluster has recovered from the one before. Traffic keeps going until
+// the last fault has healed and at least a second longer, so the history
+// shows etcd after the faults too.
 func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cluster.Cluster, clock *history.Clock,
 	profile traffic.Profile, plan faultPlan) ([]history.Client, []history.Injection) {
 	sc := cfg.Scenario
-	fp := plan.fp
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	type trafficResult struct {
@@ -59,6 +155,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	done := make(chan trafficResult, 1)
 	lg.Info("traffic started", zap.String("profile", profile.Name()), zap.Int("clients", sc.Clients),
 		zap.Float64("qps", sc.QPS), zap.Duration("duration", sc.Duration))
+	trafficStart := clock.Now()
 	go func() {
 		clients, err := traffic.Run(trafficCtx, traffic.Config{
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
@@ -67,29 +164,25 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		done <- trafficResult{clients, err}
 	}()
 
+	reqs := &recordingRequests{cl: cl, clock: clock, nextID: sc.Clients + 1, lg: lg}
+	defer reqs.close()
+	rnd := rand.New(rand.NewSource(cfg.Seed))
 	var injections []history.Injection
+	for _, step := range plan.steps {
+		if wait := trafficStart + step.spec.Start - clock.Now(); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step))
+	}
+	wait := max(trafficStart+sc.Duration-clock.Now(), time.Second)
 	select {
-	case <-time.After(sc.Duration / 4):
-		start := clock.Now()
-		lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
-		// A member that never recovers must not hang the run.
-		injectCtx, cancel := context.WithTimeout(ctx, injectTimeout)
-		member, err := fp.Inject(injectCtx, failpoint.Env{Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(cfg.Seed))})
-		cancel()
-		inj := history.Injection{Name: fp.Name(), Targets: []string{member}, Start: start, End: clock.Now()}
-		if err != nil {
-			inj.Error = err.Error()
-			lg.Warn("fault injection failed", zap.String("failpoint", fp.Name()), zap.Error(err))
-		} else {
-			lg.Info("cluster recovered from fault", zap.String("failpoint", fp.Name()), zap.String("member", member),
-				zap.Duration("took", inj.End-inj.Start))
-		}
-		injections = append(injections, inj)
-		wait := max(sc.Duration-clock.Now(), time.Second)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
+	case <-time.After(wait):
 	case <-ctx.Done():
 	}
 	stopTraffic()
@@ -97,5 +190,120 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	if r.err != nil {
 		lg.Warn("traffic", zap.Error(r.err))
 	}
-	return r.clients, injections
+	return append(r.clients, reqs.histories()...), injections
+}
+
+// injectOne injects one scheduled fault and records it. A fault that did
+// not take effect is an error, never a silent pass.
+func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, rnd *rand.Rand,
+	reqs *recordingRequests, step faultStep) history.Injection {
+	fp := step.fp
+	if fp == nil {
+		fp = step.pool[rnd.Intn(len(step.pool))]
+		lg.Info("random fault picked", zap.String("failpoint", fp.Name()))
+	}
+	inj := history.Injection{Name: fp.Name(), Start: clock.Now()}
+	lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
+	// A member that never recovers must not hang the run.
+	injectCtx, cancel := context.WithTimeout(ctx, injectTimeout)
+	defer cancel()
+	var rec failpoint.Record
+	err := fp.Inject(injectCtx, failpoint.Env{
+		Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(rnd.Int63())),
+		Now: clock.Now, Duration: step.spec.Duration, Requests: reqs,
+	}, &rec)
+	inj.End = clock.Now()
+	inj.Targets = rec.Targets
+	inj.Effect = rec.Effect
+	if err == nil && rec.Effect == 0 {
+		err = errors.New("the fault did not take effect")
+	}
+	if err != nil {
+		inj.Error = err.Error()
+		lg.Warn("fault injection failed", zap.String("failpoint", fp.Name()), zap.Error(err))
+	} else {
+		lg.Info("cluster recovered from fault", zap.String("failpoint", fp.Name()), zap.Strings("targets", rec.Targets),
+			zap.Duration("effect", inj.Effect), zap.Duration("took", inj.End-inj.Start))
+	}
+	return inj
+}
+
+// requestTimeout bounds one trigger request.
+const requestTimeout = 10 * time.Second
+
+// recordingRequests sends the requests of fault triggers through recording
+// clients, so that the model sees them. Each client dials the members' real
+// listeners, a path no fault cuts.
+type recordingRequests struct {
+	cl     *cluster.Cluster
+	clock  *history.Clock
+	lg     *zap.Logger
+	mu     sync.Mutex
+	nextID int
+	all    []*client.Client
+}
+
+func (r *recordingRequests) newClient(endpoints []string) (*client.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := client.New(endpoints, r.nextID, r.clock, requestTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("fault trigger client: %w", err)
+	}
+	r.nextID++
+	r.all = append(r.all, c)
+	return c, nil
+}
+
+// Compact implements failpoint.Requests: it reads the current revision
+// and compacts there, both through one recording client.
+func (r *recordingRequests) Compact(ctx context.Context) (int64, error) {
+	var eps []string
+	for _, m := range r.cl.Members() {
+		eps = append(eps, m.DirectClientURL())
+	}
+	c, err := r.newClient(eps)
+	if err != nil {
+		return 0, err
+	}
+	get := c.Do(ctx, history.Get("compaction-trigger"))
+	if get.Error != nil || get.Response == nil {
+		return 0, fmt.Errorf("reading the revision to compact at: %v", get.Error)
+	}
+	rev := get.Response.Header.Revision
+	op := c.Do(ctx, history.Request{Compaction: &history.CompactionRequest{Revision: rev}})
+	if op.Error != nil {
+		return rev, fmt.Errorf("compacting at %d: %w", rev, op.Error)
+	}
+	return rev, nil
+}
+
+// Defragment implements failpoint.Requests.
+func (r *recordingRequests) Defragment(ctx context.Context, m *cluster.Member) error {
+	c, err := r.newClient([]string{m.DirectClientURL()})
+	if err != nil {
+		return err
+	}
+	if op := c.Do(ctx, history.Request{Defragment: &history.DefragmentRequest{}}); op.Error != nil {
+		return fmt.Errorf("defragmenting %s: %w", m.Name(), op.Error)
+	}
+	return nil
+}
+
+func (r *recordingRequests) histories() []history.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []history.Client
+	for _, c := range r.all {
+		out = append(out, c.History())
+	}
+	return out
+}
+
+func (r *recordingRequests) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.all {
+		_ = c.Close()
+	}
 }
