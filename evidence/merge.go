@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +102,7 @@ func Merge(wals []MemberWAL) (Log, error) {
 		if conflict != "" {
 			conflicts = append(conflicts, conflict)
 		}
-		e.raw = nil
+		e.raw = ""
 		entries = append(entries, e)
 	}
 	out.Entries = entries
@@ -278,8 +277,8 @@ func sameEntry(a, b *Entry) bool {
 	if a.Index != b.Index || a.Term != b.Term || a.Kind != b.Kind {
 		return false
 	}
-	if a.raw != nil && b.raw != nil {
-		return bytes.Equal(a.raw, b.raw)
+	if a.raw != "" && b.raw != "" {
+		return a.raw == b.raw
 	}
 	return reflect.DeepEqual(a.Request, b.Request)
 }
@@ -301,8 +300,8 @@ func describe(e *Entry) string {
 	} else {
 		s += e.Kind
 	}
-	if e.raw != nil {
-		s += fmt.Sprintf(" (data crc32 %08x)", crc32.ChecksumIEEE(e.raw))
+	if e.raw != "" {
+		s += fmt.Sprintf(" (data crc32 %08x)", crc32.ChecksumIEEE([]byte(e.raw)))
 	}
 	return s
 }
@@ -345,7 +344,7 @@ func uncommitted(ms []memberLog, commit uint64, last *Entry) []Entry {
 		return 0
 	})
 	for i := range out {
-		out[i].raw = nil
+		out[i].raw = ""
 	}
 	return out
 }

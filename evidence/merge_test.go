@@ -223,10 +223,13 @@ func TestMergeHandBuilt(t *testing.T) {
 	}
 	strip := func(es ...Entry) []Entry {
 		for i := range es {
-			es[i].raw = nil
+			es[i].raw = ""
 		}
 		return es
 	}
+	// Entry stays comparable: callers may use == or map keys.
+	require.True(t, Entry{Index: 1} == Entry{Index: 1})
+
 	a := MemberWAL{Member: "a", Term: 2, Commit: 3, Entries: strip(e(1, 1, ""), e(2, 1, "x"), e(3, 2, "y"))}
 	b := MemberWAL{Member: "b", Term: 2, Commit: 3, Entries: strip(e(1, 1, ""), e(2, 1, "x"), e(3, 2, "z"), e(4, 2, "w"))}
 	got, err := Merge([]MemberWAL{a, b})

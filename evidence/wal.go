@@ -52,8 +52,8 @@ type Entry struct {
 
 	// raw is the entry's data as persisted, kept by ReadWAL so that Merge
 	// can tell two entries apart byte for byte. Merge drops it from the
-	// entries it returns.
-	raw []byte
+	// entries it returns. (A string keeps Entry comparable.)
+	raw string
 }
 
 // MemberWAL is what one member's WAL holds.
@@ -236,7 +236,7 @@ func recoverTo(err *error) {
 
 // decodeEntry decodes a raft entry as etcd's server would apply it.
 func decodeEntry(e *raftpb.Entry) Entry {
-	out := Entry{Index: e.Index, Term: e.Term, raw: e.Data}
+	out := Entry{Index: e.Index, Term: e.Term, raw: string(e.Data)}
 	switch e.Type {
 	case raftpb.EntryNormal:
 		if len(e.Data) == 0 {

@@ -319,7 +319,7 @@ func TestReadWALTornLastRecord(t *testing.T) {
 			for i, e := range ents {
 				require.Equal(t, e.Index, got.Entries[i].Index)
 				require.Equal(t, e.Term, got.Entries[i].Term)
-				require.Equal(t, e.Data, got.Entries[i].raw)
+				require.Equal(t, string(e.Data), got.Entries[i].raw)
 			}
 		})
 	}
@@ -376,7 +376,7 @@ func TestDecodeEntry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := decodeEntry(&tt.e)
 			require.Equal(t, tt.want, sig(got))
-			require.Equal(t, tt.e.Data, got.raw)
+			require.Equal(t, string(tt.e.Data), got.raw)
 		})
 	}
 }
