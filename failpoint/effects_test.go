@@ -1,0 +1,302 @@
+package failpoint
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/cluster"
+)
+
+// injectObserved injects f and calls during once the fault has taken
+// effect (while it lasts), with the record so far. It returns the record
+// and Inject's error.
+func injectObserved(t *testing.T, c *testCluster, f Failpoint, hold time.Duration, during func(rec Record)) (Record, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := c.env
+	env.Duration = hold
+	effect := make(chan struct{})
+	var once sync.Once
+	now := env.Now
+	env.Now = func() time.Duration {
+		d := now()
+		once.Do(func() { close(effect) })
+		return d
+	}
+	var rec Record
+	done := make(chan error, 1)
+	go func() { done <- f.Inject(ctx, env, &rec) }()
+	select {
+	case <-effect:
+		if during != nil {
+			during(Record{Targets: slices.Clone(rec.Targets)})
+		}
+	case err := <-done:
+		return rec, err
+	}
+	err := <-done
+	return rec, err
+}
+
+// raftIndex is the member's raft index, asked on a path no fault cuts.
+func raftIndex(t *testing.T, m *cluster.Member) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s, err := m.Status(ctx)
+	require.NoError(t, err, "status of %s", m.Name())
+	return s.RaftIndex
+}
+
+// maxIndex is the highest raft index among members other than except.
+func maxIndex(t *testing.T, c *testCluster, except ...string) uint64 {
+	var top uint64
+	for _, m := range c.c.Members() {
+		if !slices.Contains(except, m.Name()) {
+			top = max(top, raftIndex(t, m))
+		}
+	}
+	return top
+}
+
+// getVia does one linearizable get through url and returns how long it
+// took and its error.
+func getVia(url string, timeout time.Duration) (time.Duration, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: timeout, Logger: zap.NewNop()})
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	_, err = cli.Get(ctx, "k0")
+	return time.Since(start), err
+}
+
+// requireCaughtUp waits until member m's raft index reaches the others'.
+func requireCaughtUp(t *testing.T, c *testCluster, m *cluster.Member) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return raftIndex(t, m)+5 >= maxIndex(t, c, m.Name())
+	}, 30*time.Second, 200*time.Millisecond, "%s caught up with the others", m.Name())
+}
+
+// TestProcessFaults: kill makes a new process; a paused member is stopped
+// (the kernel says so and it answers nothing), falls behind, then
+// continues and catches up.
+func TestProcessFaults(t *testing.T) {
+	c := startCluster(t, 3)
+	c.writes(t)
+	for _, name := range []string{"kill", "pause-leader", "pause-follower"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := Lookup(name)
+			require.NoError(t, err)
+			leader := c.leader(t)
+			before := pids(c.c)
+			var target *cluster.Member
+			rec, err := injectObserved(t, c, f, 3*time.Second, func(rec Record) {
+				target = c.member(t, rec.Targets[0])
+				if name == "kill" {
+					return
+				}
+				require.Equal(t, "T", target.ProcessState(), "stopped")
+				require.True(t, target.Paused())
+				_, err := getVia(target.DirectClientURL(), time.Second)
+				require.Error(t, err, "a paused member answers nothing")
+				idx := raftIndex(t, c.c.Members()[(target.Index()+1)%3])
+				require.Eventually(t, func() bool { return maxIndex(t, c, target.Name()) > idx+10 }, 10*time.Second, 100*time.Millisecond)
+			})
+			require.NoError(t, err)
+			require.NotZero(t, rec.Effect)
+			require.NotNil(t, target)
+			switch name {
+			case "kill":
+				require.NotEqual(t, before[target.Name()], target.PID(), "a new process")
+				require.Contains(t, readFile(t, target.LogPath()), "signal: killed")
+			case "pause-leader":
+				require.Equal(t, leader, target)
+			case "pause-follower":
+				require.NotEqual(t, leader, target)
+			}
+			if name != "kill" {
+				require.Equal(t, before[target.Name()], target.PID(), "the same process went on")
+				require.False(t, target.Paused())
+				require.NotEqual(t, "T", target.ProcessState())
+			}
+			requireCaughtUp(t, c, target)
+		})
+	}
+}
+
+// TestSleeps: a gofail sleep is armed on its member while it lasts (its
+// gofail endpoint says sleep and counts passes through it), then off.
+func TestSleeps(t *testing.T) {
+	c := startCluster(t, 3)
+	c.writes(t)
+	for _, point := range []string{"raftBeforeSave", "beforeCommit", "raftBeforeFollowerSend", "beforeSendWatchResponse"} {
+		t.Run(point, func(t *testing.T) {
+			f, err := GofailSleepFor(point, 100*time.Millisecond)
+			require.NoError(t, err)
+			ctx := context.Background()
+			require.NoError(t, f.Available(ctx, c.c))
+			var target *cluster.Member
+			rec, err := injectObserved(t, c, f, 2*time.Second, func(rec Record) {
+				target = c.member(t, rec.Targets[0])
+				body, err := gofailDo(ctx, "GET", target.GofailURL()+"/"+point, "")
+				require.NoError(t, err)
+				require.Equal(t, "sleep(100)", strings.TrimSpace(body))
+				n, err := gofailCount(ctx, target, point)
+				require.NoError(t, err)
+				require.Positive(t, n, "the sleep ran")
+			})
+			require.NoError(t, err)
+			require.NotZero(t, rec.Effect)
+			_, err = gofailDo(ctx, "GET", target.GofailURL()+"/"+point, "")
+			require.ErrorContains(t, err, "disabled", "healed: the point is off")
+		})
+	}
+}
+
+// TestPartitions: a blackholed member falls behind (nothing reaches it)
+// and cannot get a read through (nothing leaves it); an isolated leader is
+// replaced; a minority stalls while the majority commits; a client-side
+// partition hides a member from clients only; all heal and catch up.
+func TestPartitions(t *testing.T) {
+	c := startCluster(t, 3)
+	c.writes(t)
+	tests := []struct {
+		name   string
+		during func(t *testing.T, targets []*cluster.Member, leader *cluster.Member)
+	}{
+		{"blackhole-member", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
+			m := targets[0]
+			idx := raftIndex(t, m)
+			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 10*time.Second, 100*time.Millisecond,
+				"the others go on")
+			require.LessOrEqual(t, raftIndex(t, m), idx+1, "nothing reaches %s", m.Name())
+			_, err := getVia(m.DirectClientURL(), 2*time.Second)
+			require.Error(t, err, "a linearizable read on %s cannot reach a quorum", m.Name())
+		}},
+		{"isolate-leader", func(t *testing.T, targets []*cluster.Member, leader *cluster.Member) {
+			require.Equal(t, leader, targets[0])
+			require.Eventually(t, func() bool {
+				for _, m := range c.c.Members() {
+					if m == leader {
+						continue
+					}
+					s, err := m.Status(context.Background())
+					if err == nil && s.Leader != 0 && s.Leader != s.Header.MemberId && s.Leader != mustID(t, leader) {
+						return true
+					}
+				}
+				return false
+			}, 15*time.Second, 100*time.Millisecond, "the others elect a new leader")
+		}},
+		{"partition-majority", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
+			require.Len(t, targets, 1, "3 members: a minority of one")
+			m := targets[0]
+			idx := raftIndex(t, m)
+			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 10*time.Second, 100*time.Millisecond)
+			require.LessOrEqual(t, raftIndex(t, m), idx+1)
+		}},
+		{"client-partition", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
+			m := targets[0]
+			_, err := getVia(m.ClientURL(), time.Second)
+			require.Error(t, err, "clients cannot reach %s", m.Name())
+			_, err = getVia(m.DirectClientURL(), 3*time.Second)
+			require.NoError(t, err, "%s itself still serves", m.Name())
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Lookup(tc.name)
+			require.NoError(t, err)
+			require.NoError(t, f.Available(context.Background(), c.c))
+			leader := c.leader(t)
+			var targets []*cluster.Member
+			rec, err := injectObserved(t, c, f, 5*time.Second, func(rec Record) {
+				for _, n := range rec.Targets {
+					targets = append(targets, c.member(t, n))
+				}
+				tc.during(t, targets, leader)
+			})
+			require.NoError(t, err)
+			require.NotZero(t, rec.Effect)
+			for _, m := range targets {
+				requireCaughtUp(t, c, m)
+				_, err := getVia(m.ClientURL(), 5*time.Second)
+				require.NoError(t, err, "clients reach %s again", m.Name())
+			}
+		})
+	}
+}
+
+func mustID(t *testing.T, m *cluster.Member) uint64 {
+	id, err := m.ID(context.Background())
+	require.NoError(t, err)
+	return id
+}
+
+// TestDegradedLinks: reads through a member whose links are delayed or
+// lose packets take visibly longer while the fault lasts.
+func TestDegradedLinks(t *testing.T) {
+	c := startCluster(t, 3)
+	c.writes(t)
+	for _, tc := range []struct {
+		name string
+		// slowest is how slow the slowest of 10 reads must be.
+		slowest time.Duration
+	}{
+		{"delay-peers", 40 * time.Millisecond},
+		{"drop-packets", 150 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Lookup(tc.name)
+			require.NoError(t, err)
+			rec, err := injectObserved(t, c, f, 4*time.Second, func(rec Record) {
+				m := c.member(t, rec.Targets[0])
+				var slowest time.Duration
+				for range 10 {
+					d, err := getVia(m.DirectClientURL(), 5*time.Second)
+					if err == nil {
+						slowest = max(slowest, d)
+					}
+				}
+				require.GreaterOrEqual(t, slowest, tc.slowest, "reads through %s are slowed", m.Name())
+			})
+			require.NoError(t, err)
+			require.NotZero(t, rec.Effect)
+		})
+	}
+}
+
+// TestSnapshotPartition: a follower cut off until the leader compacted its
+// log past it receives a snapshot once healed.
+func TestSnapshotPartition(t *testing.T) {
+	c := startCluster(t, 3, "--snapshot-count=20", "--snapshot-catchup-entries=10")
+	c.writes(t)
+	f, err := Lookup("blackhole-until-snapshot")
+	require.NoError(t, err)
+	require.NoError(t, f.Available(context.Background(), c.c))
+	leader := c.leader(t)
+	rec, err := injectObserved(t, c, f, 0, nil)
+	require.NoError(t, err)
+	require.NotZero(t, rec.Effect)
+	m := c.member(t, rec.Targets[0])
+	require.NotEqual(t, leader, m, "a follower")
+	b, err := os.ReadFile(m.LogPath())
+	require.NoError(t, err)
+	require.Contains(t, string(b), "received and saved database snapshot")
+	requireCaughtUp(t, c, m)
+}
