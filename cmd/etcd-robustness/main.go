@@ -59,12 +59,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return checkCmd(ctx, args[1:], stdout, stderr)
 	case "summary":
 		return summaryCmd(ctx, args[1:], stdout, stderr)
+	case "failpoints":
+		return failpointsCmd(ctx, args[1:], stdout, stderr)
 	case "list":
 		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:    %s\n",
 			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "), strings.Join(traffic.Names(), ", "))
 		return exitPass
 	default:
-		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list)\n", args[0])
+		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list, failpoints)\n", args[0])
 		return exitSetup
 	}
 }
@@ -78,7 +80,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		binDir       = fs.String("etcd-bin", "", "directory with prebuilt etcd binaries to test instead of a release build")
 		cacheDir     = fs.String("cache-dir", "", "where etcd builds are cached (default $ETCD_ROBUSTNESS_CACHE or the user cache dir)")
 		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
-		fp           = fs.String("failpoint", "", "fault to inject (default: the scenario's); see `etcd-robustness list`")
+		fp           = fs.String("failpoint", "", "faults to inject (default: the scenario's): a name, a comma-separated list, or random; see `etcd-robustness failpoints`")
 		duration     = fs.Duration("duration", 0, "how long traffic runs (default: the scenario's)")
 		qps          = fs.Float64("qps", 0, "total request rate (default: the scenario's)")
 		clients      = fs.Int("clients", 0, "concurrent clients (default: the scenario's)")
