@@ -58,7 +58,10 @@
 // index is taken. A committed index that no WAL holds at all is a gap, and
 // Merge fails. Entries past the commit index are listed as uncommitted: they
 // may or may not have been committed, since a leader can commit and answer
-// a client before any member persists the new commit index.
+// a client before any member persists the new commit index. The exception
+// is a member whose entry at the commit index has another term than the
+// committed one (a deposed leader, say): by log matching, nothing after it
+// in its log can have been committed, so its tail is left out.
 //
 // Each entry is decoded as etcd's server decodes it: an empty normal entry
 // is a new leader's no-op; otherwise an etcdserverpb.InternalRaftRequest,

@@ -123,9 +123,17 @@ func readAndMerge(t *testing.T, c *cluster.Cluster) Log {
 	require.Equal(t, uint64(1), log.FirstIndex)
 	require.Empty(t, log.Conflicts)
 	require.Len(t, log.Entries, int(log.CommitIndex))
+	kinds := map[string]int{}
 	for i, e := range log.Entries {
 		require.Equal(t, uint64(i+1), e.Index)
+		if e.Request == nil {
+			require.NotEqual(t, KindOther, e.Kind, "entry %d does not decode", e.Index)
+			kinds[e.Kind]++
+		} else {
+			kinds["request"]++
+		}
 	}
+	t.Logf("committed entries by kind: %v", kinds)
 	return log
 }
 
