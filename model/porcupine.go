@@ -13,7 +13,8 @@ import (
 //   - A request of unknown outcome may or may not have been applied, so it
 //     yields both states.
 //   - A request known to be applied, with its response unknown, yields the
-//     state after it.
+//     state after it; when the evidence gives the revisions before and
+//     after it (AppliedTo and Revision), only there.
 //   - A definite error leaves the state as it was. It must be the error the
 //     model predicts, unless it is a refusal the model cannot predict
 //     (Declined).
@@ -38,7 +39,13 @@ func Step(s State, req Request, resp Response) []State {
 		}
 		return []State{s, next}
 	case StatusApplied:
+		if resp.AppliedTo != 0 && resp.AppliedTo != s.Revision {
+			return nil
+		}
 		next, _ := s.Apply(req)
+		if resp.Revision != 0 && next.Revision != resp.Revision {
+			return nil
+		}
 		return []State{next}
 	case StatusFailed:
 		_, want := s.Apply(req)

@@ -91,7 +91,8 @@ const (
 	// time after it was called.
 	StatusUnknown
 	// StatusApplied: the request took effect (what the members persisted
-	// shows it), but its response is unknown.
+	// shows it), but its response is unknown, except for Revision when the
+	// evidence gives the revision it was applied at.
 	StatusApplied
 	// StatusFailed: etcd answered with Error, so nothing took effect.
 	StatusFailed
@@ -104,6 +105,11 @@ type Response struct {
 	Error    string       `json:"error,omitempty"`
 	Revision int64        `json:"revision,omitempty"` // the response header's revision
 	Txn      *TxnResponse `json:"txn,omitempty"`
+	// AppliedTo is, for StatusApplied, the revision of the state the
+	// request was applied to, when the evidence gives it (0 otherwise).
+	// With Revision it pins the request's place: a request that changed
+	// nothing cannot pass for one that wrote.
+	AppliedTo int64 `json:"applied_to,omitempty"`
 }
 
 // Failed reports whether etcd gave no response to compare: the request
@@ -216,6 +222,9 @@ func (r Response) String() string {
 	case StatusUnknown:
 		return "unknown outcome"
 	case StatusApplied:
+		if r.Revision != 0 {
+			return fmt.Sprintf("applied at rev %d, response unknown", r.Revision)
+		}
 		return "applied, response unknown"
 	case StatusFailed:
 		return "error: " + r.Error

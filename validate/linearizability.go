@@ -55,8 +55,16 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	ops := PorcupineOperations(p.Ops)
 	start := time.Now()
+	// A pass needs a write known to have taken effect: a history without one
+	// exercises nothing.
+	knownWrites := history.Count(c.Clients).SuccessfulWrites + p.Applied + p.Server
+	if knownWrites > 0 && !l.Visualize && byRevision(p.Ops, c.Replayed) {
+		c.Linearizable = true
+		return Result{Verdict: OK, Message: fmt.Sprintf("%d operations are linearizable, in the order of the revisions the log and the responses give them (%d of unknown outcome left open; checked in %s)",
+			len(p.Ops), p.Open, time.Since(start).Round(time.Millisecond))}
+	}
+	ops := PorcupineOperations(p.Ops)
 	res, err := porcupineCheck(ctx, ops, timeout, false)
 	if err != nil {
 		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), err)}
@@ -66,10 +74,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	switch res.result {
 	case porcupine.Ok:
 		c.Linearizable = true
-		// A violation needs no writes to be shown, but a pass does: a
-		// history in which no write is known to have taken effect
-		// exercises nothing.
-		if history.Count(c.Clients).SuccessfulWrites+p.Applied+p.Server == 0 {
+		if knownWrites == 0 {
 			return Result{Verdict: Inconclusive, Message: fmt.Sprintf("none of %d operations is a write known to have taken effect", len(ops))}
 		}
 		r = Result{Verdict: OK, Message: fmt.Sprintf("%d operations are linearizable (%d of unknown outcome left open; checked in %s)", len(ops), p.Open, took)}

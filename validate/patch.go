@@ -81,7 +81,8 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
 			firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
-	findings, why := settle(p, ops, c.Persisted)
+	findings, why, replayed := settle(p, ops, c.Persisted)
+	c.Replayed = replayed
 	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
 		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
 	if len(findings) > 0 {
@@ -160,9 +161,10 @@ func identity(r history.Request) (key string, unique bool) {
 }
 
 // settle fills p.Ops from ops and the committed log, and returns the
-// violations the log itself shows.
-func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string) {
-	revs := replay(log)
+// violations the log itself shows, their explanations, and the replayed
+// states.
+func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string, replayed []model.State) {
+	revs, replayed := replay(log)
 	seen := newObservers(ops)
 
 	committed := map[string][]int{} // identity -> indices into log.Entries
@@ -231,8 +233,10 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 				// A definite error may have come after committing: the
 				// counts below would not hold.
 			case unique && len(entries) == 1:
-				o.Response = model.Response{Status: model.StatusApplied}
-				o.Return = bound(o.Call, seen.first(revs[entries[0]]))
+				// Replaying the log gives the revisions around it (when
+				// known), which pin its place in any order.
+				o.Response = revs.applied(entries[0])
+				o.Return = bound(o.Call, seen.first(revs.after[entries[0]]))
 				o.Open = o.Return < 0
 				p.Applied++
 				continue
@@ -243,10 +247,14 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 				continue
 			case !unique && len(entries) == len(g.acked)+len(g.unknown):
 				o.Response = model.Response{Status: model.StatusApplied}
+				o.Open = true
 				p.Applied++
 				continue
 			}
 			p.Open++
+		}
+		if !unique && !g.maybeCommitted && len(g.unknown) > 0 && len(entries) == len(g.acked)+len(g.unknown) {
+			pinIdentical(ops, g, entries, revs, seen)
 		}
 	}
 	for _, o := range ops {
@@ -256,12 +264,12 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		p.Ops = append(p.Ops, o.Op)
 	}
 	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
-	return findings, why
+	return findings, why, replayed
 }
 
 // lostWrite explains an acknowledged write missing from a complete log, and
 // names the entry that holds its revision instead.
-func lostWrite(o derived, log *evidence.Log, revs []int64) string {
+func lostWrite(o derived, log *evidence.Log, revs revisions) string {
 	s := fmt.Sprintf("%s (%s) was acknowledged at revision %d at %s", describeRecord(o.rec.Request), o.Source,
 		o.Response.Revision, o.Return.Round(time.Millisecond))
 	if o.rec.Response != nil && o.rec.Response.Header.MemberID != 0 {
@@ -269,7 +277,7 @@ func lostWrite(o derived, log *evidence.Log, revs []int64) string {
 	}
 	s += fmt.Sprintf(". The committed raft log read from the members' WALs is complete (%d entries from index %d) and no entry carries its value, so no member kept it.",
 		len(log.Entries), log.FirstIndex)
-	for i, rev := range revs {
+	for i, rev := range revs.after {
 		if rev == o.Response.Revision && log.Entries[i].Request != nil {
 			s += fmt.Sprintf(" Revision %d is held by raft index %d instead, %s.", rev, log.Entries[i].Index, describeRecord(*log.Entries[i].Request))
 			break
@@ -278,10 +286,56 @@ func lostWrite(o derived, log *evidence.Log, revs []int64) string {
 	return s + " An acknowledged write must survive any crash, so it was lost."
 }
 
+// pinIdentical gives the applied copies of one request without a unique
+// value (say, delete(k) sent by several clients) the revisions their log
+// entries were applied at. The copies are identical, so which copy went to
+// which entry does not matter to the state; the entries left once the
+// acknowledged copies have taken the revisions they reported go to the
+// unknown copies in order of their calls, earliest first, which is a
+// feasible assignment whenever any is. Without a full match nothing is
+// pinned, and the copies stay open.
+func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen observers) {
+	// An acknowledged copy reported the revision after it and whether it
+	// wrote; that takes one entry with that revision after it and the same
+	// effect.
+	type effect struct {
+		after int64
+		wrote bool
+	}
+	left := map[effect][]int{}
+	for _, e := range entries {
+		if revs.after[e] < 0 || revs.before[e] < 0 {
+			return
+		}
+		k := effect{revs.after[e], revs.after[e] != revs.before[e]}
+		left[k] = append(left[k], e)
+	}
+	for _, i := range g.acked {
+		k := effect{ops[i].Response.Revision, ops[i].rec.Wrote()}
+		if len(left[k]) == 0 {
+			return
+		}
+		left[k] = left[k][1:]
+	}
+	var free []int
+	for _, es := range left {
+		free = append(free, es...)
+	}
+	sort.Ints(free) // raft order
+	unknown := append([]int(nil), g.unknown...)
+	sort.Slice(unknown, func(i, j int) bool { return ops[unknown[i]].Call < ops[unknown[j]].Call })
+	for k, i := range unknown {
+		o := &ops[i]
+		o.Response = revs.applied(free[k])
+		o.Return = bound(o.Call, seen.first(revs.after[free[k]]))
+		o.Open = o.Return < 0
+	}
+}
+
 // serverOps are the committed requests no client sent (a lease revoked by
 // expiry, a compaction by the server), as operations of their own that may
 // have taken effect at any time until their revision was seen.
-func serverOps(p *Patched, log *evidence.Log, revs []int64, seen observers, committed map[string][]int, groups map[string]*group) []Op {
+func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, committed map[string][]int, groups map[string]*group) []Op {
 	var out []Op
 	// Walk the log in order so that the operations come out in raft order.
 	used := map[string]int{}
@@ -309,8 +363,9 @@ func serverOps(p *Patched, log *evidence.Log, revs []int64, seen observers, comm
 		op := Op{ClientID: -1, Request: req, Response: model.Response{Status: model.StatusApplied},
 			Source: fmt.Sprintf("wal index %d, sent by no client", e.Index), Open: true}
 		if unique {
-			// Only this entry carries the value: its revision is known.
-			if op.Return = bound(0, seen.first(revs[i])); op.Return >= 0 {
+			// Only this entry carries the value: its revisions are known.
+			op.Response = revs.applied(i)
+			if op.Return = bound(0, seen.first(revs.after[i])); op.Return >= 0 {
 				op.Open = false
 			}
 		}
@@ -345,28 +400,57 @@ func bound(call, seen time.Duration) time.Duration {
 	return max(call, seen)
 }
 
+// revisions are the store's revisions before and after each entry of the
+// committed log, or -1 where they are unknown.
+type revisions struct{ before, after []int64 }
+
 // replay applies the committed log to the model and returns the store's
-// revision after each entry, or -1 where it is unknown: after a request the
-// model cannot apply, or everywhere when the log does not start at index 1.
-func replay(log *evidence.Log) []int64 {
-	revs := make([]int64, len(log.Entries))
+// revisions around each entry, -1 where they are unknown: after a request
+// the model cannot apply, or everywhere when the log does not start at
+// index 1. When the whole log replays, it also returns the state at every
+// revision.
+func replay(log *evidence.Log) (revisions, []model.State) {
+	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries))}
 	state := model.InitialState()
 	ok := log.Complete
+	var states []model.State
+	if ok {
+		states = []model.State{{}, state} // index 0 unused: revisions start at 1
+	}
 	for i, e := range log.Entries {
+		revs.before[i], revs.after[i] = -1, -1
+		if ok {
+			revs.before[i] = state.Revision
+		}
 		if ok && e.Request != nil {
 			req, err := model.RequestFromRecord(*e.Request)
 			if err != nil {
 				ok = false
-			} else {
-				state, _ = state.Apply(req)
+				revs.before[i] = -1
+				continue
+			}
+			state, _ = state.Apply(req)
+			if state.Revision == int64(len(states)) {
+				states = append(states, state)
 			}
 		}
-		revs[i] = -1
 		if ok {
-			revs[i] = state.Revision
+			revs.after[i] = state.Revision
 		}
 	}
-	return revs
+	if !ok {
+		states = nil
+	}
+	return revs, states
+}
+
+// applied is the response of a request the log shows applied at entry i.
+func (r revisions) applied(i int) model.Response {
+	resp := model.Response{Status: model.StatusApplied}
+	if r.after[i] >= 0 && r.before[i] >= 0 {
+		resp.Revision, resp.AppliedTo = r.after[i], r.before[i]
+	}
+	return resp
 }
 
 // observers answer: when did a response first show revision rev or later?

@@ -222,3 +222,62 @@ func TestPatchIncompleteLogKeepsWritesOpen(t *testing.T) {
 	require.Equal(t, []Verdict{OK, OK, OK}, verdicts(rs), "%+v", rs)
 	require.Equal(t, 1, c.Patched.Open, "a write missing from an incomplete log may still have been applied")
 }
+
+// An acknowledged delete that deleted nothing takes the log entry that
+// changed nothing, not the one that deleted: the unknown copy of the same
+// request did the deleting.
+func TestPatchPinsIdenticalRequestsByEffect(t *testing.T) {
+	h := []history.Operation{
+		op(0, 0, 10, ht.Put("a", "1"), putOK(2)),
+		unknown(1, 20, 1000, ht.Del("a")),       // deleted a: 2 -> 3
+		op(2, 40, 50, ht.Del("a"), delOK(3, 0)), // found nothing at 3
+		op(2, 60, 70, ht.Get("a"), getOK(3)),
+	}
+	log := logOf(ht.Put("a", "1"), ht.Del("a"), ht.Del("a"))
+	rs, c := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: log})
+	require.Equal(t, []Verdict{OK, OK, OK}, verdicts(rs), "%+v", rs)
+	for _, o := range c.Patched.Ops {
+		if o.Source == "client 1 #0" {
+			require.Equal(t, int64(2), o.Response.AppliedTo)
+			require.Equal(t, int64(3), o.Response.Revision)
+		}
+	}
+}
+
+func TestByRevision(t *testing.T) {
+	base := func() []history.Operation {
+		return []history.Operation{
+			op(0, 0, 10, ht.Put("a", "1"), putOK(2)),
+			op(1, 5, 15, ht.Get("a"), getOK(2, kv("a", "1", 2))),
+			op(0, 20, 30, ht.Put("a", "2"), putOK(3)),
+		}
+	}
+	log := logOf(ht.Put("a", "1"), ht.Put("a", "2"))
+	uncommitted := ht.Put("b", "9")
+	log.Uncommitted = []evidence.Entry{{Index: 3, Term: 2, Request: &uncommitted}}
+	tests := []struct {
+		name   string
+		mutate func([]history.Operation) []history.Operation
+		want   bool
+	}{
+		{"every revision known", func(h []history.Operation) []history.Operation { return h }, true},
+		{"a write of unknown outcome left open (only past the commit index)", func(h []history.Operation) []history.Operation {
+			return append(h, unknown(2, 40, 50, ht.Put("b", "9")))
+		}, false},
+		{"a read after the next write returned", func(h []history.Operation) []history.Operation {
+			return append(h, op(3, 35, 40, ht.Get("a"), getOK(2, kv("a", "1", 2))))
+		}, false},
+		{"a read of a state no revision had", func(h []history.Operation) []history.Operation {
+			return append(h, op(3, 35, 40, ht.Get("a"), getOK(3, kv("a", "1", 2))))
+		}, false},
+		{"a revision without its write", func(h []history.Operation) []history.Operation { return h[:2] }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Check{Input: Input{Clients: clients(tc.mutate(base())...), FinalRead: -1, Persisted: log}}
+			PatchStage{}.Validate(context.Background(), c)
+			require.NotNil(t, c.Replayed)
+			require.Equal(t, tc.want, byRevision(c.Patched.Ops, c.Replayed))
+		})
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/model"
 )
 
 // Verdict is a validator's answer.
@@ -83,6 +84,11 @@ type Check struct {
 	// Patched is the history the linearizability check reads; the patch
 	// stage sets it.
 	Patched *Patched
+	// Replayed is the store's state at each revision (Replayed[r] at
+	// revision r; index 0 unused), from applying the committed log to the
+	// model; nil when the log is missing, incomplete or holds a request the
+	// model cannot apply. The patch stage sets it.
+	Replayed []model.State
 	// Linearizable is set once porcupine has found the patched history
 	// linearizable.
 	Linearizable bool
