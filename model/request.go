@@ -195,7 +195,12 @@ func (r Request) String() string {
 func (o Op) String() string {
 	switch o.Type {
 	case OpRange:
-		if o.End != "" {
+		switch {
+		case o.Key == FromKey && o.End == FromKey:
+			return "range(all keys)"
+		case o.End == FromKey:
+			return fmt.Sprintf("range(%s..)", o.Key)
+		case o.End != "":
 			return fmt.Sprintf("range(%s..%s)", o.Key, o.End)
 		}
 		return fmt.Sprintf("get(%s)", o.Key)

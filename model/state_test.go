@@ -85,6 +85,7 @@ func TestDescribe(t *testing.T) {
 	}{
 		{GetRequest("a"), mustApply(s, GetRequest("a")), "get(a) -> rev 2, a=1@2"},
 		{GetRequest("b"), mustApply(s, GetRequest("b")), "get(b) -> rev 2, not found"},
+		{RangeAllRequest(), mustApply(s, RangeAllRequest()), "range(all keys) -> rev 2, a=1@2"},
 		{PutRequest("b", "2"), mustApply(s, PutRequest("b", "2")), "put(b, 2) -> rev 3"},
 		{CompareAndSetRequest("a", 9, "x"), mustApply(s, CompareAndSetRequest("a", 9, "x")), "if(mod(a)==9).then(put(a, x)).else(get(a)) -> else, rev 2, a=1@2"},
 		{PutRequest("b", "2"), Response{Status: StatusFailed, Error: "etcdserver: too many requests"}, "put(b, 2) -> error: etcdserver: too many requests"},
