@@ -14,7 +14,7 @@ func TestOutcomeOf(t *testing.T) {
 	illegal := validate.Result{Validator: "linearizability", Verdict: validate.Illegal, Message: "lost write"}
 	timedOut := validate.Result{Validator: "linearizability", Verdict: validate.TimedOut, Message: "slow"}
 	empty := validate.Result{Validator: "linearizability", Verdict: validate.Inconclusive, Message: "empty"}
-	injected := history.Injection{Name: "kill", Member: "member-0"}
+	injected := history.Injection{Name: "kill", Targets: []string{"member-0"}}
 	notInjected := history.Injection{Name: "raftBeforeSave", Error: "not triggered"}
 	tests := []struct {
 		name       string

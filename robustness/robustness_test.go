@@ -17,7 +17,8 @@ import (
 )
 
 var (
-	resultsDir = flag.String("results-dir", "../results", "where a failing run leaves its report")
+	resultsDir = flag.String("results-dir", envOr("ETCD_ROBUSTNESS_RESULTS", "../results"), "where a failing run leaves its report (env ETCD_ROBUSTNESS_RESULTS)")
+	keep       = flag.Bool("keep", os.Getenv("ETCD_ROBUSTNESS_KEEP") != "", "keep the report of a passing run too (env ETCD_ROBUSTNESS_KEEP=1)")
 	scenario   = flag.String("scenario", scenarios.DefaultName, "scenario TestRobustness runs")
 	seed       = flag.Int64("seed", 0, "seed (default: from the clock)")
 )
@@ -38,20 +39,32 @@ func TestRobustness(t *testing.T) {
 	res, err := Run(ctx, Config{
 		Scenario:   sc,
 		Binaries:   []etcdbuild.Binaries{bins},
-		ResultsDir: *resultsDir,
-		Seed:       s,
+		ResultsDir:  *resultsDir,
+		KeepPassing: *keep,
+		Seed:        s,
 		Logger:     zaptest.NewLogger(t),
 	})
 	require.NoError(t, err)
 	t.Logf("seed %d: %s", s, res.Verdict())
+	if res.Dir != "" {
+		t.Logf("report: %s", res.Dir)
+	}
 	require.Equal(t, Pass, res.Outcome, "report: %s", res.Dir)
-	require.Empty(t, res.Dir, "a passing run removes its directory")
+	if !*keep {
+		require.Empty(t, res.Dir, "a passing run removes its directory")
+	}
 	require.Len(t, res.Injections, 1)
 	require.Empty(t, res.Injections[0].Error)
-	require.NotEmpty(t, res.Injections[0].Member)
+	require.NotEmpty(t, res.Injections[0].Targets)
 	require.Greater(t, res.Injections[0].End, res.Injections[0].Start)
 	require.Greater(t, res.Stats.Operations, 500, "traffic ran at far below its rate")
 	require.Greater(t, res.Stats.SuccessfulWrites, 100)
+	// Every stage ran and passed, the evidence ones included.
+	var stages []string
+	for _, r := range res.Results {
+		stages = append(stages, r.Validator)
+	}
+	require.Equal(t, []string{"evidence", "patch", "linearizability", "final-read"}, stages)
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
@@ -80,6 +93,13 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			require.Contains(t, err.Error(), tc.message)
 		})
 	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func TestMain(m *testing.M) {

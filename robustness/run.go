@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,7 +234,7 @@ func finalRead(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 		if op.Error == nil {
 			return c.History()
 		}
-		lg.Warn("final read failed; retrying", zap.Stringer("error", op.Error), zap.Duration("backoff", backoff))
+		lg.Warn("final read failed; retrying", zap.Error(op.Error), zap.Duration("backoff", backoff))
 		select {
 		case <-ctx.Done():
 			lg.Warn("final read never succeeded", zap.Duration("within", finalReadTimeout))

@@ -16,11 +16,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
-	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/report"
 	"github.com/etcd-robustness/etcd-robustness/robustness"
+	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
 func TestBadInput(t *testing.T) {
@@ -142,34 +144,55 @@ func etcdPIDsUnder(t *testing.T, dir string) []int {
 }
 
 // TestCheckSavedReport checks saved reports again: the verdict comes from
-// the histories, not from what the summary says.
+// the record, not from what the summary says, and a damaged record is one
+// clear line and exit 2.
 func TestCheckSavedReport(t *testing.T) {
-	put := func(client int, call, ret time.Duration, key, value string, rev int64) history.Operation {
-		return history.Operation{ClientID: client, Call: call, Return: ret, Request: model.PutRequest(key, value),
-			Response: model.Response{Revision: rev, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{{}}}}}
+	record := func(secondRev int64) report.Record {
+		p1, p2 := ht.Put("a", "1"), ht.Put("a", "2")
+		clients := ht.Clients(
+			ht.Op(0, 1, 2, p1, ht.PutOK(2)),
+			ht.Op(1, 3, 4, p2, ht.PutOK(secondRev)),
+			ht.Op(2, 5, 6, history.RangeAll(), ht.GetOK(3, ht.KV("a", "2", 3))),
+		)
+		return report.Record{Input: validate.Input{Clients: clients, FinalRead: 2,
+			Persisted: &evidence.Log{FirstIndex: 1, CommitIndex: 2, Complete: true, Members: []evidence.MemberWAL{{Member: "member-0", Commit: 2}},
+				Entries: []evidence.Entry{{Index: 1, Term: 2, Request: &p1}, {Index: 2, Term: 2, Request: &p2}}}}}
 	}
 	tests := []struct {
-		name string
-		ops  []history.Operation
-		code int
-		want string
+		name   string
+		rec    report.Record
+		damage func(dir string)
+		code   int
+		stdout string
+		stderr string
 	}{
-		{"linearizable", []history.Operation{put(0, 1, 2, "a", "1", 2), put(1, 3, 4, "a", "2", 3)}, exitPass, "PASS: linearizability ok"},
-		{"revision reused", []history.Operation{put(0, 1, 2, "a", "1", 2), put(1, 3, 4, "a", "2", 2)}, exitViolation, "FAIL: linearizability illegal"},
+		{"linearizable", record(3), nil, exitPass, "PASS: evidence ok", ""},
+		{"revision reused", record(2), nil, exitViolation, "linearizability illegal", ""},
+		{"truncated record", record(3), func(dir string) {
+			p := filepath.Join(dir, report.RecordFile)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/3], 0o644)
+		}, exitSetup, "", "record.json: unexpected end of JSON input"},
+		{"garbled record", record(3), func(dir string) {
+			os.WriteFile(filepath.Join(dir, report.RecordFile), []byte("\x00\x01garbage"), 0o644)
+		}, exitSetup, "", "is corrupt: record.json: invalid character"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var clients []history.Client
-			for _, op := range tc.ops {
-				clients = append(clients, history.Client{ID: op.ClientID, Operations: []history.Operation{op}})
-			}
 			// The summary claims PASS either way; check must not trust it.
-			require.NoError(t, report.Write(dir, report.Report{Summary: report.Summary{Outcome: "PASS"}, Clients: clients}))
+			require.NoError(t, report.Write(dir, tc.rec, report.Summary{Outcome: "PASS"}))
+			if tc.damage != nil {
+				tc.damage(dir)
+			}
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"check", dir}, &stdout, &stderr)
 			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
-			require.Contains(t, stdout.String(), tc.want)
+			require.Contains(t, stdout.String(), tc.stdout)
+			require.Contains(t, stderr.String(), tc.stderr)
+			if tc.code == exitSetup {
+				require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %q", stderr.String())
+			}
 		})
 	}
 }
