@@ -37,12 +37,12 @@ func TestRobustness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{
-		Scenario:   sc,
-		Binaries:   []etcdbuild.Binaries{bins},
+		Scenario:    sc,
+		Binaries:    []etcdbuild.Binaries{bins},
 		ResultsDir:  *resultsDir,
 		KeepPassing: *keep,
 		Seed:        s,
-		Logger:     zaptest.NewLogger(t),
+		Logger:      zaptest.NewLogger(t),
 	})
 	require.NoError(t, err)
 	t.Logf("seed %d: %s", s, res.Verdict())
