@@ -16,12 +16,15 @@ package report
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -33,9 +36,12 @@ import (
 
 // File names inside a report directory.
 const (
-	RecordFile  = "record.json"
-	SummaryFile = "summary.json"
-	HTMLFile    = "history.html"
+	RecordFile = "record.json"
+	// ChecksumFile holds record.json's SHA-256, in sha256sum's format, so
+	// a record damaged into other valid JSON is still caught.
+	ChecksumFile = "record.json.sha256"
+	SummaryFile  = "summary.json"
+	HTMLFile     = "history.html"
 )
 
 // Format and Version identify the run record's layout. Version changes
@@ -95,6 +101,13 @@ func Write(dir string, rec Record, sum Summary) error {
 	rec.Injections = nonNil(rec.Injections)
 	if err := writeJSON(filepath.Join(dir, RecordFile), rec, ""); err != nil {
 		return err
+	}
+	digest, err := fileSHA256(filepath.Join(dir, RecordFile))
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte(digest+"  "+RecordFile+"\n"), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
 	}
 	if err := writeJSON(filepath.Join(dir, SummaryFile), sum, "  "); err != nil {
 		return err
@@ -185,7 +198,27 @@ func Load(dir string) (Record, error) {
 	if err := checkRecord(rec); err != nil {
 		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
 	}
+	want, err := os.ReadFile(filepath.Join(dir, ChecksumFile))
+	if err != nil {
+		return rec, fmt.Errorf("report %s is corrupt: %s is missing, so damage to %s cannot be ruled out", dir, ChecksumFile, RecordFile)
+	}
+	if got := sha256Hex(b); !strings.HasPrefix(string(want), got+" ") {
+		return rec, fmt.Errorf("report %s is corrupt: %s does not match its checksum in %s (the file was changed or damaged)", dir, RecordFile, ChecksumFile)
+	}
 	return rec, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return sha256Hex(b), nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // checkRecord rejects a record the checks cannot read.

@@ -95,6 +95,8 @@ func TestLoadCorrupt(t *testing.T) {
 		{"unknown field", edit(`"seed":7`, `"sed":7`), `unknown field "sed"`},
 		{"empty request", edit(`"request":{"put":{"key":"a","value":"2"}}`, `"request":{}`), "client 0 operation 1: the request is empty"},
 		{"bad outcome", edit(`"outcome":"unknown"`, `"outcome":"maybe"`), `error outcome "maybe" (valid: failed, unknown)`},
+		{"garbled into other valid JSON", edit(`"value":"1"`, `"value":"7"`), "record.json does not match its checksum in record.json.sha256"},
+		{"checksum missing", func(dir string) { os.Remove(filepath.Join(dir, ChecksumFile)) }, "record.json.sha256 is missing"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

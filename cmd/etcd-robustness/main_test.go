@@ -47,7 +47,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown flag", []string{"run", "--frobnicate"}, false, "flag provided but not defined: -frobnicate"},
 		{"results dir is a file", []string{"run", "--results-dir", filepath.Join(notADir, "x")}, false, "cannot be created"},
 		{"etcd-bin without etcd", []string{"run", "--etcd-bin", t.TempDir(), "--results-dir", t.TempDir()}, false, "etcd"},
-		{"corrupt report", []string{"check", t.TempDir()}, false, "summary.json is missing"},
+		{"corrupt report", []string{"check", t.TempDir()}, false, "record.json is missing"},
 		{"version not served", []string{"run", "--etcd-version", "v3.5.26", "--results-dir", t.TempDir(), "--cache-dir", t.TempDir()}, true, "v3.5.26 is not served"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
