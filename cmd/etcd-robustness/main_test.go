@@ -37,8 +37,8 @@ func TestBadInput(t *testing.T) {
 		want    string
 	}{
 		{"no command", nil, false, "usage: etcd-robustness run|check|list"},
-		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, list)`},
-		{"unknown failpoint", []string{"run", "--failpoint", "nope"}, false, `unknown failpoint "nope" (valid: afterCommit, beforeApplyOneEntryNormal`},
+		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, summary, list, failpoints)`},
+		{"unknown failpoint", []string{"run", "--failpoint", "nope"}, false, `unknown failpoint "nope" (valid: random, afterCommit:panic, afterCommit:sleep`},
 		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: default`},
 		{"bad members", []string{"run", "--members", "2"}, false, "members must be 1, 3 or 5, not 2"},
 		{"malformed version", []string{"run", "--etcd-version", "latest"}, false, `"latest"`},
