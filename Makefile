@@ -22,7 +22,7 @@ test-unit:
 	$(GO) test -short -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./validate/
+	$(GO) test -run '^$$' -bench . -benchmem ./validate/ ./evidence/
 
 # The default scenario, end to end, building etcd as needed.
 run: build
@@ -53,3 +53,18 @@ test-browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	@command -v chromium >/dev/null || { echo "test-browser: chromium is not installed"; exit 1; }
 	ETCD_ROBUSTNESS_BROWSER=1 ETCD_ROBUSTNESS_BROWSER_REPORT=$(REPORT) $(GO) test -count=1 -run TestBrowser -v ./report/
+
+.PHONY: test-faults every-failpoint
+
+# Every fault test on real clusters, the whole gofail panic catalog included
+# (make test runs a few of the panics).
+test-faults:
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_FAULT_TESTS=1 $(GO) test -count=1 -timeout 30m ./failpoint/ ./cluster/
+
+# run --failpoint NAME, with 3 members, for every fault available on
+# $(ETCD_VERSION). Prints one line per fault; fails if any does not pass.
+every-failpoint: build
+	@fail=0; for n in $$(./bin/etcd-robustness failpoints --etcd-version $(ETCD_VERSION) 2>/dev/null | awk '$$3 ~ /^yes/ {print $$1}'); do \
+	  out=$$(./bin/etcd-robustness run --etcd-version $(ETCD_VERSION) --members 3 --failpoint $$n --seed 7 2>/dev/null); code=$$?; \
+	  echo "$$n: exit $$code: $$(echo "$$out" | cut -c1-120)"; test $$code -eq 0 || fail=$$((fail+1)); \
+	done; echo "$$fail faults did not pass"; test $$fail -eq 0

@@ -36,7 +36,7 @@ func loadRecorded(t testing.TB, name string) (Input, time.Duration) {
 }
 
 // recorded are records of real runs against etcd (see testdata/*/README).
-var recorded = []string{"v3.7.3-3members-2000qps-kill"}
+var recorded = []string{"v3.7.3-3members-12clients-kill"}
 
 func TestRecordedHistories(t *testing.T) {
 	for _, name := range recorded {
