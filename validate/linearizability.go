@@ -46,7 +46,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: "the history is empty"}
 	}
 	if len(p.Unsupported) > 0 {
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d writes are of kinds the model does not check yet, e.g. %s", len(p.Unsupported), p.Unsupported[0])}
+		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d requests are of kinds the model does not check yet, e.g. %s", len(p.Unsupported), p.Unsupported[0])}
 	}
 	timeout := l.Timeout
 	if timeout == 0 {
