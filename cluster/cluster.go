@@ -62,7 +62,9 @@ type Cluster struct {
 	network *Network
 
 	membersMu sync.Mutex
-	members   []*Member
+	members   []*Member // current members
+	all       []*Member // every member ever, removed ones too: Close stops them all
+	closing   bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -171,6 +173,7 @@ func newCluster(cfg Config) (*Cluster, error) {
 		c.network.setMemberID(computeMemberID([]string{m.peerAdvertise}, token), m.name)
 	}
 	c.members = members
+	c.all = append([]*Member(nil), members...)
 	return c, nil
 }
 
@@ -267,6 +270,13 @@ func (c *Cluster) Members() []*Member {
 	return append([]*Member(nil), c.members...)
 }
 
+// allMembers is every member the cluster ever had, removed ones too.
+func (c *Cluster) allMembers() []*Member {
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	return append([]*Member(nil), c.all...)
+}
+
 // Network returns the fault proxy that carries the cluster's traffic.
 func (c *Cluster) Network() *Network { return c.network }
 
@@ -299,7 +309,10 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 // The run directory (data and logs) is left in place.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
-		members := c.Members()
+		c.membersMu.Lock()
+		c.closing = true
+		c.membersMu.Unlock()
+		members := c.allMembers()
 		for _, m := range members {
 			m.markClosed()
 		}
@@ -323,6 +336,9 @@ func (c *Cluster) Close() error {
 		errs := stopAll(first)
 		if leader != nil {
 			errs = append(errs, leader.Stop(context.Background()))
+		}
+		for _, m := range members {
+			errs = append(errs, m.unmountLazyFS())
 		}
 		errs = append(errs, c.network.close())
 		c.closeErr = errors.Join(errs...)

@@ -70,9 +70,10 @@ type Member struct {
 	etcdPath    string
 	etcdctlPath string
 	etcdutlPath string
-	paused      bool // SIGSTOPped and not yet SIGCONTed
-	closed      bool // the cluster was closed: no more starts
-	startedOnce bool // a process was started at least once: use --initial-cluster-state=existing
+	paused      bool    // SIGSTOPped and not yet SIGCONTed
+	lazy        *LazyFS // the data dir's LazyFS mount, if any
+	closed      bool    // the cluster was closed: no more starts
+	startedOnce bool    // a process was started at least once: use --initial-cluster-state=existing
 	running     bool
 	proc        *os.Process
 	pid         int

@@ -240,14 +240,25 @@ func (n *Network) Blackhole(links ...Link) error {
 // (Released instead, the held bytes would reach the peer intact and late,
 // and a follower would never fall behind the leader's compacted log.)
 func (n *Network) Unblackhole(links ...Link) error {
-	n.mu.Lock()
+	var errs []error
 	for _, l := range links {
-		if d, ok := n.demux[l.To]; ok {
-			d.reset(l.From)
+		s, err := n.link(l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		n.mu.Lock()
+		// Only a link that is cut is reset: healing twice must not break
+		// the connections made since the first heal.
+		if n.cut[s] {
+			if d, ok := n.demux[l.To]; ok {
+				d.reset(l.From)
+			}
+		}
+		n.mu.Unlock()
+		n.release(s)
 	}
-	n.mu.Unlock()
-	return n.each(links, n.release)
+	return errors.Join(errs...)
 }
 
 func (n *Network) hold(s proxy.Server) {

@@ -300,3 +300,79 @@ func TestSnapshotPartition(t *testing.T) {
 	require.Contains(t, string(b), "received and saved database snapshot")
 	requireCaughtUp(t, c, m)
 }
+
+// TestMembership: a replaced member comes back with a new member ID and
+// catches up; grow-shrink adds a fourth member that serves, then removes it.
+func TestMembership(t *testing.T) {
+	c := startCluster(t, 3)
+	c.writes(t)
+	t.Run("replace-member", func(t *testing.T) {
+		ids := map[string]uint64{}
+		for _, m := range c.c.Members() {
+			ids[m.Name()] = mustID(t, m)
+		}
+		f, err := Lookup("replace-member")
+		require.NoError(t, err)
+		rec, err := injectObserved(t, c, f, 0, nil)
+		require.NoError(t, err)
+		require.NotZero(t, rec.Effect)
+		m := c.member(t, rec.Targets[0])
+		require.NotEqual(t, ids[m.Name()], mustID(t, m), "a new member ID")
+		require.Contains(t, readFile(t, m.LogPath()), "--initial-cluster-state existing")
+		requireCaughtUp(t, c, m)
+	})
+	t.Run("grow-shrink", func(t *testing.T) {
+		f, err := Lookup("grow-shrink")
+		require.NoError(t, err)
+		var added *cluster.Member
+		rec, err := injectObserved(t, c, f, 3*time.Second, func(rec Record) {
+			require.Len(t, c.c.Members(), 4)
+			added = c.member(t, rec.Targets[0])
+			_, err := getVia(added.DirectClientURL(), 5*time.Second)
+			require.NoError(t, err, "the added member serves linearizable reads")
+		})
+		require.NoError(t, err)
+		require.NotZero(t, rec.Effect)
+		require.Equal(t, "member-3", added.Name())
+		require.Len(t, c.c.Members(), 3)
+		require.False(t, added.Running())
+		require.NoError(t, c.c.WaitHealthy(context.Background()))
+	})
+}
+
+// TestLoseUnsyncedWrites: a member on a LazyFS is killed with written but
+// unsynced bytes, which are lost (its files go back to their last fsync);
+// it restarts on what it had synced and catches up. Skips where FUSE
+// cannot be mounted.
+func TestLoseUnsyncedWrites(t *testing.T) {
+	f := LoseUnsynced{}
+	if err := f.Available(context.Background(), nil); err != nil {
+		t.Skipf("lose-unsynced-writes is not available here: %v", err)
+	}
+	c := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// As the run does: each member restarts on a LazyFS.
+	for _, m := range c.c.Members() {
+		require.NoError(t, m.Stop(ctx))
+		require.NoError(t, f.PrepareMember(m))
+		require.NoError(t, m.Start(ctx))
+	}
+	require.NoError(t, c.c.WaitHealthy(ctx))
+	c.writes(t)
+	rec, err := injectObserved(t, c, f, 0, nil)
+	require.NoError(t, err)
+	require.NotZero(t, rec.Effect)
+	require.Contains(t, rec.Detail, "lost unsynced bytes: ")
+	require.Regexp(t, `member/(wal/[0-9a-f-]+\.wal|snap/db) [1-9][0-9]*`, rec.Detail, "a WAL or the backend lost unsynced bytes")
+	m := c.member(t, rec.Targets[0])
+	require.Contains(t, readFile(t, m.LogPath()), "signal: killed")
+	requireCaughtUp(t, c, m)
+
+	require.NoError(t, c.c.Close())
+	mounts, err := os.ReadFile("/proc/mounts")
+	require.NoError(t, err)
+	require.NotContains(t, string(mounts), c.c.Dir(), "no LazyFS is left mounted")
+	_, err = os.Stat(m.DataDir() + "/member/wal")
+	require.NoError(t, err, "the data is back in the data dir")
+}

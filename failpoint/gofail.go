@@ -139,6 +139,9 @@ func GofailPanicFor(name string, triggerTimeout time.Duration) (GofailPanic, err
 	return GofailPanic{}, fmt.Errorf("unknown gofail point %q", name)
 }
 
+// exitTimeout bounds the wait for a member that reached a panic point to exit.
+const exitTimeout = 20 * time.Second
+
 // ErrNotTriggered means a gofail point was armed but never reached.
 var ErrNotTriggered = errors.New("failpoint was not triggered")
 
@@ -258,12 +261,44 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 		defer hcancel()
 		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
 	}
-	select {
-	case <-exited:
-		rec.Effect = env.now()
-	case <-tctx.Done():
+	// The point is reached when gofail counts a pass through it, or the
+	// member exits. A panic that unwinds through deferred calls can take a
+	// while to end the process (the watch stream's waits for its client),
+	// so the trigger stops once the point is reached.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-exited:
+			if rec.Effect == 0 {
+				rec.Effect = env.now()
+			}
+			break wait
+		case <-tctx.Done():
+			break wait
+		case <-tick.C:
+			if rec.Effect != 0 {
+				continue
+			}
+			if n, err := gofailCount(tctx, m, f.point.name); err == nil && n > 0 {
+				rec.Effect = env.now()
+				stopTrigger()
+				// The process must now end; give it a bounded while.
+				cancel()
+				tctx, cancel = context.WithTimeout(ctx, exitTimeout)
+				defer cancel()
+			}
+		}
 	}
 	stopTrigger()
+	if rec.Effect != 0 && m.Running() {
+		err := fmt.Errorf("%s reached %s but did not exit within %s", m.Name(), f.point.name, exitTimeout)
+		hctx, hcancel := healCtx(ctx)
+		defer hcancel()
+		_ = m.Kill()
+		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
+	}
 	hctx, hcancel := healCtx(ctx)
 	defer hcancel()
 	if rec.Effect == 0 {
