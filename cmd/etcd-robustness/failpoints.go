@@ -75,11 +75,11 @@ func failpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			status = "no: " + strings.ReplaceAll(reason, "\n", " ")
 		} else if !failpoint.InRandomPool(f, cl) {
-			status = "yes (by name only: members restart with extra flags)"
+			status = "yes (by name only: not picked by random)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name(), f.Family(), status)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault that needs no extra flags). A gofail point's bare name is its panic.\n", failpoint.Random)
+	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault that needs no restart of the members first and sends no compaction, which the model does not check yet). A gofail point's bare name is its panic.\n", failpoint.Random)
 	return exitPass
 }
