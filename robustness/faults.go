@@ -56,6 +56,7 @@ func lookupFaults(sc scenarios.Scenario) error {
 func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster) (faultPlan, error) {
 	var plan faultPlan
 	var flagged []failpoint.MemberFlagger
+	var preparers []failpoint.MemberPreparer
 	for _, spec := range sc.Schedule() {
 		fs, err := failpoint.Parse(spec.Name)
 		if err != nil {
@@ -76,9 +77,12 @@ func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Clust
 		if mf, ok := fp.(failpoint.MemberFlagger); ok {
 			flagged = append(flagged, mf)
 		}
+		if mp, ok := fp.(failpoint.MemberPreparer); ok {
+			preparers = append(preparers, mp)
+		}
 		plan.steps = append(plan.steps, faultStep{spec: spec, fp: fp})
 	}
-	if err := applyMemberFlags(ctx, cl, flagged); err != nil {
+	if err := prepareMembers(ctx, cl, flagged, preparers); err != nil {
 		return faultPlan{}, err
 	}
 	return plan, nil
@@ -99,9 +103,9 @@ func randomPool(ctx context.Context, cl *cluster.Cluster) []failpoint.Failpoint 
 // memberRestartTimeout bounds restarting one member with new flags.
 const memberRestartTimeout = time.Minute
 
-// applyMemberFlags restarts each member, one at a time, with the flags the
-// faults need.
-func applyMemberFlags(ctx context.Context, cl *cluster.Cluster, faults []failpoint.MemberFlagger) error {
+// prepareMembers restarts each member, one at a time, with the flags the
+// faults need and the set-up they ask for (a LazyFS data dir).
+func prepareMembers(ctx context.Context, cl *cluster.Cluster, faults []failpoint.MemberFlagger, preparers []failpoint.MemberPreparer) error {
 	for _, m := range cl.Members() {
 		args := m.ExtraArgs()
 		for _, f := range faults {
@@ -115,12 +119,17 @@ func applyMemberFlags(ctx context.Context, cl *cluster.Cluster, faults []failpoi
 				}
 			}
 		}
-		if slices.Equal(args, m.ExtraArgs()) {
+		if slices.Equal(args, m.ExtraArgs()) && len(preparers) == 0 {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, memberRestartTimeout)
 		m.SetExtraArgs(args)
 		err := m.Stop(rctx)
+		for _, p := range preparers {
+			if err == nil {
+				err = p.PrepareMember(m)
+			}
+		}
 		if err == nil {
 			err = m.Start(rctx)
 		}
@@ -215,6 +224,9 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	inj.End = clock.Now()
 	inj.Targets = rec.Targets
 	inj.Effect = rec.Effect
+	if rec.Detail != "" {
+		lg.Info("fault detail", zap.String("failpoint", fp.Name()), zap.String("detail", rec.Detail))
+	}
 	if err == nil && rec.Effect == 0 {
 		err = errors.New("the fault did not take effect")
 	}
