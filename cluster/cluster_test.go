@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -331,4 +332,51 @@ func TestConfigValidation(t *testing.T) {
 		require.Error(t, err)
 		require.Nil(t, c)
 	}
+}
+
+// TestCloseLeavesNothing: Close ends everything a fault may have left:
+// a paused process, a cut link, a LazyFS mount, the proxies' listeners.
+func TestCloseLeavesNothing(t *testing.T) {
+	cfg := testConfig(t, 3, etcdBinary(t))
+	c := startCluster(t, cfg)
+	defer c.Close()
+	ms := c.Members()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	lazy := false
+	if err := ms[2].Stop(ctx); err == nil {
+		if _, err := ms[2].UseLazyFS(); err == nil {
+			lazy = true
+		} else {
+			t.Logf("no LazyFS here: %v", err)
+		}
+		require.NoError(t, ms[2].Start(ctx))
+		require.NoError(t, ms[2].WaitHealthy(ctx))
+	}
+	require.NoError(t, ms[0].Pause())
+	require.Equal(t, "T", ms[0].ProcessState())
+	require.NoError(t, c.Network().Blackhole(c.Network().Links(ms[1].Name())...))
+	var pids []int
+	for _, m := range ms {
+		pids = append(pids, m.PID())
+	}
+	proxyAddr := hostPort(ms[1].ClientURL())
+
+	begin := time.Now()
+	require.NoError(t, c.Close())
+	require.Less(t, time.Since(begin), 2*StopGracePeriod, "a paused member is SIGCONTed and stops at once")
+	for _, pid := range pids {
+		requireGone(t, pid)
+	}
+	require.Empty(t, processesUsing(t, cfg.Dir))
+	mounts, err := os.ReadFile("/proc/mounts")
+	require.NoError(t, err)
+	require.NotContains(t, string(mounts), cfg.Dir, "no LazyFS left mounted")
+	if lazy {
+		_, err := os.Stat(filepath.Join(ms[2].DataDir(), "member", "wal"))
+		require.NoError(t, err, "the data is back in the data dir")
+	}
+	_, err = net.DialTimeout("tcp", proxyAddr, time.Second)
+	require.Error(t, err, "the client proxy is closed")
 }
