@@ -284,7 +284,7 @@ func TestDegradedLinks(t *testing.T) {
 // TestSnapshotPartition: a follower cut off until the leader compacted its
 // log past it receives a snapshot once healed.
 func TestSnapshotPartition(t *testing.T) {
-	c := startCluster(t, 3, "--snapshot-count=20", "--snapshot-catchup-entries=10")
+	c := startCluster(t, 3, triggerFlags(t)...)
 	c.writes(t)
 	f, err := Lookup("blackhole-until-snapshot")
 	require.NoError(t, err)
