@@ -380,3 +380,13 @@ func TestCloseLeavesNothing(t *testing.T) {
 	_, err = net.DialTimeout("tcp", proxyAddr, time.Second)
 	require.Error(t, err, "the client proxy is closed")
 }
+
+func TestCloseAfter(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"GET /raft/probing HTTP/1.1\r\nHost: x\r\n\r\n", "GET /raft/probing HTTP/1.1\r\nConnection: close\r\nHost: x\r\n\r\n"},
+		{"no line end", "no line end"},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, string(closeAfter([]byte(tc.in))))
+	}
+}

@@ -545,7 +545,8 @@ func (d *demux) handle(in net.Conn) {
 	var head bytes.Buffer
 	from := ""
 	req, err := http.ReadRequest(bufio.NewReader(io.TeeReader(br, &head)))
-	if err == nil {
+	parsed := err == nil
+	if parsed {
 		from = req.Header.Get("X-Server-From")
 	}
 	_ = in.SetReadDeadline(time.Time{})
@@ -566,7 +567,11 @@ func (d *demux) handle(in net.Conn) {
 	}
 	defer d.untrack(out)
 	// What the header parser read (the head, and maybe more) goes first.
-	if _, err := out.Write(head.Bytes()); err != nil {
+	first := head.Bytes()
+	if parsed && from == "" {
+		first = closeAfter(first)
+	}
+	if _, err := out.Write(first); err != nil {
 		return
 	}
 	done := make(chan struct{}, 2)
@@ -574,6 +579,24 @@ func (d *demux) handle(in net.Conn) {
 	go func() { _, _ = io.Copy(in, out); closeWrite(in); done <- struct{}{} }()
 	<-done
 	<-done
+}
+
+// closeAfter asks etcd to close a connection after its first request, for
+// a request that does not name its sender (a health probe, a version
+// check). etcd's peer transport reuses idle connections for raft messages,
+// so a connection that began with a probe could otherwise carry one
+// member's raft messages on the unknown-sender link, past a partition.
+// The header goes right after the request line, so it is the first
+// Connection header.
+func closeAfter(head []byte) []byte {
+	i := bytes.Index(head, []byte("\r\n"))
+	if i < 0 {
+		return head
+	}
+	out := make([]byte, 0, len(head)+19)
+	out = append(out, head[:i+2]...)
+	out = append(out, "Connection: close\r\n"...)
+	return append(out, head[i+2:]...)
 }
 
 func closeWrite(c net.Conn) {

@@ -182,11 +182,12 @@ func TestPartitions(t *testing.T) {
 		{"blackhole-member", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
 			m := targets[0]
 			idx := raftIndex(t, m)
-			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 10*time.Second, 100*time.Millisecond,
-				"the others go on")
-			require.LessOrEqual(t, raftIndex(t, m), idx+1, "nothing reaches %s", m.Name())
+			// Before anything else: the fault lasts 8 s.
 			_, err := getVia(m.DirectClientURL(), 2*time.Second)
 			require.Error(t, err, "a linearizable read on %s cannot reach a quorum", m.Name())
+			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 5*time.Second, 100*time.Millisecond,
+				"the others go on")
+			require.LessOrEqual(t, raftIndex(t, m), idx+1, "nothing reaches %s", m.Name())
 		}},
 		{"isolate-leader", func(t *testing.T, targets []*cluster.Member, leader *cluster.Member) {
 			require.Equal(t, leader, targets[0])
@@ -201,13 +202,13 @@ func TestPartitions(t *testing.T) {
 					}
 				}
 				return false
-			}, 15*time.Second, 100*time.Millisecond, "the others elect a new leader")
+			}, 7*time.Second, 100*time.Millisecond, "the others elect a new leader")
 		}},
 		{"partition-majority", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
 			require.Len(t, targets, 1, "3 members: a minority of one")
 			m := targets[0]
 			idx := raftIndex(t, m)
-			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 10*time.Second, 100*time.Millisecond)
+			require.Eventually(t, func() bool { return maxIndex(t, c, m.Name()) > idx+20 }, 6*time.Second, 100*time.Millisecond)
 			require.LessOrEqual(t, raftIndex(t, m), idx+1)
 		}},
 		{"client-partition", func(t *testing.T, targets []*cluster.Member, _ *cluster.Member) {
@@ -225,7 +226,7 @@ func TestPartitions(t *testing.T) {
 			require.NoError(t, f.Available(context.Background(), c.c))
 			leader := c.leader(t)
 			var targets []*cluster.Member
-			rec, err := injectObserved(t, c, f, 5*time.Second, func(rec Record) {
+			rec, err := injectObserved(t, c, f, 8*time.Second, func(rec Record) {
 				for _, n := range rec.Targets {
 					targets = append(targets, c.member(t, n))
 				}

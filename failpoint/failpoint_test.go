@@ -236,6 +236,8 @@ func TestPanics(t *testing.T) {
 		{point: "raftBeforeLeaderSend", target: Leader},
 		{point: "raftBeforeFollowerSend", target: Follower},
 		{point: "beforeCommit", target: AnyMember},
+		{point: "afterIsMemberExist", target: AnyMember},
+		{point: "beforeSendWatchResponse", target: AnyMember},
 		{point: "defragBeforeCopy", target: AnyMember},
 		{point: "defragBeforeRename", target: AnyMember},
 		{point: "compactBeforeCommitScheduledCompact", target: AnyMember},
@@ -336,6 +338,7 @@ func TestAvailability(t *testing.T) {
 		{"blackhole-member", "needs at least 2 members"},
 		{"client-partition", ""},
 		{"beforePublishing:panic", "fires only while a member starts"},
+		{"beforeApplyOneConfChange:panic", "needs a membership change"},
 		{"raftBeforeSave:sleep", ""},
 	}
 	for _, tc := range tests {

@@ -110,7 +110,7 @@ var gofailPoints = []point{
 	// not reachable by this harness yet
 	{name: "beforePublishing", never: "fires only while a member starts, before its gofail endpoint can arm it"},
 	{name: "beforeApplyOneConfChange", never: "needs a membership change as its trigger (not wired yet)"},
-	{name: "afterIsMemberExist", never: "needs a membership change as its trigger (not wired yet)"},
+	{name: "afterIsMemberExist", target: AnyMember}, // every gRPC request asks whether its member exists
 	{name: "beforeLookupWhenLeaseTimeToLive", never: "needs lease traffic, which no traffic profile sends yet"},
 	{name: "beforeLookupWhenForwardLeaseTimeToLive", never: "needs lease traffic, which no traffic profile sends yet"},
 	{name: "beforeCheckpointInLeaseRenew", never: "needs lease traffic, which no traffic profile sends yet"},
