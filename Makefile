@@ -59,7 +59,7 @@ test-browser:
 # Every fault test on real clusters, the whole gofail panic catalog included
 # (make test runs a few of the panics).
 test-faults:
-	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_FAULT_TESTS=1 $(GO) test -count=1 -timeout 30m ./failpoint/ ./cluster/
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_FAULT_TESTS=1 $(GO) test -p 1 -count=1 -timeout 30m ./failpoint/ ./cluster/
 
 # run --failpoint NAME, with 3 members, for every fault available on
 # $(ETCD_VERSION). Prints one line per fault; fails if any does not pass.

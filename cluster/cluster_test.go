@@ -355,7 +355,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		require.NoError(t, ms[2].WaitHealthy(ctx))
 	}
 	require.NoError(t, ms[0].Pause())
-	require.Equal(t, "T", ms[0].ProcessState())
+	require.Eventually(t, func() bool { return ms[0].ProcessState() == "T" }, 5*time.Second, 10*time.Millisecond, "stopped")
 	require.NoError(t, c.Network().Blackhole(c.Network().Links(ms[1].Name())...))
 	var pids []int
 	for _, m := range ms {
