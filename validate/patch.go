@@ -188,10 +188,10 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		if o.rec.Request.ReadOnly() {
 			continue
 		}
-		id, _ := identity(o.rec.Request)
+		id, unique := identity(o.rec.Request)
 		g := groups[id]
 		if g == nil {
-			g = &group{}
+			g = &group{unique: unique}
 			groups[id] = g
 			order = append(order, id)
 		}
@@ -208,7 +208,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 	for _, id := range order {
 		g := groups[id]
 		entries := committed[id]
-		_, unique := identity(ops[firstOf(g.acked, g.unknown)].rec.Request)
+		unique := g.unique
 		if unique {
 			switch {
 			case len(entries) > 1:
@@ -378,6 +378,7 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 
 // group is what the clients know of one request identity.
 type group struct {
+	unique         bool  // the request writes a value, which identifies it
 	acked, unknown []int // indices into ops
 	// maybeCommitted: a definite error that etcd may have returned after
 	// committing the request (an error of the apply step), so counting

@@ -89,9 +89,6 @@ type Check struct {
 	// model; nil when the log is missing, incomplete or holds a request the
 	// model cannot apply. The patch stage sets it.
 	Replayed []model.State
-	// Linearizable is set once porcupine has found the patched history
-	// linearizable.
-	Linearizable bool
 }
 
 // Validator checks one guarantee, or derives what later ones need.
