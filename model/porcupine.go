@@ -27,13 +27,13 @@ func Step(s State, req Request, resp Response) []State {
 		if resp.Revision != s.Revision && resp.Revision != s.Revision+1 {
 			return nil
 		}
-		next, want := s.Apply(req)
+		next, want, _ := s.Apply(req)
 		if want.Equal(resp) {
 			return []State{next}
 		}
 		return nil
 	case StatusUnknown:
-		next, _ := s.Apply(req)
+		next, _, _ := s.Apply(req)
 		if next.Equal(s) {
 			return []State{s}
 		}
@@ -42,13 +42,13 @@ func Step(s State, req Request, resp Response) []State {
 		if resp.AppliedTo != 0 && resp.AppliedTo != s.Revision {
 			return nil
 		}
-		next, _ := s.Apply(req)
+		next, _, _ := s.Apply(req)
 		if resp.Revision != 0 && next.Revision != resp.Revision {
 			return nil
 		}
 		return []State{next}
 	case StatusFailed:
-		_, want := s.Apply(req)
+		_, want, _ := s.Apply(req)
 		if (want.Status == StatusFailed && want.Error == resp.Error) || Declined(resp.Error) {
 			return []State{s}
 		}

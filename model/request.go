@@ -64,9 +64,12 @@ type Request struct {
 
 // KeyValue is a key as a range returns it.
 type KeyValue struct {
-	Key         string `json:"key"`
-	Value       string `json:"value"`
-	ModRevision int64  `json:"mod_revision"`
+	Key            string `json:"key"`
+	Value          string `json:"value"`
+	CreateRevision int64  `json:"create_revision,omitempty"`
+	ModRevision    int64  `json:"mod_revision"`
+	Version        int64  `json:"version,omitempty"`
+	Lease          int64  `json:"lease,omitempty"`
 }
 
 // OpResult is the outcome of one Op of a transaction.

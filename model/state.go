@@ -77,10 +77,11 @@ func (s State) String() string {
 	return b.String()
 }
 
-// Apply executes req against s and returns the new state and the response a
-// correct etcd gives. It never fails: a request the model does not know is a
-// programming error and panics.
-func (s State) Apply(req Request) (State, Response) {
+// Apply executes req against s and returns the new state, the response a
+// correct etcd gives, and the events the request produced (in the order a
+// watch delivers them; none for a read). It never fails: a request the
+// model does not know is a programming error and panics.
+func (s State) Apply(req Request) (State, Response, []Event) {
 	switch req.Type {
 	case Txn:
 		return s.applyTxn(req.Txn)
@@ -89,7 +90,7 @@ func (s State) Apply(req Request) (State, Response) {
 	}
 }
 
-func (s State) applyTxn(t *TxnRequest) (State, Response) {
+func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
 	succeeded := true
 	for _, c := range t.Conditions {
 		if s.KVs[c.Key].ModRevision != c.ModRevision {
@@ -121,14 +122,22 @@ func (s State) applyTxn(t *TxnRequest) (State, Response) {
 		return s.KVs
 	}
 	results := make([]OpResult, len(ops))
+	var events []Event
 	for i, op := range ops {
 		switch op.Type {
 		case OpRange:
 			results[i] = OpResult{KVs: rangeKVs(current(), op)}
 		case OpPut:
+			ev := Event{Type: EventPut, Revision: next, KV: KeyValue{Key: op.Key, Value: op.Value, ModRevision: next}}
+			if prev, ok := current()[op.Key]; ok {
+				ev.PrevKV = &KeyValue{Key: op.Key, Value: prev.Value, ModRevision: prev.ModRevision}
+			}
+			events = append(events, ev)
 			write()[op.Key] = ValueRevision{Value: op.Value, ModRevision: next}
 		case OpDelete:
 			for _, kv := range rangeKVs(current(), op) {
+				prev := kv
+				events = append(events, Event{Type: EventDelete, Revision: next, KV: KeyValue{Key: kv.Key, ModRevision: next}, PrevKV: &prev})
 				delete(write(), kv.Key)
 				results[i].Deleted++
 			}
@@ -139,10 +148,10 @@ func (s State) applyTxn(t *TxnRequest) (State, Response) {
 	resp := Response{Txn: &TxnResponse{Succeeded: succeeded, Results: results}}
 	if kvs == nil {
 		resp.Revision = s.Revision
-		return s, resp
+		return s, resp, nil
 	}
 	resp.Revision = next
-	return newState(next, kvs), resp
+	return newState(next, kvs), resp, events
 }
 
 // rangeKVs returns the keys op covers, sorted as etcd sorts them.

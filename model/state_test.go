@@ -29,7 +29,7 @@ func TestApply(t *testing.T) {
 	}
 	for _, st := range steps {
 		before := s.String()
-		next, resp := s.Apply(st.req)
+		next, resp, _ := s.Apply(st.req)
 		require.Equal(t, before, s.String(), "Apply must not mutate its receiver")
 		require.Equal(t, st.wantRev, resp.Revision, st.req.String())
 		require.Equal(t, st.want, resp.String(), st.req.String())
@@ -39,7 +39,7 @@ func TestApply(t *testing.T) {
 }
 
 func TestStep(t *testing.T) {
-	s, _ := InitialState().Apply(PutRequest("a", "1"))
+	s, _, _ := InitialState().Apply(PutRequest("a", "1"))
 	tests := []struct {
 		name   string
 		req    Request
@@ -67,9 +67,9 @@ func TestStep(t *testing.T) {
 }
 
 func TestStateEqualAndHash(t *testing.T) {
-	a, _ := InitialState().Apply(PutRequest("k", "v"))
-	b, _ := InitialState().Apply(PutRequest("k", "v"))
-	c, _ := InitialState().Apply(PutRequest("k", "w"))
+	a, _, _ := InitialState().Apply(PutRequest("k", "v"))
+	b, _, _ := InitialState().Apply(PutRequest("k", "v"))
+	c, _, _ := InitialState().Apply(PutRequest("k", "w"))
 	require.True(t, a.Equal(b))
 	require.Equal(t, a.Hash(), b.Hash())
 	require.False(t, a.Equal(c))
@@ -77,7 +77,7 @@ func TestStateEqualAndHash(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	s, _ := InitialState().Apply(PutRequest("a", "1"))
+	s, _, _ := InitialState().Apply(PutRequest("a", "1"))
 	tests := []struct {
 		req  Request
 		resp Response
@@ -97,6 +97,6 @@ func TestDescribe(t *testing.T) {
 }
 
 func mustApply(s State, req Request) Response {
-	_, resp := s.Apply(req)
+	_, resp, _ := s.Apply(req)
 	return resp
 }

@@ -239,7 +239,7 @@ func explainStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) s
 		for _, s := range states {
 			alts = append(alts, describeKeys(s, req))
 		}
-		_, want := states[0].Apply(req)
+		_, want, _ := states[0].Apply(req)
 		fmt.Fprintf(&b, " After the %d operation(s) the checker could order, etcd could only be at %s; from there the model answers %s.",
 			len(longest), strings.Join(alts, ", or "), want)
 	}

@@ -82,8 +82,8 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
 			firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
-	findings, why, replayed := settle(p, ops, c.Persisted)
-	c.Replayed = replayed
+	findings, why, replayed, events := settle(p, ops, c.Persisted)
+	c.Replayed, c.Events = replayed, events
 	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
 		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
 	if len(findings) > 0 {
@@ -163,9 +163,9 @@ func identity(r history.Request) (key string, unique bool) {
 
 // settle fills p.Ops from ops and the committed log, and returns the
 // violations the log itself shows, their explanations, and the replayed
-// states.
-func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string, replayed []model.State) {
-	revs, replayed := replay(log)
+// states and events.
+func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string, replayed []model.State, events []model.Event) {
+	revs, replayed, events := replay(log)
 	seen := newObservers(ops)
 
 	committed := map[string][]int{} // identity -> indices into log.Entries
@@ -265,7 +265,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		p.Ops = append(p.Ops, o.Op)
 	}
 	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
-	return findings, why, replayed
+	return findings, why, replayed, events
 }
 
 // lostWrite explains an acknowledged write missing from a complete log, and
@@ -410,12 +410,13 @@ type revisions struct{ before, after []int64 }
 // revisions around each entry, -1 where they are unknown: after a request
 // the model cannot apply, or everywhere when the log does not start at
 // index 1. When the whole log replays, it also returns the state at every
-// revision.
-func replay(log *evidence.Log) (revisions, []model.State) {
+// revision and the events of every write, in revision order.
+func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries))}
 	state := model.InitialState()
 	ok := log.Complete
 	var states []model.State
+	var events []model.Event
 	if ok {
 		states = []model.State{{}, state} // index 0 unused: revisions start at 1
 	}
@@ -431,7 +432,9 @@ func replay(log *evidence.Log) (revisions, []model.State) {
 				revs.before[i] = -1
 				continue
 			}
-			state, _ = state.Apply(req)
+			var evs []model.Event
+			state, _, evs = state.Apply(req)
+			events = append(events, evs...)
 			if state.Revision == int64(len(states)) {
 				states = append(states, state)
 			}
@@ -441,9 +444,9 @@ func replay(log *evidence.Log) (revisions, []model.State) {
 		}
 	}
 	if !ok {
-		states = nil
+		states, events = nil, nil
 	}
-	return revs, states
+	return revs, states, events
 }
 
 // applied is the response of a request the log shows applied at entry i.

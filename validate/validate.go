@@ -89,6 +89,10 @@ type Check struct {
 	// model; nil when the log is missing, incomplete or holds a request the
 	// model cannot apply. The patch stage sets it.
 	Replayed []model.State
+	// Events are the watch events of the replayed committed log, in
+	// revision order, as model.State.Apply produced them; nil when
+	// Replayed is nil. The patch stage sets them.
+	Events []model.Event
 }
 
 // Validator checks one guarantee, or derives what later ones need.
