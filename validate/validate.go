@@ -57,6 +57,11 @@ type Input struct {
 	// EndStates are each member's revision, compact revision and hash of
 	// the key space when traffic was over.
 	EndStates []evidence.MemberState `json:"end_states,omitempty"`
+	// Watches are every watch stream the watchers opened, with every
+	// response they received.
+	Watches []history.Watch `json:"watches,omitempty"`
+	// Probes are the polls of every member's health endpoints.
+	Probes []history.Probe `json:"probes,omitempty"`
 }
 
 // Result is one validator's verdict on a history.
