@@ -145,7 +145,7 @@ func responseFromRecord(req history.Request, r history.Response) (Response, erro
 func rangeResult(r *history.RangeResponse) OpResult {
 	var res OpResult
 	for _, kv := range r.KVs {
-		res.KVs = append(res.KVs, KeyValue{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
+		res.KVs = append(res.KVs, KeyValue(kv))
 	}
 	return res
 }

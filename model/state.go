@@ -7,26 +7,20 @@ import (
 	"strings"
 )
 
-// ValueRevision is a stored value and the revision that last wrote it.
-type ValueRevision struct {
-	Value       string
-	ModRevision int64
-}
-
 // State is etcd's KV store as the model sees it: the global revision and the
 // live keys. A State is immutable; Apply returns a new one.
 type State struct {
 	Revision int64
-	KVs      map[string]ValueRevision
+	KVs      map[string]KeyValue
 	hash     uint64
 }
 
 // InitialState is a fresh etcd cluster: revision 1, no keys.
 func InitialState() State {
-	return newState(1, map[string]ValueRevision{})
+	return newState(1, map[string]KeyValue{})
 }
 
-func newState(rev int64, kvs map[string]ValueRevision) State {
+func newState(rev int64, kvs map[string]KeyValue) State {
 	s := State{Revision: rev, KVs: kvs}
 	s.hash = s.computeHash()
 	return s
@@ -40,7 +34,8 @@ func (s State) computeHash() uint64 {
 		f.Write([]byte(k))
 		f.Write([]byte{0})
 		f.Write([]byte(v.Value))
-		h ^= f.Sum64() + uint64(v.ModRevision)*0xC2B2AE3D27D4EB4F
+		h ^= f.Sum64() + uint64(v.ModRevision)*0xC2B2AE3D27D4EB4F + uint64(v.CreateRevision)*0x165667B19E3779F9 +
+			uint64(v.Version)*0x27D4EB2F165667C5 + uint64(v.Lease)*0x85EBCA77C2B2AE63
 	}
 	return h
 }
@@ -105,17 +100,17 @@ func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
 	// Every write in one transaction shares the next revision; the revision
 	// only moves if something was written.
 	next := s.Revision + 1
-	var kvs map[string]ValueRevision // copied on first write
-	write := func() map[string]ValueRevision {
+	var kvs map[string]KeyValue // copied on first write
+	write := func() map[string]KeyValue {
 		if kvs == nil {
-			kvs = make(map[string]ValueRevision, len(s.KVs)+1)
+			kvs = make(map[string]KeyValue, len(s.KVs)+1)
 			for k, v := range s.KVs {
 				kvs[k] = v
 			}
 		}
 		return kvs
 	}
-	current := func() map[string]ValueRevision {
+	current := func() map[string]KeyValue {
 		if kvs != nil {
 			return kvs
 		}
@@ -128,12 +123,15 @@ func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
 		case OpRange:
 			results[i] = OpResult{KVs: rangeKVs(current(), op)}
 		case OpPut:
-			ev := Event{Type: EventPut, Revision: next, KV: KeyValue{Key: op.Key, Value: op.Value, ModRevision: next}}
+			kv := KeyValue{Key: op.Key, Value: op.Value, CreateRevision: next, ModRevision: next, Version: 1}
+			ev := Event{Type: EventPut, Revision: next}
 			if prev, ok := current()[op.Key]; ok {
-				ev.PrevKV = &KeyValue{Key: op.Key, Value: prev.Value, ModRevision: prev.ModRevision}
+				kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
+				ev.PrevKV = &prev
 			}
+			ev.KV = kv
 			events = append(events, ev)
-			write()[op.Key] = ValueRevision{Value: op.Value, ModRevision: next}
+			write()[op.Key] = kv
 		case OpDelete:
 			for _, kv := range rangeKVs(current(), op) {
 				prev := kv
@@ -155,18 +153,18 @@ func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
 }
 
 // rangeKVs returns the keys op covers, sorted as etcd sorts them.
-func rangeKVs(kvs map[string]ValueRevision, op Op) []KeyValue {
+func rangeKVs(kvs map[string]KeyValue, op Op) []KeyValue {
 	if op.End == "" {
 		v, ok := kvs[op.Key]
 		if !ok {
 			return nil
 		}
-		return []KeyValue{{Key: op.Key, Value: v.Value, ModRevision: v.ModRevision}}
+		return []KeyValue{v}
 	}
 	var out []KeyValue
 	for k, v := range kvs {
 		if k >= op.Key && (op.End == FromKey || k < op.End) {
-			out = append(out, KeyValue{Key: k, Value: v.Value, ModRevision: v.ModRevision})
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })

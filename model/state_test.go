@@ -100,3 +100,25 @@ func mustApply(s State, req Request) Response {
 	_, resp, _ := s.Apply(req)
 	return resp
 }
+
+// Every field of a key is kept, returned by a range and carried by events.
+func TestKeyValueFieldsAndEvents(t *testing.T) {
+	s := InitialState()
+	s, _, ev := s.Apply(PutRequest("a", "1"))
+	require.Equal(t, []Event{{Type: EventPut, Revision: 2, KV: KeyValue{Key: "a", Value: "1", CreateRevision: 2, ModRevision: 2, Version: 1}}}, ev)
+	s, _, _ = s.Apply(PutRequest("b", "x"))
+	s, _, ev = s.Apply(PutRequest("a", "2"))
+	a := KeyValue{Key: "a", Value: "2", CreateRevision: 2, ModRevision: 4, Version: 2}
+	require.Equal(t, []Event{{Type: EventPut, Revision: 4, KV: a,
+		PrevKV: &KeyValue{Key: "a", Value: "1", CreateRevision: 2, ModRevision: 2, Version: 1}}}, ev)
+	_, resp, _ := s.Apply(GetRequest("a"))
+	require.Equal(t, []KeyValue{a}, resp.Txn.Results[0].KVs)
+	wrong := resp
+	wrong.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{{KVs: []KeyValue{{Key: "a", Value: "2", CreateRevision: 4, ModRevision: 4, Version: 1}}}}}
+	require.Empty(t, Step(s, GetRequest("a"), wrong), "a read that says a was created at its last write is rejected")
+	s, _, ev = s.Apply(DeleteRequest("a"))
+	require.Equal(t, []Event{{Type: EventDelete, Revision: 5, KV: KeyValue{Key: "a", ModRevision: 5}, PrevKV: &a}}, ev)
+	_, _, ev = s.Apply(PutRequest("a", "3"))
+	require.Equal(t, KeyValue{Key: "a", Value: "3", CreateRevision: 6, ModRevision: 6, Version: 1}, ev[0].KV, "a key recreated starts over")
+	require.Nil(t, ev[0].PrevKV)
+}

@@ -40,7 +40,7 @@ func TestLinearizability(t *testing.T) {
 			history: []history.Operation{
 				op(0, 0, 10, put("a", "1"), putOK(2)),
 				op(1, 1, 9, put("a", "2"), putOK(3)),
-				op(2, 2, 20, get("a"), getOK(3, kv("a", "2", 3))),
+				op(2, 2, 20, get("a"), getOK(3, ht.KVAt("a", "2", 2, 3, 2))),
 				op(0, 11, 15, del("a"), delOK(4, 1)),
 				op(1, 16, 18, get("a"), getOK(4)),
 			},
@@ -137,7 +137,7 @@ func TestLinearizability(t *testing.T) {
 			history: []history.Operation{
 				op(0, 0, 1, put("a", "1"), putOK(2)),
 				op(0, 2, 3, ht.CAS("a", 2, "2"), casResp(3, true)),
-				op(1, 4, 5, ht.CAS("a", 2, "3"), casResp(3, false, kv("a", "2", 3))),
+				op(1, 4, 5, ht.CAS("a", 2, "3"), casResp(3, false, ht.KVAt("a", "2", 2, 3, 2))),
 				op(1, 6, 7, ht.CAS("b", 0, "4"), casResp(4, true)),
 			},
 			want: OK,

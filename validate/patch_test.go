@@ -118,7 +118,7 @@ func TestPatch(t *testing.T) {
 				unknown(0, 0, 100, put("a", "1")),
 				unknown(1, 0, 100, put("a", "2")),
 				op(2, 10, 20, get("a"), getOK(2, kv("a", "1", 2))),
-				op(2, 30, 40, get("a"), getOK(3, kv("a", "2", 3))),
+				op(2, 30, 40, get("a"), getOK(3, ht.KVAt("a", "2", 2, 3, 2))),
 			},
 			log:  logOf(put("a", "1"), put("a", "2")),
 			want: []Verdict{OK, OK, OK},

@@ -89,3 +89,9 @@ func Clients(ops ...history.Operation) []history.Client {
 	}
 	return out
 }
+
+// KVAt is a key with every revision field given: created at create,
+// last written at mod, written version times, attached to no lease.
+func KVAt(k, v string, create, mod, version int64) history.KeyValue {
+	return history.KeyValue{Key: k, Value: v, CreateRevision: create, ModRevision: mod, Version: version}
+}
