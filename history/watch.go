@@ -34,6 +34,9 @@ type WatchResponse struct {
 	// Time is when the client received it.
 	Time   time.Duration `json:"time"`
 	Header Header        `json:"header"`
+	// WatchID is the ID etcd gave the watch; -1 on a progress notification
+	// sent for every watch of the stream.
+	WatchID int64 `json:"watch_id,omitempty"`
 	// Created: the first response of a watch, confirming it.
 	Created bool `json:"created,omitempty"`
 	// Canceled: the server ended the watch; CancelReason says why and
@@ -79,4 +82,9 @@ type Watch struct {
 	EndReason string        `json:"end_reason"`
 	// ResumedFrom is the ID of the watch this one resumes, -1 if none.
 	ResumedFrom int `json:"resumed_from"`
+	// Target is the last committed revision, read with a linearizable read
+	// once traffic had stopped, that the watch had to catch up to before it
+	// was closed; 0 if it was not known (the read failed) or the watch had
+	// ended before.
+	Target int64 `json:"target,omitempty"`
 }
