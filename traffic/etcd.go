@@ -20,6 +20,16 @@ type EtcdKV struct {
 // Name implements Profile.
 func (EtcdKV) Name() string { return "etcd-kv" }
 
+// Description implements Profile.
+func (EtcdKV) Description() string {
+	return "gets, blind puts, deletes and compare-and-set txns on 10 keys"
+}
+
+// Rates implements Profile.
+func (EtcdKV) Rates() Rates {
+	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 200, Clients: 6}, High: Rate{QPS: 2500, Clients: 24}}
+}
+
 // The request mix, out of 100.
 const (
 	getWeight    = 40

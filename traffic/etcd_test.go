@@ -1,121 +1,27 @@
 package traffic
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
-	"github.com/etcd-robustness/etcd-robustness/model"
-	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
-// memoryEtcd is a correct etcd in memory: the model itself, behind a lock.
-type memoryEtcd struct {
-	mu    sync.Mutex
-	state model.State
-}
-
-type memoryClient struct {
-	etcd *memoryEtcd
-	rec  *history.Recorder
-}
-
-func (c *memoryClient) Do(_ context.Context, req history.Request) history.Operation {
-	call := c.rec.Now()
-	mreq, err := model.RequestFromRecord(req)
-	if err != nil {
-		panic(err)
-	}
-	c.etcd.mu.Lock()
-	next, resp := c.etcd.state.Apply(mreq)
-	c.etcd.state = next
-	c.etcd.mu.Unlock()
-	c.rec.Record(call, req, toRecord(req, resp), nil)
-	ops := c.rec.Client().Operations
-	return ops[len(ops)-1]
-}
-
-// toRecord writes the model's response the way etcd would send it.
-func toRecord(req history.Request, resp model.Response) *history.Response {
-	out := &history.Response{Header: history.Header{Revision: resp.Revision}}
-	rng := func(res model.OpResult) *history.RangeResponse {
-		r := &history.RangeResponse{Count: int64(len(res.KVs))}
-		for _, kv := range res.KVs {
-			r.KVs = append(r.KVs, history.KeyValue{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
-		}
-		return r
-	}
-	res := resp.Txn.Results
-	switch {
-	case req.Range != nil:
-		out.Range = rng(res[0])
-	case req.Put != nil:
-		out.Put = &history.PutResponse{}
-	case req.DeleteRange != nil:
-		out.DeleteRange = &history.DeleteRangeResponse{Deleted: res[0].Deleted}
-	case req.Txn != nil:
-		out.Txn = &history.TxnResponse{Succeeded: resp.Txn.Succeeded}
-		ops := req.Txn.Success
-		if !resp.Txn.Succeeded {
-			ops = req.Txn.Failure
-		}
-		for i, op := range ops {
-			var r history.ResponseOp
-			switch {
-			case op.Range != nil:
-				r.Range = rng(res[i])
-			case op.Put != nil:
-				r.Put = &history.PutResponse{}
-			case op.DeleteRange != nil:
-				r.DeleteRange = &history.DeleteRangeResponse{Deleted: res[i].Deleted}
-			}
-			out.Txn.Responses = append(out.Txn.Responses, r)
-		}
-	}
-	return out
-}
-
-func TestEtcdKVAgainstACorrectEtcd(t *testing.T) {
+func TestEtcdKVAgainstAFakeEtcd(t *testing.T) {
 	p, err := Lookup("etcd-kv")
 	require.NoError(t, err)
-	etcd := &memoryEtcd{state: model.InitialState()}
-	clock := history.NewClock()
-	const qps, clients, runFor = 400, 4, time.Second
-	limiter := newLimiter(qps)
-	ctx, cancel := context.WithTimeout(context.Background(), runFor)
-	defer cancel()
-	var wg sync.WaitGroup
-	recs := make([]*history.Recorder, clients)
-	for i := range recs {
-		recs[i] = history.NewRecorder(i, clock)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Run(ctx, &memoryClient{etcd: etcd, rec: recs[i]}, Env{ClientID: i, Limiter: limiter, Rand: newRand(int64(i))})
-		}()
-	}
-	wg.Wait()
-	var hs []history.Client
-	for _, r := range recs {
-		hs = append(hs, r.Client())
-	}
+	const qps, runFor = 400, time.Second
+	hs := runFake(p, newFakeEtcd(0), 4, qps, runFor, nil)
 	stats := history.Count(hs)
 	require.InDelta(t, qps*runFor.Seconds(), stats.Operations, qps*runFor.Seconds()*0.3, "the rate limit holds")
 
 	kinds := map[string]int{}
-	values := map[string]bool{}
 	casSucceeded := 0
 	for _, c := range hs {
 		for _, op := range c.Operations {
 			kinds[op.Request.Kind()]++
-			for _, v := range op.Request.PutValues() {
-				require.False(t, values[v], "value %s written twice", v)
-				values[v] = true
-			}
 			if op.Request.Txn != nil && op.Response.Txn.Succeeded {
 				casSucceeded++
 			}
@@ -125,11 +31,193 @@ func TestEtcdKVAgainstACorrectEtcd(t *testing.T) {
 		require.Positive(t, kinds[k], "the mix sends %s", k)
 	}
 	require.Positive(t, casSucceeded, "compare-and-set uses revisions the client saw, so some succeed")
-	r := validate.All(context.Background(), validate.Input{Clients: hs, FinalRead: -1}, validate.Linearizability{})
-	require.Equal(t, validate.OK, r[0].Verdict, r[0].Message)
+	requireUniqueValues(t, hs)
+}
+
+// testEtcd is the etcd profile with every timer short enough for a test.
+var testEtcd = Etcd{
+	Groups: 4, KeysPerGroup: 5, MinTTL: 1, MaxTTL: 2, MaxLeases: 2,
+	CompactEvery: [2]time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+	DefragEvery:  [2]time.Duration{300 * time.Millisecond, 400 * time.Millisecond},
+}
+
+func TestEtcdProfileSendsEtcdsWholeAPI(t *testing.T) {
+	hs := runFake(testEtcd, newFakeEtcd(0), 4, 2000, 2*time.Second, nil)
+
+	kinds := map[string]int{}
+	ranges := map[string]int{}
+	compares := map[string]int{}
+	txnOutcomes := map[bool]int{}
+	var multiOpTxns, leasedPuts int
+	for _, c := range hs {
+		granted := map[int64]bool{}
+		for _, op := range c.Operations {
+			req := op.Request
+			kinds[req.Kind()]++
+			switch {
+			case req.Range != nil:
+				r := req.Range
+				for name, set := range map[string]bool{"limit": r.Limit > 0, "keys-only": r.KeysOnly, "count-only": r.CountOnly,
+					"serializable": r.Serializable, "past revision": r.Revision > 0, "prefix": r.RangeEnd != ""} {
+					if set {
+						ranges[name]++
+					}
+				}
+			case req.Txn != nil:
+				for _, cmp := range req.Txn.Compare {
+					compares[cmp.Target+" "+cmp.Result]++
+				}
+				if len(req.Txn.Success) > 1 {
+					multiOpTxns++
+				}
+				if op.Response != nil {
+					txnOutcomes[op.Response.Txn.Succeeded]++
+				}
+				requireDistinctWrites(t, req.Txn.Success)
+				requireDistinctWrites(t, req.Txn.Failure)
+			case req.LeaseGrant != nil:
+				g := req.LeaseGrant
+				require.Positive(t, g.ID, "a client-chosen ID")
+				require.GreaterOrEqual(t, g.TTL, testEtcd.MinTTL)
+				require.LessOrEqual(t, g.TTL, testEtcd.MaxTTL)
+				granted[g.ID] = true
+			case req.LeaseKeepAlive != nil:
+				require.True(t, granted[req.LeaseKeepAlive.ID], "client %d renews only its own leases", c.ID)
+			case req.LeaseRevoke != nil:
+				require.True(t, granted[req.LeaseRevoke.ID], "client %d revokes only its own leases", c.ID)
+			case req.Put != nil && req.Put.Lease != 0:
+				require.True(t, granted[req.Put.Lease], "client %d puts with its own leases", c.ID)
+				if op.Error == nil {
+					leasedPuts++
+				}
+			case req.Compaction != nil:
+				require.Zero(t, c.ID, "only client 0 compacts")
+			case req.Defragment != nil:
+				require.Equal(t, 1, c.ID, "only client 1 defragments")
+			}
+		}
+	}
+	for _, k := range []string{"range", "put", "delete_range", "txn", "lease_grant", "lease_revoke", "lease_keep_alive", "lease_time_to_live", "compaction", "defragment"} {
+		require.Positive(t, kinds[k], "the mix sends %s", k)
+	}
+	for _, r := range []string{"limit", "keys-only", "count-only", "serializable", "past revision", "prefix"} {
+		require.Positive(t, ranges[r], "some ranges use %s", r)
+	}
+	for _, target := range compareTargets {
+		for _, result := range []string{"EQUAL", "NOT_EQUAL", "LESS", "GREATER"} {
+			require.Positive(t, compares[target+" "+result], "some txns compare %s %s", target, result)
+		}
+	}
+	require.Positive(t, txnOutcomes[true], "some txns take the success branch")
+	require.Positive(t, txnOutcomes[false], "some txns take the failure branch")
+	require.Positive(t, multiOpTxns)
+	require.Positive(t, leasedPuts, "some puts attach a live lease")
+	requireUniqueValues(t, hs)
+	requireUniqueLeaseIDs(t, hs)
+	requireCompactionsAtSeenRevisions(t, hs[0])
+}
+
+func TestEtcdProfileKeepsGoingThroughErrors(t *testing.T) {
+	hs := runFake(testEtcd, newFakeEtcd(0.3), 3, 1000, time.Second, nil)
+	stats := history.Count(hs)
+	require.Greater(t, stats.Operations, 500)
+	require.Greater(t, stats.Unknown, 100, "the fake failed requests")
+	kinds := map[string]int{}
+	for _, c := range hs {
+		for _, op := range c.Operations {
+			kinds[op.Request.Kind()]++
+		}
+	}
+	require.Positive(t, kinds["compaction"])
+	require.Positive(t, kinds["lease_grant"])
+	requireUniqueValues(t, hs)
+	requireUniqueLeaseIDs(t, hs)
+}
+
+// requireCompactionsAtSeenRevisions checks that a compactor compacts only
+// at revisions etcd answered it before, each higher than the last.
+func requireCompactionsAtSeenRevisions(t *testing.T, c history.Client) {
+	t.Helper()
+	var seen, last int64
+	n := 0
+	for _, op := range c.Operations {
+		if op.Request.Compaction != nil {
+			rev := op.Request.Compaction.Revision
+			require.Positive(t, rev)
+			require.LessOrEqual(t, rev, seen, "compacts at a revision it saw")
+			require.GreaterOrEqual(t, rev, last, "compactions move forward")
+			last = rev
+			n++
+		}
+		if op.Response != nil {
+			seen = max(seen, op.Response.Header.Revision)
+		}
+	}
+	require.Positive(t, n)
+}
+
+func requireDistinctWrites(t *testing.T, ops []history.RequestOp) {
+	t.Helper()
+	keys := map[string]bool{}
+	for _, op := range ops {
+		var k string
+		switch {
+		case op.Put != nil:
+			k = op.Put.Key
+		case op.DeleteRange != nil:
+			k = op.DeleteRange.Key
+		default:
+			continue
+		}
+		require.False(t, keys[k], "a txn branch writes %s twice", k)
+		keys[k] = true
+	}
+}
+
+func requireUniqueValues(t *testing.T, hs []history.Client) {
+	t.Helper()
+	values := map[string]bool{}
+	for _, c := range hs {
+		for _, op := range c.Operations {
+			for _, v := range op.Request.PutValues() {
+				require.False(t, values[v], "value %q written twice", v)
+				values[v] = true
+			}
+		}
+	}
+	require.NotEmpty(t, values)
+}
+
+func requireUniqueLeaseIDs(t *testing.T, hs []history.Client) {
+	t.Helper()
+	ids := map[int64]bool{}
+	for _, c := range hs {
+		for _, op := range c.Operations {
+			if g := op.Request.LeaseGrant; g != nil {
+				require.False(t, ids[g.ID], "lease %d granted twice", g.ID)
+				ids[g.ID] = true
+			}
+		}
+	}
+	require.NotEmpty(t, ids)
 }
 
 func TestLookupUnknownProfile(t *testing.T) {
-	_, err := Lookup("kubernetes")
-	require.ErrorContains(t, err, `unknown traffic profile "kubernetes" (valid: etcd-kv)`)
+	_, err := Lookup("nope")
+	require.ErrorContains(t, err, `unknown traffic profile "nope" (valid: etcd, etcd-kv, kubernetes)`)
+	for _, name := range Names() {
+		p, err := Lookup(name)
+		require.NoError(t, err)
+		require.NotEmpty(t, p.Description())
+		for _, level := range RateNames() {
+			r, err := p.Rates().Level(level)
+			require.NoError(t, err)
+			require.Positive(t, r.QPS, "%s %s", name, level)
+			require.Positive(t, r.Clients, "%s %s", name, level)
+		}
+		require.Less(t, p.Rates().Low.QPS, p.Rates().Medium.QPS)
+		require.Less(t, p.Rates().Medium.QPS, p.Rates().High.QPS)
+	}
+	_, err = Etcd{}.Rates().Level("fast")
+	require.ErrorContains(t, err, `unknown traffic rate "fast" (valid: low, medium, high)`)
 }

@@ -29,26 +29,88 @@ type Doer interface {
 // Env is what a profile's client loop gets besides its client.
 type Env struct {
 	ClientID int
+	// Clients is the number of traffic clients of the run (ids
+	// 0..Clients-1), so a profile can give a few of them a role (the
+	// compactor, the defragmenter).
+	Clients int
 	// Limiter is shared by every client: wait on it before each request.
 	Limiter *rate.Limiter
 	// Rand is this client's own source, seeded from the run's seed.
 	Rand *rand.Rand
+	// OnList, if set, is called after a profile read a whole key range
+	// (every page of a paginated list) at one revision: the prefix listed
+	// and that revision. It runs on the client's goroutine and must not
+	// block. A list-then-watch client starts its watch at revision+1.
+	OnList func(clientID int, prefix string, revision int64)
 }
 
 // UniqueValue returns a value no other request of the run writes: the model
-// relies on it to tell writes apart.
+// relies on it to tell writes apart. seq must not repeat within a client.
 func (e Env) UniqueValue(seq int) string { return fmt.Sprintf("%d-%d", e.ClientID, seq) }
+
+// UniqueLeaseID returns a lease ID no other client of the run grants: the
+// client's id+1 in the high 32 bits and seq (which must not repeat within
+// the client, and must be below 2^31) in the low ones. It is positive and
+// never zero, which would ask etcd to pick an ID.
+func (e Env) UniqueLeaseID(seq int) int64 {
+	return int64(e.ClientID+1)<<32 | int64(uint32(seq)&0x7fffffff)
+}
 
 // Profile is a kind of traffic. Run sends requests from one client until ctx
 // is done; the client records them.
 type Profile interface {
 	Name() string
+	// Description is one line for `etcd-robustness list`.
+	Description() string
+	// Rates are the profile's rate levels.
+	Rates() Rates
 	Run(ctx context.Context, c Doer, env Env)
+}
+
+// Rate is a total request rate and the number of clients sharing it.
+type Rate struct {
+	QPS     float64
+	Clients int
+}
+
+// The rate levels, by name.
+const (
+	Low    = "low"
+	Medium = "medium"
+	High   = "high"
+)
+
+// RateNames lists the rate levels, slowest first.
+func RateNames() []string { return []string{Low, Medium, High} }
+
+// Rates are a profile's rate levels. High is what the profile reaches on a
+// 2-core machine with 3 members (see `make throughput`); Low leaves the
+// machine mostly to the faults and the checks.
+type Rates struct {
+	Low, Medium, High Rate
+}
+
+// Level returns the rate called name, or an error naming the valid ones.
+func (r Rates) Level(name string) (Rate, error) {
+	switch name {
+	case Low:
+		return r.Low, nil
+	case Medium:
+		return r.Medium, nil
+	case High:
+		return r.High, nil
+	}
+	return Rate{}, fmt.Errorf("unknown traffic rate %q (valid: %s)", name, strings.Join(RateNames(), ", "))
 }
 
 var profiles = map[string]Profile{}
 
-func register(p Profile) { profiles[p.Name()] = p }
+func register(p Profile) {
+	if _, dup := profiles[p.Name()]; dup {
+		panic("traffic: profile " + p.Name() + " registered twice")
+	}
+	profiles[p.Name()] = p
+}
 
 // Lookup returns the profile called name, or an error listing the valid ones.
 func Lookup(name string) (Profile, error) {
@@ -67,20 +129,29 @@ type Config struct {
 	Endpoints []string
 	Clients   int     // concurrent clients, each one request at a time
 	QPS       float64 // total rate over all clients
-	Seed      int64
-	Clock     *history.Clock
+	// Pins gives, for each client, the index in Endpoints of the member it
+	// is pinned to, or -1 for a client spread over every endpoint (see
+	// Place). Nil spreads every client.
+	Pins  []int
+	Seed  int64
+	Clock *history.Clock
 	// RequestTimeout bounds each request; zero means client.DefaultRequestTimeout.
 	RequestTimeout time.Duration
-	Logger         *zap.Logger
+	// OnList is passed to every client's Env.
+	OnList func(clientID int, prefix string, revision int64)
+	Logger *zap.Logger
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
 // with client ids 0..Clients-1.
 func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
+	if cfg.Pins != nil && len(cfg.Pins) != cfg.Clients {
+		return nil, fmt.Errorf("traffic: %d pins for %d clients", len(cfg.Pins), cfg.Clients)
+	}
 	limiter := newLimiter(cfg.QPS)
 	clients := make([]*client.Client, cfg.Clients)
 	for i := range clients {
-		c, err := client.New(cfg.Endpoints, i, cfg.Clock, cfg.RequestTimeout)
+		c, err := client.New(ClientEndpoints(cfg.Endpoints, cfg.Pins, i), i, cfg.Clock, cfg.RequestTimeout)
 		if err != nil {
 			for _, c := range clients[:i] {
 				c.Close()
@@ -96,8 +167,10 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 			defer c.Close()
 			cfg.Profile.Run(ctx, c, Env{
 				ClientID: i,
+				Clients:  cfg.Clients,
 				Limiter:  limiter,
 				Rand:     newRand(cfg.Seed + int64(i)),
+				OnList:   cfg.OnList,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
@@ -111,9 +184,95 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 	return histories, nil
 }
 
+// ClientEndpoints is what client i dials: its pinned member's endpoint, or
+// every endpoint.
+func ClientEndpoints(endpoints []string, pins []int, i int) []string {
+	if i < len(pins) && pins[i] >= 0 && pins[i] < len(endpoints) {
+		return endpoints[pins[i] : pins[i]+1]
+	}
+	return endpoints
+}
+
+// The client placements.
+const (
+	// Mixed pins half the clients (rounded down), chosen with the seed,
+	// to one member each, round-robin from a member chosen with the seed;
+	// the others are spread. It is the default.
+	Mixed = "mixed"
+	// Pinned pins every client to one member, round-robin.
+	Pinned = "pinned"
+	// Spread gives every client every member's endpoint: clientv3 balances
+	// its requests over them and fails over when one is unreachable.
+	Spread = "spread"
+)
+
+// PlacementNames lists the client placements.
+func PlacementNames() []string { return []string{Mixed, Pinned, Spread} }
+
+// Place decides, deterministically from seed, which member each of clients
+// clients is pinned to: an index below members, or -1 for a client spread
+// over every member. An empty placement is Mixed.
+func Place(placement string, seed int64, clients, members int) ([]int, error) {
+	if members < 1 || clients < 0 {
+		return nil, fmt.Errorf("traffic: cannot place %d clients on %d members", clients, members)
+	}
+	pins := make([]int, clients)
+	for i := range pins {
+		pins[i] = -1
+	}
+	rnd := newRand(seed ^ 0x5eed_91ace)
+	offset := rnd.Intn(members)
+	var pinned []int
+	switch placement {
+	case Spread:
+	case Pinned:
+		pinned = rnd.Perm(clients)
+	case Mixed, "":
+		pinned = rnd.Perm(clients)[:clients/2]
+		slices.Sort(pinned)
+	default:
+		return nil, fmt.Errorf("unknown client placement %q (valid: %s)", placement, strings.Join(PlacementNames(), ", "))
+	}
+	for k, c := range pinned {
+		pins[c] = (offset + k) % members
+	}
+	return pins, nil
+}
+
 // newLimiter allows qps requests a second with bursts of a tenth of that.
 func newLimiter(qps float64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(qps), max(1, int(qps/10)))
 }
 
 func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
+
+// send waits for the rate limit and sends req. It returns false, having
+// sent nothing or with the operation cut short, once ctx is done.
+func send(ctx context.Context, c Doer, env Env, req history.Request) (history.Operation, bool) {
+	if err := env.Limiter.Wait(ctx); err != nil {
+		return history.Operation{}, false
+	}
+	op := c.Do(ctx, req)
+	return op, ctx.Err() == nil
+}
+
+// jitter is a duration uniformly in [lo, hi).
+func jitter(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(r.Int63n(int64(hi-lo)))
+}
+
+// prefixEnd is the range end that covers every key starting with prefix,
+// as clientv3.GetPrefixRangeEnd computes it.
+func prefixEnd(prefix string) string {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return string(end[:i+1])
+		}
+	}
+	return history.FromKey
+}
