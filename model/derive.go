@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
@@ -17,7 +18,8 @@ type ErrUnsupported struct{ What string }
 func (e *ErrUnsupported) Error() string { return "the model does not check " + e.What }
 
 // FromRecord derives the model's request and response from a recorded
-// operation.
+// operation. Times the semantics need (a grant's or keepalive's call) come
+// from the operation.
 func FromRecord(op history.Operation) (Request, Response, error) {
 	req, err := RequestFromRecord(op.Request)
 	if err != nil {
@@ -37,11 +39,26 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 			return Request{}, Response{}, err
 		}
 	}
+	if req.Lease != nil {
+		l := *req.Lease
+		l.At = op.Call
+		if req.Type == LeaseGrant {
+			if resp.Status == StatusOK {
+				// etcd raises a TTL below its minimum: the answer says
+				// which TTL the lease got, and which ID.
+				l.ID, l.TTL, l.TTLExact = resp.Lease.ID, resp.Lease.TTL, true
+			} else if l.ID == 0 {
+				return Request{}, Response{}, &ErrUnsupported{"a lease grant without a client-chosen ID whose answer is not known"}
+			}
+		}
+		req.Lease = &l
+	}
 	return req, resp, nil
 }
 
 // RequestFromRecord derives the model's request from a recorded one, also
-// one read from a member's WAL.
+// one read from a member's WAL (whose lease grants carry the ID the server
+// chose, and the TTL asked).
 func RequestFromRecord(r history.Request) (Request, error) {
 	switch {
 	case r.Range != nil, r.Put != nil, r.DeleteRange != nil:
@@ -53,10 +70,11 @@ func RequestFromRecord(r history.Request) (Request, error) {
 	case r.Txn != nil:
 		t := &TxnRequest{}
 		for _, c := range r.Txn.Compare {
-			if c.Target != "MOD" || c.Result != "EQUAL" || c.RangeEnd != "" {
-				return Request{}, &ErrUnsupported{fmt.Sprintf("compare %s %s on %q", c.Target, c.Result, c.Key)}
+			cmp, err := compareFromRecord(c)
+			if err != nil {
+				return Request{}, err
 			}
-			t.Conditions = append(t.Conditions, Compare{Key: c.Key, ModRevision: c.ModRevision})
+			t.Conditions = append(t.Conditions, cmp)
 		}
 		var err error
 		if t.Then, err = opsFromRecord(r.Txn.Success); err != nil {
@@ -66,8 +84,58 @@ func RequestFromRecord(r history.Request) (Request, error) {
 			return Request{}, err
 		}
 		return Request{Type: Txn, Txn: t}, nil
+	case r.LeaseGrant != nil:
+		return Request{Type: LeaseGrant, Lease: &LeaseRequest{ID: r.LeaseGrant.ID, TTL: r.LeaseGrant.TTL}}, nil
+	case r.LeaseRevoke != nil:
+		return LeaseRevokeRequest(r.LeaseRevoke.ID), nil
+	case r.LeaseKeepAlive != nil:
+		return Request{Type: LeaseKeepAlive, Lease: &LeaseRequest{ID: r.LeaseKeepAlive.ID}}, nil
+	case r.LeaseTimeToLive != nil:
+		return LeaseTimeToLiveRequest(r.LeaseTimeToLive.ID, r.LeaseTimeToLive.Keys), nil
+	case r.LeaseLeases != nil:
+		return Request{Type: LeaseLeases}, nil
+	case r.Compaction != nil:
+		if r.Compaction.Revision <= 0 {
+			return Request{}, &ErrUnsupported{fmt.Sprintf("compaction at revision %d", r.Compaction.Revision)}
+		}
+		return CompactRequestAt(r.Compaction.Revision), nil
+	case r.Defragment != nil:
+		return Request{Type: Defragment}, nil
 	}
 	return Request{}, &ErrUnsupported{r.Kind() + " requests"}
+}
+
+var (
+	targets = map[string]CompareTarget{"VALUE": TargetValue, "VERSION": TargetVersion, "CREATE": TargetCreate, "MOD": TargetMod, "LEASE": TargetLease}
+	results = map[string]CompareResult{"EQUAL": Equal, "NOT_EQUAL": NotEqual, "GREATER": Greater, "LESS": Less}
+)
+
+func compareFromRecord(c history.Compare) (Compare, error) {
+	t, ok := targets[c.Target]
+	if c.Target == "" {
+		t, ok = TargetVersion, true // etcd's enum default
+	}
+	r, rok := results[c.Result]
+	if c.Result == "" {
+		r, rok = Equal, true
+	}
+	if !ok || !rok {
+		return Compare{}, &ErrUnsupported{fmt.Sprintf("compare %s %s on %q", c.Target, c.Result, c.Key)}
+	}
+	out := Compare{Key: c.Key, End: c.RangeEnd, Target: t, Result: r}
+	switch t {
+	case TargetValue:
+		out.Value = c.Value
+	case TargetVersion:
+		out.Operand = c.Version
+	case TargetCreate:
+		out.Operand = c.CreateRevision
+	case TargetMod:
+		out.Operand = c.ModRevision
+	case TargetLease:
+		out.Operand = c.Lease
+	}
+	return out, nil
 }
 
 func opsFromRecord(ops []history.RequestOp) ([]Op, error) {
@@ -86,45 +154,56 @@ func opFromRecord(o history.RequestOp) (Op, error) {
 	switch {
 	case o.Range != nil:
 		r := *o.Range
-		if r.Limit != 0 || r.Revision != 0 || r.SortOrder != "" || r.SortTarget != "" || r.Serializable || r.KeysOnly ||
-			r.CountOnly || r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {
-			return Op{}, &ErrUnsupported{fmt.Sprintf("range options %+v", r)}
+		opts := RangeOptions{Revision: r.Revision, Limit: r.Limit, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly, Serializable: r.Serializable,
+			MinModRevision: r.MinModRevision, MaxModRevision: r.MaxModRevision, MinCreateRevision: r.MinCreateRevision, MaxCreateRevision: r.MaxCreateRevision}
+		switch {
+		case r.SortTarget != "" && r.SortTarget != "KEY":
+			// Ties on other targets come back in no defined order.
+			return Op{}, &ErrUnsupported{fmt.Sprintf("a range sorted by %s", r.SortTarget)}
+		case r.SortOrder == "DESCEND":
+			opts.Descend = true
+		case r.SortOrder != "" && r.SortOrder != "NONE" && r.SortOrder != "ASCEND":
+			return Op{}, &ErrUnsupported{fmt.Sprintf("sort order %s", r.SortOrder)}
 		}
-		return Op{Type: OpRange, Key: r.Key, End: r.RangeEnd}, nil
+		if r.Revision < 0 {
+			return Op{}, &ErrUnsupported{fmt.Sprintf("a range at revision %d", r.Revision)}
+		}
+		return Op{Type: OpRange, Key: r.Key, End: r.RangeEnd, Range: opts}, nil
 	case o.Put != nil:
 		p := *o.Put
-		if p.Lease != 0 || p.PrevKV || p.IgnoreValue || p.IgnoreLease {
-			return Op{}, &ErrUnsupported{fmt.Sprintf("put options %+v", p)}
-		}
-		return Op{Type: OpPut, Key: p.Key, Value: p.Value}, nil
+		return Op{Type: OpPut, Key: p.Key, Value: p.Value, Lease: p.Lease, PrevKV: p.PrevKV, IgnoreValue: p.IgnoreValue, IgnoreLease: p.IgnoreLease}, nil
 	case o.DeleteRange != nil:
 		d := *o.DeleteRange
-		if d.PrevKV {
-			return Op{}, &ErrUnsupported{"delete with prev_kv"}
-		}
-		return Op{Type: OpDelete, Key: d.Key, End: d.RangeEnd}, nil
+		return Op{Type: OpDelete, Key: d.Key, End: d.RangeEnd, PrevKV: d.PrevKV}, nil
 	}
 	return Op{}, &ErrUnsupported{"nested transactions"}
 }
 
 func responseFromRecord(req history.Request, r history.Response) (Response, error) {
 	resp := Response{Revision: r.Header.Revision}
+	missing := func(what string) (Response, error) {
+		return resp, fmt.Errorf("a %s answered without a %s response", req.Kind(), what)
+	}
 	switch {
 	case req.Range != nil:
 		if r.Range == nil {
-			return resp, fmt.Errorf("a range answered without a range response")
+			return missing("range")
 		}
 		resp.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{rangeResult(r.Range)}}
 	case req.Put != nil:
-		resp.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{{}}}
+		res := OpResult{}
+		if r.Put != nil {
+			res.PrevKV = kvPtr(r.Put.PrevKV)
+		}
+		resp.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{res}}
 	case req.DeleteRange != nil:
 		if r.DeleteRange == nil {
-			return resp, fmt.Errorf("a delete answered without a delete response")
+			return missing("delete")
 		}
-		resp.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{{Deleted: r.DeleteRange.Deleted}}}
+		resp.Txn = &TxnResponse{Succeeded: true, Results: []OpResult{deleteResult(r.DeleteRange)}}
 	case req.Txn != nil:
 		if r.Txn == nil {
-			return resp, fmt.Errorf("a txn answered without a txn response")
+			return missing("txn")
 		}
 		t := &TxnResponse{Succeeded: r.Txn.Succeeded}
 		for _, op := range r.Txn.Responses {
@@ -133,17 +212,78 @@ func responseFromRecord(req history.Request, r history.Response) (Response, erro
 			case op.Range != nil:
 				res = rangeResult(op.Range)
 			case op.DeleteRange != nil:
-				res.Deleted = op.DeleteRange.Deleted
+				res = deleteResult(op.DeleteRange)
+			case op.Put != nil:
+				res.PrevKV = kvPtr(op.Put.PrevKV)
+			case op.Txn != nil:
+				return resp, &ErrUnsupported{"nested transactions"}
 			}
 			t.Results = append(t.Results, res)
 		}
 		resp.Txn = t
+	case req.LeaseGrant != nil:
+		if r.LeaseGrant == nil {
+			return missing("lease grant")
+		}
+		if r.LeaseGrant.Error != "" {
+			// etcd answers a failed grant with an error, never with this
+			// field: keep it so that it cannot match.
+			resp.Status, resp.Error = StatusFailed, "lease grant answered with error field: "+r.LeaseGrant.Error
+			return resp, nil
+		}
+		resp.Lease = &LeaseResponse{ID: r.LeaseGrant.ID, TTL: r.LeaseGrant.TTL}
+	case req.LeaseRevoke != nil:
+		resp.Lease = &LeaseResponse{}
+	case req.LeaseKeepAlive != nil:
+		if r.LeaseKeepAlive == nil {
+			return missing("lease keepalive")
+		}
+		resp.Lease = &LeaseResponse{ID: r.LeaseKeepAlive.ID, TTL: r.LeaseKeepAlive.TTL}
+	case req.LeaseTimeToLive != nil:
+		l := r.LeaseTimeToLive
+		if l == nil {
+			return missing("lease time-to-live")
+		}
+		resp.Lease = &LeaseResponse{ID: l.ID, TTL: l.TTL, GrantedTTL: l.GrantedTTL}
+		if l.GrantedTTL != 0 {
+			// The remaining time of an existing lease depends on the
+			// clock; the model does not predict it.
+			resp.Lease.TTL = 0
+		}
+		if len(l.Keys) > 0 {
+			resp.Lease.Keys = slices.Sorted(slices.Values(l.Keys))
+		}
+	case req.LeaseLeases != nil:
+		if r.LeaseLeases == nil {
+			return missing("lease leases")
+		}
+		resp.Lease = &LeaseResponse{}
+		if len(r.LeaseLeases.Leases) > 0 {
+			resp.Lease.Leases = slices.Sorted(slices.Values(r.LeaseLeases.Leases))
+		}
+	case req.Compaction != nil, req.Defragment != nil:
 	}
 	return resp, nil
 }
 
+func kvPtr(kv *history.KeyValue) *KeyValue {
+	if kv == nil {
+		return nil
+	}
+	out := KeyValue(*kv)
+	return &out
+}
+
+func deleteResult(d *history.DeleteRangeResponse) OpResult {
+	res := OpResult{Deleted: d.Deleted}
+	for _, kv := range d.PrevKVs {
+		res.PrevKVs = append(res.PrevKVs, KeyValue(kv))
+	}
+	return res
+}
+
 func rangeResult(r *history.RangeResponse) OpResult {
-	var res OpResult
+	res := OpResult{Count: r.Count, More: r.More}
 	for _, kv := range r.KVs {
 		res.KVs = append(res.KVs, KeyValue(kv))
 	}

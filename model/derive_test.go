@@ -46,13 +46,10 @@ func TestFromRecordUnsupported(t *testing.T) {
 		name string
 		req  history.Request
 	}{
-		{"range at a revision", history.Request{Range: &history.RangeRequest{Key: "a", Revision: 3}}},
-		{"serializable range", history.Request{Range: &history.RangeRequest{Key: "a", Serializable: true}}},
-		{"range with a limit", history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", Limit: 2}}},
-		{"put with a lease", history.Request{Put: &history.PutRequest{Key: "a", Value: "1", Lease: 7}}},
-		{"compare on value", history.Request{Txn: &history.TxnRequest{Compare: []history.Compare{{Result: "EQUAL", Target: "VALUE", Key: "a", Value: "1"}}}}},
-		{"lease grant", history.Request{LeaseGrant: &history.LeaseGrantRequest{TTL: 5}}},
-		{"compaction", history.Request{Compaction: &history.CompactionRequest{Revision: 5}}},
+		{"range sorted by mod revision", history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", SortTarget: "MOD", SortOrder: "ASCEND"}}},
+		{"nested transaction", history.Request{Txn: &history.TxnRequest{Success: []history.RequestOp{{Txn: &history.TxnRequest{}}}}}},
+		{"compaction at revision 0", history.Request{Compaction: &history.CompactionRequest{}}},
+		{"compare on an unknown target", history.Request{Txn: &history.TxnRequest{Compare: []history.Compare{{Result: "EQUAL", Target: "SIZE", Key: "a"}}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,4 +58,16 @@ func TestFromRecordUnsupported(t *testing.T) {
 			require.True(t, errors.As(err, &u), "got %v", err)
 		})
 	}
+}
+
+// A grant whose ID the server chose and whose answer is unknown names no
+// lease the model could track.
+func TestFromRecordGrantWithoutID(t *testing.T) {
+	_, _, err := FromRecord(ht.Unknown(0, 1, 2, history.Request{LeaseGrant: &history.LeaseGrantRequest{TTL: 5}}))
+	var u *ErrUnsupported
+	require.True(t, errors.As(err, &u), "got %v", err)
+	req, _, err := FromRecord(ht.Op(0, 1, 2, history.Request{LeaseGrant: &history.LeaseGrantRequest{TTL: 1}},
+		&history.Response{Header: history.Header{Revision: 1}, LeaseGrant: &history.LeaseGrantResponse{ID: 7, TTL: 2}}))
+	require.NoError(t, err)
+	require.Equal(t, LeaseRequest{ID: 7, TTL: 2, TTLExact: true, At: 1e6}, *req.Lease, "the answer gives the ID and the TTL etcd granted")
 }

@@ -273,15 +273,15 @@ func explainStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) s
 		fmt.Fprintf(&b, " Before it was called, %s had already returned revision %d, at %s. etcd's revision never goes back, so an answer at revision %d after that is stale, or the writes in between were lost.",
 			name(o), o.Output.(model.Response).Revision, at(o.Return), resp.Revision)
 	}
-	for _, c := range req.Txn.Conditions {
-		if resp.Txn == nil || !resp.Txn.Succeeded {
-			break
+	for _, c := range conditions(req) {
+		if resp.Txn == nil || !resp.Txn.Succeeded || c.Target != model.TargetMod || c.Result != model.Equal || c.End != "" {
+			continue
 		}
 		if o := other(func(o *porcupine.Operation, r model.Response) bool {
-			return o.Return < stuck.Call && r.Revision > c.ModRevision && slices.Contains(writtenKeys(o.Input.(model.Request), r), c.Key)
+			return o.Return < stuck.Call && r.Revision > c.Operand && slices.Contains(writtenKeys(o.Input.(model.Request), r), c.Key)
 		}); o != nil {
 			fmt.Fprintf(&b, " Its compare mod(%s)==%d succeeded, but %s had changed %s at revision %d, acknowledged at %s, before the compare-and-set was called: it won on a stale revision.",
-				c.Key, c.ModRevision, name(o), c.Key, o.Output.(model.Response).Revision, at(o.Return))
+				c.Key, c.Operand, name(o), c.Key, o.Output.(model.Response).Revision, at(o.Return))
 		}
 	}
 	if resp.Txn != nil {
@@ -299,17 +299,27 @@ func explainStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) s
 	return b.String()
 }
 
+func conditions(req model.Request) []model.Compare {
+	if req.Txn == nil {
+		return nil
+	}
+	return req.Txn.Conditions
+}
+
 // describeKeys renders a state's revision and the keys req touches.
 func describeKeys(s model.State, req model.Request) string {
 	out := fmt.Sprintf("revision %d", s.Revision)
 	seen := map[string]bool{}
+	if req.Txn == nil {
+		return out
+	}
 	for _, ops := range [][]model.Op{req.Txn.Then, req.Txn.Else} {
 		for _, op := range ops {
 			if op.End != "" || seen[op.Key] {
 				continue
 			}
 			seen[op.Key] = true
-			if v, ok := s.KVs[op.Key]; ok {
+			if v, ok := s.Get(op.Key); ok {
 				out += fmt.Sprintf(" with %s=%s@%d", op.Key, v.Value, v.ModRevision)
 			} else {
 				out += fmt.Sprintf(" with %s absent", op.Key)

@@ -287,7 +287,7 @@ func TestByRevision(t *testing.T) {
 func TestUnsupportedReadIsNotAPass(t *testing.T) {
 	h := []history.Operation{
 		op(0, 0, 10, ht.Put("a", "1"), putOK(2)),
-		op(1, 20, 30, history.Request{Range: &history.RangeRequest{Key: "a", Revision: 1}}, getOK(2)),
+		op(1, 20, 30, history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", SortTarget: "MOD", SortOrder: "DESCEND"}}, getOK(2)),
 	}
 	rs, _ := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: logOf(ht.Put("a", "1"))})
 	require.Equal(t, Inconclusive, rs[2].Verdict, rs[2].Message)
