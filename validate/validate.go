@@ -124,6 +124,7 @@ func Stages(o Options) []Validator {
 		PatchStage{},
 		Linearizability{Timeout: o.CheckTimeout, Visualize: o.Visualize},
 		FinalRead{},
+		Kubernetes{}, // Kubernetes' contract: list pages, watch progress and gaps, optimistic updates, RequireLeader
 	}
 }
 
