@@ -141,6 +141,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	clock := history.NewClock()
+	// Health probes cover traffic, faults, the final read and the end states.
+	prober := cl.StartProber(ctx, clock.Now)
+	defer prober.Stop()
 	clients, injections := runTrafficAndFaults(ctx, lg, cfg, cl, clock, profile, plan)
 	if err := ctx.Err(); err != nil {
 		// An interrupted run proves nothing; its directory goes like a temp dir.
@@ -149,6 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	clients = append(clients, finalRead(ctx, lg, cl, clock, sc.Clients))
 	in := validate.Input{Clients: clients, Injections: injections, FinalRead: sc.Clients}
 	in.EndStates = endStates(ctx, lg, cl)
+	in.Probes = prober.Stop()
 	// Stop the members so their data dirs are at rest, then read what they
 	// persisted.
 	if err := cl.Close(); err != nil {
