@@ -845,37 +845,42 @@ func deletedBetween(events []model.Event, key string, from, to int64) bool {
 
 // RequireLeaderBound is how long after a member is cut off from its peers a
 // watch opened on it with RequireLeader must be canceled, with etcd's
-// default 100 ms heartbeat and 1 s election timeout (ET). The member loses
-// its leader within 2 ET: a follower starts an election (a pre-vote, which
-// clears its leader) after a randomized timeout in [ET, 2 ET), and a
-// cut-off leader steps down at its next quorum check, every ET. etcd's
-// monitorLeader (v3rpc interceptor.go) looks every ET and cancels the
-// streams that require a leader once it has seen no leader maxNoLeaderCnt =
-// 3 times in a row: within 4 ET of losing it. One more second covers
-// delivering the cancellation: 2 + 4 + 1 = 7 s.
+// default 100 ms heartbeat and 1 s election timeout (ET; the cluster sets
+// neither). The member loses its leader within 2 ET: a follower starts an
+// election (a pre-vote, which clears its leader) after a randomized timeout
+// in [ET, 2 ET), and a cut-off leader steps down at its next quorum check,
+// every ET. etcd's monitorLeader (v3rpc interceptor.go, the same in 3.5,
+// 3.6 and 3.7) looks every ET and cancels the streams that require a
+// leader once it has seen no leader maxNoLeaderCnt = 3 times in a row:
+// within 4 ET of losing it. One more second covers delivering the
+// cancellation: 2 + 4 + 1 = 7 s.
 const RequireLeaderBound = 7 * time.Second
 
-// Isolation is a member cut off from all its peers, from From to To (both
-// known), reached by clients at Endpoint.
+// Isolation is a member (by raft ID) known to be cut off from a majority of
+// its peers for the whole of From..To.
 type Isolation struct {
-	Endpoint string
+	MemberID uint64
 	From, To time.Duration
 }
 
 // K8sRequireLeader checks that a watch opened with RequireLeader on a
-// member that lost its leader does not hang: if the watch was pinned to the
-// member's endpoint alone, open when the member was cut off (From), the
-// member stayed cut off for at least RequireLeaderBound, and the watcher
-// was still reading at From + RequireLeaderBound, then the watch was
-// canceled or its stream broke by then.
+// member that lost its leader does not hang. For an Isolation of member m
+// lasting at least RequireLeaderBound, every RequireLeader watch served by
+// m (the member ID of its responses' headers), opened by From and not
+// ended before it, whose watcher was still reading at From +
+// RequireLeaderBound, was canceled or its stream broke by then.
 //
-// Isolations come from Isolations when set (a test sets it). From the record
-// they need two facts it does not hold yet: which client URL a partition's
-// target member (named in Injection.Targets) serves, and when the partition
-// was healed (Injection.End is after the cluster recovered, so a lower
-// bound on the heal is unknown). Until the record has them, the check is
-// inconclusive when a RequireLeader watch ran during a partition, and OK
-// with "nothing to check" otherwise.
+// Isolations are read from the health probes: a run of consecutive probes
+// of one member (all its endpoints, by call time) in which the harness saw
+// it in a minority (history.FaultMinority, at call and at return), all
+// inside one injection's Start..End, isolates it from the first probe's
+// call to the last one's return. One injection cuts links once and heals
+// them once, so the member was in a minority in between too. A test may
+// set Isolations instead.
+//
+// Without probes that carry member IDs the check cannot tell which watch
+// was on a cut-off member: it is inconclusive if a RequireLeader watch was
+// open during a partition, and has nothing to check otherwise.
 type K8sRequireLeader struct {
 	Isolations []Isolation
 }
@@ -900,21 +905,28 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 	}
 	isolations := v.Isolations
 	if isolations == nil {
-		var during int
-		for _, in := range c.Injections {
-			if !isolating[in.Name] || in.Effect == 0 || in.Error != "" {
-				continue
-			}
-			for _, w := range watches {
-				if w.Call <= in.End && (w.End == 0 || w.End >= in.Effect) {
-					during++
+		identified := false
+		for _, p := range c.Probes {
+			identified = identified || p.MemberID != 0
+		}
+		if !identified {
+			during := 0
+			for _, in := range c.Injections {
+				if !isolating[in.Name] || in.Effect == 0 || in.Error != "" {
+					continue
+				}
+				for _, w := range watches {
+					if w.Call <= in.End && w.End >= in.Effect {
+						during++
+					}
 				}
 			}
+			if during == 0 {
+				return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no partition cut a member off while any of %d RequireLeader watches was open", len(watches))}
+			}
+			return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d RequireLeader watches were open during a partition, but no health probe names a member's raft ID, so which member was cut off when is unknown", during)}
 		}
-		if during == 0 {
-			return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no partition cut a member off while any of %d RequireLeader watches was open", len(watches))}
-		}
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d RequireLeader watches were open during a partition, but the record does not say which client URL each cut-off member serves nor when the partition was healed", during)}
+		isolations = isolationsFromProbes(c.Probes, c.Injections)
 	}
 	var findings []string
 	checked := 0
@@ -924,7 +936,7 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 		}
 		deadline := is.From + RequireLeaderBound
 		for _, w := range watches {
-			if len(w.Endpoints) != 1 || w.Endpoints[0] != is.Endpoint || w.Call > is.From || w.End < deadline {
+			if servedBy(w) != is.MemberID || w.Call > is.From || w.End < deadline {
 				continue
 			}
 			ended := time.Duration(-1)
@@ -939,8 +951,8 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 			}
 			checked++
 			if ended < 0 || ended > deadline {
-				findings = append(findings, fmt.Sprintf("watch %d required a leader on %s, which was cut off from its peers from %s to %s, but was not canceled by %s",
-					w.ID, is.Endpoint, is.From.Round(time.Millisecond), is.To.Round(time.Millisecond), deadline.Round(time.Millisecond)))
+				findings = append(findings, fmt.Sprintf("watch %d required a leader on member %x, which was cut off from a majority from %s to %s, but was not canceled by %s",
+					w.ID, is.MemberID, is.From.Round(time.Millisecond), is.To.Round(time.Millisecond), deadline.Round(time.Millisecond)))
 			}
 		}
 	}
@@ -949,7 +961,71 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 			Explanation: strings.Join(findings, " ") + fmt.Sprintf(" etcd cancels the streams that require a leader once a member has had none for 3 election timeouts; %s covers losing it and noticing.", RequireLeaderBound)}
 	}
 	if checked == 0 {
-		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no RequireLeader watch was on a member cut off for %s", RequireLeaderBound)}
+		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no RequireLeader watch was open on a member cut off for %s (%d isolations seen)", RequireLeaderBound, len(isolations))}
 	}
 	return Result{Verdict: OK, Message: fmt.Sprintf("%d RequireLeader watches on cut-off members were canceled within %s", checked, RequireLeaderBound)}
+}
+
+// servedBy is the raft ID of the member whose headers a watch's responses
+// carry, 0 if none does.
+func servedBy(w history.Watch) uint64 {
+	for _, r := range w.Responses {
+		if r.Header.MemberID != 0 {
+			return r.Header.MemberID
+		}
+	}
+	return 0
+}
+
+// isolationsFromProbes reads the runs of probes that saw a member in a
+// minority, each inside one injection (see K8sRequireLeader).
+func isolationsFromProbes(probes []history.Probe, injections []history.Injection) []Isolation {
+	byMember := map[uint64][]history.Probe{}
+	var ids []uint64
+	for _, p := range probes {
+		if p.MemberID == 0 {
+			continue
+		}
+		if byMember[p.MemberID] == nil {
+			ids = append(ids, p.MemberID)
+		}
+		byMember[p.MemberID] = append(byMember[p.MemberID], p)
+	}
+	within := func(from, to time.Duration) int {
+		for i, in := range injections {
+			if in.Start <= from && (in.End == 0 || to <= in.End) {
+				return i
+			}
+		}
+		return -1
+	}
+	var out []Isolation
+	for _, id := range ids {
+		ps := byMember[id]
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Call < ps[j].Call })
+		var cur *Isolation
+		curIn := -1
+		flush := func() {
+			if cur != nil {
+				out = append(out, *cur)
+			}
+			cur = nil
+		}
+		for _, p := range ps {
+			in := within(p.Call, p.Return)
+			if p.Fault != history.FaultMinority || in < 0 {
+				flush()
+				continue
+			}
+			if cur != nil && in != curIn {
+				flush()
+			}
+			if cur == nil {
+				cur, curIn = &Isolation{MemberID: id, From: p.Call, To: p.Return}, in
+			}
+			cur.To = max(cur.To, p.Return)
+		}
+		flush()
+	}
+	return out
 }

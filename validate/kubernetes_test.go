@@ -425,6 +425,16 @@ func TestK8sOptimisticUpdate(t *testing.T) {
 	}
 }
 
+// probes are /readyz polls of member id every 250 ms from ms from to ms
+// to, with the harness's view fault.
+func probes(id uint64, from, to int, fault string) []history.Probe {
+	var out []history.Probe
+	for t := from; t+100 <= to; t += 250 {
+		out = append(out, history.Probe{Member: "member-0", Endpoint: "/readyz", Call: ms(t), Return: ms(t + 100), Status: 503, MemberID: id, Fault: fault})
+	}
+	return out
+}
+
 func TestK8sRequireLeader(t *testing.T) {
 	leaderWatch := func(rs ...history.WatchResponse) history.Watch {
 		w := watchOf(0, "a", "z", 0, 0, 20000, append([]history.WatchResponse{wCreated(1, 2)}, rs...)...)
@@ -432,27 +442,36 @@ func TestK8sRequireLeader(t *testing.T) {
 		return w
 	}
 	noLeader := history.WatchResponse{Time: ms(6000), Error: &history.Error{Code: "Unavailable", Message: "etcdserver: no leader", Outcome: history.Failed}}
-	cut := []Isolation{{Endpoint: "http://127.0.0.1:1", From: ms(1000), To: ms(15000)}}
+	cut := []Isolation{{MemberID: 1, From: ms(1000), To: ms(15000)}}
 	partition := []history.Injection{{Name: "blackhole-member", Targets: []string{"member-0"}, Start: ms(900), Effect: ms(1000), End: ms(16000)}}
+	minority := append(append(probes(1, 0, 1000, history.FaultNone), probes(1, 1000, 15000, history.FaultMinority)...), probes(1, 15000, 20000, history.FaultNone)...)
 	tests := []struct {
 		name       string
 		v          K8sRequireLeader
 		watch      history.Watch
 		injections []history.Injection
+		probes     []history.Probe
 		want       Verdict
 		msg        string
 	}{
 		{name: "canceled 5 s into the partition", v: K8sRequireLeader{Isolations: cut}, watch: leaderWatch(noLeader), want: OK, msg: "1 RequireLeader watches"},
 		{name: "left hanging through the partition", v: K8sRequireLeader{Isolations: cut}, watch: leaderWatch(), want: Illegal, msg: "was not canceled by 8s"},
-		{name: "a partition shorter than the bound asks nothing", v: K8sRequireLeader{Isolations: []Isolation{{Endpoint: "http://127.0.0.1:1", From: ms(1000), To: ms(3000)}}},
+		{name: "the probes show the member in a minority, and the watch hangs", watch: leaderWatch(), injections: partition, probes: minority,
+			want: Illegal, msg: "member 1, which was cut off from a majority from 1s to 14.85s"},
+		{name: "the probes show the member in a minority, and the watch is canceled", watch: leaderWatch(noLeader), injections: partition, probes: minority,
+			want: OK, msg: "1 RequireLeader watches on cut-off members"},
+		{name: "the probes show another member in a minority", watch: leaderWatch(), injections: partition,
+			probes: append(probes(1, 0, 20000, history.FaultNone), probes(2, 1000, 15000, history.FaultMinority)...), want: OK, msg: "nothing to check"},
+		{name: "minority probes outside any injection tell nothing", watch: leaderWatch(), probes: minority, want: OK, msg: "(0 isolations seen)"},
+		{name: "a partition shorter than the bound asks nothing", v: K8sRequireLeader{Isolations: []Isolation{{MemberID: 1, From: ms(1000), To: ms(3000)}}},
 			watch: leaderWatch(), want: OK, msg: "nothing to check"},
-		{name: "the record does not map members to endpoints", watch: leaderWatch(), injections: partition, want: Inconclusive, msg: "does not say which client URL"},
+		{name: "without probes a partition leaves it open", watch: leaderWatch(), injections: partition, want: Inconclusive, msg: "no health probe names"},
 		{name: "no partition", watch: leaderWatch(), want: OK, msg: "nothing to check"},
 		{name: "no RequireLeader watch", watch: watchOf(0, "a", "z", 0, 0, 20000), injections: partition, want: OK, msg: "nothing to check"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(tc.v, &Check{Input: Input{Watches: []history.Watch{tc.watch}, Injections: tc.injections}})
+			r := run(tc.v, &Check{Input: Input{Watches: []history.Watch{tc.watch}, Injections: tc.injections, Probes: tc.probes}})
 			require.Equal(t, tc.want, r.Verdict, r.Message)
 			require.Contains(t, r.Message+" "+r.Explanation, tc.msg)
 		})
