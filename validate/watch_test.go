@@ -1,0 +1,219 @@
+package validate
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/model"
+)
+
+// replayedCheck is a Check whose replayed log is reqs applied in order
+// from a fresh store, as the patch stage leaves it.
+func replayedCheck(reqs ...model.Request) *Check {
+	s := model.InitialState()
+	c := &Check{Replayed: []model.State{{}, s}}
+	for _, r := range reqs {
+		var evs []model.Event
+		s, _, evs = s.Apply(r)
+		c.Events = append(c.Events, evs...)
+		c.Replayed = append(c.Replayed, s)
+	}
+	return c
+}
+
+// The replayed log of the tests:
+//
+//	2 put key-a=1   3 put key-b=1   4 put key-a=2   5 delete key-a
+//	6 put other=1   7 put key-b=2   8 put key-a=3 and key-c=1 in one txn
+func testLog() *Check {
+	return replayedCheck(
+		model.PutRequest("key-a", "1"),
+		model.PutRequest("key-b", "1"),
+		model.PutRequest("key-a", "2"),
+		model.DeleteRequest("key-a"),
+		model.PutRequest("other", "1"),
+		model.PutRequest("key-b", "2"),
+		model.TxnOf(nil, []model.Op{{Type: model.OpPut, Key: "key-a", Value: "3"}, {Type: model.OpPut, Key: "key-c", Value: "1"}}, nil),
+	)
+}
+
+// ev is the replayed event at key and revision as etcd delivers it, with
+// its previous value when prevKV.
+func ev(c *Check, key string, rev int64, prevKV bool) history.WatchEvent {
+	for _, e := range c.Events {
+		if e.KV.Key == key && e.Revision == rev {
+			out := history.WatchEvent{Type: string(e.Type), KV: toKV(e.KV)}
+			if prevKV && e.PrevKV != nil {
+				p := toKV(*e.PrevKV)
+				out.PrevKV = &p
+			}
+			return out
+		}
+	}
+	panic("no replayed event " + key)
+}
+
+func toKV(kv model.KeyValue) history.KeyValue {
+	return history.KeyValue{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+		Version: kv.Version, Lease: kv.Lease}
+}
+
+func created(rev int64) history.WatchResponse {
+	return history.WatchResponse{Created: true, Header: history.Header{Revision: rev}}
+}
+
+func events(evs ...history.WatchEvent) history.WatchResponse {
+	rev := int64(0)
+	for _, e := range evs {
+		rev = max(rev, e.KV.ModRevision)
+	}
+	return history.WatchResponse{Header: history.Header{Revision: rev}, Events: evs}
+}
+
+func fragment(evs ...history.WatchEvent) history.WatchResponse {
+	r := events(evs...)
+	r.Fragment = true
+	return r
+}
+
+func progress(rev int64) history.WatchResponse {
+	return history.WatchResponse{Header: history.Header{Revision: rev}}
+}
+
+// prefixWatch watches key- from start, with previous values.
+func prefixWatch(start int64, resps ...history.WatchResponse) history.Watch {
+	return history.Watch{ID: 1, Request: history.WatchRequest{Key: "key-", RangeEnd: "key.", StartRevision: start, PrevKV: true},
+		Responses: resps, EndReason: "done", ResumedFrom: -1}
+}
+
+func TestWatch(t *testing.T) {
+	c := testLog()
+	e := func(key string, rev int64) history.WatchEvent { return ev(c, key, rev, true) }
+	bare := func(key string, rev int64) history.WatchEvent { return ev(c, key, rev, false) }
+	with := func(w history.Watch, f func(*history.Watch)) history.Watch { f(&w); return w }
+	all := []history.WatchResponse{created(1), events(e("key-a", 2)), events(e("key-b", 3)), events(e("key-a", 4)),
+		events(e("key-a", 5)), events(e("key-b", 7)), events(e("key-a", 8), e("key-c", 8)), progress(8)}
+
+	tests := []struct {
+		name  string
+		watch history.Watch
+		// want is the check that must fail; "" for none.
+		want string
+	}{
+		{"every event from the first revision", prefixWatch(1, all...), ""},
+		{"from now: created at 3", prefixWatch(0, created(3), events(e("key-a", 4)), progress(4), events(e("key-a", 5)), events(e("key-b", 7)), progress(7)), ""},
+		{"from now: an event at the creation revision is allowed", prefixWatch(0, created(3), events(e("key-b", 3)), events(e("key-a", 4)), progress(4)), ""},
+		{"one revision in fragments", prefixWatch(7, created(7), events(e("key-b", 7)), fragment(e("key-a", 8)), events(e("key-c", 8)), progress(8)), ""},
+		{"a future watch", prefixWatch(20, created(8)), ""},
+		{"single key, deletes filtered", history.Watch{ID: 2, Request: history.WatchRequest{Key: "key-a", StartRevision: 1, Filters: []string{"NODELETE"}},
+			Responses: []history.WatchResponse{created(1), events(bare("key-a", 2)), events(bare("key-a", 4)), events(bare("key-a", 8)), progress(8)}, ResumedFrom: -1}, ""},
+		{"previous value missing after a compaction", prefixWatch(4, created(4), events(bare("key-a", 4))), ""},
+
+		{"key outside the range", prefixWatch(1, created(1), events(ev(c, "other", 6, true))), "filter"},
+		{"filtered type", history.Watch{ID: 2, Request: history.WatchRequest{Key: "key-a", StartRevision: 4, Filters: []string{"NODELETE"}},
+			Responses: []history.WatchResponse{created(1), events(bare("key-a", 4)), events(bare("key-a", 5))}, ResumedFrom: -1}, "filter"},
+		{"revision goes back", prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)), events(e("key-b", 3))), "ordered"},
+		{"the same event twice", prefixWatch(1, created(1), events(e("key-a", 2), e("key-a", 2))), "unique"},
+		{"a revision split without fragment", prefixWatch(7, created(7), events(e("key-b", 7)), events(e("key-a", 8)), events(e("key-c", 8))), "atomic"},
+		{"a revision delivered in part", prefixWatch(7, created(7), events(e("key-b", 7)), events(e("key-a", 8))), "atomic"},
+		{"an event below the start revision", prefixWatch(4, created(4), events(e("key-b", 3)), events(e("key-a", 4))), "resumable"},
+		{"the first event after the start skipped", prefixWatch(3, created(3), events(e("key-a", 4))), "resumable"},
+		{"an event after a progress notification past it", prefixWatch(1, created(1), events(e("key-a", 2)), progress(5), events(e("key-b", 3))), "bookmarkable"},
+		{"an event at a progress notification's revision", prefixWatch(1, created(1), events(e("key-a", 2), e("key-b", 3), e("key-a", 4)), progress(5), events(e("key-a", 5))), "bookmarkable"},
+		{"progress before the events it vouches for", prefixWatch(1, created(1), events(e("key-a", 2)), progress(4)), "bookmarkable"},
+		{"progress on a watch from now before its events", prefixWatch(0, created(3), progress(5)), "bookmarkable"},
+		{"a gap between events", prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4))), "reliable"},
+		{"a put says it created an existing key", prefixWatch(4, created(4),
+			events(func() history.WatchEvent { x := e("key-a", 4); x.KV.CreateRevision = 4; return x }())), "iscreate"},
+		{"a put says it did not create a new key", prefixWatch(2, created(2),
+			events(func() history.WatchEvent { x := e("key-a", 2); x.KV.CreateRevision = 1; return x }())), "iscreate"},
+		{"a previous value that is wrong", prefixWatch(4, created(4),
+			events(func() history.WatchEvent { x := e("key-a", 4); p := *x.PrevKV; p.Value = "0"; x.PrevKV = &p; return x }())), "prevkv"},
+		{"a previous value not asked for", with(prefixWatch(4, created(4), events(e("key-a", 4))), func(w *history.Watch) { w.Request.PrevKV = false }), "prevkv"},
+		{"a wrong value", prefixWatch(4, created(4), events(func() history.WatchEvent { x := e("key-a", 4); x.KV.Value = "x"; return x }())), "equal"},
+		{"a wrong version", prefixWatch(4, created(4), events(func() history.WatchEvent { x := e("key-a", 4); x.KV.Version = 7; return x }())), "equal"},
+		{"an event no write made", prefixWatch(6, created(6), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 6, ModRevision: 6, Version: 1}})), "equal"},
+		{"an event past the committed log", prefixWatch(9, created(8), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 20, ModRevision: 20, Version: 1}})), "equal"},
+		{"a delete delivered as a put", prefixWatch(5, created(5), events(func() history.WatchEvent { x := e("key-a", 5); x.Type = "PUT"; return x }())), "equal"},
+		{"did not catch up", with(prefixWatch(1, all[:3]...), func(w *history.Watch) { w.EndReason, w.Target, w.End = "caught-up timeout", 8, 12*time.Second }), "caught-up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := *c
+			check.Watches = []history.Watch{tt.watch}
+			if tt.name == "previous value missing after a compaction" {
+				check.Clients = []history.Client{{ID: 9, Operations: []history.Operation{{Request: history.Request{Compaction: &history.CompactionRequest{Revision: 4}}}}}}
+			}
+			r := Watch{}.Validate(context.Background(), &check)
+			if tt.want == "" {
+				require.Equal(t, OK, r.Verdict, r.Message)
+				return
+			}
+			require.Equal(t, Illegal, r.Verdict, r.Message)
+			require.True(t, strings.HasPrefix(r.Message, tt.want+":"), "want %s, got %s", tt.want, r.Message)
+			require.Contains(t, r.Explanation, "The "+tt.want+" check failed")
+		})
+	}
+}
+
+// Without a replayed log, the checks that need none still find
+// violations, and a clean record is inconclusive, never a pass.
+func TestWatchWithoutReplay(t *testing.T) {
+	c := testLog()
+	e := func(key string, rev int64) history.WatchEvent { return ev(c, key, rev, true) }
+	noReplay := &Check{Input: Input{Watches: []history.Watch{prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)))}}}
+	r := Watch{}.Validate(context.Background(), noReplay)
+	require.Equal(t, Inconclusive, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "reliable")
+	require.Contains(t, r.Message, "ordered")
+
+	noReplay.Watches = []history.Watch{prefixWatch(1, created(1), events(e("key-a", 4)), events(e("key-a", 2)))}
+	r = Watch{}.Validate(context.Background(), noReplay)
+	require.Equal(t, Illegal, r.Verdict, r.Message)
+	require.True(t, strings.HasPrefix(r.Message, "ordered:"), r.Message)
+
+	r = Watch{}.Validate(context.Background(), &Check{})
+	require.Equal(t, OK, r.Verdict, "no watch traffic: nothing to check")
+}
+
+// The first failing check is named, on the first watch by ID.
+func TestWatchNamesTheFirstFailingCheck(t *testing.T) {
+	c := testLog()
+	e := func(key string, rev int64) history.WatchEvent { return ev(c, key, rev, true) }
+	gap := prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)))
+	gap.ID = 5
+	back := prefixWatch(1, created(1), events(e("key-a", 4)), events(e("key-a", 2)))
+	back.ID = 7
+	c.Watches = []history.Watch{back, gap}
+	f, _ := findWatchViolation(c)
+	require.Equal(t, "ordered", f.Check)
+	require.Equal(t, 7, f.Watch.ID)
+	require.Equal(t, 2, f.Response)
+}
+
+// Every field of the model's KeyValue has a field of the same name and
+// type in the record's, so equal compares each one.
+func TestKeyValueFieldsMatch(t *testing.T) {
+	m, h := reflect.TypeOf(model.KeyValue{}), reflect.TypeOf(history.KeyValue{})
+	for i := 0; i < m.NumField(); i++ {
+		f, ok := h.FieldByName(m.Field(i).Name)
+		require.True(t, ok, "history.KeyValue has no %s", m.Field(i).Name)
+		require.Equal(t, m.Field(i).Type, f.Type, m.Field(i).Name)
+	}
+}
+
+func TestWatchRange(t *testing.T) {
+	require.True(t, watchInRange(history.WatchRequest{Key: "a"}, "a"))
+	require.False(t, watchInRange(history.WatchRequest{Key: "a"}, "ab"))
+	require.True(t, watchInRange(history.WatchRequest{Key: "\x00", RangeEnd: "\x00"}, "anything"))
+	require.True(t, watchInRange(history.WatchRequest{Key: "b", RangeEnd: "\x00"}, "c"))
+	require.False(t, watchInRange(history.WatchRequest{Key: "b", RangeEnd: "\x00"}, "a"))
+	require.True(t, watchInRange(history.WatchRequest{Key: "key-", RangeEnd: "key."}, "key-9"))
+	require.False(t, watchInRange(history.WatchRequest{Key: "key-", RangeEnd: "key."}, "key."))
+}
