@@ -1,0 +1,542 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/client"
+	"github.com/etcd-robustness/etcd-robustness/history"
+)
+
+// Watch traffic: watchers that watch what the request traffic writes, each
+// watch recorded message by message (client.Stream), while faults are
+// injected. When traffic stops, every watch must catch up to the last
+// committed revision within a bound (Watchers.Finish).
+
+// DefaultCatchUpBound is how long Finish waits for every watch to deliver
+// up to the last committed revision.
+const DefaultCatchUpBound = 10 * time.Second
+
+// DefaultProgressRequestInterval is how often a watcher sends
+// RequestProgress on each of its streams when WatchConfig leaves it zero.
+const DefaultProgressRequestInterval = 500 * time.Millisecond
+
+// resumeBackoff is the pause before a broken watch is opened again.
+const resumeBackoff = 100 * time.Millisecond
+
+// catchUpPoll is how often a watch that has not caught up asks for
+// progress while Finish waits.
+const catchUpPoll = 100 * time.Millisecond
+
+// WatchConfig describes the watchers of a run.
+type WatchConfig struct {
+	// Profile is the request traffic's profile name: it decides which keys
+	// are watched besides the whole key space (WatchedKeys).
+	Profile string
+	// Members are each member's client URL: one watcher is pinned to each.
+	Members []string
+	// Endpoints are every member's client URL, for one more watcher that
+	// spreads over the cluster.
+	Endpoints []string
+	// Seed makes every choice of what to watch deterministic.
+	Seed  int64
+	Clock *history.Clock
+	// FirstID is the first watcher's history client id; watcher i is
+	// FirstID+i (its lists are recorded as operations of that client).
+	FirstID int
+	// Duration is how long the request traffic runs: watches that start
+	// mid-run open at a quarter, a half and three quarters of it.
+	Duration time.Duration
+	// ProgressRequestInterval is how often every stream sends
+	// RequestProgress; zero means DefaultProgressRequestInterval and a
+	// negative value sends none.
+	ProgressRequestInterval time.Duration
+	Logger                  *zap.Logger
+}
+
+// KeySpace is the keys a traffic profile writes, for its watches: a
+// prefix, and keys worth a single-key watch.
+type KeySpace struct {
+	Prefix string
+	Keys   []string
+}
+
+// watchedKeys are the key spaces of the profiles that have one; every
+// profile also gets watches of the whole key space.
+var watchedKeys = map[string]KeySpace{
+	"etcd-kv":    {Prefix: "key-", Keys: []string{"key-0", "key-1", "key-2"}},
+	"etcd":       {Prefix: "key/", Keys: []string{"key/0/0", "key/0/1", "key/1/0"}},
+	"kubernetes": {Prefix: "/registry/"},
+}
+
+// WatchedKeys is the key space watched for profile: its own, or the whole
+// key space (prefix "") for a profile without one.
+func WatchedKeys(profile string) KeySpace { return watchedKeys[profile] }
+
+// allKeys are etcd's range for every key: key "\x00" and range end "\x00"
+// (clientv3's WithPrefix on an empty key).
+const allKeys = "\x00"
+
+// watchRangeEnd is the range end that covers every key starting with prefix,
+// or every key for an empty prefix.
+func watchRangeEnd(prefix string) string {
+	if prefix == "" || prefix == allKeys {
+		return allKeys
+	}
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return allKeys
+}
+
+// startKind is where a watch starts.
+type startKind int
+
+const (
+	fromNow     startKind = iota // revision 0: the member's next revision
+	fromFirst                    // revision 1: the whole history, unsynced at first
+	fromPast                     // a recent past revision, read first
+	fromFuture                   // a revision not written yet
+	listThenWat                  // a range of the prefix, then from its revision + 1, as Kubernetes does
+)
+
+// watchSpec is one logical watch, which resumes after a broken stream.
+type watchSpec struct {
+	key, end string
+	start    startKind
+	// offset is how far back (fromPast) or ahead (fromFuture) it starts.
+	offset         int64
+	prevKV         bool
+	progressNotify bool
+	requireLeader  bool
+	filters        []string
+	// at is when it opens, from the start of traffic.
+	at time.Duration
+}
+
+// plan decides every watch of every watcher from the seed.
+func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration) [][]watchSpec {
+	prefixKey, prefixRangeEnd := allKeys, allKeys
+	if ks.Prefix != "" {
+		prefixKey, prefixRangeEnd = ks.Prefix, watchRangeEnd(ks.Prefix)
+	}
+	filters := [][]string{nil, nil, {"NODELETE"}, {"NOPUT"}}
+	out := make([][]watchSpec, watchers)
+	for i := range out {
+		ws := []watchSpec{
+			{key: allKeys, end: allKeys, start: fromNow, prevKV: rnd.Intn(2) == 0, progressNotify: true, requireLeader: rnd.Intn(2) == 0},
+			{key: prefixKey, end: prefixRangeEnd, start: listThenWat, prevKV: true, progressNotify: true},
+			{key: allKeys, end: allKeys, start: fromFirst, prevKV: true, requireLeader: rnd.Intn(3) == 0},
+		}
+		if len(ks.Keys) > 0 {
+			ws = append(ws, watchSpec{key: ks.Keys[rnd.Intn(len(ks.Keys))], start: fromFirst, prevKV: rnd.Intn(2) == 0,
+				filters: filters[rnd.Intn(len(filters))]})
+		}
+		for q := 1; q <= 3; q++ {
+			at := duration * time.Duration(q) / 4
+			ws = append(ws,
+				watchSpec{key: prefixKey, end: prefixRangeEnd, start: fromPast, offset: 1 + rnd.Int63n(100), prevKV: rnd.Intn(2) == 0, at: at},
+				watchSpec{key: prefixKey, end: prefixRangeEnd, start: listThenWat, prevKV: true, requireLeader: rnd.Intn(2) == 0, at: at})
+			if rnd.Intn(2) == 0 {
+				ws = append(ws, watchSpec{key: allKeys, end: allKeys, start: fromFuture, offset: 1 + rnd.Int63n(20), at: at})
+			}
+		}
+		out[i] = ws
+	}
+	return out
+}
+
+// Watchers runs the watches of a run until Finish.
+type Watchers struct {
+	cfg    WatchConfig
+	lg     *zap.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Duration
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	nextID   int
+	watchers []*watcher
+	chains   []*chain
+	watches  []history.Watch // ended watches
+
+	// finishing is closed when Finish begins; target and deadline are set
+	// before.
+	finishing chan struct{}
+	target    int64
+	deadline  time.Time
+}
+
+// watcher is one connection: its watch streams and a recording client for
+// its lists.
+type watcher struct {
+	w    *client.Watcher
+	kv   *client.Client
+	kvMu sync.Mutex // a recording client sends one request at a time
+}
+
+// chain is one logical watch: the streams it opened, one after another.
+type chain struct {
+	spec watchSpec
+	mu   sync.Mutex
+	cur  *client.Stream
+}
+
+// StartWatchers connects the watchers and opens their first watches; the
+// rest open at their time. ctx bounds them all; Finish ends them.
+func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
+	if cfg.ProgressRequestInterval == 0 {
+		cfg.ProgressRequestInterval = DefaultProgressRequestInterval
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	groups := make([][]string, 0, len(cfg.Members)+1)
+	for _, m := range cfg.Members {
+		groups = append(groups, []string{m})
+	}
+	groups = append(groups, cfg.Endpoints)
+	ctx, cancel := context.WithCancel(ctx)
+	ws := &Watchers{cfg: cfg, lg: lg, ctx: ctx, cancel: cancel, start: cfg.Clock.Now(), finishing: make(chan struct{})}
+	for i, eps := range groups {
+		id := cfg.FirstID + i
+		w, err := client.NewWatcher(eps, id, cfg.Clock)
+		if err == nil {
+			var kv *client.Client
+			if kv, err = client.New(eps, id, cfg.Clock, 0); err == nil {
+				ws.watchers = append(ws.watchers, &watcher{w: w, kv: kv})
+				continue
+			}
+			w.Close()
+		}
+		ws.closeWatchers()
+		cancel()
+		return nil, fmt.Errorf("watch traffic: %w", err)
+	}
+	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration)
+	n := 0
+	for i, w := range ws.watchers {
+		for _, spec := range specs[i] {
+			c := &chain{spec: spec}
+			ws.chains = append(ws.chains, c)
+			ws.wg.Go(func() { ws.run(w, c) })
+			n++
+		}
+	}
+	lg.Info("watch traffic started", zap.Int("watchers", len(ws.watchers)), zap.Int("watches", n),
+		zap.Duration("progress-request-interval", cfg.ProgressRequestInterval))
+	return ws, nil
+}
+
+func (ws *Watchers) closeWatchers() {
+	for _, w := range ws.watchers {
+		w.w.Close()
+		w.kv.Close()
+	}
+}
+
+// finished reports whether Finish has begun.
+func (ws *Watchers) finished() bool {
+	select {
+	case <-ws.finishing:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d, or until ctx is done or Finish begins; it reports whether
+// the wait was cut short.
+func (ws *Watchers) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-ws.ctx.Done():
+		return true
+	case <-ws.finishing:
+		return true
+	}
+}
+
+// run drives one logical watch: it opens it at its time, keeps asking for
+// progress, opens it again after a broken stream (from the last revision
+// it reached) or a compaction (from the compact revision), and ends when
+// Finish says.
+func (ws *Watchers) run(w *watcher, c *chain) {
+	if wait := ws.start + c.spec.at - ws.cfg.Clock.Now(); wait > 0 && ws.sleep(wait) {
+		return // Finish began before this watch was due: it never opens
+	}
+	req, ok := ws.firstRequest(w, c.spec)
+	if !ok {
+		return
+	}
+	resumedFrom := -1
+	for {
+		ctx, cancel := ws.ctx, context.CancelFunc(func() {})
+		if ws.finished() {
+			// Opened while Finish waits: it must not outlive the bound.
+			ctx, cancel = context.WithDeadline(ws.ctx, ws.deadline)
+		}
+		s := w.w.Open(ctx, ws.newID(), req, resumedFrom)
+		c.mu.Lock()
+		c.cur = s
+		c.mu.Unlock()
+		ws.drive(s)
+		if !s.Ended() { // only when the run's context is done
+			s.Close("done")
+		}
+		cancel()
+		ws.keep(s)
+		rec := s.Record()
+		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
+			return
+		}
+		next, ok := resumeRequest(req, rec)
+		if !ok {
+			return
+		}
+		if !pause(ws.ctx, resumeBackoff) || (ws.finished() && time.Now().After(ws.deadline)) {
+			return
+		}
+		req, resumedFrom = next, rec.ID
+	}
+}
+
+// pause waits d unless ctx is done first; it reports whether it waited.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// drive keeps one stream going until it ends, or until Finish has seen it
+// catch up or run out of time (then it returns with the stream still
+// open, and Finish's verdict recorded by closing it).
+func (ws *Watchers) drive(s *client.Stream) {
+	interval := ws.cfg.ProgressRequestInterval
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	finishing := ws.finishing
+	for {
+		select {
+		case <-s.Done():
+			return
+		case <-ws.ctx.Done():
+			return
+		case <-tick:
+			_ = s.RequestProgress()
+		case <-finishing:
+			finishing = nil
+			if ws.caughtUp(s) {
+				s.Close("done")
+				return
+			}
+			poll := time.NewTicker(catchUpPoll)
+			defer poll.Stop()
+			tick = poll.C
+			_ = s.RequestProgress()
+			deadline := time.NewTimer(time.Until(ws.deadline))
+			defer deadline.Stop()
+			for {
+				select {
+				case <-s.Done():
+					return
+				case <-ws.ctx.Done():
+					return
+				case <-s.Notify():
+					if ws.caughtUp(s) {
+						s.Close("done")
+						return
+					}
+				case <-tick:
+					if ws.caughtUp(s) {
+						s.Close("done")
+						return
+					}
+					_ = s.RequestProgress()
+				case <-deadline.C:
+					if ws.caughtUp(s) {
+						s.Close("done")
+					} else {
+						s.Close("caught-up timeout")
+					}
+					return
+				}
+			}
+		}
+	}
+}
+
+// caughtUp reports whether s has shown it delivered everything up to the
+// target: an event or progress notification at or past it, or a start
+// revision past it (nothing of what it watches was written yet).
+func (ws *Watchers) caughtUp(s *client.Stream) bool {
+	if ws.target <= 0 {
+		return true // the last committed revision is not known: nothing to wait for
+	}
+	s.SetTarget(ws.target)
+	if s.Progress() >= ws.target {
+		return true
+	}
+	return s.Record().Request.StartRevision > ws.target
+}
+
+// firstRequest is the spec's first watch request; fromPast, fromFuture
+// and list-then-watch read the current revision first (a recorded range).
+func (ws *Watchers) firstRequest(w *watcher, spec watchSpec) (history.WatchRequest, bool) {
+	req := history.WatchRequest{Key: spec.key, RangeEnd: spec.end, PrevKV: spec.prevKV, ProgressNotify: spec.progressNotify,
+		Filters: spec.filters, RequireLeader: spec.requireLeader}
+	switch spec.start {
+	case fromFirst:
+		req.StartRevision = 1
+	case fromPast, fromFuture, listThenWat:
+		rev, ok := ws.list(w, spec)
+		if !ok {
+			return req, false
+		}
+		switch spec.start {
+		case fromPast:
+			req.StartRevision = max(1, rev-spec.offset)
+		case fromFuture:
+			req.StartRevision = rev + spec.offset
+		default:
+			req.StartRevision = rev + 1
+		}
+	}
+	return req, true
+}
+
+// list reads the watched range (recorded, so the model checks it too) and
+// returns the revision it was read at, retrying until it succeeds or
+// Finish begins.
+func (ws *Watchers) list(w *watcher, spec watchSpec) (int64, bool) {
+	for {
+		w.kvMu.Lock()
+		op := w.kv.Do(ws.ctx, history.Range(spec.key, spec.end))
+		w.kvMu.Unlock()
+		if op.Error == nil && op.Response != nil {
+			return op.Response.Header.Revision, true
+		}
+		if ws.sleep(resumeBackoff) {
+			return 0, false
+		}
+	}
+}
+
+// resumeRequest is the request that resumes a watch that ended: after a
+// stream error, from the revision after the last one it reached (its last
+// event or progress notification, else the revision it was created at);
+// after a compaction, from the compact revision. A watch canceled for
+// another reason is not resumed.
+func resumeRequest(req history.WatchRequest, rec history.Watch) (history.WatchRequest, bool) {
+	if len(rec.Responses) == 0 {
+		return req, true
+	}
+	last := rec.Responses[len(rec.Responses)-1]
+	switch {
+	case last.Canceled && last.CompactRevision > 0:
+		req.StartRevision = last.CompactRevision
+		return req, true
+	case last.Canceled:
+		return req, false
+	}
+	if p := client.Progress(rec); p > 0 {
+		req.StartRevision = p + 1
+		return req, true
+	}
+	for _, r := range rec.Responses {
+		if r.Created && req.StartRevision == 0 {
+			req.StartRevision = r.Header.Revision + 1
+		}
+	}
+	return req, true
+}
+
+func (ws *Watchers) newID() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.nextID++
+	return ws.nextID - 1
+}
+
+func (ws *Watchers) keep(s *client.Stream) {
+	rec := s.Record()
+	ws.mu.Lock()
+	ws.watches = append(ws.watches, rec)
+	ws.mu.Unlock()
+}
+
+// Finish waits up to bound for every open watch to deliver everything up
+// to target, the last committed revision (read with a linearizable read
+// once traffic stopped; 0 if unknown, then nothing is waited for). A watch
+// that catches up ends "done"; one that does not ends "caught-up timeout",
+// which the watch checks report. It never waits longer than bound, even
+// if etcd reported a revision it never committed. It returns every watch
+// in ID order and every watcher's recorded lists.
+func (ws *Watchers) Finish(target int64, bound time.Duration) ([]history.Watch, []history.Client) {
+	if bound <= 0 {
+		bound = DefaultCatchUpBound
+	}
+	start := time.Now()
+	ws.target, ws.deadline = target, start.Add(bound)
+	close(ws.finishing)
+	done := make(chan struct{})
+	go func() { ws.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound + 5*time.Second):
+		ws.lg.Warn("watches did not stop after the catch-up bound; closing them")
+	}
+	ws.cancel()
+	<-done
+	ws.closeWatchers()
+	ws.mu.Lock()
+	watches := append([]history.Watch(nil), ws.watches...)
+	ws.mu.Unlock()
+	sortWatches(watches)
+	var lists []history.Client
+	timedOut := 0
+	for _, w := range watches {
+		if w.EndReason == "caught-up timeout" {
+			timedOut++
+		}
+	}
+	for _, w := range ws.watchers {
+		if h := w.kv.History(); len(h.Operations) > 0 {
+			lists = append(lists, h)
+		}
+	}
+	ws.lg.Info("watch traffic stopped", zap.Int("watches", len(watches)), zap.Int64("target-revision", target),
+		zap.Int("caught-up-timeouts", timedOut), zap.Duration("catch-up", time.Since(start)))
+	return watches, lists
+}
+
+func sortWatches(ws []history.Watch) {
+	for i := 1; i < len(ws); i++ {
+		for j := i; j > 0 && ws[j].ID < ws[j-1].ID; j-- {
+			ws[j], ws[j-1] = ws[j-1], ws[j]
+		}
+	}
+}
