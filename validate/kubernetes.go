@@ -452,9 +452,10 @@ func mayRestart(name string) bool {
 // below F, and no progress notification below F.
 //
 // The notification rule is etcd's own: since the fix for etcd #20221
-// (v3.5.22, v3.6.5; progressIfSync in mvcc/watchable_store.go returns
-// without a notification when the store's revision is below a watcher's
-// start revision), a watch never reports progress below where it starts.
+// (reported fixed in v3.6.2; progressIfSync in mvcc/watchable_store.go of
+// v3.5.35, v3.6.16 and v3.7.3 returns without a notification when the
+// store's revision is below a watcher's start revision), a watch never
+// reports progress below where it starts.
 // P = F−1 would be true as "every event up to P was delivered", but a
 // Kubernetes watcher takes a notification's revision as its new resource
 // version, and one below F moves it back; etcd chose P >= F, and so does
@@ -520,7 +521,9 @@ func (K8sFutureWatch) Validate(_ context.Context, c *Check) Result {
 // at revisions S..U are exactly Check.Events in S..U that match its range
 // and filters, in order, compared by revision, type, key and (for a put)
 // value. A cancellation with a compact revision ends U where it is, so it
-// is allowed; a skipped event before U is not.
+// is allowed; a skipped event before U is not. This is the shape of etcd
+// #18089 (an event dropped when compacting on a delete) and #19179 (a
+// delete missing on a watch opened at the compaction revision).
 type K8sWatchNoGap struct{}
 
 // Name implements Validator.
