@@ -37,6 +37,8 @@ type Scenario struct {
 	// EtcdVersion pins a release (for reproductions of past bugs); empty
 	// means the version the user chose.
 	EtcdVersion string `json:"etcd_version,omitempty"`
+	// Watch is the scenario's watch traffic (watch.go); nil runs none.
+	Watch *Watch `json:"watch,omitempty"`
 }
 
 // Fault is one entry of a schedule.
