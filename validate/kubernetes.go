@@ -455,11 +455,11 @@ func mayRestart(name string) bool {
 // (reported fixed in v3.6.2; progressIfSync in mvcc/watchable_store.go of
 // v3.5.35, v3.6.16 and v3.7.3 returns without a notification when the
 // store's revision is below a watcher's start revision), a watch never
-// reports progress below where it starts.
-// P = F−1 would be true as "every event up to P was delivered", but a
-// Kubernetes watcher takes a notification's revision as its new resource
-// version, and one below F moves it back; etcd chose P >= F, and so does
-// this check. v3.4.12, v3.5.4 and v3.5.7 do not have the fix, so this check
+// reports progress below where it starts. P = F−1 would still be true as
+// "every event up to P was delivered" (there are none below F), but etcd's
+// code sends nothing while rev < startRev, so the fixed releases never send
+// it, and this check follows the code: P >= F. v3.5.4 and v3.5.7 do not
+// have the fix (read in their source), so this check
 // finds the bug there when a watch starts in the future. A watch whose
 // start revision is at or below the current revision meets the rule
 // trivially, so every watch with F > 0 is checked; the message counts the
