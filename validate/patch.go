@@ -47,6 +47,14 @@ type Patched struct {
 	// DroppedReads counts reads that tell nothing: their outcome is
 	// unknown, or etcd declined them.
 	DroppedReads int
+	// SerializableReads counts serializable reads, left out: the member
+	// that answers one may lag, so it does not constrain the current
+	// state. StaleRead checks them against the replayed log.
+	SerializableReads int
+	// MemberLocal counts requests one member answers alone, outside raft,
+	// left out: defragmentations (they change nothing the model holds) and
+	// lease lists (a member's lessor, which may lag).
+	MemberLocal int
 }
 
 // PatchStage settles requests of unknown outcome with what the members
@@ -111,6 +119,14 @@ func derive(clients []history.Client) (*Patched, []derived) {
 				}
 				continue
 			}
+			if req.Type == model.Defragment || req.Type == model.LeaseLeases {
+				p.MemberLocal++
+				continue
+			}
+			if req.Serializable() {
+				p.SerializableReads++
+				continue
+			}
 			declined := resp.Status == model.StatusFailed && model.Declined(resp.Error)
 			if rec.Request.ReadOnly() && (resp.Status == model.StatusUnknown || declined) {
 				p.DroppedReads++
@@ -149,10 +165,17 @@ func countOpen(ops []derived) int {
 }
 
 // identity is how a request is matched against the log: its first written
-// value when it writes one, else the whole request.
-func identity(r history.Request) (key string, unique bool) {
+// value when it writes one; a lease grant's ID, unique per run (lease is
+// the ID the grant's answer gave, for a grant that let the server choose,
+// else 0); else the whole request. A compaction names a revision several
+// requests may name, and a revoke is also what the leader commits when a
+// lease expires, so neither is unique.
+func identity(r history.Request, lease int64) (key string, unique bool) {
 	if vs := r.PutValues(); len(vs) > 0 {
 		return vs[0], true
+	}
+	if g := r.LeaseGrant; g != nil && (g.ID != 0 || lease != 0) {
+		return fmt.Sprintf("lease grant %d", max(g.ID, lease)), true
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -171,33 +194,40 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 	committed := map[string][]int{} // identity -> indices into log.Entries
 	for i, e := range log.Entries {
 		if e.Request != nil && !e.Request.ReadOnly() {
-			id, _ := identity(*e.Request)
+			id, _ := identity(*e.Request, 0)
 			committed[id] = append(committed[id], i)
 		}
 	}
 	uncommitted := map[string]int{}
 	for _, e := range log.Uncommitted {
 		if e.Request != nil {
-			id, _ := identity(*e.Request)
+			id, _ := identity(*e.Request, 0)
 			uncommitted[id]++
 		}
 	}
 	groups := map[string]*group{}
 	var order []string
 	for i, o := range ops {
-		if o.rec.Request.ReadOnly() {
+		// A keepalive goes to the leader's lessor, not through raft: the
+		// log says nothing of it, and one of unknown outcome stays open.
+		if o.rec.Request.ReadOnly() || o.rec.Request.LeaseKeepAlive != nil {
 			continue
 		}
-		id, unique := identity(o.rec.Request)
+		var lease int64
+		if o.Request.Lease != nil {
+			lease = o.Request.Lease.ID
+		}
+		id, unique := identity(o.rec.Request, lease)
 		g := groups[id]
 		if g == nil {
-			g = &group{unique: unique}
+			g = &group{unique: unique, revoke: o.rec.Request.LeaseRevoke != nil}
 			groups[id] = g
 			order = append(order, id)
 		}
 		switch o.Response.Status {
 		case model.StatusOK:
 			g.acked = append(g.acked, i)
+			g.revokeAcked = g.revokeAcked || g.revoke
 		case model.StatusUnknown:
 			g.unknown = append(g.unknown, i)
 		case model.StatusFailed:
@@ -230,7 +260,9 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		for _, i := range g.unknown {
 			o := &ops[i]
 			switch {
-			case g.maybeCommitted:
+			case g.maybeCommitted, g.revoke:
+				// A revoke's copies in the log may also be the leader's
+				// expiry of the lease: counting settles nothing.
 				// A definite error may have come after committing: the
 				// counts below would not hold.
 			case unique && len(entries) == 1:
@@ -254,7 +286,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 			}
 			p.Open++
 		}
-		if !unique && !g.maybeCommitted && len(g.unknown) > 0 && len(entries) == len(g.acked)+len(g.unknown) {
+		if !unique && !g.maybeCommitted && !g.revoke && len(g.unknown) > 0 && len(entries) == len(g.acked)+len(g.unknown) {
 			pinIdentical(ops, g, entries, revs, seen)
 		}
 	}
@@ -344,7 +376,16 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 		if e.Request == nil || e.Request.ReadOnly() {
 			continue
 		}
-		id, unique := identity(*e.Request)
+		if e.Request.LeaseRevoke != nil {
+			id, _ := identity(*e.Request, 0)
+			used[id]++
+			if op, ok := expiryOp(log, revs, seen, groups[id], i, used[id]); ok {
+				p.Server++
+				out = append(out, op)
+			}
+			continue
+		}
+		id, unique := identity(*e.Request, 0)
 		clientOps := 0
 		if g := groups[id]; g != nil {
 			if g.maybeCommitted {
@@ -376,10 +417,58 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 	return out
 }
 
+// expiryOp decides whether the revoke at log entry i is one no client sent,
+// the leader's revoke of an expired lease, and makes it an operation. In a
+// replayed log, of the copies of one revoke only the first to find the
+// lease takes effect; the others change nothing and are left out. The one
+// that takes effect is a client's if a client's revoke was answered with
+// success; it may be a client's if one is of unknown outcome, and then it
+// is an operation that may have been an expiry, without a deadline check;
+// else it is the leader's expiry, which may not take effect before the
+// lease's deadline, bounded by the first response that shows a later
+// revision. Without a replay every copy beyond the answered ones is an
+// operation that may be an expiry, at any time. g is what the clients know
+// of the revoke; the entry is its copy-th copy in the log.
+func expiryOp(log *evidence.Log, revs revisions, seen observers, g *group, i, copy int) (Op, bool) {
+	e := log.Entries[i]
+	src := fmt.Sprintf("wal index %d, sent by no client", e.Index)
+	open := Op{ClientID: -1, Request: model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, 0),
+		Response: model.Response{Status: model.StatusApplied}, Open: true, Source: src + " (or by a client whose revoke's outcome is unknown)"}
+	if revs.effective == nil || revs.before[i] < 0 {
+		answered := 0
+		if g != nil {
+			answered = len(g.acked)
+		}
+		return open, copy > answered
+	}
+	if !revs.effective[i] {
+		return Op{}, false
+	}
+	if g != nil && g.revokeAcked {
+		return Op{}, false
+	}
+	if g != nil && len(g.unknown) > 0 {
+		return open, true
+	}
+	op := Op{ClientID: -1, Response: revs.applied(i), Source: src}
+	// The first response at a later revision than the revoke's came after it.
+	after := revs.after[i]
+	if after == revs.before[i] {
+		after++
+	}
+	before := bound(0, seen.first(after))
+	op.Request = model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, max(before, 0))
+	op.Return, op.Open = before, before < 0
+	return op, true
+}
+
 // group is what the clients know of one request identity.
 type group struct {
 	unique         bool  // the request writes a value, which identifies it
+	revoke         bool  // a lease revoke, which the leader also commits on expiry
 	acked, unknown []int // indices into ops
+	// revokeAcked: a client's revoke was answered with success.
+	revokeAcked bool
 	// maybeCommitted: a definite error that etcd may have returned after
 	// committing the request (an error of the apply step), so counting
 	// copies in the log does not settle anything.
@@ -404,7 +493,12 @@ func bound(call, seen time.Duration) time.Duration {
 
 // revisions are the store's revisions before and after each entry of the
 // committed log, or -1 where they are unknown.
-type revisions struct{ before, after []int64 }
+type revisions struct {
+	before, after []int64
+	// effective says, when the whole log replays, whether each entry's
+	// request succeeded when applied (a revoke that found its lease).
+	effective []bool
+}
 
 // replay applies the committed log to the model and returns the store's
 // revisions around each entry, -1 where they are unknown: after a request
@@ -412,7 +506,7 @@ type revisions struct{ before, after []int64 }
 // index 1. When the whole log replays, it also returns the state at every
 // revision and the events of every write, in revision order.
 func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
-	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries))}
+	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries)), effective: make([]bool, len(log.Entries))}
 	state := model.InitialState()
 	ok := log.Complete
 	var states []model.State
@@ -433,7 +527,9 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 				continue
 			}
 			var evs []model.Event
-			state, _, evs = state.Apply(req)
+			var resp model.Response
+			state, resp, evs = state.Apply(req)
+			revs.effective[i] = resp.Status == model.StatusOK
 			events = append(events, evs...)
 			if state.Revision == int64(len(states)) {
 				states = append(states, state)
@@ -444,7 +540,7 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 		}
 	}
 	if !ok {
-		states, events = nil, nil
+		states, events, revs.effective = nil, nil, nil
 	}
 	return revs, states, events
 }
