@@ -123,7 +123,7 @@ func Stages(o Options) []Validator {
 		EvidenceStage{},
 		PatchStage{},
 		Linearizability{Timeout: o.CheckTimeout, Visualize: o.Visualize},
-		Watch{}, // every watch stream against the replayed log: ordered, unique, atomic, reliable, resumable, bookmarkable, caught up
+		Watch{},     // every watch stream against the replayed log: ordered, unique, atomic, reliable, resumable, bookmarkable, caught up
 		StaleRead{}, // serializable reads, left out of linearizability, against the replayed log
 		FinalRead{},
 		Kubernetes{}, // Kubernetes' contract: list pages, watch progress and gaps, optimistic updates, RequireLeader
