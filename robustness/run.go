@@ -129,7 +129,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 
 	lg.Info("starting cluster", zap.Int("members", sc.Members), zap.Strings("versions", versions), zap.String("dir", dir))
-	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg})
+	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg,
+		ExtraArgs: watchEtcdArgs(lg, sc, etcdPaths)})
 	if err != nil {
 		keep = true
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
@@ -144,13 +145,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Health probes cover traffic, faults, the final read and the end states.
 	prober := cl.StartProber(ctx, clock.Now)
 	defer prober.Stop()
+	watchers := startWatchers(ctx, lg, sc, cfg.Seed, cl, clock)
+	defer watchers.stop()
 	clients, injections := runTrafficAndFaults(ctx, lg, cfg, cl, clock, profile, plan)
 	if err := ctx.Err(); err != nil {
 		// An interrupted run proves nothing; its directory goes like a temp dir.
 		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
 	clients = append(clients, finalRead(ctx, lg, cl, clock, sc.Clients))
-	in := validate.Input{Clients: clients, Injections: injections, FinalRead: sc.Clients}
+	// Every watch catches up to the final read's revision, within a bound.
+	watches, lists := watchers.finish(clients[len(clients)-1])
+	clients = append(clients, lists...)
+	in := validate.Input{Clients: clients, Injections: injections, FinalRead: sc.Clients, Watches: watches}
 	in.EndStates = endStates(ctx, lg, cl)
 	in.Probes = prober.Stop()
 	// Stop the members so their data dirs are at rest, then read what they
