@@ -46,7 +46,12 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 			if resp.Status == StatusOK {
 				// etcd raises a TTL below its minimum: the answer says
 				// which TTL the lease got, and which ID.
-				l.ID, l.TTL, l.TTLExact = resp.Lease.ID, resp.Lease.TTL, true
+				if l.ID == 0 {
+					l.ID = resp.Lease.ID
+				}
+				// A TTL below the one asked is wrong: keep the asked one,
+				// which the answer then does not match.
+				l.TTL, l.TTLExact = max(l.TTL, resp.Lease.TTL), true
 			} else if l.ID == 0 {
 				return Request{}, Response{}, &ErrUnsupported{"a lease grant without a client-chosen ID whose answer is not known"}
 			}
