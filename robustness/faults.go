@@ -168,7 +168,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	go func() {
 		clients, err := traffic.Run(trafficCtx, traffic.Config{
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
-			Seed: cfg.Seed, Clock: clock, Logger: lg,
+			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
 		})
 		done <- trafficResult{clients, err}
 	}()

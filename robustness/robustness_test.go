@@ -77,7 +77,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		message string
 	}{
 		{"unknown failpoint", func(c *Config) { c.Scenario.Failpoint = "nope" }, `unknown failpoint "nope" (valid: `},
-		{"unknown traffic", func(c *Config) { c.Scenario.Traffic = "nope" }, `unknown traffic profile "nope" (valid: etcd-kv)`},
+		{"unknown traffic", func(c *Config) { c.Scenario.Traffic = "nope" }, `unknown traffic profile "nope" (valid: etcd, etcd-kv, kubernetes)`},
 		{"bad size", func(c *Config) { c.Scenario.Members = 2 }, "members must be 1, 3 or 5"},
 		{"binaries per member", func(c *Config) { c.Binaries = append(bins, bins...) }, "2 etcd binaries given for 3 members"},
 		{"unwritable results dir", func(c *Config) { c.ResultsDir = "/proc/nope" }, "results directory /proc/nope cannot be created"},

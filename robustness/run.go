@@ -136,6 +136,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
 	}
 	defer cl.Close()
+	if err := placeClients(&sc, cfg.Seed, cl); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	cfg.Scenario = sc
+	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))
 	plan, err := prepareFaults(ctx, sc, cl)
 	if err != nil {
 		return nil, &SetupError{Err: err}
@@ -285,6 +290,47 @@ func readEvidence(lg *zap.Logger, cl *cluster.Cluster) (*evidence.Log, string) {
 	}
 	lg.Info("read the members' WALs", zap.Int("committed", len(log.Entries)), zap.Bool("complete", log.Complete))
 	return &log, ""
+}
+
+// placeClients decides which member each traffic client is pinned to
+// (traffic.Place, from the seed) and records it in sc.ClientMembers.
+func placeClients(sc *scenarios.Scenario, seed int64, cl *cluster.Cluster) error {
+	members := cl.Members()
+	pins, err := traffic.Place(sc.Placement, seed, sc.Clients, len(members))
+	if err != nil {
+		return err
+	}
+	sc.ClientMembers = make([]string, len(pins))
+	for i, p := range pins {
+		if p >= 0 {
+			sc.ClientMembers[i] = members[p].Name()
+		}
+	}
+	return nil
+}
+
+// clientPins reads sc.ClientMembers back as traffic.Config.Pins: each
+// client's member as an index into cl.Endpoints(), or -1.
+func clientPins(sc scenarios.Scenario, cl *cluster.Cluster) []int {
+	pins := make([]int, len(sc.ClientMembers))
+	for i, name := range sc.ClientMembers {
+		pins[i] = -1
+		for j, m := range cl.Members() {
+			if name != "" && m.Name() == name {
+				pins[i] = j
+			}
+		}
+	}
+	return pins
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
 }
 
 // memberBinaries picks each member's etcd executable.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/etcd-robustness/etcd-robustness/traffic"
 )
 
 // Scenario describes one run.
@@ -30,10 +32,20 @@ type Scenario struct {
 	// Duration is how long traffic runs (at least until the fault has been
 	// injected and the cluster has recovered).
 	Duration time.Duration `json:"duration"`
+	// Rate is a rate level of the traffic profile (traffic.Low, Medium or
+	// High): Resolve sets QPS and Clients from it where they are zero.
+	Rate string `json:"rate,omitempty"`
 	// QPS is the total request rate over all clients.
 	QPS float64 `json:"qps"`
 	// Clients is the number of concurrent clients.
 	Clients int `json:"clients"`
+	// Placement is how clients are placed on members: traffic.Mixed (the
+	// default when empty), traffic.Pinned or traffic.Spread.
+	Placement string `json:"placement,omitempty"`
+	// ClientMembers is filled in by a run: for each traffic client, by
+	// id, the member it was pinned to, or "" for a client spread over
+	// every member.
+	ClientMembers []string `json:"client_members,omitempty"`
 	// EtcdVersion pins a release (for reproductions of past bugs); empty
 	// means the version the user chose.
 	EtcdVersion string `json:"etcd_version,omitempty"`
@@ -90,8 +102,33 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: qps must be positive, not %g", s.Name, s.QPS)
 	case s.Clients <= 0:
 		return fmt.Errorf("scenario %s: clients must be positive, not %d", s.Name, s.Clients)
+	case s.Placement != "" && !slices.Contains(traffic.PlacementNames(), s.Placement):
+		return fmt.Errorf("scenario %s: unknown client placement %q (valid: %s)", s.Name, s.Placement, strings.Join(traffic.PlacementNames(), ", "))
 	}
 	return nil
+}
+
+// Resolve returns s with QPS and Clients taken from its traffic profile's
+// rate level where they are zero. It fails on an unknown profile or level.
+func (s Scenario) Resolve() (Scenario, error) {
+	p, err := traffic.Lookup(s.Traffic)
+	if err != nil {
+		return s, fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	if s.Rate == "" {
+		return s, nil
+	}
+	r, err := p.Rates().Level(s.Rate)
+	if err != nil {
+		return s, fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	if s.QPS == 0 {
+		s.QPS = r.QPS
+	}
+	if s.Clients == 0 {
+		s.Clients = r.Clients
+	}
+	return s, nil
 }
 
 // DefaultName is the scenario the CLI and `go test` run by default.
@@ -99,8 +136,13 @@ const DefaultName = "default"
 
 var all = map[string]Scenario{}
 
+// register adds a scenario, resolved (see Resolve).
 func register(s Scenario) {
-	if err := s.Validate(); err != nil {
+	s, err := s.Resolve()
+	if err == nil {
+		err = s.Validate()
+	}
+	if err != nil {
 		panic(err)
 	}
 	all[s.Name] = s
@@ -114,8 +156,7 @@ func init() {
 		Failpoint:   "kill",
 		Traffic:     "etcd-kv",
 		Duration:    10 * time.Second,
-		QPS:         200,
-		Clients:     6,
+		Rate:        traffic.Medium,
 	})
 	register(Scenario{
 		Name:        "pause-and-partition",
@@ -129,8 +170,25 @@ func init() {
 		},
 		Traffic:  "etcd-kv",
 		Duration: 20 * time.Second,
-		QPS:      200,
-		Clients:  6,
+		Rate:     traffic.Medium,
+	})
+	register(Scenario{
+		Name:        "etcd",
+		Description: "3 members, etcd-style traffic over the whole KV and lease API (compaction, defragmentation), one member SIGKILLed and restarted",
+		Members:     3,
+		Failpoint:   "kill",
+		Traffic:     "etcd",
+		Duration:    10 * time.Second,
+		Rate:        traffic.Medium,
+	})
+	register(Scenario{
+		Name:        "kubernetes",
+		Description: "3 members, Kubernetes API server traffic (guarded writes, paginated lists, compaction through compact_rev_key), one member SIGKILLed and restarted",
+		Members:     3,
+		Failpoint:   "kill",
+		Traffic:     "kubernetes",
+		Duration:    10 * time.Second,
+		Rate:        traffic.Medium,
 	})
 }
 

@@ -14,7 +14,49 @@ func TestLookup(t *testing.T) {
 	require.Equal(t, "kill", s.Failpoint)
 	require.NoError(t, s.Validate())
 	_, err = Lookup("nope")
-	require.ErrorContains(t, err, `unknown scenario "nope" (valid: default, pause-and-partition)`)
+	require.ErrorContains(t, err, `unknown scenario "nope" (valid: default, etcd, kubernetes, pause-and-partition`)
+	require.Equal(t, 200.0, s.QPS, "the default keeps etcd-kv's medium rate")
+	require.Equal(t, 6, s.Clients)
+	for _, name := range Names() {
+		s, err := Lookup(name)
+		require.NoError(t, err)
+		require.NoError(t, s.Validate(), name)
+		require.Positive(t, s.QPS, "%s is resolved", name)
+	}
+	for _, name := range []string{"etcd", "kubernetes"} {
+		s, err := Lookup(name)
+		require.NoError(t, err)
+		require.Equal(t, name, s.Traffic, "scenario %s runs the profile of its name", name)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name    string
+		sc      Scenario
+		qps     float64
+		clients int
+		wantErr string
+	}{
+		{"a rate level", Scenario{Traffic: "etcd", Rate: "high"}, 2500, 24, ""},
+		{"explicit qps wins", Scenario{Traffic: "etcd", Rate: "low", QPS: 7}, 7, 4, ""},
+		{"explicit clients win", Scenario{Traffic: "kubernetes", Rate: "medium", Clients: 3}, 400, 3, ""},
+		{"no rate keeps both", Scenario{Traffic: "etcd-kv", QPS: 5, Clients: 2}, 5, 2, ""},
+		{"unknown rate", Scenario{Name: "x", Traffic: "etcd", Rate: "fast"}, 0, 0, `scenario x: unknown traffic rate "fast" (valid: low, medium, high)`},
+		{"unknown profile", Scenario{Name: "x", Traffic: "nope", Rate: "low"}, 0, 0, `scenario x: unknown traffic profile "nope" (valid: etcd, etcd-kv, kubernetes)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.sc.Resolve()
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.qps, got.QPS)
+			require.Equal(t, tc.clients, got.Clients)
+		})
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -33,6 +75,8 @@ func TestValidate(t *testing.T) {
 		{"no clients", func(s *Scenario) { s.Clients = 0 }, "clients must be positive"},
 		{"no fault", func(s *Scenario) { s.Failpoint = "" }, "no fault"},
 		{"a schedule", func(s *Scenario) { s.Failpoint = ""; s.Faults = []Fault{{Name: "kill"}} }, ""},
+		{"pinned clients", func(s *Scenario) { s.Placement = "pinned" }, ""},
+		{"unknown placement", func(s *Scenario) { s.Placement = "everywhere" }, `unknown client placement "everywhere" (valid: mixed, pinned, spread)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

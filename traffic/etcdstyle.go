@@ -45,9 +45,8 @@ func (Etcd) Name() string { return "etcd" }
 
 // Description implements Profile.
 func (Etcd) Description() string {
-	return "etcd's whole KV and lease API: puts, deletes, prefix ranges (limit, keys-only, count-only), serializable and past-revision reads, " +
-		"multi-op txns comparing value/version/create/mod/lease, leases granted with client IDs (kept alive, revoked or left to expire), " +
-		"compaction every 1-2 s, a rare defragmentation"
+	return "etcd's KV and lease API: ranges with options, serializable and past-revision reads, multi-op txns on every compare, " +
+		"leases kept alive, revoked or left to expire, compaction, rare defrag"
 }
 
 // Rates implements Profile.

@@ -65,8 +65,8 @@ func (Kubernetes) Name() string { return "kubernetes" }
 
 // Description implements Profile.
 func (Kubernetes) Description() string {
-	return "as the Kubernetes API server: optimistic create/update/delete txns on mod_revision, gets, paginated lists at one revision " +
-		"over /registry/<resource>/<ns>/<name>, compaction agreed through compact_rev_key"
+	return "as the Kubernetes API server: mod_revision-guarded creates, updates and deletes, gets, paginated lists at one revision, " +
+		"compaction agreed through compact_rev_key"
 }
 
 // Rates implements Profile.

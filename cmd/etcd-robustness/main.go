@@ -62,8 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "failpoints":
 		return failpointsCmd(ctx, args[1:], stdout, stderr)
 	case "list":
-		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:    %s\n",
-			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "), strings.Join(traffic.Names(), ", "))
+		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:\n",
+			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "))
+		listTraffic(stdout)
 		return exitPass
 	default:
 		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list, failpoints)\n", args[0])
@@ -82,8 +83,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
 		fp           = fs.String("failpoint", "", "faults to inject (default: the scenario's): a name, a comma-separated list, or random; see `etcd-robustness failpoints`")
 		duration     = fs.Duration("duration", 0, "how long traffic runs (default: the scenario's)")
-		qps          = fs.Float64("qps", 0, "total request rate (default: the scenario's)")
-		clients      = fs.Int("clients", 0, "concurrent clients (default: the scenario's)")
+		trafficName  = fs.String("traffic", "", "traffic profile (default: the scenario's): "+strings.Join(traffic.Names(), ", ")+"; see `etcd-robustness list`")
+		rate         = fs.String("rate", "", "traffic rate level, setting qps and clients from the profile: "+strings.Join(traffic.RateNames(), ", ")+" (default: the scenario's)")
+		qps          = fs.Float64("qps", 0, "total request rate (default: the scenario's, or --rate's)")
+		clients      = fs.Int("clients", 0, "concurrent clients (default: the scenario's, or --rate's)")
+		placement    = fs.String("placement", "", "how clients connect: "+strings.Join(traffic.PlacementNames(), ", ")+" (default: the scenario's, else mixed: half pinned to one member each, half spread)")
 		seed         = fs.Int64("seed", 0, "random seed (default: from the clock; printed so a run can be repeated)")
 		resultsDir   = fs.String("results-dir", "results", "directory that receives the run's report")
 		keep         = fs.Bool("keep", false, "keep the report of a passing run too")
@@ -110,11 +114,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if set["duration"] {
 		sc.Duration = *duration
 	}
-	if set["qps"] {
-		sc.QPS = *qps
-	}
-	if set["clients"] {
-		sc.Clients = *clients
+	if err := applyTrafficFlags(&sc, set, *trafficName, *rate, *qps, *clients, *placement); err != nil {
+		return usageErr(stderr, err)
 	}
 	if !set["seed"] {
 		*seed = time.Now().UnixNano() % 1_000_000
@@ -236,6 +237,47 @@ func newLogger(w io.Writer) *zap.Logger {
 	enc.EncodeCaller = nil
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.InfoLevel)
 	return zap.New(core)
+}
+
+// applyTrafficFlags overrides the scenario's traffic with --traffic,
+// --rate, --qps, --clients and --placement. A rate level (the flag's, or
+// the scenario's when --traffic changes the profile) sets qps and clients
+// from the profile; --qps and --clients override it.
+func applyTrafficFlags(sc *scenarios.Scenario, set map[string]bool, profile, rate string, qps float64, clients int, placement string) error {
+	if set["traffic"] {
+		sc.Traffic = profile
+	}
+	if set["rate"] {
+		sc.Rate = rate
+	}
+	if (set["traffic"] || set["rate"]) && sc.Rate != "" {
+		sc.QPS, sc.Clients = 0, 0
+	}
+	if set["qps"] {
+		sc.QPS = qps
+	}
+	if set["clients"] {
+		sc.Clients = clients
+	}
+	if set["placement"] {
+		sc.Placement = placement
+	}
+	resolved, err := sc.Resolve()
+	if err != nil {
+		return err
+	}
+	*sc = resolved
+	return nil
+}
+
+// listTraffic prints each traffic profile with its description and rates.
+func listTraffic(w io.Writer) {
+	for _, name := range traffic.Names() {
+		p, _ := traffic.Lookup(name)
+		r := p.Rates()
+		fmt.Fprintf(w, "  %-11s %s (rates: low %g/s %d clients, medium %g/s %d, high %g/s %d)\n", name, p.Description(),
+			r.Low.QPS, r.Low.Clients, r.Medium.QPS, r.Medium.Clients, r.High.QPS, r.High.Clients)
+	}
 }
 
 func firstNonEmpty(s ...string) string {
