@@ -71,3 +71,32 @@ every-failpoint: build
 	  out=$$(./bin/etcd-robustness run --etcd-version $(ETCD_VERSION) --members 3 --failpoint $$n --seed 7 2>/dev/null); code=$$?; \
 	  echo "$$n: exit $$code: $$(echo "$$out" | cut -c1-120)"; test $$code -eq 0 || fail=$$((fail+1)); \
 	done; echo "$$fail faults did not pass"; test $$fail -eq 0
+
+.PHONY: reproduce-15220 reproduce-15271
+
+# The release the watch reproductions run; WATCH_BUG_VERSION=v3.5.35 runs
+# the same runs against a fixed release, which must find nothing.
+WATCH_BUG_VERSION ?= v3.5.7
+
+# etcd #15220: before v3.5.8 a progress notification can come before the
+# events it vouches for. 1 member, SIGKILLed and restarted, watches asking
+# for progress every 20 ms (scenario watch-15220). Prints how many of 10
+# runs found a bookmarkable violation.
+reproduce-15220: build
+	@found=0; other=0; for i in $$(seq 1 10); do \
+	  out=$$(./bin/etcd-robustness run --scenario watch-15220 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
+	  echo "seed $$i: exit $$code: $$(echo "$$out" | grep -o 'watch [a-z]*: [^;]*' | cut -c1-160)"; \
+	  if echo "$$out" | grep -q 'watch illegal: bookmarkable'; then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
+	done; echo "etcd #15220 on $(WATCH_BUG_VERSION): $$found of 10 runs found a bookmarkable violation ($$other other non-passing runs)"
+
+# etcd #15271: before v3.5.8 a member that restores a snapshot from the
+# leader sends its watches old events again. 3 members, one cut off from
+# its peers for 25 s under heavy traffic (scenario watch-15271). Prints
+# how many of 20 runs found a watch going back in time (an event below
+# one already delivered, or delivered twice).
+reproduce-15271: build
+	@found=0; other=0; for i in $$(seq 1 20); do \
+	  out=$$(./bin/etcd-robustness run --scenario watch-15271 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
+	  echo "seed $$i: exit $$code: $$(echo "$$out" | grep -o 'watch [a-z]*: [^;]*' | cut -c1-160)"; \
+	  if echo "$$out" | grep -Eq 'watch illegal: (ordered|unique)'; then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
+	done; echo "etcd #15271 on $(WATCH_BUG_VERSION): $$found of 20 runs found a watch going back in time ($$other other non-passing runs)"
