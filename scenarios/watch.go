@@ -70,6 +70,7 @@ func init() {
 		Name:        "watch-15271",
 		Description: "etcd #15271 on v3.5.7: 3 members, one cut off from its peers for 25 s under heavy KV traffic (snapshot count 100), watches on every member",
 		Members:     3,
+		Failpoint:   "blackhole-member",
 		Faults:      []Fault{{Name: "blackhole-member", Start: 3 * time.Second, Duration: 25 * time.Second}},
 		Traffic:     "etcd-kv",
 		Duration:    32 * time.Second,
