@@ -105,11 +105,13 @@ type File struct {
 }
 
 type indexData struct {
-	Rec        Record
-	Sum        Summary
-	Scenario   []KV
-	Violation  *Violation
-	Timeline   template.HTML
+	Rec       Record
+	Sum       Summary
+	Scenario  []KV
+	Violation *Violation
+	Timeline  template.HTML
+	// Watch is the watch violation's section (WatchSection), if any.
+	Watch      template.HTML
 	Files      []File
 	Total      int64
 	Budget     int64
@@ -187,7 +189,7 @@ func WriteIndex(dir string, rec Record, sum Summary, window string) error {
 		}
 	}
 	_, hasHistory := os.Stat(filepath.Join(dir, HTMLFile))
-	d := indexData{Rec: rec, Sum: sum, Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec),
+	d := indexData{Rec: rec, Sum: sum, Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec), Watch: WatchSection(rec, sum),
 		Files: files, Total: total, Budget: SizeBudget, HasHistory: hasHistory == nil, Window: window, Generated: time.Now().UTC()}
 	var b bytes.Buffer
 	if err := indexTmpl.Execute(&b, d); err != nil {
@@ -275,6 +277,7 @@ var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYP
 {{range .Involved}}<tr><td>{{.Source}}</td><td>{{ms .Call}}</td><td>{{ms .Return}}</td><td>{{.Member}}</td><td>{{.Revision}}</td><td class="mono">{{.Request}}</td><td class="mono">{{.Answer}}</td></tr>
 {{end}}</table>{{end}}
 {{else}}<p id="explanation">No stage found a violation.</p>{{end}}
+{{.Watch}}
 
 <h2>Timeline</h2>
 <p>Faults are bands from when they took effect to when the cluster had recovered (yellow; red when the injection failed). Times are since the run started.</p>
