@@ -51,7 +51,7 @@ func TestAgreesWithModel(t *testing.T) {
 		require.Nil(t, op.Error, "%s", req.Kind())
 		mreq, got, err := model.FromRecord(op)
 		require.NoError(t, err)
-		next, want := state.Apply(mreq)
+		next, want, _ := state.Apply(mreq)
 		require.True(t, want.Equal(got), "%s: etcd said %s, the model %s", mreq, got, want)
 		state = next
 		h := op.Response.Header
