@@ -1,0 +1,427 @@
+package validate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	"github.com/etcd-robustness/etcd-robustness/model"
+)
+
+// Bounds of the recovery stage, measured from each fault's End (when the
+// harness had healed it and seen every member serve a linearizable read
+// again). They were chosen from real 3-member runs on v3.7.3 at 200
+// requests/s from 6 clients (kill, pause-leader, blackhole-member,
+// isolate-leader, seed 11): there the first write sent after End
+// succeeded within 10 ms, and the first 1 s window after End already held
+// the rate before the fault. Each bound leaves room for gRPC's reconnect
+// backoff (capped at 1 s by the client) and for a machine busy with other
+// clusters.
+const (
+	// RecoveryWriteBound: a write sent after End succeeds within it.
+	RecoveryWriteBound = 2 * time.Second
+	// RecoveryThroughputBound: a 1 s window that starts within it after
+	// End holds at least half the successful operations per second of the
+	// baseline window before the fault.
+	RecoveryThroughputBound = 2 * time.Second
+	// RecoveryWatchBound: every watcher shows it caught up to the last
+	// revision written before End within it after End. Watchers ask for
+	// progress every 500 ms, and members notify progress every 500 ms.
+	RecoveryWatchBound = 3 * time.Second
+	// recoveryBaseline is the longest baseline window before a fault;
+	// shorter (down to recoveryMinBaseline) when the fault comes early or
+	// right after another one.
+	recoveryBaseline    = 2 * time.Second
+	recoveryMinBaseline = time.Second
+	// recoveryMinOps is the fewest successful operations in the baseline
+	// window for a throughput comparison to mean anything.
+	recoveryMinOps = 10
+	recoveryStep   = 100 * time.Millisecond
+)
+
+// Recovery checks that the cluster recovers from each fault it was given.
+// For each injection that took effect and healed (End, the moment the
+// harness had healed the fault and seen every member serve a
+// linearizable read), three parts:
+//
+//  1. writes: a write (Put, DeleteRange or Txn) sent at End or later
+//     succeeds and returns within RecoveryWriteBound of End;
+//  2. throughput: let the baseline be the successful operations per
+//     second returned in the window before the fault's Start (up to 2 s,
+//     at least 1 s, after the previous fault's End); some 1 s window
+//     [t, t+1s) with End <= t <= End+RecoveryThroughputBound holds at
+//     least half as many;
+//  3. watches: every watcher (the streams of one watch client, resumed
+//     ones included) that was watching through End+RecoveryWatchBound
+//     shows by then that it has caught up to R, the highest revision a
+//     write had returned before End: it received a progress notification
+//     at revision R or later (etcd sends one only to a stream whose
+//     watchers are all synced), an event at revision R or later, or, when
+//     the replayed log's events are known (Check.Events), the last event
+//     at or below R that its watch selects.
+//
+// A part is Illegal when the bound passed with the traffic still running
+// and no evidence came; Inconclusive when there is too little data (the
+// traffic ended, or the next fault began, before the bound; too few
+// operations before the fault; a watcher whose streams gave no way to
+// show it caught up). Operations of the final read are left out; the
+// fault triggers' requests are counted. Faults that did not take effect
+// or did not heal are not checked here (the run is inconclusive for them
+// already).
+type Recovery struct{}
+
+// Name implements Validator.
+func (Recovery) Name() string { return "recovery" }
+
+type partVerdict struct {
+	verdict     Verdict
+	msg         string
+	explanation string
+}
+
+// Validate implements Validator.
+func (Recovery) Validate(_ context.Context, c *Check) Result {
+	var ops []history.Operation
+	var firstCall, lastCall time.Duration = -1, 0
+	for _, cl := range c.Clients {
+		if cl.ID == c.FinalRead {
+			continue
+		}
+		for _, op := range cl.Operations {
+			ops = append(ops, op)
+			if firstCall < 0 || op.Call < firstCall {
+				firstCall = op.Call
+			}
+			lastCall = max(lastCall, op.Call)
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Return < ops[j].Return })
+	var injs []history.Injection
+	for _, inj := range c.Injections {
+		if inj.Error == "" && inj.Effect > 0 && inj.End > 0 {
+			injs = append(injs, inj)
+		}
+	}
+	if len(injs) == 0 {
+		return Result{Verdict: Inconclusive, Message: "no fault took effect and healed, so recovery was not checked"}
+	}
+	if len(ops) == 0 {
+		return Result{Verdict: Inconclusive, Message: "no operation was recorded, so recovery was not checked"}
+	}
+	sort.Slice(injs, func(i, j int) bool { return injs[i].Start < injs[j].Start })
+	worst := OK
+	var msgs []string
+	var explanations []string
+	for i, inj := range injs {
+		prevEnd := time.Duration(0)
+		if i > 0 {
+			prevEnd = injs[i-1].End
+		}
+		limit := lastCall // the traffic's end, or the next fault's start
+		if i+1 < len(injs) {
+			limit = min(limit, injs[i+1].Start)
+		}
+		parts := []partVerdict{
+			recoverWrites(ops, inj, limit),
+			recoverThroughput(ops, inj, max(prevEnd, firstCall), limit),
+			recoverWatches(c, ops, inj),
+		}
+		var pm []string
+		for _, p := range parts {
+			pm = append(pm, p.msg)
+			worst = worse(worst, p.verdict)
+			if p.explanation != "" {
+				explanations = append(explanations, fmt.Sprintf("After %s (%s, took effect at %v, healed and recovered by %v): %s",
+					inj.Name, targets(inj), inj.Effect.Round(time.Millisecond), inj.End.Round(time.Millisecond), p.explanation))
+			}
+		}
+		msgs = append(msgs, fmt.Sprintf("after %s (healed by %v): %s", inj.Name, inj.End.Round(time.Millisecond), strings.Join(pm, "; ")))
+	}
+	r := Result{Verdict: worst, Message: strings.Join(msgs, ". ")}
+	if worst == Illegal {
+		r.Explanation = strings.Join(explanations, " ")
+	}
+	return r
+}
+
+// worse is the worse of two verdicts: Illegal, then Inconclusive, then OK.
+func worse(a, b Verdict) Verdict {
+	rank := map[Verdict]int{OK: 0, Inconclusive: 1, TimedOut: 1, Illegal: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+func targets(inj history.Injection) string {
+	if len(inj.Targets) == 0 {
+		return "no named target"
+	}
+	return strings.Join(inj.Targets, ", ")
+}
+
+func isWrite(r history.Request) bool { return r.Put != nil || r.DeleteRange != nil || r.Txn != nil }
+
+// recoverWrites is part 1.
+func recoverWrites(ops []history.Operation, inj history.Injection, limit time.Duration) partVerdict {
+	deadline := inj.End + RecoveryWriteBound
+	var first *history.Operation
+	attempts, failed := 0, 0
+	var lastErr string
+	for i := range ops {
+		op := &ops[i]
+		if !isWrite(op.Request) || op.Call < inj.End {
+			continue
+		}
+		if op.Call <= deadline {
+			attempts++
+		}
+		if op.Error == nil {
+			if first == nil || op.Return < first.Return {
+				first = op
+			}
+		} else if op.Return <= deadline {
+			failed++
+			lastErr = op.Error.Error()
+		}
+	}
+	switch {
+	case first != nil && first.Return <= deadline:
+		return partVerdict{verdict: OK, msg: fmt.Sprintf("a write sent after it succeeded %v later", (first.Return - inj.End).Round(time.Millisecond))}
+	case first == nil && attempts == 0 && limit >= deadline:
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("writes not checked: no write was sent in the %v after it", RecoveryWriteBound)}
+	case limit < deadline:
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("writes not checked: the traffic ended or the next fault began %v after it, before the %v bound passed with no write succeeding",
+			(limit - inj.End).Round(time.Millisecond), RecoveryWriteBound)}
+	}
+	what := fmt.Sprintf("no write succeeded within %v: %d writes were sent in that time, %d failed", RecoveryWriteBound, attempts, failed)
+	if lastErr != "" {
+		what += fmt.Sprintf(" (the last with %s)", lastErr)
+	}
+	if first != nil {
+		what += fmt.Sprintf("; the first write to succeed returned only %v after the fault healed", (first.Return - inj.End).Round(time.Millisecond))
+	} else {
+		what += "; none succeeded before the traffic ended"
+	}
+	return partVerdict{verdict: Illegal, msg: what, explanation: what + "."}
+}
+
+// recoverThroughput is part 2.
+func recoverThroughput(ops []history.Operation, inj history.Injection, notBefore, limit time.Duration) partVerdict {
+	from := max(inj.Start-recoveryBaseline, notBefore)
+	window := inj.Start - from
+	if window < recoveryMinBaseline {
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %v of traffic before the fault to compare with", window.Round(time.Millisecond))}
+	}
+	base := countOK(ops, from, inj.Start)
+	if base < recoveryMinOps {
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %d successful operations in the %v before the fault", base, window.Round(time.Millisecond))}
+	}
+	rate := float64(base) / window.Seconds()
+	need := rate / 2
+	deadline := inj.End + RecoveryThroughputBound
+	best, bestAt := 0, time.Duration(0)
+	for t := inj.End; t <= deadline && t+time.Second <= limit; t += recoveryStep {
+		n := countOK(ops, t, t+time.Second)
+		if float64(n) >= need {
+			return partVerdict{verdict: OK, msg: fmt.Sprintf("throughput back to %d ops/s (baseline %.0f ops/s) in the 1 s from %v after it", n, rate, (t - inj.End).Round(time.Millisecond))}
+		}
+		if n > best {
+			best, bestAt = n, t
+		}
+	}
+	if deadline+time.Second > limit {
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: the traffic ended or the next fault began %v after it, before a 1 s window at most %v after it was complete and back to half the baseline (%.0f ops/s)",
+			(limit - inj.End).Round(time.Millisecond), RecoveryThroughputBound, rate)}
+	}
+	what := fmt.Sprintf("throughput did not return to half its baseline within %v: %.0f successful ops/s in the %v before the fault, at most %d in any 1 s window starting up to %v after it healed (from %v)",
+		RecoveryThroughputBound, rate, window.Round(time.Millisecond), best, RecoveryThroughputBound, bestAt.Round(time.Millisecond))
+	return partVerdict{verdict: Illegal, msg: what, explanation: what + "."}
+}
+
+// countOK counts the successful operations that returned in [from, to).
+// ops are sorted by return.
+func countOK(ops []history.Operation, from, to time.Duration) int {
+	i := sort.Search(len(ops), func(i int) bool { return ops[i].Return >= from })
+	n := 0
+	for ; i < len(ops) && ops[i].Return < to; i++ {
+		if ops[i].Error == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// recoverWatches is part 3.
+func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) partVerdict {
+	if len(c.Watches) == 0 {
+		return partVerdict{verdict: OK, msg: "no watch was recorded, so no watch catch-up to check"}
+	}
+	var target int64
+	for _, op := range ops {
+		if op.Return <= inj.End && op.Error == nil && op.Response != nil && isWrite(op.Request) {
+			target = max(target, op.Response.Header.Revision)
+		}
+	}
+	if target == 0 {
+		return partVerdict{verdict: Inconclusive, msg: "watches not checked: no write had returned before the fault healed"}
+	}
+	deadline := inj.End + RecoveryWatchBound
+	byClient := map[int][]history.Watch{}
+	for _, w := range c.Watches {
+		byClient[w.ClientID] = append(byClient[w.ClientID], w)
+	}
+	clients := make([]int, 0, len(byClient))
+	for id := range byClient {
+		clients = append(clients, id)
+	}
+	sort.Ints(clients)
+	var ok, unproven []string
+	var late []string
+	var worst Verdict = OK
+	var slowest time.Duration
+	for _, id := range clients {
+		ws := byClient[id]
+		// Only watchers that watched through the deadline must show it.
+		through := false
+		for _, w := range ws {
+			if w.Call <= deadline && w.End >= deadline {
+				through = true
+			}
+		}
+		if !through {
+			continue
+		}
+		at, proof := caughtUp(c.Events, ws, target)
+		switch {
+		case at >= 0 && at <= deadline:
+			ok = append(ok, fmt.Sprint(id))
+			slowest = max(slowest, at-inj.End)
+		case at >= 0:
+			worst = Illegal
+			late = append(late, fmt.Sprintf("watcher %d showed it had caught up to revision %d only %v after the fault healed (%s)", id, target, (at-inj.End).Round(time.Millisecond), proof))
+		case asked(ws, inj.End, deadline) || proof != "":
+			worst = Illegal
+			late = append(late, fmt.Sprintf("watcher %d never showed it caught up to revision %d (%s)", id, target, firstNonEmpty(proof, "it asked for progress and got no notification at that revision")))
+		default:
+			worst = worse(worst, Inconclusive)
+			unproven = append(unproven, fmt.Sprint(id))
+		}
+	}
+	if len(late) > 0 {
+		what := fmt.Sprintf("a watcher did not catch up within %v: %s", RecoveryWatchBound, strings.Join(late, "; "))
+		return partVerdict{verdict: Illegal, msg: what, explanation: fmt.Sprintf("The highest revision a write had returned before the fault healed is %d, and %s.", target, what)}
+	}
+	if len(ok) == 0 && len(unproven) == 0 {
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("watches not checked: no watcher was watching through %v after it", RecoveryWatchBound)}
+	}
+	msg := fmt.Sprintf("%d watchers caught up to revision %d within %v (the slowest %v after it)", len(ok), target, RecoveryWatchBound, slowest.Round(time.Millisecond))
+	if len(unproven) > 0 {
+		msg += fmt.Sprintf("; watchers %s gave no progress notification or event to show it", strings.Join(unproven, ", "))
+	}
+	return partVerdict{verdict: worst, msg: msg}
+}
+
+// asked reports whether a watcher asked for progress in [from, to].
+func asked(ws []history.Watch, from, to time.Duration) bool {
+	for _, w := range ws {
+		for _, t := range w.ProgressRequests {
+			if t >= from && t <= to {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// caughtUp is when the watcher's streams first showed it had caught up to
+// rev, and how; -1 if they never did. If they never did but the replayed
+// events name one the watcher should have received, the reason says so.
+func caughtUp(events []model.Event, ws []history.Watch, rev int64) (time.Duration, string) {
+	at := time.Duration(-1)
+	how := ""
+	better := func(t time.Duration, why string) {
+		if at < 0 || t < at {
+			at, how = t, why
+		}
+	}
+	for _, w := range ws {
+		// The last event at or below rev that this watch selects, if known.
+		var want *model.Event
+		if start := watchStart(w); events != nil && start > 0 {
+			for i := range events {
+				e := &events[i]
+				if e.Revision > rev {
+					break
+				}
+				if e.Revision >= start && selects(w.Request, *e) {
+					want = e
+				}
+			}
+		}
+		for _, r := range w.Responses {
+			if r.IsProgressNotify() && r.Header.Revision >= rev {
+				better(r.Time, fmt.Sprintf("a progress notification at revision %d", r.Header.Revision))
+			}
+			for _, e := range r.Events {
+				if e.KV.ModRevision >= rev {
+					better(r.Time, fmt.Sprintf("an event at revision %d", e.KV.ModRevision))
+				}
+				if want != nil && e.KV.ModRevision == want.Revision && e.KV.Key == want.KV.Key {
+					better(r.Time, fmt.Sprintf("the last event its watch selects up to revision %d, %s", rev, want))
+				}
+			}
+		}
+		if at < 0 && want != nil && how == "" {
+			how = fmt.Sprintf("it never received %s, the last event up to revision %d its watch selects", want, rev)
+		}
+	}
+	if at >= 0 {
+		return at, how
+	}
+	return -1, how
+}
+
+// watchStart is the first revision a watch stream delivers: its start
+// revision, or for one that starts at "now", the revision its creation
+// was confirmed at plus one; 0 if unknown.
+func watchStart(w history.Watch) int64 {
+	if w.Request.StartRevision > 0 {
+		return w.Request.StartRevision
+	}
+	for _, r := range w.Responses {
+		if r.Created && r.Header.Revision > 0 {
+			return r.Header.Revision + 1
+		}
+	}
+	return 0
+}
+
+// selects reports whether a watch request selects an event: the key is in
+// its range and no filter drops the event's type.
+func selects(req history.WatchRequest, e model.Event) bool {
+	k := e.KV.Key
+	switch {
+	case req.RangeEnd == "":
+		if k != req.Key {
+			return false
+		}
+	case req.RangeEnd == "\x00":
+		if k < req.Key {
+			return false
+		}
+	default:
+		if k < req.Key || k >= req.RangeEnd {
+			return false
+		}
+	}
+	for _, f := range req.Filters {
+		if (f == "NOPUT" && e.Type == model.EventPut) || (f == "NODELETE" && e.Type == model.EventDelete) {
+			return false
+		}
+	}
+	return true
+}

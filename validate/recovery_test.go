@@ -1,0 +1,153 @@
+package validate
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
+	"github.com/etcd-robustness/etcd-robustness/model"
+)
+
+// steadyTraffic is one client sending a request every `every` ms from
+// from to to (ms), each answered 2 ms later: puts and gets in turn. up
+// says whether the cluster answered at that time; a request it does not
+// answer times out after 1 s. Every put writes revision rev+1.
+func steadyTraffic(client, from, to, every int, up func(ms int) bool) []history.Operation {
+	var ops []history.Operation
+	rev := int64(1)
+	for ms, i := from, 0; ms < to; i++ {
+		put := i%2 == 0
+		req := ht.Get("k")
+		if put {
+			req = ht.Put("k", fmt.Sprintf("%d-%d", client, i))
+		}
+		if !up(ms) {
+			ops = append(ops, ht.Unknown(client, ms, ms+1000, req))
+			ms += 1000
+			continue
+		}
+		if put {
+			rev++
+			ops = append(ops, ht.Op(client, ms, ms+2, req, ht.PutOK(rev)))
+		} else {
+			ops = append(ops, ht.Op(client, ms, ms+2, req, ht.GetOK(rev)))
+		}
+		ms += every
+	}
+	return ops
+}
+
+func upOutside(from, to int) func(int) bool {
+	return func(ms int) bool { return ms < from || ms >= to }
+}
+
+// watcher is a watch of every key from revision 1 that received progress
+// notifications at the given revisions and times (ms), and asked for
+// progress every 500 ms.
+func watcher(client int, end int, notes ...[2]int) history.Watch {
+	w := history.Watch{ID: client, ClientID: client, Request: history.WatchRequest{Key: "\x00", RangeEnd: "\x00", StartRevision: 1},
+		Call: 0, End: time.Duration(end) * time.Millisecond, EndReason: "done", ResumedFrom: -1}
+	w.Responses = append(w.Responses, history.WatchResponse{Time: time.Millisecond, Created: true, Header: history.Header{Revision: 1}})
+	for _, n := range notes {
+		w.Responses = append(w.Responses, history.WatchResponse{Time: time.Duration(n[1]) * time.Millisecond, Header: history.Header{Revision: int64(n[0])}})
+	}
+	for ms := 0; ms < end; ms += 500 {
+		w.ProgressRequests = append(w.ProgressRequests, time.Duration(ms)*time.Millisecond)
+	}
+	return w
+}
+
+func TestRecovery(t *testing.T) {
+	inj := history.Injection{Name: "pause-leader", Targets: []string{"member-1"}, Start: 3 * time.Second, Effect: 3100 * time.Millisecond, End: 5 * time.Second}
+	// Two clients at 100 requests/s each, down while the fault lasts.
+	recovered := func(to int) []history.Client {
+		return ht.Clients(append(steadyTraffic(0, 0, to, 10, upOutside(3000, 5000)), steadyTraffic(1, 5, to, 10, upOutside(3000, 5000))...)...)
+	}
+	// The highest revision a write returned before 5 s: client 0 wrote
+	// 150 puts up to 2.99 s (revision 151); so did client 1.
+	const target = 151
+	tests := []struct {
+		name     string
+		clients  []history.Client
+		injs     []history.Injection
+		watches  []history.Watch
+		events   []model.Event
+		want     Verdict
+		contains []string
+	}{
+		{"recovered at once", recovered(10000), nil, nil, nil, OK,
+			[]string{"a write sent after it succeeded", "throughput back to", "no watch was recorded"}},
+		{"writes fail for 4 s after the heal", ht.Clients(append(steadyTraffic(0, 0, 10000, 10, upOutside(3000, 9000)), steadyTraffic(1, 5, 10000, 10, upOutside(3000, 9000))...)...),
+			nil, nil, nil, Illegal, []string{"no write succeeded within 2s", "the first write to succeed returned only"}},
+		{"no write sent after the heal", ht.Clients(func() []history.Operation {
+			var ops []history.Operation
+			for _, op := range append(steadyTraffic(0, 0, 10000, 10, upOutside(3000, 5000)), steadyTraffic(1, 5, 10000, 10, upOutside(3000, 5000))...) {
+				if op.Call < 5*time.Second || op.Request.Range != nil {
+					ops = append(ops, op)
+				}
+			}
+			return ops
+		}()...), nil, nil, nil, Inconclusive, []string{"writes not checked: no write was sent in the 2s after it", "throughput back to"}},
+		{"throughput stays low", ht.Clients(append(steadyTraffic(0, 0, 3000, 10, upOutside(3000, 5000)),
+			append(steadyTraffic(1, 5, 3000, 10, upOutside(3000, 5000)), steadyTraffic(2, 5000, 10000, 40, upOutside(3000, 5000))...)...)...),
+			nil, nil, nil, Illegal, []string{"throughput did not return to half its baseline", "200 successful ops/s"}},
+		{"the traffic ends right after the heal", ht.Clients(append(steadyTraffic(0, 0, 5300, 10, upOutside(3000, 5000)), steadyTraffic(1, 5, 5300, 10, upOutside(3000, 5000))...)...),
+			nil, nil, nil, Inconclusive, []string{"throughput not checked: the traffic ended"}},
+		{"the fault comes too early", recovered(10000), []history.Injection{{Name: "kill", Start: 500 * time.Millisecond, Effect: 600 * time.Millisecond, End: 5 * time.Second}},
+			nil, nil, Inconclusive, []string{"only 500ms of traffic before the fault"}},
+		{"a fault not injected is not checked", recovered(10000), []history.Injection{{Name: "kill", Start: time.Second, Error: "no"}},
+			nil, nil, Inconclusive, []string{"no fault took effect"}},
+		{"a watcher catches up", recovered(10000), nil, []history.Watch{watcher(7, 10000, [2]int{target - 10, 2000}, [2]int{target + 40, 5600})}, nil, OK,
+			[]string{"1 watchers caught up to revision 151 within 3s (the slowest 600ms after it)"}},
+		{"a watcher catches up late", recovered(10000), nil, []history.Watch{watcher(7, 10000, [2]int{target - 10, 2000}, [2]int{target + 40, 8600})}, nil, Illegal,
+			[]string{"watcher 7 showed it had caught up to revision 151 only 3.6s after the fault healed"}},
+		{"a watcher that asks and never catches up", recovered(10000), nil, []history.Watch{watcher(7, 10000, [2]int{target - 10, 2000})}, nil, Illegal,
+			[]string{"watcher 7 never showed it caught up"}},
+		{"a watcher with no way to show it", recovered(10000), nil, []history.Watch{func() history.Watch {
+			w := watcher(7, 10000)
+			w.ProgressRequests = nil
+			return w
+		}()}, nil, Inconclusive, []string{"watchers 7 gave no progress notification or event"}},
+		{"a watcher that stopped before is not judged", recovered(10000), nil, []history.Watch{watcher(7, 4000), watcher(8, 10000, [2]int{target, 5100})}, nil, OK,
+			[]string{"1 watchers caught up"}},
+		{"a key watcher shows it by the last event it selects", recovered(10000), nil, []history.Watch{func() history.Watch {
+			w := watcher(7, 10000)
+			w.ProgressRequests = nil
+			w.Request = history.WatchRequest{Key: "other", StartRevision: 1}
+			w.Responses = append(w.Responses, history.WatchResponse{Time: 5200 * time.Millisecond, Header: history.Header{Revision: target + 20},
+				Events: []history.WatchEvent{{Type: "PUT", KV: ht.KV("other", "x", 100)}}})
+			return w
+		}()}, []model.Event{{Type: model.EventPut, KV: model.KeyValue{Key: "other", ModRevision: 100}, Revision: 100}, {Type: model.EventPut, KV: model.KeyValue{Key: "k", ModRevision: 101}, Revision: 101}}, OK,
+			[]string{"1 watchers caught up"}},
+		{"a key watcher misses the last event it selects", recovered(10000), nil, []history.Watch{func() history.Watch {
+			w := watcher(7, 10000)
+			w.ProgressRequests = nil
+			w.Request = history.WatchRequest{Key: "other", StartRevision: 1}
+			return w
+		}()}, []model.Event{{Type: model.EventPut, KV: model.KeyValue{Key: "other", ModRevision: 100}, Revision: 100}}, Illegal,
+			[]string{"it never received put other"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			injs := tt.injs
+			if injs == nil {
+				injs = []history.Injection{inj}
+			}
+			c := &Check{Input: Input{Clients: tt.clients, Injections: injs, FinalRead: -1, Watches: tt.watches}, Events: tt.events}
+			r := Recovery{}.Validate(context.Background(), c)
+			require.Equal(t, tt.want, r.Verdict, r.Message)
+			for _, s := range tt.contains {
+				require.Contains(t, r.Message, s)
+			}
+			if r.Verdict == Illegal {
+				require.Contains(t, r.Explanation, "After pause-leader (member-1, took effect at 3.1s, healed and recovered by 5s)")
+				t.Log(r.Explanation)
+			}
+		})
+	}
+}
