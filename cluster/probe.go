@@ -51,8 +51,7 @@ const (
 	ProbeInterval = 250 * time.Millisecond
 	// ProbeTimeout bounds one poll. A member that does not answer within
 	// it (paused, or hung on a linearizable read it cannot complete) is
-	// recorded with Status 0 and the timeout as Error. The next poll of
-	// that endpoint starts after the timed-out one ended.
+	// recorded with Status 0 and the timeout as Error.
 	ProbeTimeout = time.Second
 	// legacyRetry is how long a member whose /readyz answered 404 is polled
 	// on /health before /readyz is tried again (a member may be restarted
@@ -67,7 +66,9 @@ const (
 // member's own, never a proxy's) and records every poll as a
 // history.Probe. Each member's readiness (/readyz, or /health where
 // /readyz is not served) and liveness (/livez) are polled by their own
-// loops, every ProbeInterval, each poll bounded by ProbeTimeout. Members
+// loops, every ProbeInterval, each poll bounded by ProbeTimeout
+// (readiness polls overlap; a liveness poll waits for the one before).
+// Members
 // added while it runs are picked up within one interval.
 type Prober struct {
 	c      *Cluster
@@ -133,18 +134,38 @@ func (p *Prober) supervise(ctx context.Context) {
 }
 
 // readiness polls /readyz, falling back to /health for legacyRetry when the
-// member does not serve /readyz.
+// member does not serve /readyz. Its polls overlap: a new one starts every
+// ProbeInterval even while earlier ones wait for an answer (at most
+// ProbeTimeout/ProbeInterval at once), so a member that hangs on its
+// readiness check is still asked every ProbeInterval.
 func (p *Prober) readiness(ctx context.Context, m *Member) {
+	var mu sync.Mutex
 	var legacyUntil time.Time
+	slots := make(chan struct{}, int(ProbeTimeout/ProbeInterval))
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	p.every(ctx, m, func() {
-		if time.Now().Before(legacyUntil) {
-			p.poll(ctx, m, PathHealth)
-			return
+		select {
+		case slots <- struct{}{}:
+		default:
+			return // every slot waits for an answer already
 		}
-		if pr := p.poll(ctx, m, PathReadyz); !pr.Served() {
-			legacyUntil = time.Now().Add(legacyRetry)
-			p.poll(ctx, m, PathHealth)
-		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			mu.Lock()
+			legacy := time.Now().Before(legacyUntil)
+			mu.Unlock()
+			if legacy {
+				p.poll(ctx, m, PathHealth)
+				return
+			}
+			if pr := p.poll(ctx, m, PathReadyz); !pr.Served() {
+				mu.Lock()
+				legacyUntil = time.Now().Add(legacyRetry)
+				mu.Unlock()
+				p.poll(ctx, m, PathHealth)
+			}
+		})
 	})
 }
 

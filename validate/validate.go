@@ -126,7 +126,10 @@ func Stages(o Options) []Validator {
 		Watch{},     // every watch stream against the replayed log: ordered, unique, atomic, reliable, resumable, bookmarkable, caught up
 		StaleRead{}, // serializable reads, left out of linearizability, against the replayed log
 		FinalRead{},
-		Kubernetes{}, // Kubernetes' contract: list pages, watch progress and gaps, optimistic updates, RequireLeader
+		Kubernetes{},  // Kubernetes' contract: list pages, watch progress and gaps, optimistic updates, RequireLeader
+		Convergence{}, // every member ended at one revision, compact revision and HashKV
+		Recovery{},    // after each healed fault: writes, throughput and watches come back within bounds
+		Health{},      // /readyz, /livez, /health agree with what the members did and what was done to them
 	}
 }
 
