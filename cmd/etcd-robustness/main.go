@@ -92,6 +92,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		resultsDir   = fs.String("results-dir", "results", "directory that receives the run's report")
 		keep         = fs.Bool("keep", false, "keep the report of a passing run too")
 		checkTimeout = fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
+		watch        = fs.Bool("watch", false, "run watch traffic (watchers on every member and over the cluster, checked by the watch stage); --watch=false turns a scenario's off (default: the scenario's)")
+		watchPR      = fs.Duration("watch-progress-requests", 0, "how often every watch stream sends RequestProgress; implies --watch (default: the scenario's, else 500ms)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return exitSetup
@@ -113,6 +115,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if set["duration"] {
 		sc.Duration = *duration
+	}
+	if set["watch"] || set["watch-progress-requests"] {
+		sc.Watch = watchFlags(sc.Watch, *watch || set["watch-progress-requests"], set["watch-progress-requests"], *watchPR)
 	}
 	if err := applyTrafficFlags(&sc, set, *trafficName, *rate, *qps, *clients, *placement); err != nil {
 		return usageErr(stderr, err)
@@ -287,4 +292,22 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// watchFlags is a scenario's watch traffic as --watch and
+// --watch-progress-requests change it: off, or on (as the scenario has
+// it, else the defaults) with the progress request interval given. It
+// never changes the registered scenario's value.
+func watchFlags(w *scenarios.Watch, on, setInterval bool, interval time.Duration) *scenarios.Watch {
+	if !on {
+		return nil
+	}
+	out := scenarios.Watch{}
+	if w != nil {
+		out = *w
+	}
+	if setInterval {
+		out.ProgressRequestInterval = interval
+	}
+	return &out
 }
