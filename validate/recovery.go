@@ -55,8 +55,8 @@ const (
 //     [t, t+1s) with End <= t <= End+RecoveryThroughputBound holds at
 //     least half as many;
 //  3. watches: every watcher (the streams of one watch client, resumed
-//     ones included) that was watching through End+RecoveryWatchBound
-//     shows by then that it has caught up to R, the highest revision a
+//     ones included) that was watching at End, or started to before
+//     End+RecoveryWatchBound, shows by then that it has caught up to R, the highest revision a
 //     write had returned before End: it received a progress notification
 //     at revision R or later (etcd sends one only to a stream whose
 //     watchers are all synced), an event at revision R or later, or, when
@@ -66,8 +66,8 @@ const (
 // A part is Illegal when the bound passed with the traffic still running
 // and no evidence came; Inconclusive when there is too little data (the
 // traffic ended, or the next fault began, before the bound; too few
-// operations before the fault; a watcher whose streams gave no way to
-// show it caught up). Operations of the final read are left out; the
+// operations before the fault; a watcher that stopped before the bound,
+// or whose streams gave no way to show it caught up). Operations of the final read are left out; the
 // fault triggers' requests are counted. Faults that did not take effect
 // or did not heal are not checked here (the run is inconclusive for them
 // already).
@@ -285,14 +285,19 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 	var slowest time.Duration
 	for _, id := range clients {
 		ws := byClient[id]
-		// Only watchers that watched through the deadline must show it.
-		through := false
+		// Only watchers that watched at the heal, or started before the
+		// deadline, are judged; those that stopped before the deadline
+		// only if they showed it or had to.
+		watching, through := false, false
 		for _, w := range ws {
+			if w.Call <= deadline && w.End >= inj.End {
+				watching = true
+			}
 			if w.Call <= deadline && w.End >= deadline {
 				through = true
 			}
 		}
-		if !through {
+		if !watching {
 			continue
 		}
 		at, proof := caughtUp(c.Events, ws, target)
@@ -303,6 +308,9 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 		case at >= 0:
 			worst = Illegal
 			late = append(late, fmt.Sprintf("watcher %d showed it had caught up to revision %d only %v after the fault healed (%s)", id, target, (at-inj.End).Round(time.Millisecond), proof))
+		case !through:
+			worst = worse(worst, Inconclusive)
+			unproven = append(unproven, fmt.Sprint(id))
 		case asked(ws, inj.End, deadline) || proof != "":
 			worst = Illegal
 			late = append(late, fmt.Sprintf("watcher %d never showed it caught up to revision %d (%s)", id, target, firstNonEmpty(proof, "it asked for progress and got no notification at that revision")))
@@ -320,7 +328,7 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 	}
 	msg := fmt.Sprintf("%d watchers caught up to revision %d within %v (the slowest %v after it)", len(ok), target, RecoveryWatchBound, slowest.Round(time.Millisecond))
 	if len(unproven) > 0 {
-		msg += fmt.Sprintf("; watchers %s gave no progress notification or event to show it", strings.Join(unproven, ", "))
+		msg += fmt.Sprintf("; watchers %s gave no progress notification or event to show it (or stopped watching before the bound)", strings.Join(unproven, ", "))
 	}
 	return partVerdict{verdict: worst, msg: msg}
 }

@@ -115,6 +115,10 @@ func TestRecovery(t *testing.T) {
 		}()}, nil, Inconclusive, []string{"watchers 7 gave no progress notification or event"}},
 		{"a watcher that stopped before is not judged", recovered(10000), nil, []history.Watch{watcher(7, 4000), watcher(8, 10000, [2]int{target, 5100})}, nil, OK,
 			[]string{"1 watchers caught up"}},
+		{"a watcher that stops soon after the heal, having caught up", recovered(10000), nil, []history.Watch{watcher(7, 5500, [2]int{target, 5100})}, nil, OK,
+			[]string{"1 watchers caught up"}},
+		{"a watcher that stops soon after the heal, not caught up", recovered(10000), nil, []history.Watch{watcher(7, 5500, [2]int{target - 1, 5100})}, nil, Inconclusive,
+			[]string{"watchers 7 gave no progress notification or event to show it (or stopped watching before the bound)"}},
 		{"a key watcher shows it by the last event it selects", recovered(10000), nil, []history.Watch{func() history.Watch {
 			w := watcher(7, 10000)
 			w.ProgressRequests = nil
