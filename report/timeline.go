@@ -96,7 +96,11 @@ func Timeline(rec Record) template.HTML {
 	plotW := float64(tlWidth - tlLeft - tlRight)
 	x := func(d time.Duration) float64 { return tlLeft + plotW*float64(d)/float64(end) }
 	var s strings.Builder
+	probeMembers := probedMembers(rec.Probes)
 	height := tlTop + 3*(tlPanel+tlGap) + 10
+	if len(probeMembers) > 0 {
+		height += tlGap + len(probeMembers)*tlProbeRow
+	}
 	fmt.Fprintf(&s, `<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`, tlWidth, height, tlWidth, height)
 	perSec := float64(time.Second) / float64(width)
 
@@ -195,6 +199,9 @@ func Timeline(rec Record) template.HTML {
 		fmt.Fprintf(&s, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, x(t), y0+14, t)
 	}
 	fmt.Fprintf(&s, `<text x="%d" y="%.0f">%s per slice</text>`, tlWidth-tlRight+10, y0+14, width.Round(time.Millisecond))
+	if len(probeMembers) > 0 {
+		drawProbes(&s, rec.Probes, probeMembers, y0+float64(tlGap), plotW, end, x)
+	}
 	s.WriteString(`</svg>`)
 	return template.HTML(s.String())
 }
@@ -218,4 +225,60 @@ func faultLabel(inj history.Injection) string {
 		s += ": " + inj.Error
 	}
 	return s
+}
+
+// tlProbeRow is the height of one member's row of readiness probes.
+const tlProbeRow = 18
+
+// probedMembers are the members with readiness probes, sorted.
+func probedMembers(probes []history.Probe) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range probes {
+		if p.Endpoint != "/livez" && p.Served() && !seen[p.Member] {
+			seen[p.Member] = true
+			out = append(out, p.Member)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// drawProbes draws one row per member below the panels: a green line
+// where its readiness probes (/readyz, or /health) said ready, and a bar
+// over each probe that did not, from its call to its answer (at least one
+// probe interval wide): red when the harness had done nothing to the
+// member, grey when it held the member down, paused or cut off (not ready
+// is then the right answer).
+func drawProbes(s *strings.Builder, probes []history.Probe, members []string, top, plotW float64, end time.Duration, x func(time.Duration) float64) {
+	fmt.Fprintf(s, `<text x="%d" y="%.0f" font-weight="bold">Readiness probes (/readyz or /health): not ready in red, or grey while the member was down, paused or cut off</text>`, tlLeft, top-6)
+	row := map[string]int{}
+	for i, m := range members {
+		row[m] = i
+		y := top + float64(i*tlProbeRow)
+		fmt.Fprintf(s, `<text x="%d" y="%.0f" text-anchor="end">%s</text>`, tlLeft-4, y+12, html.EscapeString(m))
+		fmt.Fprintf(s, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#2ca02c" stroke-width="2"/>`, tlLeft, y+9, tlLeft+plotW, y+9)
+	}
+	for _, p := range probes {
+		i, ok := row[p.Member]
+		if !ok || p.Endpoint == "/livez" || !p.Served() || p.OK() || p.Call >= end {
+			continue
+		}
+		color := "#d62728"
+		switch p.Fault {
+		case history.FaultDown, history.FaultPaused, history.FaultMinority, history.FaultChanging:
+			color = "#999999"
+		}
+		to := min(max(p.Return, p.Call+250*time.Millisecond), end)
+		what := p.Error
+		if p.Status != 0 {
+			what = fmt.Sprintf("%d %s", p.Status, p.Body)
+		}
+		if p.Fault != "" {
+			what += " (member " + p.Fault + ")"
+		}
+		fmt.Fprintf(s, `<rect class="notready" x="%.1f" y="%.0f" width="%.1f" height="12" fill="%s"><title>%s</title></rect>`,
+			x(p.Call), top+float64(i*tlProbeRow)+3, max(x(to)-x(p.Call), 1), color,
+			html.EscapeString(fmt.Sprintf("%s %s at %s: %s", p.Member, p.Endpoint, p.Call.Round(time.Millisecond), what)))
+	}
 }
