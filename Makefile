@@ -3,7 +3,7 @@ GO ?= go
 ETCD_VERSION ?= v3.7.3
 RUNS ?= 5
 
-.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser
+.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser throughput
 
 all: build
 
@@ -26,6 +26,12 @@ test-unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./validate/ ./evidence/
+
+# Each traffic profile at its high rate on 3 members for 20 s, no fault:
+# prints the requests/s reached and the CPU share of the machine the
+# harness process (clients and the cluster's proxies) used.
+throughput:
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_THROUGHPUT=1 $(GO) test -count=1 -v -run '^TestThroughput$$' -timeout 10m ./traffic/
 
 # The default scenario, end to end, building etcd as needed.
 run: build

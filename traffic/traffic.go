@@ -137,6 +137,9 @@ type Config struct {
 	Clock *history.Clock
 	// RequestTimeout bounds each request; zero means client.DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// ClientsPerConn is how many clients share one connection (clients on
+	// the same endpoints only); zero means DefaultClientsPerConn.
+	ClientsPerConn int
 	// OnList is passed to every client's Env.
 	OnList func(clientID int, prefix string, revision int64)
 	Logger *zap.Logger
@@ -149,22 +152,19 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 		return nil, fmt.Errorf("traffic: %d pins for %d clients", len(cfg.Pins), cfg.Clients)
 	}
 	limiter := newLimiter(cfg.QPS)
-	clients := make([]*client.Client, cfg.Clients)
-	for i := range clients {
-		c, err := client.New(ClientEndpoints(cfg.Endpoints, cfg.Pins, i), i, cfg.Clock, cfg.RequestTimeout)
-		if err != nil {
-			for _, c := range clients[:i] {
-				c.Close()
-			}
-			return nil, fmt.Errorf("traffic: %w", err)
-		}
-		clients[i] = c
+	clients, conns, err := connect(cfg)
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	var wg sync.WaitGroup
 	histories := make([]history.Client, len(clients))
 	for i, c := range clients {
 		wg.Go(func() {
-			defer c.Close()
 			cfg.Profile.Run(ctx, c, Env{
 				ClientID: i,
 				Clients:  cfg.Clients,
@@ -182,6 +182,44 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 			zap.Int("operations", s.Operations), zap.Int("failed", s.Failed), zap.Int("successful-writes", s.SuccessfulWrites))
 	}
 	return histories, nil
+}
+
+// DefaultClientsPerConn is how many clients share a connection by default.
+// Sharing lets gRPC batch the frames of concurrent requests into fewer
+// system calls, in the client and in the cluster's proxies, which run in
+// the harness process too.
+const DefaultClientsPerConn = 4
+
+// connect makes the clients: every ClientsPerConn clients on the same
+// endpoints share a connection.
+func connect(cfg Config) ([]*client.Client, []*client.Conn, error) {
+	perConn := cfg.ClientsPerConn
+	if perConn <= 0 {
+		perConn = DefaultClientsPerConn
+	}
+	clients := make([]*client.Client, cfg.Clients)
+	var conns []*client.Conn
+	open := map[string]*client.Conn{} // endpoints → the connection being filled
+	users := map[*client.Conn]int{}
+	for i := range clients {
+		eps := ClientEndpoints(cfg.Endpoints, cfg.Pins, i)
+		key := strings.Join(eps, ",")
+		conn := open[key]
+		if conn == nil || users[conn] == perConn {
+			var err error
+			if conn, err = client.Dial(eps); err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return nil, nil, fmt.Errorf("traffic: client %d: %w", i, err)
+			}
+			open[key] = conn
+			conns = append(conns, conn)
+		}
+		users[conn]++
+		clients[i] = client.NewOnConn(conn, i, cfg.Clock, cfg.RequestTimeout)
+	}
+	return clients, conns, nil
 }
 
 // ClientEndpoints is what client i dials: its pinned member's endpoint, or
