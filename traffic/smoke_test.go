@@ -37,13 +37,13 @@ func TestProfilesAgainstRealEtcd(t *testing.T) {
 		const clients = 6
 		pins, err := Place(Mixed, 7, clients, 3)
 		require.NoError(t, err)
-		runCtx, stop := context.WithTimeout(ctx, 3*time.Second)
+		runCtx, stop := context.WithTimeout(ctx, 2*time.Second)
 		hs, err := Run(runCtx, Config{Profile: p, Endpoints: cl.Endpoints(), Clients: clients, QPS: 300, Pins: pins, Seed: 7, Clock: history.NewClock()})
 		stop()
 		require.NoError(t, err)
 		s := history.Count(hs)
 		t.Logf("%s: %+v", name, s)
-		require.Greater(t, s.Operations, 300, "%s ran at its rate", name)
+		require.Greater(t, s.Operations, 200, "%s ran at its rate", name)
 		require.Positive(t, s.SuccessfulWrites)
 		kinds := map[string]int{}
 		for _, c := range hs {
@@ -59,7 +59,7 @@ func TestProfilesAgainstRealEtcd(t *testing.T) {
 			}
 		}
 		if name == "etcd" {
-			for _, k := range []string{"txn", "lease_grant", "lease_time_to_live", "compaction"} {
+			for _, k := range []string{"txn", "lease_grant", "lease_time_to_live"} {
 				require.Positive(t, kinds[k], "etcd sends %s", k)
 			}
 		}
