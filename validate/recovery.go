@@ -40,6 +40,9 @@ const (
 	// window for a throughput comparison to mean anything.
 	recoveryMinOps = 10
 	recoveryStep   = 100 * time.Millisecond
+	// recoveryMinWindow is the shortest window throughput is measured
+	// over, when the traffic ends less than 1 s after a point.
+	recoveryMinWindow = 500 * time.Millisecond
 )
 
 // Recovery checks that the cluster recovers from each fault it was given.
@@ -53,7 +56,9 @@ const (
 //     second returned in the window before the fault's Start (up to 2 s,
 //     at least 1 s, after the previous fault's End); some 1 s window
 //     [t, t+1s) with End <= t <= End+RecoveryThroughputBound holds at
-//     least half as many;
+//     least half as many per second (a window the traffic's end or the
+//     next fault cuts short counts if it is at least 500 ms long: the
+//     runner keeps traffic going only 1 s after the last fault);
 //  3. watches: every watcher (the streams of one watch client, resumed
 //     ones included) that was watching at End, or started to before
 //     End+RecoveryWatchBound, shows by then that it has caught up to R, the highest revision a
@@ -224,16 +229,22 @@ func recoverThroughput(ops []history.Operation, inj history.Injection, notBefore
 	need := rate / 2
 	deadline := inj.End + RecoveryThroughputBound
 	best, bestAt := 0, time.Duration(0)
-	for t := inj.End; t <= deadline && t+time.Second <= limit; t += recoveryStep {
-		n := countOK(ops, t, t+time.Second)
+	for t := inj.End; t <= deadline; t += recoveryStep {
+		// A window cut short by the end of the traffic (or the next
+		// fault) still counts if it is half as long.
+		w := min(time.Second, limit-t)
+		if w < recoveryMinWindow {
+			break
+		}
+		n := int(float64(countOK(ops, t, t+w)) / w.Seconds())
 		if float64(n) >= need {
-			return partVerdict{verdict: OK, msg: fmt.Sprintf("throughput back to %d ops/s (baseline %.0f ops/s) in the 1 s from %v after it", n, rate, (t - inj.End).Round(time.Millisecond))}
+			return partVerdict{verdict: OK, msg: fmt.Sprintf("throughput back to %d ops/s (baseline %.0f ops/s) in the %v from %v after it", n, rate, w.Round(time.Millisecond), (t - inj.End).Round(time.Millisecond))}
 		}
 		if n > best {
 			best, bestAt = n, t
 		}
 	}
-	if deadline+time.Second > limit {
+	if deadline+recoveryMinWindow > limit {
 		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: the traffic ended or the next fault began %v after it, before a 1 s window at most %v after it was complete and back to half the baseline (%.0f ops/s)",
 			(limit - inj.End).Round(time.Millisecond), RecoveryThroughputBound, rate)}
 	}

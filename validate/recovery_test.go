@@ -98,6 +98,8 @@ func TestRecovery(t *testing.T) {
 			nil, nil, nil, Illegal, []string{"throughput did not return to half its baseline", "200 successful ops/s"}},
 		{"the traffic ends right after the heal", ht.Clients(append(steadyTraffic(0, 0, 5300, 10, upOutside(3000, 5000)), steadyTraffic(1, 5, 5300, 10, upOutside(3000, 5000))...)...),
 			nil, nil, nil, Inconclusive, []string{"throughput not checked: the traffic ended"}},
+		{"the traffic ends 700 ms after the heal, recovered", ht.Clients(append(steadyTraffic(0, 0, 5700, 10, upOutside(3000, 5000)), steadyTraffic(1, 5, 5700, 10, upOutside(3000, 5000))...)...),
+			nil, nil, nil, OK, []string{"in the 69"}},
 		{"the fault comes too early", recovered(10000), []history.Injection{{Name: "kill", Start: 500 * time.Millisecond, Effect: 600 * time.Millisecond, End: 5 * time.Second}},
 			nil, nil, Inconclusive, []string{"only 500ms of traffic before the fault"}},
 		{"a fault not injected is not checked", recovered(10000), []history.Injection{{Name: "kill", Start: time.Second, Error: "no"}},
