@@ -52,9 +52,10 @@ const (
 //     majority (its peer links cut), and during which the member stayed so
 //     (Probe.Fault, read at call and at return), got 200.
 //  2. A serving member does not say it is not ready: no member reported
-//     not ready through a stretch [s, e] (consecutive failed readiness
-//     probes of an unfaulted member, the first sent at s, the last
-//     answered at e, none more than 1.5 s after the one before) while it
+//     not ready through a stretch [s, e] (failed readiness probes of an
+//     unfaulted member with no other answer between them, in the order
+//     they were answered: from the first one's call, or the answer before
+//     it if later, to the last one's answer; see notOKStretches) while it
 //     served, through consensus, a request sent at s+HealthNotReadyBound
 //     or later and answered by e: a successful linearizable Range, Put,
 //     DeleteRange or Txn whose response header names the member. The same
@@ -174,7 +175,7 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 		}
 		for _, kind := range []string{"ready", "live"} {
 			for _, st := range notOKStretches(probes, kind) {
-				s, e := st[0].Call, st[len(st)-1].Return
+				s, e := st.From, st.To
 				for _, sv := range servedBy[id] {
 					if kind == "ready" && !sv.consensus {
 						continue
@@ -193,7 +194,7 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 					if explanation == "" {
 						explanation = fmt.Sprintf("%s (member %x) said it was %s in every one of %d polls from %v to %v (first: %s; last: %s). "+
 							"Yet it served %s, sent at %v, %v into that stretch, and answered at %v, at revision %d: the member was able to serve%s while its endpoint said it could not, for longer than %v.%s",
-							m, id, word, len(st), s.Round(time.Millisecond), e.Round(time.Millisecond), describeProbe(st[0]), describeProbe(st[len(st)-1]),
+							m, id, word, len(st.Probes), s.Round(time.Millisecond), e.Round(time.Millisecond), describeProbe(st.Probes[0]), describeProbe(st.Probes[len(st.Probes)-1]),
 							sv.ref, sv.op.Call.Round(time.Millisecond), (sv.op.Call - s).Round(time.Millisecond), sv.op.Return.Round(time.Millisecond),
 							sv.op.Response.Header.Revision, map[string]string{"ready": " a request through consensus", "live": ""}[kind], HealthNotReadyBound, injectionsAt(c.Injections, m, s))
 					}
@@ -220,31 +221,59 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 	return Result{Verdict: OK, Message: msg}
 }
 
-// notOKStretches are the maximal runs of consecutive failed probes of one
-// kind of an unfaulted member, split where the prober left a gap.
-func notOKStretches(probes []history.Probe, kind string) [][]history.Probe {
-	var out [][]history.Probe
-	var cur []history.Probe
-	flush := func() {
-		if len(cur) > 0 {
-			out = append(out, cur)
-		}
-		cur = nil
-	}
+// stretch is a time a member said it was not ready (or not live): from
+// From to To, every probe of the kind that answered said so, and Probes
+// are those that did.
+type stretch struct {
+	From, To time.Duration
+	Probes   []history.Probe
+}
+
+// notOKStretches are the stretches an unfaulted member said it was not
+// ready (kind "ready") or not live ("live"). Polls overlap, so they are
+// taken in the order they were answered: a stretch is a run of failed
+// probes of the member while the harness held it in no fault, with no
+// other answer between them. It begins at the first one's call, or at
+// the answer before it if that came later (a poll that hung for long says
+// nothing about the time before another poll's answer), and ends at the
+// last one's answer. A gap of more than healthProbeGap between a probe's
+// call and the answer before it (the prober was late) splits a stretch.
+func notOKStretches(probes []history.Probe, kind string) []stretch {
+	var ps []history.Probe
 	for _, p := range probes {
-		if probeKind(p) != kind {
-			continue
+		if probeKind(p) == kind {
+			ps = append(ps, p)
 		}
-		if p.OK() || p.Fault != history.FaultNone {
-			flush()
-			continue
-		}
-		if len(cur) > 0 && p.Call-cur[len(cur)-1].Return > healthProbeGap {
-			flush()
-		}
-		cur = append(cur, p)
 	}
-	flush()
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Return < ps[j].Return })
+	var out []stretch
+	var cur *stretch
+	boundary := time.Duration(-1) // the last answer that ended a stretch
+	var prev time.Duration
+	for i, p := range ps {
+		if i > 0 && p.Call-prev > healthProbeGap && cur != nil {
+			out = append(out, *cur)
+			cur = nil
+		}
+		prev = p.Return
+		if p.OK() || p.Fault != history.FaultNone {
+			if cur != nil {
+				out = append(out, *cur)
+				cur = nil
+			}
+			boundary = p.Return
+			continue
+		}
+		if cur == nil {
+			cur = &stretch{From: max(p.Call, boundary)}
+		}
+		cur.From = min(cur.From, max(p.Call, boundary))
+		cur.To = p.Return
+		cur.Probes = append(cur.Probes, p)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
 	return out
 }
 

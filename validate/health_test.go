@@ -121,6 +121,10 @@ func TestHealth(t *testing.T) {
 			append(pollsOf("member-a", idA, "/livez", 0, 10000, between(2000, 7000, 503, 200), none), pollsOf("member-a", idA, "/readyz", 0, 10000, always(200), none)...),
 			healthy("member-b", idB)...),
 			[]history.Operation{readBy(0, 6000, 6010, idA, true)}, Illegal, []string{"member-a said not live from 2s"}},
+		{"overlapping polls: an answer ready between hung ones ends the stretch", append(overlapping(true), healthy("member-b", idB)...),
+			[]history.Operation{readBy(0, 5200, 5210, idA, false)}, OK, nil},
+		{"overlapping polls, all hung, while serving", append(overlapping(false), healthy("member-b", idB)...),
+			[]history.Operation{readBy(0, 5200, 5210, idA, false)}, Illegal, []string{"member-a said not ready from 2s to 5.5s"}},
 		{"no probes", nil, nil, Inconclusive, []string{"no health probe"}},
 		{"only endpoints not served", []history.Probe{{Member: "member-a", Endpoint: "/readyz", Status: 404}}, nil, Inconclusive, nil},
 		{"member ID unknown", append(healthy("member-a", 0), healthy("member-b", idB)...), nil, Inconclusive, []string{"raft ID of member-a is unknown"}},
@@ -139,4 +143,20 @@ func TestHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// overlapping is member-a's readiness polls every 250 ms from 2 s to 5.5 s,
+// each hanging for its whole 1 s timeout, and ready ones before and after;
+// with okBetween, one poll called at 4.75 s answers ready at once.
+func overlapping(okBetween bool) []history.Probe {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var out []history.Probe
+	for t := 0; t < 10000; t += 250 {
+		p := history.Probe{Member: "member-a", MemberID: idA, Endpoint: "/readyz", Call: ms(t), Return: ms(t + 5), Status: 200, Body: "ok"}
+		if t >= 2000 && t < 5500 && !(okBetween && t == 4750) {
+			p.Status, p.Body, p.Error, p.Return = 0, "", "no answer within 1s", ms(t+1000)
+		}
+		out = append(out, p)
+	}
+	return out
 }
