@@ -136,12 +136,12 @@ func (p *Prober) supervise(ctx context.Context) {
 // readiness polls /readyz, falling back to /health for legacyRetry when the
 // member does not serve /readyz. Its polls overlap: a new one starts every
 // ProbeInterval even while earlier ones wait for an answer (at most
-// ProbeTimeout/ProbeInterval at once), so a member that hangs on its
+// 2×ProbeTimeout/ProbeInterval at once), so a member that hangs on its
 // readiness check is still asked every ProbeInterval.
 func (p *Prober) readiness(ctx context.Context, m *Member) {
 	var mu sync.Mutex
 	var legacyUntil time.Time
-	slots := make(chan struct{}, int(ProbeTimeout/ProbeInterval))
+	slots := make(chan struct{}, 2*int(ProbeTimeout/ProbeInterval))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	p.every(ctx, m, func() {

@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,10 +48,13 @@ const (
 // served) are ignored. Two guarantees are checked:
 //
 //  1. A faulted member does not say it is ready: no readiness probe that
-//     was sent at least HealthFaultGrace after the harness first saw the
-//     member down (no process), paused (SIGSTOP) or cut off from a
-//     majority (its peer links cut), and during which the member stayed so
-//     (Probe.Fault, read at call and at return), got 200.
+//     was sent at least HealthFaultGrace after the member was down (no
+//     process), paused (SIGSTOP) or cut off from a majority (its peer
+//     links cut), and during which the member stayed so (Probe.Fault, read
+//     at call and at return), got 200. The fault's start is the first
+//     probe that saw it, or the Effect of an injection on the member that
+//     came between that probe and the one before (Effect is taken once
+//     the fault is in place).
 //  2. A serving member does not say it is not ready: no member reported
 //     not ready through a stretch [s, e] (failed readiness probes of an
 //     unfaulted member with no other answer between them, in the order
@@ -145,6 +149,14 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 			since[i] = p.Call
 			if i > 0 && probes[i-1].Fault == p.Fault {
 				since[i] = since[i-1]
+				continue
+			}
+			// An injection on this member that took effect after the
+			// probe before, which saw another state, began this one.
+			for _, inj := range c.Injections {
+				if inj.Effect > 0 && inj.Effect <= p.Call && (i == 0 || inj.Effect > probes[i-1].Call) && slices.Contains(inj.Targets, m) {
+					since[i] = min(since[i], inj.Effect)
+				}
 			}
 		}
 		for i, p := range probes {

@@ -90,7 +90,7 @@ func TestHealth(t *testing.T) {
 		{"a cut-off member says ready within the grace", append(cutOff(between(3600, 6000, 0, 200)), healthy("member-b", idB)...),
 			nil, OK, nil},
 		{"a cut-off member says ready past the grace", append(cutOff(between(3010, 4500, 0, 200)), healthy("member-b", idB)...),
-			nil, Illegal, []string{"member-a said ready at 5.25s while minority since 3.25s"}},
+			nil, Illegal, []string{"member-a said ready at 5.25s while minority since 3.01s"}},
 		{"a paused member answers ready", append(
 			pollsOf("member-a", idA, "/readyz", 0, 10000, always(200), between(2000, 5000, history.FaultPaused, history.FaultNone)),
 			healthy("member-b", idB)...), nil, Illegal, []string{"while paused since 2s"}},
