@@ -35,10 +35,15 @@ import (
 // {"health":"true"} only if no alarm is active (in 3.5 and later all
 // alarms count, NOSPACE too), the member knows a raft leader, and a
 // linearizable Range (keys only, limit 1) succeeds within etcd's request
-// timeout (5 s + 2 × election timeout); 503 otherwise. In 3.4 the last
-// check is a v2 quorum GET proposed through raft with a 1 s timeout
-// instead. So /health, like /readyz, says the member can serve
-// linearizable requests.
+// timeout (5 s + 2 × election timeout); 503 otherwise (read in 3.5.4,
+// 3.5.7 and 3.5.35's etcdhttp). For 3.4 the module cache holds only an
+// etcd snapshot of August 2020, the time of 3.4.12: there the last check
+// is a v2 quorum GET proposed through raft with a 1 s timeout, and the
+// answer has no "reason" field, as 3.4.12 answered here ({"health":"true"}
+// and 503 {"health":"false"}). Either way /health, like /readyz, says the
+// member can serve requests that need a quorum. /health?serializable=true
+// (3.5 and later) skips the leader check and reads locally; the prober
+// does not use it.
 const (
 	PathLivez  = "/livez"
 	PathReadyz = "/readyz"
