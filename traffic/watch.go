@@ -29,6 +29,20 @@ const DefaultProgressRequestInterval = 500 * time.Millisecond
 // resumeBackoff is the pause before a broken watch is opened again.
 const resumeBackoff = 100 * time.Millisecond
 
+// maxResumeBackoff bounds the pause before a watch that failed to open
+// again is retried.
+const maxResumeBackoff = time.Second
+
+// created reports whether etcd confirmed the watch.
+func created(w history.Watch) bool {
+	for _, r := range w.Responses {
+		if r.Created {
+			return true
+		}
+	}
+	return false
+}
+
 // catchUpPoll is how often a watch that has not caught up asks for
 // progress while Finish waits.
 const catchUpPoll = 100 * time.Millisecond
@@ -284,6 +298,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		return
 	}
 	resumedFrom := -1
+	backoff := resumeBackoff
 	for {
 		ctx, cancel := ws.ctx, context.CancelFunc(func() {})
 		if ws.finished() {
@@ -308,7 +323,15 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if !ok {
 			return
 		}
-		if !pause(ws.ctx, resumeBackoff) || (ws.finished() && time.Now().After(ws.deadline)) {
+		// A watch that etcd refuses at once (require-leader on a member cut
+		// off from its leader) is retried less and less often, up to a
+		// second apart.
+		if created(rec) {
+			backoff = resumeBackoff
+		} else {
+			backoff = min(2*backoff, maxResumeBackoff)
+		}
+		if !pause(ws.ctx, backoff) || (ws.finished() && time.Now().After(ws.deadline)) {
 			return
 		}
 		req, resumedFrom = next, rec.ID
