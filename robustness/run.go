@@ -260,16 +260,47 @@ func finalRead(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	}
 }
 
-// endStates takes every member's end state, all at once.
+// endStateSettle bounds how long endStates waits for the members to reach
+// one revision: a member that was cut off or restarted late may still be
+// applying the log when traffic ends. Convergence compares hashes only at
+// one revision, so without the wait it could not decide.
+const endStateSettle = 10 * time.Second
+
+// endStates takes every member's end state, all at once, and takes them
+// again (every 200 ms, up to endStateSettle) until every member answered
+// at one revision. What it returns last is what the members said.
 func endStates(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster) []evidence.MemberState {
 	members := cl.Members()
-	out := make([]evidence.MemberState, len(members))
-	var wg sync.WaitGroup
-	for i, m := range members {
-		wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL()) })
+	deadline := time.After(endStateSettle)
+	for {
+		out := make([]evidence.MemberState, len(members))
+		var wg sync.WaitGroup
+		for i, m := range members {
+			wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL()) })
+		}
+		wg.Wait()
+		if settled(out) {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-deadline:
+			lg.Warn("members did not reach one revision", zap.Duration("within", endStateSettle))
+			return out
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	wg.Wait()
-	return out
+}
+
+// settled reports whether every member answered, at one revision.
+func settled(states []evidence.MemberState) bool {
+	for _, s := range states {
+		if s.Error != "" || s.Revision != states[0].Revision {
+			return false
+		}
+	}
+	return true
 }
 
 // readEvidence reads every member's WAL and merges them into the committed
