@@ -14,6 +14,7 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
+	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
 var (
@@ -59,12 +60,16 @@ func TestRobustness(t *testing.T) {
 	require.Greater(t, res.Injections[0].End, res.Injections[0].Start)
 	require.Greater(t, res.Stats.Operations, 500, "traffic ran at far below its rate")
 	require.Greater(t, res.Stats.SuccessfulWrites, 100)
-	// Every stage ran and passed, the evidence ones included.
-	var stages []string
+	// Every stage of the one list ran and passed, the evidence ones included.
+	var want, stages []string
+	for _, v := range validate.Stages(validate.Options{}) {
+		want = append(want, v.Name())
+	}
 	for _, r := range res.Results {
 		stages = append(stages, r.Validator)
+		require.Equal(t, validate.OK, r.Verdict, "%s: %s", r.Validator, r.Message)
 	}
-	require.Equal(t, []string{"evidence", "patch", "linearizability", "final-read"}, stages)
+	require.Equal(t, want, stages)
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
