@@ -38,7 +38,7 @@ func TestResolve(t *testing.T) {
 		clients int
 		wantErr string
 	}{
-		{"a rate level", Scenario{Traffic: "etcd", Rate: "high"}, 2500, 24, ""},
+		{"a rate level", Scenario{Traffic: "etcd", Rate: "high"}, 2100, 24, ""},
 		{"explicit qps wins", Scenario{Traffic: "etcd", Rate: "low", QPS: 7}, 7, 4, ""},
 		{"explicit clients win", Scenario{Traffic: "kubernetes", Rate: "medium", Clients: 3}, 400, 3, ""},
 		{"no rate keeps both", Scenario{Traffic: "etcd-kv", QPS: 5, Clients: 2}, 5, 2, ""},

@@ -27,7 +27,7 @@ func (EtcdKV) Description() string {
 
 // Rates implements Profile.
 func (EtcdKV) Rates() Rates {
-	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 200, Clients: 6}, High: Rate{QPS: 2500, Clients: 24}}
+	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 200, Clients: 6}, High: Rate{QPS: 2100, Clients: 24}}
 }
 
 // The request mix, out of 100.

@@ -2,7 +2,7 @@ package traffic
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -51,7 +51,7 @@ func (Etcd) Description() string {
 
 // Rates implements Profile.
 func (Etcd) Rates() Rates {
-	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 500, Clients: 10}, High: Rate{QPS: 2500, Clients: 24}}
+	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 500, Clients: 10}, High: Rate{QPS: 2100, Clients: 24}}
 }
 
 // Run implements Profile.
@@ -110,7 +110,7 @@ func (cl *etcdClient) value() string {
 
 func (cl *etcdClient) key() string {
 	r := cl.env.Rand
-	return fmt.Sprintf("key/%d/%d", r.Intn(cl.p.Groups), r.Intn(cl.p.KeysPerGroup))
+	return "key/" + strconv.Itoa(r.Intn(cl.p.Groups)) + "/" + strconv.Itoa(r.Intn(cl.p.KeysPerGroup))
 }
 
 // prefix is a group's prefix, or now and then every key's.
@@ -118,7 +118,7 @@ func (cl *etcdClient) prefix() string {
 	if cl.env.Rand.Intn(4) == 0 {
 		return "key/"
 	}
-	return fmt.Sprintf("key/%d/", cl.env.Rand.Intn(cl.p.Groups))
+	return "key/" + strconv.Itoa(cl.env.Rand.Intn(cl.p.Groups)) + "/"
 }
 
 // distinctKeys returns n different keys (fewer if the key space is smaller).

@@ -71,7 +71,7 @@ func (Kubernetes) Description() string {
 
 // Rates implements Profile.
 func (Kubernetes) Rates() Rates {
-	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 400, Clients: 8}, High: Rate{QPS: 1500, Clients: 16}}
+	return Rates{Low: Rate{QPS: 100, Clients: 4}, Medium: Rate{QPS: 400, Clients: 8}, High: Rate{QPS: 1100, Clients: 16}}
 }
 
 // ResourcePrefix is the prefix of every object of a resource; with a

@@ -80,6 +80,11 @@ func TestKubernetesListsPageByPageAtOneRevision(t *testing.T) {
 			}
 			longest = max(longest, len(list))
 		}
+		if len(revs) == len(listed[c.ID])+1 {
+			// The last page answered as the run ended: the client
+			// stopped there, without telling OnList.
+			revs = revs[:len(revs)-1]
+		}
 		require.Equal(t, revs, listed[c.ID], "OnList reports every complete list and its revision")
 	}
 	require.GreaterOrEqual(t, longest, 3, "some lists need several pages")

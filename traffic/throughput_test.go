@@ -26,7 +26,9 @@ import (
 // skipped unless ETCD_ROBUSTNESS_THROUGHPUT is set.
 // ETCD_ROBUSTNESS_THROUGHPUT_DURATION (default 20s) and
 // ETCD_ROBUSTNESS_THROUGHPUT_PROFILES (comma-separated, default all)
-// narrow it; ETCD_ROBUSTNESS_THROUGHPUT_PER_CONN sets Config.ClientsPerConn.
+// narrow it; ETCD_ROBUSTNESS_THROUGHPUT_PER_CONN sets Config.ClientsPerConn;
+// ETCD_ROBUSTNESS_THROUGHPUT_DIRECT=1 has the clients dial the members'
+// own listeners, not the client proxies, to show what those cost.
 func TestThroughput(t *testing.T) {
 	if os.Getenv("ETCD_ROBUSTNESS_THROUGHPUT") == "" {
 		t.Skip("set ETCD_ROBUSTNESS_THROUGHPUT=1 (make throughput)")
@@ -59,6 +61,13 @@ func TestThroughput(t *testing.T) {
 		pins, err := Place(Mixed, 1, rate.Clients, 3)
 		require.NoError(t, err)
 
+		endpoints := cl.Endpoints()
+		if os.Getenv("ETCD_ROBUSTNESS_THROUGHPUT_DIRECT") != "" {
+			endpoints = nil
+			for _, m := range cl.Members() {
+				endpoints = append(endpoints, m.DirectClientURL())
+			}
+		}
 		var pids []int
 		for _, m := range cl.Members() {
 			pids = append(pids, m.PID())
@@ -66,7 +75,7 @@ func TestThroughput(t *testing.T) {
 		self0, etcd0, machine0 := selfCPU(), procsCPU(pids), machineCPU()
 		start := time.Now()
 		runCtx, stop := context.WithTimeout(ctx, d)
-		hs, err := Run(runCtx, Config{Profile: p, Endpoints: cl.Endpoints(), Clients: rate.Clients, QPS: rate.QPS,
+		hs, err := Run(runCtx, Config{Profile: p, Endpoints: endpoints, Clients: rate.Clients, QPS: rate.QPS,
 			Pins: pins, ClientsPerConn: perConn, Seed: 1, Clock: history.NewClock()})
 		stop()
 		elapsed := time.Since(start)

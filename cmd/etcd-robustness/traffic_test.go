@@ -26,7 +26,7 @@ func TestTrafficFlags(t *testing.T) {
 	}{
 		{"the scenario's", def, nil, "etcd-kv", 200, 6, "", ""},
 		{"another profile at the scenario's rate level", def, map[string]string{"traffic": "etcd"}, "etcd", 500, 10, "", ""},
-		{"a rate level", def, map[string]string{"rate": "high"}, "etcd-kv", 2500, 24, "", ""},
+		{"a rate level", def, map[string]string{"rate": "high"}, "etcd-kv", 2100, 24, "", ""},
 		{"a profile and a level", def, map[string]string{"traffic": "kubernetes", "rate": "low"}, "kubernetes", 100, 4, "", ""},
 		{"qps and clients override the level", def, map[string]string{"rate": "high", "qps": "", "clients": ""}, "etcd-kv", 33, 3, "", ""},
 		{"a scenario without a level keeps its rate", scenarios.Scenario{Traffic: "etcd-kv", QPS: 9, Clients: 2}, map[string]string{"traffic": "etcd"}, "etcd", 9, 2, "", ""},
