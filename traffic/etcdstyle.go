@@ -403,15 +403,19 @@ func (cl *etcdClient) hold(id, ttl int64, now time.Time) {
 	case 0:
 		l.keepUntil = now.Add(jitter(r, time.Second, 6*time.Second))
 		l.nextRenew = now.Add(ttlD / 3)
-		l.forgetAt = l.keepUntil.Add(ttlD + time.Second)
+		l.forgetAt = l.keepUntil.Add(ttlD + expiredGrace)
 	case 1:
 		l.revokeAt = now.Add(jitter(r, ttlD/5, ttlD))
-		l.forgetAt = l.revokeAt.Add(time.Second)
+		l.forgetAt = l.revokeAt.Add(expiredGrace)
 	default:
-		l.forgetAt = now.Add(ttlD + time.Second)
+		l.forgetAt = now.Add(ttlD + expiredGrace)
 	}
 	cl.leases = append(cl.leases, l)
 }
+
+// expiredGrace is how long a client keeps using a lease after it should
+// have expired, so that some puts meet a lease etcd just revoked.
+const expiredGrace = 250 * time.Millisecond
 
 func (cl *etcdClient) forget(id int64) {
 	for i, l := range cl.leases {

@@ -92,6 +92,17 @@ func TestThroughput(t *testing.T) {
 		line := fmt.Sprintf("%-10s high (%g/s, %d clients): %6.0f requests/s (%5.0f answered, %d failed, %d unknown); harness CPU %4.1f%% of the machine, etcd members %4.1f%%, machine busy %4.1f%%",
 			name, rate.QPS, rate.Clients, float64(s.Operations)/elapsed.Seconds(), float64(s.Operations-s.Failed-s.Unknown)/elapsed.Seconds(),
 			s.Failed, s.Unknown, share(self1-self0), share(etcd1-etcd0), busy)
+		errs := map[string]int{}
+		for _, c := range hs {
+			for _, op := range c.Operations {
+				if op.Error != nil {
+					errs[op.Request.Kind()+": "+op.Error.Message]++
+				}
+			}
+		}
+		for e, n := range errs {
+			t.Logf("%s: %d × %s", name, n, e)
+		}
 		t.Log(line)
 		lines = append(lines, line)
 	}
