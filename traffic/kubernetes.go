@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,7 +55,8 @@ type Kubernetes struct {
 	CompactEvery [2]time.Duration
 }
 
-// KubeResource is a kind of object and how many names each namespace has.
+// KubeResource is a kind of object and how many names (at most 1000) each
+// namespace has: <singular>-000, <singular>-001, ...
 type KubeResource struct {
 	Name         string
 	PerNamespace int
@@ -178,7 +180,8 @@ func (kc *kubeClient) key() string {
 	r := kc.env.Rand
 	res := kc.p.Resources[r.Intn(len(kc.p.Resources))]
 	ns := kc.p.Namespaces[r.Intn(len(kc.p.Namespaces))]
-	return fmt.Sprintf("%s%s-%03d", ResourcePrefix(res.Name, ns), strings.TrimSuffix(res.Name, "s"), r.Intn(res.PerNamespace))
+	n := strconv.Itoa(1000 + r.Intn(res.PerNamespace)) // zero-padded: keys sort by number
+	return ResourcePrefix(res.Name, ns) + strings.TrimSuffix(res.Name, "s") + "-" + n[1:]
 }
 
 // pick is a random key the client believes present (or absent), if it

@@ -208,4 +208,8 @@ func TestKubernetesPrefixes(t *testing.T) {
 		keys += r.PerNamespace * len(p.Namespaces)
 	}
 	require.GreaterOrEqual(t, keys, 300, "a few hundred keys")
+	kc := &kubeClient{p: p, env: Env{Rand: newRand(1)}}
+	for range 100 {
+		require.Regexp(t, `^/registry/(pods/[a-z-]+/pod|configmaps/[a-z-]+/configmap)-\d\d\d$`, kc.key())
+	}
 }
