@@ -240,16 +240,20 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		entries := committed[id]
 		unique := g.unique
 		if unique {
-			switch {
-			case len(entries) > 1:
-				idx := make([]string, len(entries))
-				for i, e := range entries {
+			switch took := tookEffect(log, entries, revs); {
+			case len(took) > 1:
+				idx := make([]string, len(took))
+				for i, e := range took {
 					idx[i] = fmt.Sprint(log.Entries[e].Index)
 				}
-				findings = append(findings, fmt.Sprintf("%s was committed %d times (raft indices %s): one request applied more than once",
-					describeRecord(ops[firstOf(g.acked, g.unknown)].rec.Request), len(entries), strings.Join(idx, ", ")))
-				why = append(why, fmt.Sprintf("%s (%s) carries a value no other request writes, yet the committed raft log holds it %d times, at indices %s, so etcd applied it %d times; a request is applied at most once.",
-					describeRecord(ops[firstOf(g.acked, g.unknown)].rec.Request), ops[firstOf(g.acked, g.unknown)].Source, len(entries), strings.Join(idx, ", "), len(entries)))
+				what, source := describeRecord(*log.Entries[took[0]].Request), "sent by no client"
+				if len(g.acked)+len(g.unknown) > 0 {
+					source = ops[firstOf(g.acked, g.unknown)].Source
+				}
+				findings = append(findings, fmt.Sprintf("%s was committed and took effect %d times (raft indices %s): one request applied more than once",
+					what, len(took), strings.Join(idx, ", ")))
+				why = append(why, fmt.Sprintf("%s (%s) is identified by a value or lease ID no other request uses, yet the committed raft log holds it %d times, at indices %s, and each copy changed the store when replayed, so etcd applied it %d times; a request is applied at most once.",
+					what, source, len(took), strings.Join(idx, ", "), len(took)))
 			case len(entries) == 0 && len(g.acked) > 0 && log.Complete && uncommitted[id] == 0:
 				o := ops[g.acked[0]]
 				findings = append(findings, fmt.Sprintf("%s was acknowledged at revision %d by %s but is in no member's WAL: an acknowledged write was lost",
@@ -473,6 +477,29 @@ type group struct {
 	// committing the request (an error of the apply step), so counting
 	// copies in the log does not settle anything.
 	maybeCommitted bool
+}
+
+// tookEffect returns the entries (indices into log.Entries) whose request
+// changed the store when the log was replayed: a write that moved the
+// revision, or a lease grant that found no lease with its ID. A copy that
+// did nothing (a retried grant refused as "lease already exists", a
+// transaction whose compare failed the second time) was committed but not
+// applied twice. When the log does not replay, only puts are counted, as a
+// put always takes effect.
+func tookEffect(log *evidence.Log, entries []int, revs revisions) []int {
+	var out []int
+	for _, e := range entries {
+		r := log.Entries[e].Request
+		switch {
+		case revs.effective == nil:
+			if r.Put != nil {
+				out = append(out, e)
+			}
+		case revs.effective[e] && (r.LeaseGrant != nil || revs.after[e] > revs.before[e]):
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func firstOf(a, b []int) int {

@@ -132,6 +132,24 @@ func TestPatch(t *testing.T) {
 			want: []Verdict{OK, Illegal, OK},
 		},
 		{
+			// clientv3 retries a grant; the retry is committed too and
+			// refused, as the first copy had granted the lease.
+			name: "a lease grant committed twice, the second copy refused",
+			history: []history.Operation{
+				ht.Failed(0, 0, 10, grant(7, 5), "FailedPrecondition", "etcdserver: lease already exists"),
+			},
+			log:  logOf(grant(7, 5), grant(7, 5)),
+			want: []Verdict{OK, OK, OK},
+		},
+		{
+			name: "a lease grant that took effect twice",
+			history: []history.Operation{
+				ht.Failed(0, 0, 10, grant(7, 5), "FailedPrecondition", "etcdserver: lease already exists"),
+			},
+			log:  logOf(grant(7, 5), history.Request{LeaseRevoke: &history.LeaseRevokeRequest{ID: 7}}, grant(7, 5)),
+			want: []Verdict{OK, Illegal, Illegal},
+		},
+		{
 			name: "a write no client sent is in the log, and a read sees it",
 			history: []history.Operation{
 				op(0, 0, 10, put("a", "1"), putOK(2)),
@@ -292,4 +310,8 @@ func TestUnsupportedReadIsNotAPass(t *testing.T) {
 	rs, _ := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: logOf(ht.Put("a", "1"))})
 	require.Equal(t, Inconclusive, rs[2].Verdict, rs[2].Message)
 	require.Contains(t, rs[2].Message, "does not check")
+}
+
+func grant(id, ttl int64) history.Request {
+	return history.Request{LeaseGrant: &history.LeaseGrantRequest{ID: id, TTL: ttl}}
 }
