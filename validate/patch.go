@@ -232,6 +232,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 			g.unknown = append(g.unknown, i)
 		case model.StatusFailed:
 			g.maybeCommitted = true
+			g.failed = append(g.failed, i)
 		}
 	}
 
@@ -260,6 +261,20 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 					describeRecord(o.rec.Request), o.Response.Revision, o.Source))
 				why = append(why, lostWrite(o, log, revs))
 			}
+		}
+		if took := tookEffect(log, entries, revs); unique && len(took) == 1 && len(g.acked)+len(g.unknown) == 0 &&
+			len(g.failed) == 1 && ops[g.failed[0]].Response.Error == model.ErrLeaseExists {
+			// The only client copy of a grant was refused as "lease
+			// already exists", yet its lease ID, used by no other request,
+			// was granted once in the log: clientv3 retries a grant, and
+			// the error answers the retry. The grant was applied, where
+			// the log says. (Any other refused request found in the log
+			// stays refused, for the model to judge.)
+			o := &ops[g.failed[0]]
+			o.Response = revs.applied(took[0])
+			o.Return = bound(o.Call, seen.first(revs.after[took[0]]))
+			o.Open = o.Return < 0
+			p.Applied++
 		}
 		for _, i := range g.unknown {
 			o := &ops[i]
@@ -477,6 +492,7 @@ type group struct {
 	// committing the request (an error of the apply step), so counting
 	// copies in the log does not settle anything.
 	maybeCommitted bool
+	failed         []int // indices into ops of the refused copies
 }
 
 // tookEffect returns the entries (indices into log.Entries) whose request
