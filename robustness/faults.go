@@ -169,6 +169,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		clients, err := traffic.Run(trafficCtx, traffic.Config{
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
 			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
+			Avoid: avoidances(sc.KnownBugsAvoided),
 		})
 		done <- trafficResult{clients, err}
 	}()
@@ -318,4 +319,16 @@ func (r *recordingRequests) close() {
 	for _, c := range r.all {
 		_ = c.Close()
 	}
+}
+
+// avoidances are what the profiles leave out for the known bugs a run
+// avoids (by ID, as the scenario records them).
+func avoidances(ids []string) []traffic.Avoidance {
+	var out []traffic.Avoidance
+	for _, b := range traffic.KnownBugs {
+		if slices.Contains(ids, b.ID) {
+			out = append(out, b.Avoid)
+		}
+	}
+	return out
 }

@@ -41,7 +41,10 @@ type Config struct {
 	Seed        int64
 	// CheckTimeout bounds the linearizability check.
 	CheckTimeout time.Duration
-	Logger       *zap.Logger
+	// ExposeKnownBugs sends the requests that traffic.KnownBugs of the
+	// versions under test would otherwise have the profiles leave out.
+	ExposeKnownBugs bool
+	Logger          *zap.Logger
 }
 
 // Outcome is the run's overall answer.
@@ -138,6 +141,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cl.Close()
 	if err := placeClients(&sc, cfg.Seed, cl); err != nil {
 		return nil, &SetupError{Err: err}
+	}
+	if !cfg.ExposeKnownBugs {
+		sc.KnownBugsAvoided = nil
+		for _, b := range traffic.KnownBugsOf(versions) {
+			sc.KnownBugsAvoided = append(sc.KnownBugsAvoided, b.ID)
+			lg.Warn("known etcd bug avoided: the traffic leaves out "+string(b.Avoid)+" (run --expose-known-bugs to send them)",
+				zap.String("bug", b.ID), zap.String("summary", b.Summary))
+		}
 	}
 	cfg.Scenario = sc
 	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))

@@ -46,6 +46,10 @@ type Scenario struct {
 	// id, the member it was pinned to, or "" for a client spread over
 	// every member.
 	ClientMembers []string `json:"client_members,omitempty"`
+	// KnownBugsAvoided is filled in by a run: the known etcd bugs
+	// (traffic.KnownBugs) of the versions under test that the traffic
+	// steered around, by ID.
+	KnownBugsAvoided []string `json:"known_bugs_avoided,omitempty"`
 	// EtcdVersion pins a release (for reproductions of past bugs); empty
 	// means the version the user chose.
 	EtcdVersion string `json:"etcd_version,omitempty"`

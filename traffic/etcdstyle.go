@@ -213,7 +213,7 @@ func (cl *etcdClient) rangePrefix() history.Request {
 	}
 	switch r.Intn(5) {
 	case 0:
-		req.KeysOnly = true
+		req.KeysOnly = !cl.env.Avoids(AvoidKeysOnly)
 	case 1:
 		req.CountOnly = true
 	}

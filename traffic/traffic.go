@@ -45,6 +45,19 @@ type Env struct {
 	// and that revision. It runs on the client's goroutine and must not
 	// block. A list-then-watch client starts its watch at revision+1.
 	OnList func(clientID int, prefix string, revision int64)
+	// Avoid lists the kinds of requests a profile must not send, because
+	// the etcd under test has a known bug there (KnownBugs).
+	Avoid []Avoidance
+}
+
+// Avoids reports whether the profile must leave out requests of kind a.
+func (e Env) Avoids(a Avoidance) bool {
+	for _, x := range e.Avoid {
+		if x == a {
+			return true
+		}
+	}
+	return false
 }
 
 // UniqueValue returns a value no other request of the run writes: the model
@@ -147,6 +160,8 @@ type Config struct {
 	ClientsPerConn int
 	// OnList is passed to every client's Env.
 	OnList func(clientID int, prefix string, revision int64)
+	// Avoid is passed to every client's Env.
+	Avoid  []Avoidance
 	Logger *zap.Logger
 }
 
@@ -177,6 +192,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 				Limiter:  limiter,
 				Rand:     newRand(cfg.Seed + int64(i)),
 				OnList:   cfg.OnList,
+				Avoid:    cfg.Avoid,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})

@@ -91,6 +91,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		seed         = fs.Int64("seed", 0, "random seed (default: from the clock; printed so a run can be repeated)")
 		resultsDir   = fs.String("results-dir", "results", "directory that receives the run's report")
 		keep         = fs.Bool("keep", false, "keep the report of a passing run too")
+		exposeBugs   = fs.Bool("expose-known-bugs", false, "send the requests the traffic leaves out by default because the etcd under test has a known bug there ("+knownBugIDs()+")")
 		checkTimeout = fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
 		watch        = fs.Bool("watch", false, "run watch traffic (watchers on every member and over the cluster, checked by the watch stage); --watch=false turns a scenario's off (default: the scenario's)")
 		watchPR      = fs.Duration("watch-progress-requests", 0, "how often every watch stream sends RequestProgress; implies --watch (default: the scenario's, else 500ms)")
@@ -149,7 +150,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := robustness.Run(ctx, robustness.Config{
 		Scenario: sc, Binaries: bins, ResultsDir: *resultsDir, KeepPassing: *keep,
-		Seed: *seed, CheckTimeout: *checkTimeout, Logger: lg,
+		Seed: *seed, CheckTimeout: *checkTimeout, ExposeKnownBugs: *exposeBugs, Logger: lg,
 	})
 	return finish(ctx, stdout, stderr, res, err)
 }
@@ -310,4 +311,13 @@ func watchFlags(w *scenarios.Watch, on, setInterval bool, interval time.Duration
 		out.ProgressRequestInterval = interval
 	}
 	return &out
+}
+
+// knownBugIDs lists the known etcd bugs the traffic can avoid.
+func knownBugIDs() string {
+	var ids []string
+	for _, b := range traffic.KnownBugs {
+		ids = append(ids, b.ID)
+	}
+	return strings.Join(ids, ", ")
 }

@@ -1,0 +1,71 @@
+package traffic
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
+)
+
+func TestKnownBugsOf(t *testing.T) {
+	tests := []struct {
+		versions []string
+		want     []string
+	}{
+		{[]string{"v3.7.3"}, []string{"etcd#22209"}},
+		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, []string{"etcd#22209"}},
+		{[]string{"v3.6.16"}, nil},
+		{[]string{"v3.5.7", "v3.4.12"}, nil},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, b := range KnownBugsOf(tc.versions) {
+			got = append(got, b.ID)
+		}
+		require.Equal(t, tc.want, got, "%v", tc.versions)
+	}
+}
+
+// keysOnlyCounter counts the keys_only ranges a profile sends.
+type keysOnlyCounter struct{ keysOnly, all int }
+
+func (c *keysOnlyCounter) Do(_ context.Context, req history.Request) history.Operation {
+	c.all++
+	if req.Range != nil && req.Range.KeysOnly {
+		c.keysOnly++
+	}
+	return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+}
+
+// The etcd profile sends keys_only ranges unless told to avoid them.
+func TestEtcdProfileAvoidsKeysOnly(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	for _, avoid := range []bool{false, true} {
+		c := &keysOnlyCounter{}
+		env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1)}
+		if avoid {
+			env.Avoid = []Avoidance{AvoidKeysOnly}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		limited := doerFunc(func(ctx context.Context, req history.Request) history.Operation {
+			if c.all >= 5000 {
+				cancel()
+			}
+			return c.Do(ctx, req)
+		})
+		p.Run(ctx, limited, env)
+		cancel()
+		if avoid {
+			require.Zero(t, c.keysOnly, "keys_only ranges sent while avoided")
+		} else {
+			require.Positive(t, c.keysOnly, "no keys_only range in %d requests", c.all)
+		}
+	}
+}
+
+type doerFunc func(ctx context.Context, req history.Request) history.Operation
+
+func (f doerFunc) Do(ctx context.Context, req history.Request) history.Operation { return f(ctx, req) }
