@@ -16,11 +16,13 @@ package report
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,6 +111,9 @@ func Write(dir string, rec Record, sum Summary) error {
 	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte(digest+"  "+RecordFile+"\n"), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	if err := compressRecord(dir); err != nil {
+		return err
+	}
 	if err := writeJSON(filepath.Join(dir, SummaryFile), sum, "  "); err != nil {
 		return err
 	}
@@ -164,8 +169,7 @@ func Load(dir string) (Record, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return rec, fmt.Errorf("%s is not a report directory (it must hold %s)", dir, RecordFile)
 	}
-	path := filepath.Join(dir, RecordFile)
-	b, err := os.ReadFile(path)
+	b, err := readRecord(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "history")); err == nil {
 			return rec, fmt.Errorf("report %s was written by an older etcd-robustness (record version 1: history/client-N.json, no %s); this one reads version %d, so run the scenario again to check it", dir, RecordFile, Version)
@@ -281,4 +285,45 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// RecordCompressThreshold: a record.json larger than this is kept as
+// record.json.gz (a run with watch traffic records every watch response).
+// The checksum stays that of the JSON itself.
+const RecordCompressThreshold = 4 << 20
+
+// compressRecord gzips a large record.json into record.json.gz.
+func compressRecord(dir string) error {
+	path := filepath.Join(dir, RecordFile)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= RecordCompressThreshold {
+		return nil
+	}
+	if err := gzipFile(path, path+".gz"); err != nil {
+		return fmt.Errorf("report: compressing %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// readRecord reads record.json, or record.json.gz unpacked.
+func readRecord(dir string) ([]byte, error) {
+	path := filepath.Join(dir, RecordFile)
+	b, err := os.ReadFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	f, gzErr := os.Open(path + ".gz")
+	if gzErr != nil {
+		return nil, err // neither is there: record.json is missing
+	}
+	defer f.Close()
+	zr, gzErr := gzip.NewReader(f)
+	if gzErr != nil {
+		return nil, fmt.Errorf("%s.gz: %w", RecordFile, gzErr)
+	}
+	defer zr.Close()
+	return io.ReadAll(zr)
 }

@@ -111,3 +111,24 @@ func TestLoadCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// A record over RecordCompressThreshold is kept gzipped, and Load reads it
+// back whole, checksum checked.
+func TestLargeRecordIsCompressed(t *testing.T) {
+	var ops []history.Operation
+	for i := 0; i < 40000; i++ {
+		ops = append(ops, ht.Op(i%8, i, i+1, ht.Put("key-with-a-longer-name", strings.Repeat("v", 40)+string(rune('a'+i%26))), ht.PutOK(int64(i+2))))
+	}
+	rec := Record{Input: validate.Input{Clients: ht.Clients(ops...), FinalRead: -1}}
+	dir := t.TempDir()
+	require.NoError(t, Write(dir, rec, Summary{Outcome: "PASS"}))
+	_, err := os.Stat(filepath.Join(dir, RecordFile))
+	require.ErrorIs(t, err, os.ErrNotExist, "the large record.json was left uncompressed")
+	fi, err := os.Stat(filepath.Join(dir, RecordFile+".gz"))
+	require.NoError(t, err)
+	require.Less(t, fi.Size(), int64(RecordCompressThreshold/4))
+	got, err := Load(dir)
+	require.NoError(t, err)
+	require.Len(t, got.Clients, 8)
+	require.Equal(t, 40000, history.Count(got.Clients).Operations)
+}

@@ -64,7 +64,7 @@ func FindReports(args []string) ([]string, error) {
 }
 
 func isReport(dir string) bool {
-	for _, f := range []string{SummaryFile, RecordFile} {
+	for _, f := range []string{SummaryFile, RecordFile, RecordFile + ".gz"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return true
 		}
