@@ -224,12 +224,6 @@ func inRandomPool(f Failpoint, c *cluster.Cluster) bool {
 	if _, prep := f.(MemberPreparer); prep {
 		return false
 	}
-	// The model does not check compaction requests yet, so a run with a
-	// compaction trigger is inconclusive: `random` leaves those faults
-	// out until it does. They run by name.
-	if p, ok := f.(interface{ compacts() bool }); ok && p.compacts() {
-		return false
-	}
 	mf, ok := f.(MemberFlagger)
 	if !ok || len(c.Members()) == 0 {
 		return true
@@ -240,7 +234,7 @@ func inRandomPool(f Failpoint, c *cluster.Cluster) bool {
 
 // InRandomPool reports whether `random` may pick f on cluster c (it must
 // also be available there): not the faults that need the members
-// restarted first, nor (for now) those that compact.
+// restarted first.
 func InRandomPool(f Failpoint, c *cluster.Cluster) bool { return inRandomPool(f, c) }
 
 // needsRequests marks faults whose trigger sends etcd requests.

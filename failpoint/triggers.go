@@ -13,8 +13,6 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 )
 
-func (p point) compacts() bool { return p.trigger == compaction || p.trigger == batchedCompaction }
-
 func (p point) needsRequests() bool {
 	return p.trigger == defrag || p.trigger == compaction || p.trigger == batchedCompaction
 }
