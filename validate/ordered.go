@@ -1,94 +1,433 @@
 package validate
 
 import (
+	"fmt"
+	"math"
 	"sort"
 	"time"
 
+	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/model"
 )
 
-// byRevision tries to show the patched history linearizable without a
-// search. When the committed log replays, the state at every revision is
-// known, and most operations name their revision: a response's header, or
-// the revisions the patch pinned. Then this order is a candidate: by
-// revision, at each revision the write that made it first, then the
-// operations that saw it, by return time. It is a linearization of the
-// history when:
-//   - every revision from the first to the last has exactly one write, and
-//     each write takes the state before its revision to the state at it;
-//   - every other operation's response is the model's at its revision;
-//   - no operation returned before another one that comes earlier in the
-//     order was called.
+// The witness shows the patched history linearizable without a search. The
+// patch stage proposes one order (planWitness); byRevision checks it.
 //
-// byRevision reports true only with such a witness; false says nothing
-// either way (an operation without a known revision, a revision with two
-// writes), and porcupine decides. So it can only make a pass faster, never
-// turn a violation into one.
-func byRevision(ops []Op, states []model.State) bool {
-	if len(states) < 2 {
+// The order follows the committed log. Every request that is not read-only
+// (a put, delete, write transaction, lease grant or revoke, compaction,
+// also one that changes nothing, like a delete of nothing or a transaction
+// whose compare failed) goes through raft, so an operation that took
+// effect, or was refused when applied, is one log entry: it claims that
+// entry. Every other operation (a read, a keepalive, a time-to-live, a
+// request refused before raft) is placed between two entries, where the
+// revision its response names was current and where real time allows.
+// Operations of unknown outcome that claim no entry go last.
+
+// maxTries bounds the places tried for one operation that claims no entry.
+const maxTries = 32
+
+// byRevision reports whether the order planWitness gave the operations
+// (their place) is a linearization of them. It checks, from scratch and
+// without trusting the plan:
+//   - starting from model.InitialState, each operation in that order is
+//     accepted by model.Step from the state the ones before it led to
+//     (where Step allows several states, one is chosen and the walk goes
+//     on from it, which is one path porcupine's search may take);
+//   - no operation returned before one that comes earlier in the order was
+//     called (an open operation returns after everything, as porcupine is
+//     told).
+//
+// The order holds every operation exactly once (it is ops sorted by place),
+// lease deadlines come from the operations' own call times, and ties in
+// time count as overlapping, all as in PorcupineOperations. So a true
+// answer is a linearization porcupine would find: the history is
+// linearizable. False says nothing either way (no plan, an entry no
+// operation claimed, a place where the model disagrees), and porcupine
+// decides. The witness can only make a pass faster, never turn a violation
+// into one.
+//
+// The states are unused: the witness needs no replayed state, as it
+// applies the operations themselves.
+func byRevision(ops []Op, _ []model.State) bool {
+	if len(ops) == 0 {
 		return false
 	}
-	type slot struct {
-		rev   int64
-		write bool
-		op    *Op
-	}
-	slots := make([]slot, 0, len(ops))
-	writers := make([]int, len(states))
+	order := make([]*Op, len(ops))
 	for i := range ops {
-		o := &ops[i]
-		if o.Open {
+		if ops[i].place == 0 {
 			return false
 		}
-		rev := o.Response.Revision
-		if rev < 1 || rev >= int64(len(states)) {
-			return false
-		}
-		switch {
-		case o.Response.Status == model.StatusApplied && o.Response.AppliedTo == 0:
-			return false // applied somewhere, revision unknown
-		case rev > 1 && accepts(states[rev-1], states[rev], o):
-			slots = append(slots, slot{rev, true, o})
-			writers[rev]++
-		case accepts(states[rev], states[rev], o):
-			slots = append(slots, slot{rev, false, o})
-		default:
-			return false
-		}
+		order[i] = &ops[i]
 	}
-	for r := 2; r < len(states); r++ {
-		if writers[r] != 1 {
+	sort.SliceStable(order, func(i, j int) bool { return order[i].place < order[j].place })
+	state := model.InitialState()
+	for _, o := range order {
+		next := model.Step(state, o.Request, o.Response)
+		if len(next) == 0 {
 			return false
 		}
+		state = choose(next, state, o.applied)
 	}
-	sort.Slice(slots, func(i, j int) bool {
-		a, b := slots[i], slots[j]
-		if a.rev != b.rev {
-			return a.rev < b.rev
-		}
-		if a.write != b.write {
-			return a.write
-		}
-		return a.op.Return < b.op.Return
-	})
 	// Real time: nothing later in the order may have returned before an
 	// earlier operation was called.
-	minReturnAfter := time.Duration(1<<63 - 1)
-	for i := len(slots) - 1; i >= 0; i-- {
-		if minReturnAfter < slots[i].op.Call {
+	minReturnAfter := time.Duration(math.MaxInt64)
+	for i := len(order) - 1; i >= 0; i-- {
+		if minReturnAfter < order[i].Call {
 			return false
 		}
-		minReturnAfter = min(minReturnAfter, slots[i].op.Return)
+		minReturnAfter = min(minReturnAfter, returned(order[i]))
 	}
 	return true
 }
 
-// accepts reports whether o, applied to from, is legal and leads to to.
-func accepts(from, to model.State, o *Op) bool {
-	for _, next := range model.Step(from, o.Request, o.Response) {
-		if next.Equal(to) {
-			return true
+// choose picks one of the states Step allowed: one that differs from the
+// state before when the operation took effect at its log entry, else the
+// state before if allowed, else the first.
+func choose(next []model.State, before model.State, applied bool) model.State {
+	for _, s := range next {
+		if s.Equal(before) != applied {
+			return s
 		}
 	}
-	return false
+	return next[0]
+}
+
+// returned is when o returned, for real time: an open operation never did.
+func returned(o *Op) time.Duration {
+	if o.Open {
+		return math.MaxInt64
+	}
+	return o.Return
+}
+
+// planWitness gives every operation of ops its place in a candidate order
+// (see byRevision), or says why it found none; then no place is set, or
+// only some. The log
+// must replay (revs.effective is set). A plan is only a proposal: it is
+// checked again, from scratch, by byRevision.
+//
+// Slot s is the point after the first s entries of the log (slot 0: before
+// any). An operation that went through raft takes its entry, matched by
+// identity: a server operation the entry it was made from; an answered one
+// an unclaimed entry whose replay succeeded and left the revision its
+// response names; one the patch settled as applied an entry with the
+// revisions it pinned; one of unknown outcome an entry that changed the
+// store; a refused one an entry whose replay was refused too. Among
+// identical requests with identical effects, which copy takes which entry
+// does not matter to the state; they claim in call order. Every entry that
+// changed the store when replayed must be claimed. Every other operation
+// goes in the first slot, of at most maxTries near the one its revision
+// names, that real time allows and where Step accepts it, ops in a slot
+// by return time.
+func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
+	if revs.effective == nil || len(ops) == 0 {
+		return "the log does not replay"
+	}
+	n := len(log.Entries)
+	changed := make([]bool, n)
+	byID := map[string][]int{}
+	for i, e := range log.Entries {
+		if e.Request == nil || e.Request.ReadOnly() {
+			continue
+		}
+		r := e.Request
+		changed[i] = revs.effective[i] && (revs.after[i] != revs.before[i] || r.LeaseGrant != nil || r.LeaseRevoke != nil || r.Compaction != nil)
+		id, _ := identity(*r, 0)
+		byID[id] = append(byID[id], i)
+	}
+	claimant := make([]int, n) // 1 + index into ops; -1: a free operation's
+	entryOf := make([]int, len(ops))
+	for i := range entryOf {
+		entryOf[i] = -1
+	}
+	claim := func(oi, e int) bool {
+		if claimant[e] != 0 {
+			return false
+		}
+		claimant[e], entryOf[oi] = oi+1, e
+		return true
+	}
+	var clientRaft []int
+	for i := range ops {
+		o := &ops[i]
+		switch {
+		case o.entry > 0:
+			if !claim(i, o.entry-1) {
+				return fmt.Sprintf("%s claims log entry %d, which another operation claimed", o.Source, o.entry-1)
+			}
+		case o.claim != "":
+			clientRaft = append(clientRaft, i)
+		}
+	}
+	// Answered and applied operations first, as their revisions pin them;
+	// then those of unknown outcome; then refused ones. In call order.
+	rank := func(o *Op) int {
+		switch o.Response.Status {
+		case model.StatusOK, model.StatusApplied:
+			return 0
+		case model.StatusUnknown:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(clientRaft, func(a, b int) bool {
+		x, y := &ops[clientRaft[a]], &ops[clientRaft[b]]
+		if rx, ry := rank(x), rank(y); rx != ry {
+			return rx < ry
+		}
+		return x.Call < y.Call
+	})
+	for _, oi := range clientRaft {
+		o := &ops[oi]
+		entries := byID[o.claim]
+		first := func(ok func(e int) bool) bool {
+			for _, e := range entries {
+				if claimant[e] == 0 && ok(e) {
+					return claim(oi, e)
+				}
+			}
+			return false
+		}
+		switch r := o.Response; {
+		case r.Status == model.StatusOK && o.Request.Type == model.Compact:
+			// etcd answers a compaction with the revision current when it
+			// answers, which may be past the one it was applied at: it
+			// takes its entry, but goes where its revision was current.
+			if !first(func(e int) bool { return revs.after[e] <= r.Revision && revs.effective[e] }) {
+				return fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d or before", o.Source, o.Request, r.Revision)
+			}
+			claimant[entryOf[oi]], entryOf[oi] = -1, -1
+		case r.Status == model.StatusOK:
+			// Entries are in log order, so their revisions ascend.
+			k := sort.Search(len(entries), func(k int) bool { return revs.after[entries[k]] >= r.Revision })
+			entries = entries[k:]
+			// A transaction's answer says whether it wrote, so whether it
+			// moved the revision: identical requests, one that deleted a
+			// key and one that found it gone, take the matching entries.
+			wrote := len(writtenKeys(o.Request, r)) > 0
+			if !first(func(e int) bool {
+				return revs.after[e] == r.Revision && revs.effective[e] && (o.Request.Txn == nil || wrote == (revs.after[e] > revs.before[e]))
+			}) {
+				return fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d", o.Source, o.Request, r.Revision)
+			}
+		case r.Status == model.StatusApplied:
+			pinned := func(e int) bool {
+				return r.AppliedTo == 0 || (revs.before[e] == r.AppliedTo && revs.after[e] == r.Revision)
+			}
+			if !first(func(e int) bool { return pinned(e) && revs.effective[e] }) && !first(pinned) {
+				return fmt.Sprintf("%s (%s) has no unclaimed log entry at the revisions pinned", o.Source, o.Request)
+			}
+		case r.Status == model.StatusUnknown:
+			first(func(e int) bool { return changed[e] })
+		case r.Status == model.StatusFailed:
+			first(func(e int) bool { return !revs.effective[e] })
+		}
+	}
+	for e := range changed {
+		if changed[e] && claimant[e] == 0 {
+			return fmt.Sprintf("no operation claims log entry %d (%s), which changed the store", e, describeRecord(*log.Entries[e].Request))
+		}
+	}
+
+	// Real time bounds each free operation's slot: after every claimed
+	// entry whose operation returned before it was called, before every one
+	// called after it returned.
+	preMaxCall := make([]time.Duration, n+1) // over claimants of entries < s
+	sufMinRet := make([]time.Duration, n+1)  // over claimants of entries >= s
+	preMaxCall[0] = math.MinInt64
+	for e := 0; e < n; e++ {
+		preMaxCall[e+1] = preMaxCall[e]
+		if c := claimant[e]; c > 0 {
+			preMaxCall[e+1] = max(preMaxCall[e+1], ops[c-1].Call)
+		}
+	}
+	sufMinRet[n] = math.MaxInt64
+	for e := n - 1; e >= 0; e-- {
+		sufMinRet[e] = sufMinRet[e+1]
+		if c := claimant[e]; c > 0 {
+			sufMinRet[e] = min(sufMinRet[e], returned(&ops[c-1]))
+		}
+	}
+	slotRev := func(s int) int64 {
+		if s == 0 {
+			return 1
+		}
+		return revs.after[s-1]
+	}
+	// The revisions after each entry ascend: slots at revision r are
+	// [firstAt(r), firstAt(r+1)).
+	firstAt := func(r int64) int { return sort.Search(n+1, func(s int) bool { return slotRev(s) >= r }) }
+
+	type free struct {
+		op        int
+		lo, hi, p int // allowed slots and the preferred one
+		t, tries  int // the next offset's index; slots tried
+	}
+	// next is the next slot to try: p, p+1, p-1, p+2, p-2, ... within
+	// [lo, hi], at most maxTries in all.
+	next := func(f *free) (int, bool) {
+		for f.tries < maxTries {
+			d := (f.t + 1) / 2
+			if f.t%2 == 0 {
+				d = -d
+			}
+			f.t++
+			if f.p-abs(d) < f.lo && f.p+abs(d) > f.hi {
+				return 0, false
+			}
+			if s := f.p + d; s >= f.lo && s <= f.hi {
+				f.tries++
+				return s, true
+			}
+		}
+		return 0, false
+	}
+	buckets := make([][]*free, n+1)
+	var frees []*free
+	var last []int // operations of unknown outcome that claim nothing
+	for i := range ops {
+		o := &ops[i]
+		if entryOf[i] >= 0 {
+			o.applied = changed[entryOf[i]]
+			continue
+		}
+		switch o.Response.Status {
+		case model.StatusApplied:
+			return fmt.Sprintf("%s (%s) was applied, yet claims no log entry", o.Source, o.Request)
+		case model.StatusUnknown:
+			last = append(last, i)
+			continue
+		}
+		f := &free{op: i}
+		f.lo = sort.Search(n+1, func(s int) bool { return sufMinRet[s] >= o.Call })
+		ret := returned(o)
+		f.hi = sort.Search(n+1, func(s int) bool { return preMaxCall[s] > ret }) - 1
+		// The latest slot real time allows keeps free operations in real
+		// time order among themselves: one that returned before another
+		// was called cannot get a later slot. An answer that names its
+		// revision (a header not filled apart) narrows that to the slots
+		// at that revision.
+		if pinsRevision(o) {
+			f.lo, f.hi = max(f.lo, firstAt(o.Response.Revision)), min(f.hi, firstAt(o.Response.Revision+1)-1)
+		}
+		if f.lo > f.hi {
+			return fmt.Sprintf("real time and revision %d leave %s (%s) no slot", o.Response.Revision, o.Source, o.Request)
+		}
+		f.p = f.hi
+		frees = append(frees, f)
+	}
+	// An operation whose answer names no revision (a keepalive, a
+	// time-to-live, a refusal) also keeps real time with those that do:
+	// after the slots of those that returned before it was called, before
+	// those of the ones called after it returned.
+	var pinned []*free
+	for _, f := range frees {
+		if pinsRevision(&ops[f.op]) {
+			pinned = append(pinned, f)
+		}
+	}
+	byCall := append([]*free(nil), pinned...)
+	sort.Slice(byCall, func(a, b int) bool { return ops[byCall[a].op].Call < ops[byCall[b].op].Call })
+	sufMinP := make([]int, len(byCall)+1)
+	sufMinP[len(byCall)] = n
+	for k := len(byCall) - 1; k >= 0; k-- {
+		sufMinP[k] = min(sufMinP[k+1], byCall[k].p)
+	}
+	byRet := append([]*free(nil), pinned...)
+	sort.Slice(byRet, func(a, b int) bool { return returned(&ops[byRet[a].op]) < returned(&ops[byRet[b].op]) })
+	preMaxP := make([]int, len(byRet)+1)
+	for k, f := range byRet {
+		preMaxP[k+1] = max(preMaxP[k], f.p)
+	}
+	for _, f := range frees {
+		o := &ops[f.op]
+		if !pinsRevision(o) {
+			ret := returned(o)
+			after := sort.Search(len(byCall), func(k int) bool { return ops[byCall[k].op].Call > ret })
+			before := sort.Search(len(byRet), func(k int) bool { return returned(&ops[byRet[k].op]) >= o.Call })
+			if lo, hi := max(f.lo, preMaxP[before]), min(f.hi, sufMinP[after]); lo <= hi {
+				f.lo, f.hi, f.p = lo, hi, hi
+			}
+		}
+		s, _ := next(f)
+		buckets[s] = append(buckets[s], f)
+	}
+
+	// Walk the log: in each slot try the operations that want it, then
+	// apply the entry's claimant. A slot already passed is tried against
+	// the state saved there.
+	placed := make([][]int, n+1)
+	saved := make([]model.State, n+1)
+	state := model.InitialState()
+	for s := 0; s <= n; s++ {
+		bucket := buckets[s]
+		sort.SliceStable(bucket, func(a, b int) bool { return returned(&ops[bucket[a].op]) < returned(&ops[bucket[b].op]) })
+		for _, f := range bucket {
+			o := &ops[f.op]
+			for at := s; ; {
+				from := state
+				if at < s {
+					from = saved[at]
+				}
+				if st := model.Step(from, o.Request, o.Response); len(st) > 0 {
+					placed[at] = append(placed[at], f.op)
+					if at == s {
+						state = choose(st, state, false)
+					}
+					break
+				}
+				var ok bool
+				if at, ok = next(f); !ok {
+					return fmt.Sprintf("%s (%s -> %s) fits in none of the slots tried", o.Source, o.Request, o.Response)
+				}
+				if at > s {
+					buckets[at] = append(buckets[at], f)
+					break
+				}
+			}
+		}
+		saved[s] = state
+		if s == n {
+			break
+		}
+		if c := claimant[s]; c > 0 {
+			o := &ops[c-1]
+			st := model.Step(state, o.Request, o.Response)
+			if len(st) == 0 {
+				return fmt.Sprintf("%s (%s -> %+v) is not accepted at its log entry %d (revisions %d to %d) from revision %d", o.Source, o.Request, o.Response, s, revs.before[s], revs.after[s], state.Revision)
+			}
+			state = choose(st, state, o.applied)
+		}
+	}
+
+	rank1 := 0
+	put := func(i int) { rank1++; ops[i].place = rank1 }
+	for s := 0; s <= n; s++ {
+		ps := placed[s]
+		sort.SliceStable(ps, func(a, b int) bool { return returned(&ops[ps[a]]) < returned(&ops[ps[b]]) })
+		for _, i := range ps {
+			put(i)
+		}
+		if s < n && claimant[s] > 0 {
+			put(claimant[s] - 1)
+		}
+	}
+	sort.SliceStable(last, func(a, b int) bool { return ops[last[a]].Call < ops[last[b]].Call })
+	for _, i := range last {
+		put(i)
+	}
+	return ""
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// pinsRevision reports whether o's answer names the revision current when
+// it took effect.
+func pinsRevision(o *Op) bool {
+	return o.Response.Status == model.StatusOK && !model.LocalHeader(o.Request)
 }

@@ -28,6 +28,16 @@ type Op struct {
 	// Source says where the operation comes from, for a person: "client 3
 	// #17", or "wal index 812" for a request no client sent.
 	Source string
+
+	// What the witness (ordered.go) reads: claim is the identity of a
+	// client's request that goes through raft (see identity); entry is 1 +
+	// the index of the log entry a server operation was made from; place is
+	// the operation's rank in the candidate order, from 1 (0: none); and
+	// applied says that the operation took effect at its log entry.
+	claim   string
+	entry   int
+	place   int
+	applied bool
 }
 
 // Patched is the history the linearizability check reads: the clients'
@@ -55,6 +65,9 @@ type Patched struct {
 	// left out: defragmentations (they change nothing the model holds) and
 	// lease lists (a member's lessor, which may lag).
 	MemberLocal int
+	// noWitness says why the patch found no candidate order for the
+	// witness (ordered.go); empty when it found one.
+	noWitness string
 }
 
 // PatchStage settles requests of unknown outcome with what the members
@@ -218,6 +231,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 			lease = o.Request.Lease.ID
 		}
 		id, unique := identity(o.rec.Request, lease)
+		ops[i].claim = id
 		g := groups[id]
 		if g == nil {
 			g = &group{unique: unique, revoke: o.rec.Request.LeaseRevoke != nil}
@@ -316,6 +330,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		p.Ops = append(p.Ops, o.Op)
 	}
 	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
+	p.noWitness = planWitness(p.Ops, log, revs)
 	return findings, why, replayed, events
 }
 
@@ -399,6 +414,7 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 			id, _ := identity(*e.Request, 0)
 			used[id]++
 			if op, ok := expiryOp(log, revs, seen, groups[id], i, used[id]); ok {
+				op.entry = i + 1
 				p.Server++
 				out = append(out, op)
 			}
@@ -422,7 +438,7 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 			continue
 		}
 		op := Op{ClientID: -1, Request: req, Response: model.Response{Status: model.StatusApplied},
-			Source: fmt.Sprintf("wal index %d, sent by no client", e.Index), Open: true}
+			Source: fmt.Sprintf("wal index %d, sent by no client", e.Index), Open: true, entry: i + 1}
 		if unique {
 			// Only this entry carries the value: its revisions are known.
 			op.Response = revs.applied(i)
