@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/evidence"
+	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
 )
 
 // TestRecordDir checks the run record in $ETCD_ROBUSTNESS_RECORD (a report
@@ -46,4 +50,141 @@ func TestRecordDir(t *testing.T) {
 			require.Equal(t, OK, r.Verdict, "%s: %s", r.Validator, r.Message)
 		}
 	}
+}
+
+func leaseResp(rev int64, f func(r *history.Response)) *history.Response {
+	r := &history.Response{Header: history.Header{Revision: rev}}
+	f(r)
+	return r
+}
+
+func grantOK(rev, id, ttl int64) *history.Response {
+	return leaseResp(rev, func(r *history.Response) { r.LeaseGrant = &history.LeaseGrantResponse{ID: id, TTL: ttl} })
+}
+
+func keepAlive(id int64) history.Request {
+	return history.Request{LeaseKeepAlive: &history.LeaseKeepAliveRequest{ID: id}}
+}
+
+func keepAliveOK(rev, id, ttl int64) *history.Response {
+	return leaseResp(rev, func(r *history.Response) { r.LeaseKeepAlive = &history.LeaseKeepAliveResponse{ID: id, TTL: ttl} })
+}
+
+func timeToLive(id int64) history.Request {
+	return history.Request{LeaseTimeToLive: &history.LeaseTimeToLiveRequest{ID: id, Keys: true}}
+}
+
+func timeToLiveOK(rev, id, ttl, granted int64, keys ...string) *history.Response {
+	return leaseResp(rev, func(r *history.Response) {
+		r.LeaseTimeToLive = &history.LeaseTimeToLiveResponse{ID: id, TTL: ttl, GrantedTTL: granted, Keys: keys}
+	})
+}
+
+func revoke(id int64) history.Request {
+	return history.Request{LeaseRevoke: &history.LeaseRevokeRequest{ID: id}}
+}
+
+func revokeOK(rev int64) *history.Response {
+	return leaseResp(rev, func(r *history.Response) { r.LeaseRevoke = &history.LeaseRevokeResponse{} })
+}
+
+func compact(rev int64) history.Request {
+	return history.Request{Compaction: &history.CompactionRequest{Revision: rev}}
+}
+
+func compactOK(rev int64) *history.Response {
+	return leaseResp(rev, func(r *history.Response) { r.Compaction = &history.CompactionResponse{} })
+}
+
+func putLease(k, v string, lease int64) history.Request {
+	return history.Request{Put: &history.PutRequest{Key: k, Value: v, Lease: lease}}
+}
+
+func kvLease(k, v string, rev, lease int64) history.KeyValue {
+	kv := kv(k, v, rev)
+	kv.Lease = lease
+	return kv
+}
+
+// leaseHistory is lease traffic: a lease granted, a key put on it, the
+// lease kept alive and read, a compaction answered at a later revision
+// than it was applied at, the lease revoked by a client, a put refused on
+// the revoked lease (committed all the same), and a second lease the
+// leader revoked once it expired, seen by a read.
+func leaseHistory() ([]history.Operation, *evidence.Log) {
+	h := []history.Operation{
+		op(0, 0, 10, grant(7, 5), grantOK(1, 7, 5)),
+		op(0, 20, 30, putLease("a", "1", 7), putOK(2)),
+		op(1, 25, 50, keepAlive(7), keepAliveOK(1, 7, 5)), // a member's header, behind
+		op(1, 60, 70, timeToLive(7), timeToLiveOK(2, 7, 4, 5, "a")),
+		op(2, 75, 105, compact(2), compactOK(3)), // applied at 2, answered at 3
+		op(0, 80, 90, ht.Put("b", "2"), putOK(3)),
+		op(0, 120, 130, revoke(7), revokeOK(4)),
+		op(1, 125, 150, ht.Get("a"), getOK(4)),
+		op(1, 160, 170, keepAlive(7), keepAliveOK(4, 7, 0)),
+		ht.Failed(2, 165, 175, putLease("c", "3", 7), "NotFound", "etcdserver: requested lease not found"),
+		op(0, 200, 210, grant(8, 1), grantOK(4, 8, 1)),
+		op(0, 220, 230, putLease("d", "4", 8), putOK(5)),
+		op(1, 2300, 2310, ht.Get("d"), getOK(6)),
+	}
+	log := logOf(grant(7, 5), putLease("a", "1", 7), compact(2), ht.Put("b", "2"), revoke(7), putLease("c", "3", 7),
+		grant(8, 1), putLease("d", "4", 8), revoke(8))
+	return h, log
+}
+
+func TestWitness(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log)
+		// witness: byRevision certifies the history; verdict: the
+		// linearizability stage's.
+		witness bool
+		verdict Verdict
+	}{
+		{"lease traffic", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) { return h, log }, true, OK},
+		{"a keepalive of unknown outcome", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			return append(h, unknown(2, 40, 2400, keepAlive(8))), log
+		}, true, OK},
+		{"the leader revoked a lease before its deadline", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[len(h)-1] = op(1, 300, 310, ht.Get("d"), getOK(6)) // the expiry was seen 90 ms after the grant
+			return h, log
+		}, false, Illegal},
+		{"a keepalive renews a lease its client's revoke had removed", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[8] = op(1, 160, 170, keepAlive(7), keepAliveOK(4, 7, 5))
+			return h, log
+		}, false, Illegal},
+		{"a time-to-live that misses the lease's key", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[3] = op(1, 60, 70, timeToLive(7), timeToLiveOK(2, 7, 4, 5))
+			return h, log
+		}, false, Illegal},
+		{"a stale read after the revoke returned", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[7] = op(1, 135, 150, ht.Get("a"), getOK(3, kvLease("a", "1", 2, 7)))
+			return h, log
+		}, false, Illegal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, log := tc.mutate(leaseHistory())
+			rs, c := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: log})
+			require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
+			require.Equal(t, tc.witness, byRevision(c.Patched.Ops, c.Replayed), "no witness: %s", c.Patched.noWitness)
+			require.Equal(t, tc.verdict, rs[2].Verdict, rs[2].Message)
+			// Porcupine alone agrees (Visualize skips the witness).
+			porc := Linearizability{Timeout: 10 * time.Second, Visualize: true}.Validate(context.Background(), c)
+			require.Equal(t, tc.verdict, porc.Verdict, porc.Message)
+		})
+	}
+}
+
+// An entry that changed the store must be some operation's: here etcd
+// refused a put that the log shows applied.
+func TestWitnessNeedsEveryEffect(t *testing.T) {
+	h := []history.Operation{
+		ht.Failed(0, 0, 10, ht.Put("a", "1"), "NotFound", "etcdserver: requested lease not found"),
+		op(1, 20, 30, ht.Get("a"), getOK(2, kv("a", "1", 2))),
+	}
+	rs, c := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: logOf(ht.Put("a", "1"))})
+	require.False(t, byRevision(c.Patched.Ops, c.Replayed))
+	require.Contains(t, c.Patched.noWitness, "no operation claims log entry 0")
+	require.Equal(t, Illegal, rs[2].Verdict, rs[2].Message)
 }
