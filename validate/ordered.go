@@ -18,44 +18,47 @@ import (
 // also one that changes nothing, like a delete of nothing or a transaction
 // whose compare failed) goes through raft, so an operation that took
 // effect, or was refused when applied, is one log entry: it claims that
-// entry. Every other operation (a read, a keepalive, a time-to-live, a
-// request refused before raft) is placed between two entries, where the
-// revision its response names was current and where real time allows.
-// Operations of unknown outcome that claim no entry go last.
+// entry, and one whose entry changed the store goes there. Every other
+// operation (a read, a keepalive, a time-to-live, a request refused before
+// raft, one whose entry changed nothing) is placed between two entries,
+// where the revision its response names was current and where real time
+// allows. Operations of unknown outcome that claim no entry go last.
 
 // maxTries bounds the places tried for one operation that claims no entry.
 const maxTries = 32
 
 // byRevision reports whether the order planWitness gave the operations
-// (their place) is a linearization of them. It checks, from scratch and
-// without trusting the plan:
+// (their place) is a linearization of them: see witnessed. The states are
+// unused: the witness applies the operations themselves, from the initial
+// state, and needs no replayed one.
+func byRevision(ops []Op, _ []model.State) bool { return witnessed(ops) == "" }
+
+// witnessed checks the order planWitness gave the operations (their place),
+// from scratch and without trusting the plan, and says why it is no
+// linearization of them, or "" when it is one:
 //   - starting from model.InitialState, each operation in that order is
 //     accepted by model.Step from the state the ones before it led to
 //     (where Step allows several states, one is chosen and the walk goes
 //     on from it, which is one path porcupine's search may take);
 //   - no operation returned before one that comes earlier in the order was
-//     called (an open operation returns after everything, as porcupine is
-//     told).
+//     called (an open operation returns after everything).
 //
 // The order holds every operation exactly once (it is ops sorted by place),
 // lease deadlines come from the operations' own call times, and ties in
-// time count as overlapping, all as in PorcupineOperations. So a true
-// answer is a linearization porcupine would find: the history is
-// linearizable. False says nothing either way (no plan, an entry no
-// operation claimed, a place where the model disagrees), and porcupine
-// decides. The witness can only make a pass faster, never turn a violation
-// into one.
-//
-// The states are unused: the witness needs no replayed state, as it
-// applies the operations themselves.
-func byRevision(ops []Op, _ []model.State) bool {
+// time count as overlapping, all as porcupine is told by
+// PorcupineOperations. So "" means porcupine's search has a path to the
+// end: the history is linearizable. Anything else says nothing either way
+// (no plan, an entry no operation claimed, a place where the model
+// disagrees), and porcupine decides. The witness can only make a pass
+// faster, never turn a violation into one.
+func witnessed(ops []Op) string {
 	if len(ops) == 0 {
-		return false
+		return "no operations"
 	}
 	order := make([]*Op, len(ops))
 	for i := range ops {
 		if ops[i].place == 0 {
-			return false
+			return fmt.Sprintf("%s has no place", ops[i].Source)
 		}
 		order[i] = &ops[i]
 	}
@@ -64,7 +67,7 @@ func byRevision(ops []Op, _ []model.State) bool {
 	for _, o := range order {
 		next := model.Step(state, o.Request, o.Response)
 		if len(next) == 0 {
-			return false
+			return fmt.Sprintf("%s (%s) is not accepted at place %d, at revision %d", o.Source, model.Describe(o.Request, o.Response), o.place, state.Revision)
 		}
 		state = choose(next, state, o.applied)
 	}
@@ -72,12 +75,13 @@ func byRevision(ops []Op, _ []model.State) bool {
 	// earlier operation was called.
 	minReturnAfter := time.Duration(math.MaxInt64)
 	for i := len(order) - 1; i >= 0; i-- {
-		if minReturnAfter < order[i].Call {
-			return false
+		if o := order[i]; minReturnAfter < o.Call {
+			return fmt.Sprintf("%s (%s), at place %d, was called at %s, after an operation later in the order returned (at %s)",
+				o.Source, model.Describe(o.Request, o.Response), o.place, o.Call, minReturnAfter)
 		}
 		minReturnAfter = min(minReturnAfter, returned(order[i]))
 	}
-	return true
+	return ""
 }
 
 // choose picks one of the states Step allowed: one that differs from the
@@ -101,24 +105,29 @@ func returned(o *Op) time.Duration {
 }
 
 // planWitness gives every operation of ops its place in a candidate order
-// (see byRevision), or says why it found none; then no place is set, or
-// only some. The log
-// must replay (revs.effective is set). A plan is only a proposal: it is
-// checked again, from scratch, by byRevision.
+// (see witnessed), or says why it found none; then no place is set, or
+// only some. The log must replay (revs.effective is set). A plan is only a
+// proposal: witnessed checks it again, from scratch.
 //
 // Slot s is the point after the first s entries of the log (slot 0: before
-// any). An operation that went through raft takes its entry, matched by
+// any). An operation that went through raft claims its entry, matched by
 // identity: a server operation the entry it was made from; an answered one
-// an unclaimed entry whose replay succeeded and left the revision its
-// response names; one the patch settled as applied an entry with the
-// revisions it pinned; one of unknown outcome an entry that changed the
-// store; a refused one an entry whose replay was refused too. Among
-// identical requests with identical effects, which copy takes which entry
-// does not matter to the state; they claim in call order. Every entry that
-// changed the store when replayed must be claimed. Every other operation
-// goes in the first slot, of at most maxTries near the one its revision
-// names, that real time allows and where Step accepts it, ops in a slot
-// by return time.
+// an unclaimed entry whose replay succeeded, left the revision its response
+// names and, for a transaction, moved the revision exactly if it wrote; one
+// the patch settled as applied an entry with the revisions it pinned; one
+// of unknown outcome an entry that changed the store; a refused one an
+// entry whose replay was refused too. Among identical requests with
+// identical effects, which copy takes which entry does not matter to the
+// state; they claim in call order. Every entry that changed the store when
+// replayed must be claimed. An operation whose entry changed the store is
+// placed there. Every other one (a read, a keepalive, a time-to-live, one
+// whose entry changed nothing, a compaction, whose answer may name a later
+// revision than it was applied at) goes in a slot: among those real time
+// allows (given the entries placed and the other operations whose answers
+// name their revision) and, for an answer that names its revision, those
+// at that revision, the latest, or failing Step there, the nearest of at
+// most maxTries where Step accepts it; operations in one slot by return
+// time. Operations of unknown outcome that claim no entry go last.
 func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	if revs.effective == nil || len(ops) == 0 {
 		return "the log does not replay"
@@ -223,6 +232,15 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 			first(func(e int) bool { return !revs.effective[e] })
 		}
 	}
+	// An operation whose entry changed nothing (a transaction whose compare
+	// failed, a refusal) saw one state, which holds from the last entry
+	// that changed the store to the next: it is placed like a read, in
+	// that stretch, rather than at its entry.
+	for e, c := range claimant {
+		if c > 0 && !changed[e] {
+			claimant[e], entryOf[c-1] = -1, -1
+		}
+	}
 	for e := range changed {
 		if changed[e] && claimant[e] == 0 {
 			return fmt.Sprintf("no operation claims log entry %d (%s), which changed the store", e, describeRecord(*log.Entries[e].Request))
@@ -293,7 +311,9 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		}
 		switch o.Response.Status {
 		case model.StatusApplied:
-			return fmt.Sprintf("%s (%s) was applied, yet claims no log entry", o.Source, o.Request)
+			if o.Response.Revision != o.Response.AppliedTo {
+				return fmt.Sprintf("%s (%s) was applied at revision %d, yet claims no log entry", o.Source, o.Request, o.Response.Revision)
+			}
 		case model.StatusUnknown:
 			last = append(last, i)
 			continue
@@ -307,8 +327,8 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		// was called cannot get a later slot. An answer that names its
 		// revision (a header not filled apart) narrows that to the slots
 		// at that revision.
-		if pinsRevision(o) {
-			f.lo, f.hi = max(f.lo, firstAt(o.Response.Revision)), min(f.hi, firstAt(o.Response.Revision+1)-1)
+		if r, ok := pinnedRevision(o); ok {
+			f.lo, f.hi = max(f.lo, firstAt(r)), min(f.hi, firstAt(r+1)-1)
 		}
 		if f.lo > f.hi {
 			return fmt.Sprintf("real time and revision %d leave %s (%s) no slot", o.Response.Revision, o.Source, o.Request)
@@ -322,7 +342,7 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	// those of the ones called after it returned.
 	var pinned []*free
 	for _, f := range frees {
-		if pinsRevision(&ops[f.op]) {
+		if _, ok := pinnedRevision(&ops[f.op]); ok {
 			pinned = append(pinned, f)
 		}
 	}
@@ -341,7 +361,7 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	}
 	for _, f := range frees {
 		o := &ops[f.op]
-		if !pinsRevision(o) {
+		if _, ok := pinnedRevision(o); !ok {
 			ret := returned(o)
 			after := sort.Search(len(byCall), func(k int) bool { return ops[byCall[k].op].Call > ret })
 			before := sort.Search(len(byRet), func(k int) bool { return returned(&ops[byRet[k].op]) >= o.Call })
@@ -400,8 +420,8 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		}
 	}
 
-	rank1 := 0
-	put := func(i int) { rank1++; ops[i].place = rank1 }
+	nth := 0
+	put := func(i int) { nth++; ops[i].place = nth }
 	for s := 0; s <= n; s++ {
 		ps := placed[s]
 		sort.SliceStable(ps, func(a, b int) bool { return returned(&ops[ps[a]]) < returned(&ops[ps[b]]) })
@@ -426,8 +446,15 @@ func abs(x int) int {
 	return x
 }
 
-// pinsRevision reports whether o's answer names the revision current when
-// it took effect.
-func pinsRevision(o *Op) bool {
-	return o.Response.Status == model.StatusOK && !model.LocalHeader(o.Request)
+// pinnedRevision is the revision current when o took effect, when its
+// answer names it (a header filled apart, a keepalive's or time-to-live's,
+// does not), or the patch pinned it to an entry that did not move it.
+func pinnedRevision(o *Op) (int64, bool) {
+	switch r := o.Response; {
+	case r.Status == model.StatusOK && !model.LocalHeader(o.Request):
+		return r.Revision, true
+	case r.Status == model.StatusApplied && r.AppliedTo != 0 && r.AppliedTo == r.Revision:
+		return r.Revision, true
+	}
+	return 0, false
 }

@@ -38,6 +38,9 @@ func TestRecordDir(t *testing.T) {
 			Input
 		}
 		require.NoError(t, json.Unmarshal(b, &rec))
+		c := &Check{Input: rec.Input}
+		PatchStage{}.Validate(context.Background(), c)
+		t.Logf("witness: plan %q, check %q", c.Patched.noWitness, witnessed(c.Patched.Ops))
 		start := time.Now()
 		rs := Run(context.Background(), rec.Input, Options{})
 		took := time.Since(start)
@@ -167,7 +170,7 @@ func TestWitness(t *testing.T) {
 			h, log := tc.mutate(leaseHistory())
 			rs, c := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: log})
 			require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
-			require.Equal(t, tc.witness, byRevision(c.Patched.Ops, c.Replayed), "no witness: %s", c.Patched.noWitness)
+			require.Equal(t, tc.witness, byRevision(c.Patched.Ops, c.Replayed), "plan: %s; check: %s", c.Patched.noWitness, witnessed(c.Patched.Ops))
 			require.Equal(t, tc.verdict, rs[2].Verdict, rs[2].Message)
 			// Porcupine alone agrees (Visualize skips the witness).
 			porc := Linearizability{Timeout: 10 * time.Second, Visualize: true}.Validate(context.Background(), c)
