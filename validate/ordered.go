@@ -28,10 +28,10 @@ import (
 const maxTries = 32
 
 // byRevision reports whether the order planWitness gave the operations
-// (their place) is a linearization of them: see witnessed. The states are
-// unused: the witness applies the operations themselves, from the initial
-// state, and needs no replayed one.
-func byRevision(ops []Op, _ []model.State) bool { return witnessed(ops) == "" }
+// (their place) is a linearization of them: see witnessed. The witness
+// applies the operations themselves, from the initial state, and needs no
+// replayed state.
+func byRevision(ops []Op) bool { return witnessed(ops) == "" }
 
 // witnessed checks the order planWitness gave the operations (their place),
 // from scratch and without trusting the plan, and says why it is no

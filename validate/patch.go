@@ -286,7 +286,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 			// stays refused, for the model to judge.)
 			o := &ops[g.failed[0]]
 			o.Response = revs.applied(took[0])
-			o.Return = bound(o.Call, seen.first(revs.after[took[0]]))
+			o.Return = bound(o.Call, seen.first(revs.shownBy(took[0])))
 			o.Open = o.Return < 0
 			p.Applied++
 		}
@@ -302,7 +302,7 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 				// Replaying the log gives the revisions around it (when
 				// known), which pin its place in any order.
 				o.Response = revs.applied(entries[0])
-				o.Return = bound(o.Call, seen.first(revs.after[entries[0]]))
+				o.Return = bound(o.Call, seen.first(revs.shownBy(entries[0])))
 				o.Open = o.Return < 0
 				p.Applied++
 				continue
@@ -394,7 +394,7 @@ func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen o
 	for k, i := range unknown {
 		o := &ops[i]
 		o.Response = revs.applied(free[k])
-		o.Return = bound(o.Call, seen.first(revs.after[free[k]]))
+		o.Return = bound(o.Call, seen.first(revs.shownBy(free[k])))
 		o.Open = o.Return < 0
 	}
 }
@@ -442,7 +442,7 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 		if unique {
 			// Only this entry carries the value: its revisions are known.
 			op.Response = revs.applied(i)
-			if op.Return = bound(0, seen.first(revs.after[i])); op.Return >= 0 {
+			if op.Return = bound(0, seen.first(revs.shownBy(i))); op.Return >= 0 {
 				op.Open = false
 			}
 		}
@@ -602,6 +602,20 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 		states, events, revs.effective = nil, nil, nil
 	}
 	return revs, states, events
+}
+
+// shownBy is the lowest revision a response can carry only once entry i
+// was applied: the revision it made, or, for an entry that did not move
+// the revision (a lease grant, a compaction, a no-op), the next one, as
+// a response at its own revision may predate it. -1 if unknown.
+func (r revisions) shownBy(i int) int64 {
+	switch {
+	case r.after[i] < 0 || r.before[i] < 0:
+		return -1
+	case r.after[i] > r.before[i]:
+		return r.after[i]
+	}
+	return r.after[i] + 1
 }
 
 // applied is the response of a request the log shows applied at entry i.

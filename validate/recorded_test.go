@@ -137,7 +137,8 @@ func BenchmarkCheck(b *testing.B) {
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					for _, r := range Run(context.Background(), in, Options{}) {
-						if r.Verdict != OK {
+						// The fixture predates health probes (see requireAllOK).
+						if r.Verdict != OK && !(r.Validator == (Health{}).Name() && len(in.Probes) == 0) {
 							b.Fatalf("%s: %s", r.Validator, r.Message)
 						}
 					}
