@@ -58,14 +58,7 @@ var callOpts = []grpc.CallOption{grpc.WaitForReady(true)}
 // Dial connects to endpoints. It does not wait for a connection: requests
 // to an unreachable cluster fail.
 func Dial(endpoints []string) (*Conn, error) {
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:            endpoints,
-		DialTimeout:          5 * time.Second,
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
-		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(reconnect)},
-		Logger:               zap.NewNop(),
-	})
+	c, err := newEtcdClient(endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %v: %w", endpoints, err)
 	}
@@ -222,4 +215,18 @@ func (c *Client) keepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveReques
 	}
 	return &history.Response{Header: history.HeaderFromPB(r.Header),
 		LeaseKeepAlive: &history.LeaseKeepAliveResponse{ID: r.ID, TTL: r.TTL}}, nil
+}
+
+// newEtcdClient is the one clientv3 configuration of the recording clients
+// and watchers: gRPC's reconnect backoff capped (reconnect), keepalives,
+// and no client logging.
+func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(reconnect)},
+		Logger:               zap.NewNop(),
+	})
 }

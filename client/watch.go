@@ -12,8 +12,6 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -35,14 +33,7 @@ type Watcher struct {
 // NewWatcher connects a watcher with history client id to endpoints. It
 // does not wait for a connection.
 func NewWatcher(endpoints []string, id int, clock *history.Clock) (*Watcher, error) {
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:            endpoints,
-		DialTimeout:          5 * time.Second,
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
-		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(reconnect)},
-		Logger:               zap.NewNop(),
-	})
+	c, err := newEtcdClient(endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("watcher %d: connecting to %v: %w", id, endpoints, err)
 	}
