@@ -107,6 +107,12 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 	c.Replayed, c.Events = replayed, events
 	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
 		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
+	if p.SerializableReads > 0 {
+		msg += fmt.Sprintf("; %d serializable reads left to the stale-read stage", p.SerializableReads)
+	}
+	if p.MemberLocal > 0 {
+		msg += fmt.Sprintf("; %d answers one member gives alone (lease list, defragment) not checked", p.MemberLocal)
+	}
 	if len(findings) > 0 {
 		return Result{Verdict: Illegal, Message: strings.Join(findings, "; "), Explanation: strings.Join(why, " ")}
 	}

@@ -318,3 +318,19 @@ func TestUnsupportedReadIsNotAPass(t *testing.T) {
 func grant(id, ttl int64) history.Request {
 	return history.Request{LeaseGrant: &history.LeaseGrantRequest{ID: id, TTL: ttl}}
 }
+
+// Answers the patch leaves out of linearizability are named in its message,
+// so a pass never hides that they went unchecked.
+func TestPatchNamesWhatItLeavesOut(t *testing.T) {
+	defrag := history.Request{Defragment: &history.DefragmentRequest{}}
+	stale := history.Request{Range: &history.RangeRequest{Key: "a", Serializable: true}}
+	in := Input{FinalRead: -1, Clients: ht.Clients(
+		op(0, 0, 10, ht.Put("a", "1"), putOK(2)),
+		op(1, 20, 30, defrag, &history.Response{Header: history.Header{Revision: 2}, Defragment: &history.DefragmentResponse{}}),
+		op(1, 40, 50, stale, getOK(2, kv("a", "1", 2))),
+	), Persisted: logOf(ht.Put("a", "1"))}
+	rs, _ := patched(in)
+	require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
+	require.Contains(t, rs[1].Message, "1 serializable reads left to the stale-read stage")
+	require.Contains(t, rs[1].Message, "1 answers one member gives alone (lease list, defragment) not checked")
+}
