@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"html/template"
 	"strings"
@@ -16,9 +15,6 @@ import (
 // watchContext is how many responses either side of the violating one the
 // watch section shows.
 const watchContext = 5
-
-// watchSectionTimeout bounds replaying the log again for the section.
-const watchSectionTimeout = time.Minute
 
 // watchView is the watch section's data.
 type watchView struct {
@@ -49,21 +45,16 @@ type watchRow struct {
 // replayed committed log's events that watch matches over the same
 // revisions. It is empty when the watch stage did not fail.
 func WatchSection(rec Record, sum Summary) template.HTML {
-	failed := false
+	var f *validate.WatchFinding
 	for _, r := range sum.Results {
 		if r.Validator == (validate.Watch{}).Name() && r.Verdict == validate.Illegal {
-			failed = true
+			f = r.WatchViolation
 		}
 	}
-	if !failed {
+	if f == nil {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), watchSectionTimeout)
-	defer cancel()
-	f, replayed := validate.FindWatchViolation(ctx, rec.Input)
-	if f == nil {
-		return template.HTML(`<h2>Watch violation</h2><p>The watch stage failed, but checking the record again found no watch violation.</p>`)
-	}
+	replayed := f.Replayed
 	w := f.Watch
 	v := watchView{Check: f.Check, Message: f.Message, Watch: w, Request: compactJSON(w.Request), Replay: replayed != nil,
 		From: max(0, f.Response-watchContext), To: min(len(w.Responses)-1, f.Response+watchContext)}

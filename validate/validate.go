@@ -62,6 +62,10 @@ type Input struct {
 	Watches []history.Watch `json:"watches,omitempty"`
 	// Probes are the polls of every member's health endpoints.
 	Probes []history.Probe `json:"probes,omitempty"`
+	// Exits are every end of a member's etcd process during the run, and
+	// the panic or fatal lines the members logged, with what the harness
+	// knew of each (see history.MemberExit). The crash stage reads them.
+	Exits []history.MemberExit `json:"exits,omitempty"`
 }
 
 // Result is one validator's verdict on a history.
@@ -75,9 +79,39 @@ type Result struct {
 	// Explanation explains a violation to a person, in several sentences
 	// that name the operations involved; empty when there is none.
 	Explanation string `json:"explanation,omitempty"`
+	// Checked is how many items the stage checked, and CheckedWhat names
+	// them ("operations", "watch streams", "members", ...). Zero means the
+	// stage had nothing to check, and its message says so: a PASS never
+	// hides a stage that checked nothing.
+	Checked     int    `json:"checked"`
+	CheckedWhat string `json:"checked_what,omitempty"`
+	// Checks are the named checks of a stage that runs several (watch,
+	// kubernetes, crash), each with its own verdict and count.
+	Checks []NamedCheck `json:"checks,omitempty"`
+	// Involved are the sources of the operations that pin a violation down,
+	// as Op.Source names them ("client 3 #17", "wal index 812"), first the
+	// one the explanation starts from. The report shows them as recorded.
+	Involved []string `json:"involved,omitempty"`
+
+	// What the stage found, handed to the report so that the report never
+	// checks anything again. None of it is saved in summary.json.
+
 	// Linearization holds porcupine's search, for the visualization in the
 	// report. Only the linearizability stage sets it, and only when asked to.
 	Linearization *porcupine.LinearizationInfo `json:"-"`
+	// WatchViolation is the watch stage's first violation, with the
+	// responses and replayed events around it; nil when it found none.
+	WatchViolation *WatchFinding `json:"-"`
+}
+
+// NamedCheck is one named check of a stage: its verdict, and how many
+// items it checked. Checked zero means it had nothing to check (its
+// message says why), which `summary` counts apart from checks that ran.
+type NamedCheck struct {
+	Name    string  `json:"name"`
+	Verdict Verdict `json:"verdict"`
+	Checked int     `json:"checked"`
+	Message string  `json:"message,omitempty"`
 }
 
 // Passed reports whether the verdict is OK.

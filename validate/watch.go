@@ -127,6 +127,10 @@ type WatchFinding struct {
 	Revision int64
 	// Message says what is wrong, in one sentence.
 	Message string
+	// Replayed are the replayed committed log's events that the watch
+	// matches (by key range and filters), in revision order, for the report;
+	// nil without a replayed log, empty when none matches.
+	Replayed []model.Event
 }
 
 // watchEnv is what the checks read besides the stream.
@@ -173,7 +177,15 @@ func (Watch) Validate(_ context.Context, c *Check) Result {
 	}
 	f, skipped := findWatchViolation(c)
 	if f != nil {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%s: %s", f.Check, f.Message), Explanation: explainWatchFinding(f)}
+		if c.Replayed != nil {
+			f.Replayed = []model.Event{} // replayed, even if none matches
+		}
+		for _, e := range c.Events {
+			if watchMatches(f.Watch.Request, e.KV.Key, string(e.Type)) {
+				f.Replayed = append(f.Replayed, e)
+			}
+		}
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%s: %s", f.Check, f.Message), Explanation: explainWatchFinding(f), WatchViolation: f}
 	}
 	events, responses := 0, 0
 	for _, w := range c.Watches {
@@ -246,27 +258,6 @@ func findWatchViolation(c *Check) (*WatchFinding, []string) {
 		}
 	}
 	return nil, skipped
-}
-
-// FindWatchViolation checks in's watches as the run's stages do (evidence,
-// patch, then the watch checks) and returns the first watch violation, for
-// the report, with the replayed events its watch matches (nil without a
-// replayed log); nil if there is no violation.
-func FindWatchViolation(ctx context.Context, in Input) (*WatchFinding, []model.Event) {
-	c := &Check{Input: in}
-	EvidenceStage{}.Validate(ctx, c)
-	PatchStage{}.Validate(ctx, c)
-	f, _ := findWatchViolation(c)
-	if f == nil {
-		return nil, nil
-	}
-	var evs []model.Event
-	for _, e := range c.Events {
-		if watchMatches(f.Watch.Request, e.KV.Key, string(e.Type)) {
-			evs = append(evs, e)
-		}
-	}
-	return f, evs
 }
 
 // watchInRange reports whether key is in the watch's range.
