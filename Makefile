@@ -124,24 +124,29 @@ reproduce-22209: build
 
 # Each traffic profile against each release, on 1 and 3 members, with a
 # kill and with a gofail panic, RUNS seeds each. One line per run; fails if
-# any run does not pass.
+# any run does not pass. Every run's report is kept under MATRIX_DIR, and
+# the target ends with `summary`'s table of how many runs each stage and
+# named check checked something in (summary.html beside the reports).
+MATRIX_DIR ?= results/matrix
 MATRIX_VERSIONS ?= v3.6.16 v3.7.3
 MATRIX_PROFILES ?= etcd kubernetes
 MATRIX_FAULTS ?= kill raftBeforeSave:panic
 profile-matrix: build
-	@fail=0; for p in $(MATRIX_PROFILES); do for v in $(MATRIX_VERSIONS); do for m in 1 3; do for f in $(MATRIX_FAULTS); do for i in $$(seq 1 $(RUNS)); do \
-	  out=$$(./bin/etcd-robustness run --scenario $$p --etcd-version $$v --members $$m --failpoint $$f --seed $$i 2>/dev/null); code=$$?; \
+	@rm -rf $(MATRIX_DIR)/profile; fail=0; for p in $(MATRIX_PROFILES); do for v in $(MATRIX_VERSIONS); do for m in 1 3; do for f in $(MATRIX_FAULTS); do for i in $$(seq 1 $(RUNS)); do \
+	  out=$$(./bin/etcd-robustness run --scenario $$p --etcd-version $$v --members $$m --failpoint $$f --seed $$i --keep --results-dir $(MATRIX_DIR)/profile 2>/dev/null); code=$$?; \
 	  ops=$$(echo "$$out" | grep -o 'linearizability [a-z ]*: [0-9]* operations' | grep -o '[0-9]* operations'); \
 	  echo "$$p $$v members=$$m $$f seed=$$i: exit $$code, $$ops, $$(echo "$$out" | cut -c1-12)"; \
 	  test $$code -eq 0 || { fail=$$((fail+1)); echo "  $$out" | cut -c1-600; }; \
-	done; done; done; done; done; echo "profile-matrix: $$fail runs did not pass"; test $$fail -eq 0
+	done; done; done; done; done; echo "profile-matrix: $$fail runs did not pass"; \
+	./bin/etcd-robustness summary --html $(MATRIX_DIR)/profile/summary.html $(MATRIX_DIR)/profile | sed -n '/^CHECK/,$$p'; test $$fail -eq 0
 
 # Watch traffic with random faults against each release on 1 and 3
 # members, WATCH_RUNS seeds each.
 WATCH_RUNS ?= 10
 watch-matrix: build
-	@fail=0; for v in $(MATRIX_VERSIONS); do for m in 1 3; do for i in $$(seq 1 $(WATCH_RUNS)); do \
-	  out=$$(./bin/etcd-robustness run --scenario watch --etcd-version $$v --members $$m --failpoint random --seed $$i 2>/dev/null); code=$$?; \
+	@rm -rf $(MATRIX_DIR)/watch; fail=0; for v in $(MATRIX_VERSIONS); do for m in 1 3; do for i in $$(seq 1 $(WATCH_RUNS)); do \
+	  out=$$(./bin/etcd-robustness run --scenario watch --etcd-version $$v --members $$m --failpoint random --seed $$i --keep --results-dir $(MATRIX_DIR)/watch 2>/dev/null); code=$$?; \
 	  echo "watch $$v members=$$m random seed=$$i: exit $$code, $$(echo "$$out" | cut -c1-12)"; \
 	  test $$code -eq 0 || { fail=$$((fail+1)); echo "  $$out" | cut -c1-600; }; \
-	done; done; done; echo "watch-matrix: $$fail runs did not pass"; test $$fail -eq 0
+	done; done; done; echo "watch-matrix: $$fail runs did not pass"; \
+	./bin/etcd-robustness summary --html $(MATRIX_DIR)/watch/summary.html $(MATRIX_DIR)/watch | sed -n '/^CHECK/,$$p'; test $$fail -eq 0

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
 // Row is one run in a list of many, for a review meeting.
@@ -27,6 +29,18 @@ type Row struct {
 	Violation *Violation
 	Start     time.Time
 	HasIndex  bool
+	// Checks are what each stage, and each named check of a stage
+	// ("kubernetes/k8s-require-leader"), checked in this run.
+	Checks []RowCheck
+}
+
+// RowCheck is how much one stage or named check checked in one run.
+type RowCheck struct {
+	Name    string
+	Checked int
+	// Known is false for a stage of a report written before stages said
+	// how much they checked.
+	Known bool
 }
 
 // FindReports expands each argument: a report directory (one that holds
@@ -91,6 +105,7 @@ func ReadRow(dir string) (Row, error) {
 	for _, res := range sum.Results {
 		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))
 	}
+	r.Checks = RowChecks(sum.Results)
 	var faults []string
 	for _, inj := range rec.Injections {
 		f := inj.Name
@@ -148,6 +163,73 @@ func WriteTable(w io.Writer, rows []Row) error {
 	return tw.Flush()
 }
 
+// RowChecks are what each stage and each of its named checks checked.
+func RowChecks(results []validate.Result) []RowCheck {
+	var out []RowCheck
+	for _, res := range results {
+		out = append(out, RowCheck{Name: res.Validator, Checked: res.Checked, Known: res.CheckedWhat != "" || res.Checked > 0})
+		for _, nc := range res.Checks {
+			out = append(out, RowCheck{Name: res.Validator + "/" + nc.Name, Checked: nc.Checked, Known: true})
+		}
+	}
+	return out
+}
+
+// CheckCoverage is, for one stage or named check, in how many of the runs
+// it checked something.
+type CheckCoverage struct {
+	Name string
+	// Runs is how many runs report it; Checked how many of them it checked
+	// something in (it had items to check); Unknown how many are reports
+	// from before stages said how much they checked.
+	Runs, Checked, Unknown int
+}
+
+// Coverage counts, for every stage and named check the rows report (in
+// the order they first appear), the runs in which it checked something.
+// A check that passes in every run but checked something in none is one
+// the runs never exercised.
+func Coverage(rows []Row) []CheckCoverage {
+	var out []CheckCoverage
+	at := map[string]int{}
+	for _, r := range rows {
+		for _, c := range r.Checks {
+			i, ok := at[c.Name]
+			if !ok {
+				i = len(out)
+				at[c.Name] = i
+				out = append(out, CheckCoverage{Name: c.Name})
+			}
+			out[i].Runs++
+			switch {
+			case !c.Known:
+				out[i].Unknown++
+			case c.Checked > 0:
+				out[i].Checked++
+			}
+		}
+	}
+	return out
+}
+
+// WriteCoverage writes the coverage of every stage and named check as a
+// plain-text table: in how many runs each checked something.
+func WriteCoverage(w io.Writer, cov []CheckCoverage) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK	RUNS THAT CHECKED SOMETHING")
+	for _, c := range cov {
+		line := fmt.Sprintf("%s	%d of %d", c.Name, c.Checked, c.Runs)
+		if c.Checked == 0 && c.Unknown < c.Runs {
+			line += " (never exercised)"
+		}
+		if c.Unknown > 0 {
+			line += fmt.Sprintf(" (%d older reports do not say)", c.Unknown)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
 // WriteSummaryHTML writes rows as one self-contained page at path, with
 // links to each run's index.html relative to the page.
 func WriteSummaryHTML(path string, rows []Row) error {
@@ -171,8 +253,9 @@ func WriteSummaryHTML(path string, rows []Row) error {
 	err := summaryTmpl.Execute(&b, struct {
 		Rows      []link
 		Counts    map[string]int
+		Coverage  []CheckCoverage
 		Generated time.Time
-	}{links, counts, time.Now().UTC()})
+	}{links, counts, Coverage(rows), time.Now().UTC()})
 	if err != nil {
 		return fmt.Errorf("report: rendering %s: %w", path, err)
 	}
@@ -192,6 +275,10 @@ var summaryTmpl = template.Must(template.New("summary").Funcs(funcs).Funcs(templ
 <td>{{range .Stages}}{{.}}<br>{{end}}</td>
 <td>{{with .Violation}}<b>{{.Validator}}</b>: {{.Explanation}}{{else}}-{{end}}</td>
 <td>{{if .HasIndex}}<a href="{{.Href}}/index.html">{{.Dir}}</a>{{else}}<a href="{{.Href}}/">{{.Dir}}</a>{{end}}</td></tr>
+{{end}}</table>
+<h2>What the checks checked</h2>
+<table id="coverage"><tr><th>stage or check</th><th>runs in which it checked something</th></tr>
+{{range .Coverage}}<tr><td>{{.Name}}</td><td>{{.Checked}} of {{.Runs}}{{if and (eq .Checked 0) (lt .Unknown .Runs)}} (never exercised){{end}}{{if .Unknown}} ({{.Unknown}} older reports do not say){{end}}</td></tr>
 {{end}}</table>
 </body></html>
 `))

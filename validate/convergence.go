@@ -53,7 +53,7 @@ func (Convergence) Validate(_ context.Context, c *Check) Result {
 		last := int64(len(c.Replayed) - 1)
 		for _, s := range ok {
 			if s.Revision > last {
-				return Result{Verdict: Illegal,
+				return Result{Verdict: Illegal, Checked: len(states), CheckedWhat: "members",
 					Message: fmt.Sprintf("%s ended at revision %d, past the committed log, which ends at revision %d", s.Member, s.Revision, last),
 					Explanation: fmt.Sprintf("%s answered HashKV at the end of the run with revision %d (compact revision %d, hash %d). "+
 						"The committed raft log read from the members' WALs is complete, and replaying it reaches revision %d only, "+
@@ -78,7 +78,7 @@ func (Convergence) Validate(_ context.Context, c *Check) Result {
 		g := groups[k]
 		for _, s := range g[1:] {
 			if s.Hash != g[0].Hash {
-				return Result{Verdict: Illegal,
+				return Result{Verdict: Illegal, Checked: len(states), CheckedWhat: "members",
 					Message: fmt.Sprintf("%s and %s both ended at revision %d (compact revision %d) with different key spaces: hash %d and %d",
 						g[0].Member, s.Member, k.rev, k.compact, g[0].Hash, s.Hash),
 					Explanation: fmt.Sprintf("At the end of the run, after traffic and the final read, %s and %s each answered HashKV at their current revision. "+
@@ -99,7 +99,7 @@ func (Convergence) Validate(_ context.Context, c *Check) Result {
 	k := keys[0]
 	g := groups[k]
 	return Result{Verdict: OK, Message: fmt.Sprintf("all %d members ended at revision %d, compact revision %d, with one key-space hash %d",
-		len(g), k.rev, k.compact, g[0].Hash)}
+		len(g), k.rev, k.compact, g[0].Hash), Checked: len(g), CheckedWhat: "members"}
 }
 
 // endPoint is where a member ended: its revision and compact revision.

@@ -219,7 +219,7 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 		if len(violations) > 1 {
 			msg += fmt.Sprintf(" (and %d more)", len(violations)-1)
 		}
-		return Result{Verdict: Illegal, Message: msg, Explanation: explanation}
+		return Result{Verdict: Illegal, Message: msg, Explanation: explanation, Checked: len(c.Probes), CheckedWhat: "probes"}
 	}
 	msg := fmt.Sprintf("%d readiness and %d liveness probes of %d members: %d readiness probes sent %v or more into a fault (down, paused or cut off) all said not ready; "+
 		"no member said not ready or not live for %v while serving requests",
@@ -228,9 +228,9 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 		msg += fmt.Sprintf(" (longest: a request sent %v into a stretch, %s)", longest.Round(time.Millisecond), longestAt)
 	}
 	if len(noID) > 0 {
-		return Result{Verdict: Inconclusive, Message: msg + fmt.Sprintf("; but the raft ID of %s is unknown, so the requests it served were not compared with its probes", strings.Join(noID, ", "))}
+		return Result{Verdict: Inconclusive, Message: msg + fmt.Sprintf("; but the raft ID of %s is unknown, so the requests it served were not compared with its probes", strings.Join(noID, ", ")), Checked: len(c.Probes), CheckedWhat: "probes"}
 	}
-	return Result{Verdict: OK, Message: msg}
+	return Result{Verdict: OK, Message: msg, Checked: len(c.Probes), CheckedWhat: "probes"}
 }
 
 // stretch is a time a member said it was not ready (or not live): from

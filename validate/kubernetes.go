@@ -53,6 +53,9 @@ func (Kubernetes) Validate(ctx context.Context, c *Check) Result {
 		if rank[r.Verdict] > rank[out.Verdict] {
 			out.Verdict = r.Verdict
 		}
+		out.Checks = append(out.Checks, NamedCheck{Name: v.Name(), Verdict: r.Verdict, Checked: r.Checked, Message: r.Message})
+		out.Checked += r.Checked
+		out.Involved = append(out.Involved, r.Involved...)
 		msgs = append(msgs, fmt.Sprintf("%s: %s (%s)", v.Name(), r.Verdict, r.Message))
 		if r.Explanation != "" {
 			why = append(why, v.Name()+": "+r.Explanation)
@@ -60,6 +63,7 @@ func (Kubernetes) Validate(ctx context.Context, c *Check) Result {
 	}
 	out.Message = strings.Join(msgs, "; ")
 	out.Explanation = strings.Join(why, " ")
+	out.CheckedWhat = "items over its checks"
 	return out
 }
 
@@ -155,19 +159,19 @@ func (K8sListPages) Validate(_ context.Context, c *Check) Result {
 		msg += fmt.Sprintf(", %d at a revision the replayed log does not reach", beyond)
 	}
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: pages, CheckedWhat: "pages",
 			Explanation: strings.Join(findings, " ") + " A read at one revision must return exactly the keys of the store at that revision, and the pages of a list must add up."}
 	}
 	if pages == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no range read had a limit or a revision" + skippedNote(skipped)}
+		return Result{Verdict: OK, Message: "nothing to check: no range read had a limit or a revision" + skippedNote(skipped), CheckedWhat: "pages"}
 	}
 	if c.Replayed == nil {
-		return Result{Verdict: Inconclusive, Message: msg + "; no replayed log, so the pages were only checked against each other, not against the store's state"}
+		return Result{Verdict: Inconclusive, Checked: pages, CheckedWhat: "pages", Message: msg + "; no replayed log, so the pages were only checked against each other, not against the store's state"}
 	}
 	if compared == 0 {
-		return Result{Verdict: Inconclusive, Message: msg + "; none could be compared with the store's state"}
+		return Result{Verdict: Inconclusive, Checked: pages, CheckedWhat: "pages", Message: msg + "; none could be compared with the store's state"}
 	}
-	return Result{Verdict: OK, Message: msg}
+	return Result{Verdict: OK, Message: msg, Checked: pages, CheckedWhat: "pages"}
 }
 
 func skippedNote(n int) string {
@@ -378,13 +382,16 @@ func (K8sProgressAfterRequest) Validate(_ context.Context, c *Check) Result {
 		msg += fmt.Sprintf(", %d watches with periodic notifications left out", periodic)
 	}
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: paired, CheckedWhat: "answered progress requests",
 			Explanation: strings.Join(findings, " ") + " A member's store revision never goes down, so its answer to a progress request cannot be older than what it had already answered."}
 	}
 	if requests == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no watch requested progress"}
+		return Result{Verdict: OK, Message: "nothing to check: no watch requested progress", CheckedWhat: "answered progress requests"}
 	}
-	return Result{Verdict: OK, Message: msg}
+	if paired == 0 {
+		return Result{Verdict: OK, Message: "nothing to check: " + msg, CheckedWhat: "answered progress requests"}
+	}
+	return Result{Verdict: OK, Message: msg, Checked: paired, CheckedWhat: "answered progress requests"}
 }
 
 // responsesByMember lists every successful KV response by the member that
@@ -495,13 +502,13 @@ func (K8sFutureWatch) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: checked, CheckedWhat: "watches with a start revision",
 			Explanation: strings.Join(findings, " ") + " A watch from revision F delivers nothing below F, and since etcd #20221 reports no progress below F."}
 	}
 	if checked == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no watch had a start revision"}
+		return Result{Verdict: OK, Message: "nothing to check: no watch had a start revision", CheckedWhat: "watches with a start revision"}
 	}
-	return Result{Verdict: OK, Message: fmt.Sprintf("%d watches with a start revision, %d of them in the future", checked, future)}
+	return Result{Verdict: OK, Message: fmt.Sprintf("%d watches with a start revision, %d of them in the future", checked, future), Checked: checked, CheckedWhat: "watches with a start revision"}
 }
 
 // --- 4. no gap across compaction ------------------------------------------
@@ -532,7 +539,7 @@ func (K8sWatchNoGap) Name() string { return "k8s-watch-no-gap" }
 // Validate implements Validator.
 func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 	if len(c.Watches) == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no watches"}
+		return Result{Verdict: OK, Message: "nothing to check: no watches", CheckedWhat: "watches"}
 	}
 	if c.Events == nil || len(c.Replayed) < 2 {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no replayed log, so the events of %d watches could not be compared with the committed ones", len(c.Watches))}
@@ -575,13 +582,13 @@ func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 	}
 	msg := fmt.Sprintf("%d watches delivered %d events with no gap (%d open across a compaction, %d canceled for one)", checked, events, acrossCompaction, canceled)
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: checked, CheckedWhat: "watches",
 			Explanation: strings.Join(findings, " ") + " A watch must deliver every matching event up to the revision it reached, or be canceled with a compact revision."}
 	}
 	if checked == 0 {
-		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: none of %d watches vouched for any revision", len(c.Watches))}
+		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: none of %d watches vouched for any revision", len(c.Watches)), CheckedWhat: "watches"}
 	}
-	return Result{Verdict: OK, Message: msg}
+	return Result{Verdict: OK, Message: msg, Checked: checked, CheckedWhat: "watches"}
 }
 
 // vouched reads a watch up to its cancellation or error: its events, its
@@ -789,17 +796,20 @@ func (K8sOptimisticUpdate) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: acked, CheckedWhat: "answered optimistic transactions",
 			Explanation: strings.Join(findings, " ") + " A key's mod revision never comes back, so an update conditioned on it can succeed only once."}
 	}
 	if txns == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no transaction conditioned on one key's mod revision wrote that key"}
+		return Result{Verdict: OK, Message: "nothing to check: no transaction conditioned on one key's mod revision wrote that key", CheckedWhat: "answered optimistic transactions"}
+	}
+	if acked == 0 {
+		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: none of %d optimistic transactions was answered", txns), CheckedWhat: "answered optimistic transactions"}
 	}
 	msg := fmt.Sprintf("%d optimistic transactions, %d answered; each (key, mod revision) won at most once; %d acknowledged creates", txns, acked, creates)
 	if unchecked > 0 {
-		return Result{Verdict: Inconclusive, Message: msg + fmt.Sprintf("; %d repeated creates could not be checked without the replayed log", unchecked)}
+		return Result{Verdict: Inconclusive, Message: msg + fmt.Sprintf("; %d repeated creates could not be checked without the replayed log", unchecked), Checked: acked, CheckedWhat: "answered optimistic transactions"}
 	}
-	return Result{Verdict: OK, Message: msg}
+	return Result{Verdict: OK, Message: msg, Checked: acked, CheckedWhat: "answered optimistic transactions"}
 }
 
 // optimisticForm reports whether r is if(mod(K)==M) then {... put or
@@ -904,7 +914,7 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	if len(watches) == 0 {
-		return Result{Verdict: OK, Message: "nothing to check: no watch required a leader"}
+		return Result{Verdict: OK, Message: "nothing to check: no watch required a leader", CheckedWhat: "RequireLeader watches on cut-off members"}
 	}
 	isolations := v.Isolations
 	if isolations == nil {
@@ -925,7 +935,7 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 				}
 			}
 			if during == 0 {
-				return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no partition cut a member off while any of %d RequireLeader watches was open", len(watches))}
+				return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no partition cut a member off while any of %d RequireLeader watches was open", len(watches)), CheckedWhat: "RequireLeader watches on cut-off members"}
 			}
 			return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d RequireLeader watches were open during a partition, but no health probe names a member's raft ID, so which member was cut off when is unknown", during)}
 		}
@@ -933,10 +943,12 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 	}
 	var findings []string
 	checked := 0
+	long := 0
 	for _, is := range isolations {
 		if is.To-is.From < RequireLeaderBound {
 			continue
 		}
+		long++
 		deadline := is.From + RequireLeaderBound
 		for _, w := range watches {
 			if servedBy(w) != is.MemberID || w.Call > is.From || w.End < deadline {
@@ -960,13 +972,13 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]),
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d violations: %s", len(findings), findings[0]), Checked: checked, CheckedWhat: "RequireLeader watches on cut-off members",
 			Explanation: strings.Join(findings, " ") + fmt.Sprintf(" etcd cancels the streams that require a leader once a member has had none for 3 election timeouts; %s covers losing it and noticing.", RequireLeaderBound)}
 	}
 	if checked == 0 {
-		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no RequireLeader watch was open on a member cut off for %s (%d isolations seen)", RequireLeaderBound, len(isolations))}
+		return Result{Verdict: OK, Message: fmt.Sprintf("nothing to check: no RequireLeader watch was open on a member cut off for %s (%d isolations seen, %d long enough)", RequireLeaderBound, len(isolations), long), CheckedWhat: "RequireLeader watches on cut-off members"}
 	}
-	return Result{Verdict: OK, Message: fmt.Sprintf("%d RequireLeader watches on cut-off members were canceled within %s", checked, RequireLeaderBound)}
+	return Result{Verdict: OK, Message: fmt.Sprintf("%d RequireLeader watches on cut-off members were canceled within %s", checked, RequireLeaderBound), Checked: checked, CheckedWhat: "RequireLeader watches on cut-off members"}
 }
 
 // servedBy is the raft ID of the member whose headers a watch's responses

@@ -145,7 +145,7 @@ func (Recovery) Validate(_ context.Context, c *Check) Result {
 		}
 		msgs = append(msgs, fmt.Sprintf("after %s (healed by %v): %s", inj.Name, inj.End.Round(time.Millisecond), strings.Join(pm, "; ")))
 	}
-	r := Result{Verdict: worst, Message: strings.Join(msgs, ". ")}
+	r := Result{Verdict: worst, Message: strings.Join(msgs, ". "), Checked: len(injs), CheckedWhat: "healed faults"}
 	if worst == Illegal {
 		r.Explanation = strings.Join(explanations, " ")
 	}

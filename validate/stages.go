@@ -21,7 +21,8 @@ func (EvidenceStage) Validate(_ context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: "no member's WAL could be read: " + firstNonEmpty(c.EvidenceError, "not collected")}
 	}
 	if len(log.Conflicts) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("members' WALs hold different committed entries: %s", strings.Join(log.Conflicts, "; "))}
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("members' WALs hold different committed entries: %s", strings.Join(log.Conflicts, "; ")),
+			Checked: len(log.Entries), CheckedWhat: "committed entries"}
 	}
 	var unread []string
 	for _, m := range log.Members {
@@ -36,7 +37,7 @@ func (EvidenceStage) Validate(_ context.Context, c *Check) Result {
 	if len(log.Uncommitted) > 0 {
 		msg += fmt.Sprintf(", and %d entries past the commit index", len(log.Uncommitted))
 	}
-	return Result{Verdict: OK, Message: msg}
+	return Result{Verdict: OK, Message: msg, Checked: len(log.Entries), CheckedWhat: "committed entries"}
 }
 
 // FinalRead checks that the read of every key made once the faults were
@@ -61,7 +62,7 @@ func (FinalRead) Validate(_ context.Context, c *Check) Result {
 			attempts++
 			if op.Error == nil && op.Response != nil && op.Response.Range != nil {
 				return Result{Verdict: OK, Message: fmt.Sprintf("read all %d keys at revision %d after the faults (attempt %d)",
-					len(op.Response.Range.KVs), op.Response.Header.Revision, attempts)}
+					len(op.Response.Range.KVs), op.Response.Header.Revision, attempts), Checked: 1, CheckedWhat: "final read of every key"}
 			}
 		}
 	}

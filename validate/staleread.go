@@ -47,7 +47,7 @@ func (StaleRead) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	if len(reads) == 0 && len(unsupported) == 0 {
-		return Result{Verdict: OK, Message: "no serializable reads to check"}
+		return Result{Verdict: OK, Message: "nothing to check: no serializable reads", CheckedWhat: "serializable reads"}
 	}
 	if c.Replayed == nil {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d serializable reads, but the committed log did not replay (%s), so there is no state to check them against",
@@ -72,13 +72,13 @@ func (StaleRead) Validate(_ context.Context, c *Check) Result {
 			r.req, r.source, r.resp, r.rec.Return, h, want))
 	}
 	if len(bad) > 0 {
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%d of %d serializable reads saw a state the cluster never had at their revision, e.g. %s", len(bad), len(reads), bad[0]),
+		return Result{Verdict: Illegal, Checked: len(reads), CheckedWhat: "serializable reads", Message: fmt.Sprintf("%d of %d serializable reads saw a state the cluster never had at their revision, e.g. %s", len(bad), len(reads), bad[0]),
 			Explanation: strings.Join(why, " ")}
 	}
 	if len(unsupported) > 0 {
 		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d serializable reads are of kinds the model does not check yet, e.g. %s", len(unsupported), unsupported[0])}
 	}
-	return Result{Verdict: OK, Message: fmt.Sprintf("%d serializable reads each match the replayed state at their revision", len(reads))}
+	return Result{Verdict: OK, Message: fmt.Sprintf("%d serializable reads each match the replayed state at their revision", len(reads)), Checked: len(reads), CheckedWhat: "serializable reads"}
 }
 
 // serializableRecord reports whether etcd serves a recorded request

@@ -46,6 +46,10 @@ type watchCheck struct {
 	// replay: the check needs the replayed committed log.
 	replay bool
 	check  func(*watchEnv, history.Watch) *WatchFinding
+	// count is how many items of a stream the check reads (events,
+	// progress notifications, ...): zero when the stream gives it nothing
+	// to check.
+	count func(history.Watch) int
 }
 
 // watchChecks are the checks in the order they run and are reported.
@@ -54,53 +58,109 @@ var watchChecks = []watchCheck{
 	// when RangeEnd is empty; every key from Key on when RangeEnd is
 	// "\x00"), and no event is of a type the watch filters out (NOPUT: PUT,
 	// NODELETE: DELETE).
-	{name: "filter", check: checkFilter},
+	{name: "filter", check: checkFilter, count: countEvents},
 	// ordered: an event's revision is never lower than an earlier event's
 	// on the stream (within a response or across responses).
-	{name: "ordered", check: checkOrdered},
+	{name: "ordered", check: checkOrdered, count: countEvents},
 	// unique: no (key, revision) is delivered twice on one stream.
-	{name: "unique", check: checkUnique},
+	{name: "unique", check: checkUnique, count: countEvents},
 	// atomic: the events of one revision arrive in one response group: a
 	// response whose first event has the revision of the previous
 	// response's last event must follow a fragment; and with the replay,
 	// every matching replayed event of a delivered revision is in that
 	// response group.
-	{name: "atomic", check: checkAtomicSplit},
-	{name: "atomic", replay: true, check: checkAtomicWhole},
+	{name: "atomic", check: checkAtomicSplit, count: countEventResponses},
+	{name: "atomic", replay: true, check: checkAtomicWhole, count: countEventResponses},
 	// resumable: a watch from revision S > 0 delivers no event below S;
 	// and with the replay, its first event is the first matching replayed
 	// event at or after S.
-	{name: "resumable", check: checkResumableBelow},
-	{name: "resumable", replay: true, check: checkResumableFirst},
+	{name: "resumable", check: checkResumableBelow, count: countResumable},
+	{name: "resumable", replay: true, check: checkResumableFirst, count: countResumable},
 	// bookmarkable: after a progress notification at P, no event at or
 	// below P arrives on the stream; and with the replay, when a progress
 	// notification at P arrives, every matching replayed event with a
 	// revision from G to min(P, L) has been delivered before it.
-	{name: "bookmarkable", check: checkBookmarkAfter},
-	{name: "bookmarkable", replay: true, check: checkBookmarkDelivered},
+	{name: "bookmarkable", check: checkBookmarkAfter, count: countProgress},
+	{name: "bookmarkable", replay: true, check: checkBookmarkDelivered, count: countProgress},
 	// reliable: between the first and the last event revision delivered on
 	// a stream, every matching replayed event is delivered.
-	{name: "reliable", replay: true, check: checkReliable},
+	{name: "reliable", replay: true, check: checkReliable, count: countEvents},
 	// iscreate: a PUT event says it created its key (CreateRevision ==
 	// ModRevision) exactly when the replayed event at that key and revision
 	// created it (the key did not exist at revision - 1).
-	{name: "iscreate", replay: true, check: checkIsCreate},
+	{name: "iscreate", replay: true, check: checkIsCreate, count: countPuts},
 	// prevkv: on a watch without prev_kv no event carries a previous KV;
 	// on a watch with it, an event's PrevKV equals the key as the replay
 	// has it at revision - 1 (none for a key that did not exist). It may be
 	// missing only where etcd could not read revision - 1 any more: when a
 	// recorded compaction asked for a revision above revision - 1.
-	{name: "prevkv", replay: true, check: checkPrevKV},
+	{name: "prevkv", replay: true, check: checkPrevKV, count: countEvents},
 	// equal: every event equals the replayed event at its key and revision,
 	// field by field (type, and every field the model's KeyValue has); an
 	// event the replayed log does not hold (at a revision up to L, or past
 	// L) was never committed.
-	{name: "equal", replay: true, check: checkEqual},
+	{name: "equal", replay: true, check: checkEqual, count: countEvents},
 	// caught-up: when traffic stopped, every open watch delivered an event
 	// or a progress notification at or above the last committed revision
 	// (read with a linearizable read) within the bound; one recorded as
 	// "caught-up timeout" did not.
-	{name: "caught-up", check: checkCaughtUp},
+	{name: "caught-up", check: checkCaughtUp, count: countCatchUp},
+}
+
+// What the checks count, per stream (watchCheck.count).
+func countEvents(w history.Watch) int {
+	n := 0
+	for _, r := range w.Responses {
+		n += len(r.Events)
+	}
+	return n
+}
+
+func countPuts(w history.Watch) int {
+	n := 0
+	for _, r := range w.Responses {
+		for _, e := range r.Events {
+			if e.Type == "PUT" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func countEventResponses(w history.Watch) int {
+	n := 0
+	for _, r := range w.Responses {
+		if len(r.Events) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func countResumable(w history.Watch) int {
+	if w.Request.StartRevision <= 0 {
+		return 0
+	}
+	return countEvents(w)
+}
+
+func countProgress(w history.Watch) int {
+	n := 0
+	for _, r := range w.Responses {
+		if r.IsProgressNotify() {
+			n++
+		}
+	}
+	return n
+}
+
+// countCatchUp: a stream that was open when traffic stopped had to catch up.
+func countCatchUp(w history.Watch) int {
+	if w.Target > 0 {
+		return 1
+	}
+	return 0
 }
 
 // WatchCheckNames are the names of the watch checks, in order.
@@ -175,7 +235,7 @@ func (Watch) Validate(_ context.Context, c *Check) Result {
 	if len(c.Watches) == 0 {
 		return Result{Verdict: OK, Message: "no watch was recorded (the run had no watch traffic)"}
 	}
-	f, skipped := findWatchViolation(c)
+	f, skipped, checks := findWatchViolation(c)
 	if f != nil {
 		if c.Replayed != nil {
 			f.Replayed = []model.Event{} // replayed, even if none matches
@@ -185,7 +245,8 @@ func (Watch) Validate(_ context.Context, c *Check) Result {
 				f.Replayed = append(f.Replayed, e)
 			}
 		}
-		return Result{Verdict: Illegal, Message: fmt.Sprintf("%s: %s", f.Check, f.Message), Explanation: explainWatchFinding(f), WatchViolation: f}
+		return Result{Verdict: Illegal, Message: fmt.Sprintf("%s: %s", f.Check, f.Message), Explanation: explainWatchFinding(f), WatchViolation: f,
+			Checked: len(c.Watches), CheckedWhat: "watch streams", Checks: checks}
 	}
 	events, responses := 0, 0
 	for _, w := range c.Watches {
@@ -195,11 +256,23 @@ func (Watch) Validate(_ context.Context, c *Check) Result {
 		}
 	}
 	summary := fmt.Sprintf("%d watch streams, %d responses, %d events", len(c.Watches), responses, events)
+	r := Result{Checked: len(c.Watches), CheckedWhat: "watch streams", Checks: checks}
 	if len(skipped) > 0 {
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%s: %s passed, but %s did not run: %s", summary,
-			strings.Join(watchChecksRan(skipped), ", "), strings.Join(skipped, ", ")+" (in full)", watchReplayMissing(c))}
+		r.Verdict, r.Message = Inconclusive, fmt.Sprintf("%s: %s passed, but %s did not run: %s", summary,
+			strings.Join(watchChecksRan(skipped), ", "), strings.Join(skipped, ", ")+" (in full)", watchReplayMissing(c))
+		return r
 	}
-	return Result{Verdict: OK, Message: summary + ": " + strings.Join(WatchCheckNames(), ", ") + " hold"}
+	var idle []string
+	for _, nc := range checks {
+		if nc.Checked == 0 {
+			idle = append(idle, nc.Name)
+		}
+	}
+	r.Verdict, r.Message = OK, summary+": "+strings.Join(WatchCheckNames(), ", ")+" hold"
+	if len(idle) > 0 {
+		r.Message += "; nothing to check for " + strings.Join(idle, ", ")
+	}
+	return r
 }
 
 // watchChecksRan is the check names not in skipped.
@@ -233,31 +306,58 @@ func watchReplayMissing(c *Check) string {
 	return "the committed log could not be replayed (it holds a request the model does not apply yet)"
 }
 
-// findWatchViolation runs the checks in order over every stream and
-// returns the first violation: of the first check (in order) that any
-// stream violates, on the first such stream by ID. skipped are the
-// replay checks that could not run (partly, if another part of the same
-// name ran).
-func findWatchViolation(c *Check) (*WatchFinding, []string) {
+// findWatchViolation runs every check over every stream and returns the
+// first violation: of the first check (in order) that any stream violates,
+// on the first such stream by ID. skipped are the replay checks that could
+// not run (partly, if another part of the same name ran). checks give each
+// named check's verdict and how many items it read over all streams (the
+// most any of its parts read).
+func findWatchViolation(c *Check) (*WatchFinding, []string, []NamedCheck) {
 	env := newWatchEnv(c)
 	watches := append([]history.Watch(nil), c.Watches...)
 	sort.SliceStable(watches, func(i, j int) bool { return watches[i].ID < watches[j].ID })
 	var skipped []string
+	var first *WatchFinding
+	checks := make([]NamedCheck, 0, len(WatchCheckNames()))
+	named := map[string]*NamedCheck{}
+	for _, name := range WatchCheckNames() {
+		checks = append(checks, NamedCheck{Name: name, Verdict: OK})
+	}
+	for i := range checks {
+		named[checks[i].Name] = &checks[i]
+	}
 	for _, wc := range watchChecks {
+		nc := named[wc.name]
 		if wc.replay && !env.replayed {
 			if !containsName(skipped, wc.name) {
 				skipped = append(skipped, wc.name)
 			}
+			if nc.Verdict == OK {
+				nc.Verdict, nc.Message = Inconclusive, "needs the replayed committed log"
+			}
 			continue
 		}
+		n := 0
 		for _, w := range watches {
+			n += wc.count(w)
 			if f := wc.check(env, w); f != nil {
-				f.Check, f.Watch = wc.name, w
-				return f, skipped
+				if nc.Verdict != Illegal {
+					nc.Verdict, nc.Message = Illegal, f.Message
+				}
+				if first == nil {
+					f.Check, f.Watch = wc.name, w
+					first = f
+				}
 			}
 		}
+		nc.Checked = max(nc.Checked, n)
 	}
-	return nil, skipped
+	for i := range checks {
+		if checks[i].Verdict == OK && checks[i].Checked == 0 {
+			checks[i].Message = "nothing to check"
+		}
+	}
+	return first, skipped, checks
 }
 
 // watchInRange reports whether key is in the watch's range.

@@ -191,10 +191,32 @@ func TestWatchNamesTheFirstFailingCheck(t *testing.T) {
 	back := prefixWatch(1, created(1), events(e("key-a", 4)), events(e("key-a", 2)))
 	back.ID = 7
 	c.Watches = []history.Watch{back, gap}
-	f, _ := findWatchViolation(c)
+	f, _, checks := findWatchViolation(c)
 	require.Equal(t, "ordered", f.Check)
 	require.Equal(t, 7, f.Watch.ID)
 	require.Equal(t, 2, f.Response)
+
+	// Every named check reports its own verdict and what it read: the
+	// later check the other stream fails is named too, and a check with
+	// nothing to read says so.
+	byName := map[string]NamedCheck{}
+	for _, nc := range checks {
+		byName[nc.Name] = nc
+	}
+	require.Len(t, checks, len(WatchCheckNames()))
+	require.Equal(t, Illegal, byName["ordered"].Verdict)
+	require.Equal(t, Illegal, byName["reliable"].Verdict, "watch 5 skips revision 3")
+	require.Equal(t, OK, byName["filter"].Verdict)
+	require.Equal(t, 4, byName["filter"].Checked, "four events over the two streams")
+	require.Equal(t, 0, byName["bookmarkable"].Checked, "no progress notification")
+	require.Equal(t, "nothing to check", byName["bookmarkable"].Message)
+
+	res := Watch{}.Validate(context.Background(), c)
+	require.Equal(t, Illegal, res.Verdict)
+	require.Equal(t, 2, res.Checked)
+	require.Equal(t, checks, res.Checks)
+	require.NotNil(t, res.WatchViolation)
+	require.Equal(t, 7, res.WatchViolation.Watch.ID)
 }
 
 // Every field of the model's KeyValue has a field of the same name and

@@ -42,6 +42,10 @@ func summaryCmd(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := report.WriteTable(stdout, rows); err != nil {
 		return usageErr(stderr, err)
 	}
+	fmt.Fprintln(stdout)
+	if err := report.WriteCoverage(stdout, report.Coverage(rows)); err != nil {
+		return usageErr(stderr, err)
+	}
 	if *out != "" {
 		if err := report.WriteSummaryHTML(*out, rows); err != nil {
 			return usageErr(stderr, err)
