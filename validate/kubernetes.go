@@ -62,6 +62,9 @@ func (Kubernetes) Validate(ctx context.Context, c *Check) Result {
 		}
 	}
 	out.Message = strings.Join(msgs, "; ")
+	if out.Checked == 0 && out.Verdict == OK {
+		out.Message = "nothing to check: " + out.Message
+	}
 	out.Explanation = strings.Join(why, " ")
 	out.CheckedWhat = "items over its checks"
 	return out
