@@ -102,7 +102,9 @@ func diffTxn(want, got *TxnResponse) []string {
 // prefix.
 func diffResult(prefix string, want, got OpResult) []string {
 	var out []string
-	add := func(field string, w, g any) { out = append(out, fmt.Sprintf("%s%s: want %v, got %v", prefix, field, w, g)) }
+	add := func(field string, w, g any) {
+		out = append(out, fmt.Sprintf("%s%s: want %v, got %v", prefix, field, w, g))
+	}
 	if want.Count != got.Count {
 		add("count", want.Count, got.Count)
 	}
@@ -181,7 +183,9 @@ func diffKVs(field string, want, got []KeyValue) []string {
 // diffKV compares two keys field by field.
 func diffKV(field string, want, got KeyValue) []string {
 	var out []string
-	add := func(name string, w, g any) { out = append(out, fmt.Sprintf("%s.%s: want %v, got %v", field, name, w, g)) }
+	add := func(name string, w, g any) {
+		out = append(out, fmt.Sprintf("%s.%s: want %v, got %v", field, name, w, g))
+	}
 	if want.Key != got.Key {
 		add("key", quoted(want.Key), quoted(got.Key))
 	}
