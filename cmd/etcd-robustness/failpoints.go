@@ -81,5 +81,8 @@ func failpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault that needs no restart of the members first and sends no compaction, which the model does not check yet). A gofail point's bare name is its panic.\n", failpoint.Random)
+	if ctx.Err() != nil { // interrupted, or the output was closed
+		return exitInterrupted
+	}
 	return exitPass
 }

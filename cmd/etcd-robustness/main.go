@@ -41,10 +41,39 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// SIGHUP (the terminal went away) ends a run like SIGINT and SIGTERM:
+	// the members are stopped and the run's directories removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// A write to a closed pipe (`etcd-robustness failpoints | head -2`)
+	// would kill the process before any cleanup. With SIGPIPE notified,
+	// the write fails with EPIPE instead, and closedOutput ends the command
+	// the same way as a signal. (The channel is never read: SIGPIPEs from
+	// sockets, which a killed member's connections raise, are dropped.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ctx, cancel := context.WithCancelCause(ctx)
+	code := run(ctx, os.Args[1:], closedOutput{os.Stdout, cancel}, closedOutput{os.Stderr, cancel})
+	cancel(nil)
 	stop()
 	os.Exit(code)
+}
+
+// errOutputClosed is why a command whose output pipe closed was stopped.
+var errOutputClosed = errors.New("output closed (broken pipe)")
+
+// closedOutput is a command's stdout or stderr: once a write to it fails
+// because its reader went away, the command's context is cancelled, so the
+// command stops and cleans up as when interrupted.
+type closedOutput struct {
+	w      io.Writer
+	cancel context.CancelCauseFunc
+}
+
+func (o closedOutput) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		o.cancel(errOutputClosed)
+	}
+	return n, err
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
