@@ -23,7 +23,9 @@ type Log struct {
 	// committed.
 	Uncommitted []Entry `json:"uncommitted,omitempty"`
 	// Conflicts name indices at or below CommitIndex where two members' WALs hold different
-	// entries. Raft forbids this; each one is evidence of a safety violation.
+	// entries that raft forbids: two members whose commit index covers the index disagree
+	// on it, or a member holds there an entry of a term whose leader must have held the
+	// committed one (see Merge). Each one is evidence of a safety violation.
 	Conflicts []string `json:"conflicts,omitempty"`
 	// Members describe each member's WAL (without its entries).
 	Members []MemberWAL `json:"members"`
@@ -45,6 +47,23 @@ type Log struct {
 // committed (for instance the tail of a deposed leader). When members whose commit
 // index covers an index hold different entries there, Entries has the one
 // with the highest term, and Conflicts says which member holds which.
+//
+// Conflicts also holds breaches of raft's leader completeness: an entry
+// committed in term C is in the log of every leader of a term above C. A
+// member may hold, past its own commit index, an entry of a lower term than
+// the committed one (a stale tail that was never committed), or of a higher
+// term T2 whose leader was elected before the committed entry was committed
+// (raft's figure 8: an entry of an earlier term is committed only in a later
+// term, together with an entry of that term). So a member that holds an
+// entry of term T2 at index i, where the members whose commit index covers
+// i agree on an entry of a lower term T, is a conflict when T2 is above B:
+// the lowest HardState term among the members whose commit index covers i.
+// B bounds C, because a member persists a commit index in a term at least
+// that of the leader that told it, which had committed i by then. A leader
+// of term T2 > B created the entry at i, so it lacked the committed entry
+// there. Between T and B the merge cannot tell (the member's last hard
+// state is all a WAL read keeps), and reports nothing. Consecutive indices
+// of one member are reported once.
 func Merge(wals []MemberWAL) (Log, error) {
 	var out Log
 	var readable []memberLog
@@ -89,6 +108,7 @@ func Merge(wals []MemberWAL) (Log, error) {
 	}
 	entries := make([]Entry, 0, min(uint64(held), out.CommitIndex+1-first))
 	var conflicts []string
+	var lacks []lack
 	for idx := first; idx <= out.CommitIndex; idx++ {
 		e, conflict, ok := pick(readable, idx)
 		if !ok {
@@ -101,6 +121,8 @@ func Merge(wals []MemberWAL) (Log, error) {
 		}
 		if conflict != "" {
 			conflicts = append(conflicts, conflict)
+		} else {
+			lacks = append(lacks, lacking(readable, idx)...)
 		}
 		e.raw = ""
 		entries = append(entries, e)
@@ -108,7 +130,7 @@ func Merge(wals []MemberWAL) (Log, error) {
 	out.Entries = entries
 	out.FirstIndex = first
 	out.Complete = first == 1
-	out.Conflicts = conflicts
+	out.Conflicts = append(conflicts, describeLacks(lacks)...)
 	var last *Entry
 	if len(entries) > 0 {
 		last = &entries[len(entries)-1]
@@ -120,6 +142,7 @@ func Merge(wals []MemberWAL) (Log, error) {
 // memberLog gives access by index to one member's entries.
 type memberLog struct {
 	name          string
+	term          uint64 // of the last hard state
 	commit        uint64
 	snapshotIndex uint64
 	ents          []Entry // sorted by index
@@ -127,7 +150,7 @@ type memberLog struct {
 }
 
 func newMemberLog(w MemberWAL) memberLog {
-	m := memberLog{name: w.Member, commit: w.Commit, snapshotIndex: w.SnapshotIndex, ents: w.Entries}
+	m := memberLog{name: w.Member, term: w.Term, commit: w.Commit, snapshotIndex: w.SnapshotIndex, ents: w.Entries}
 	if !slices.IsSortedFunc(m.ents, byIndex) {
 		m.ents = slices.Clone(m.ents)
 		slices.SortStableFunc(m.ents, byIndex)
@@ -270,6 +293,97 @@ func pick(ms []memberLog, idx uint64) (chosen Entry, conflict string, ok bool) {
 	return *best, fmt.Sprintf("index %d: %s", idx, strings.Join(parts, "; ")), true
 }
 
+// lack is one breach of leader completeness at one index: holder holds an
+// entry of holderTerm there, above bound, where by (whose commit index
+// covers the index) holds the committed entry of a lower term.
+type lack struct {
+	idx          uint64
+	term         uint64 // the committed entry's
+	by           string // a member whose commit index covers idx and that holds the entry
+	byCommit     uint64
+	bound        uint64 // the lowest hard state term of the members whose commit covers idx
+	holder       string
+	holderTerm   uint64
+	holderCommit uint64
+}
+
+// lacking finds the members past whose commit index idx is, that hold at
+// idx an entry of a term above the committed entry's and above the bound on
+// the term it was committed in (see Merge). The members whose commit index
+// covers idx agree on their entry there (pick found no conflict).
+func lacking(ms []memberLog, idx uint64) []lack {
+	var committed *Entry
+	var by *memberLog
+	for i := range ms {
+		if ms[i].commit < idx {
+			continue
+		}
+		if e, ok := ms[i].get(idx); ok && committed == nil {
+			committed, by = e, &ms[i]
+		}
+	}
+	if committed == nil {
+		return nil
+	}
+	// The bound on the term the entry was committed in. A hard state whose
+	// term is below the entry's (a WAL built by hand without one) bounds
+	// nothing.
+	var bound uint64
+	for i := range ms {
+		if m := &ms[i]; m.commit >= idx && m.term >= committed.Term && (bound == 0 || m.term < bound) {
+			bound = m.term
+		}
+	}
+	if bound == 0 {
+		return nil
+	}
+	var out []lack
+	for i := range ms {
+		m := &ms[i]
+		if m.commit >= idx {
+			continue
+		}
+		if e, ok := m.get(idx); ok && e.Term > committed.Term && e.Term > bound {
+			out = append(out, lack{idx: idx, term: committed.Term, by: by.name, byCommit: by.commit, bound: bound,
+				holder: m.name, holderTerm: e.Term, holderCommit: m.commit})
+		}
+	}
+	return out
+}
+
+// describeLacks words the breaches of leader completeness, one per run of
+// consecutive indices of one holder, in the order the runs begin.
+func describeLacks(lacks []lack) []string {
+	type run struct {
+		first lack
+		last  uint64
+	}
+	var runs []*run
+	open := map[string]*run{} // holder -> its latest run
+	for _, l := range lacks {
+		if r := open[l.holder]; r != nil && r.last+1 == l.idx {
+			r.last = l.idx
+			continue
+		}
+		r := &run{first: l, last: l.idx}
+		runs = append(runs, r)
+		open[l.holder] = r
+	}
+	out := make([]string, 0, len(runs))
+	for _, r := range runs {
+		l := r.first
+		s := fmt.Sprintf("raft index %d was committed at term %d by %s (commit index %d), but %s holds term %d > %d there (its commit index is %d): "+
+			"the index was committed by term %d (the lowest hard state term of a member whose commit index covers it), "+
+			"so a leader of term %d lacked a committed entry (raft's leader completeness)",
+			l.idx, l.term, l.by, l.byCommit, l.holder, l.holderTerm, l.term, l.holderCommit, l.bound, l.holderTerm)
+		if n := r.last - l.idx; n > 0 {
+			s += fmt.Sprintf("; so does %s at the next %d %s, to raft index %d", l.holder, n, plural(n, "index", "indices"), r.last)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // sameEntry reports whether a and b are the same entry: same term, and the
 // same data. Entries read by ReadWAL are compared byte for byte; entries
 // built by hand are compared by their decoded kind and request.
@@ -347,4 +461,11 @@ func uncommitted(ms []memberLog, commit uint64, last *Entry) []Entry {
 		out[i].raw = ""
 	}
 	return out
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

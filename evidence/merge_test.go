@@ -109,6 +109,47 @@ func TestMerge(t *testing.T) {
 			wantConflicts: [][]string{{"index 6:", "a hold term 2", "b hold term 3 empty"}},
 		},
 		{
+			// a committed 5..6 in term 2 and its hard state is of term 2, so
+			// the entry at 6 was committed by term 2. b holds an entry of
+			// term 3 there: a leader of term 3 did not hold it.
+			name: "a higher term at a committed index, past the holder's commit",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(2, 6), puts(5, 6, 2, "v")...)),
+				m("b", save(hs(2, 4), boot()...), save(hs(3, 4), put(5, 2, "v5"), put(6, 3, "x"), put(7, 3, "y"))),
+				m("c", save(hs(2, 4), boot()...), save(hs(2, 6), puts(5, 6, 2, "v")...)),
+			},
+			wantEntries: join(bootSigs(), putSigs(5, 6, 2, "v")),
+			wantFirst:   1, wantCommit: 6, wantComplete: true,
+			wantConflicts: [][]string{{"raft index 6 was committed at term 2 by a (commit index 6), but b holds term 3 > 2 there (its commit index is 4)",
+				"committed by term 2", "a leader of term 3 lacked a committed entry"}},
+		},
+		{
+			// The same, but b's entry at 6 is of a lower term than the
+			// committed one: a stale tail b never committed.
+			name: "a lower term at a committed index, past the holder's commit",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(3, 6), put(5, 2, "v5"), put(6, 3, "v6"))),
+				m("b", save(hs(2, 4), boot()...), save(hs(2, 4), put(5, 2, "v5"), put(6, 2, "x"), put(7, 2, "y"))),
+				m("c", save(hs(2, 4), boot()...), save(hs(3, 6), put(5, 2, "v5"), put(6, 3, "v6"))),
+			},
+			wantEntries: join(bootSigs(), []string{"5/2:put k=v5", "6/3:put k=v6"}),
+			wantFirst:   1, wantCommit: 6, wantComplete: true,
+		},
+		{
+			// Raft's figure 8: b led term 3 and appended 5 alone; a, leader
+			// of term 4, committed its own entry of term 2 at 5 with one
+			// of term 4 at 6. b's higher term at 5 is no breach: term 3
+			// came before the commit, which a persisted in term 4.
+			name: "a higher term at an index committed in a later term",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(4, 6), put(5, 2, "v5"), put(6, 4, "v6"))),
+				m("b", save(hs(2, 4), boot()...), save(hs(3, 4), put(5, 3, "x"))),
+				m("c", save(hs(2, 4), boot()...), save(hs(4, 6), put(5, 2, "v5"), put(6, 4, "v6"))),
+			},
+			wantEntries: join(bootSigs(), []string{"5/2:put k=v5", "6/4:put k=v6"}),
+			wantFirst:   1, wantCommit: 6, wantComplete: true,
+		},
+		{
 			name: "member after a snapshot, another covers the gap",
 			members: []member{
 				m("a", afterSnapshot(2, "v")...),
@@ -238,6 +279,22 @@ func TestMergeHandBuilt(t *testing.T) {
 	require.Equal(t, []string{"4/2:put k=w"}, sigs(got.Uncommitted))
 	require.Len(t, got.Conflicts, 1)
 	require.Contains(t, got.Conflicts[0], "index 3:")
+
+	// A member past its commit holding higher terms at committed indices,
+	// 2..3: one conflict for the run. A hard state without a term (0, as
+	// built here for a) bounds nothing; b's does.
+	a = MemberWAL{Member: "a", Commit: 3, Entries: strip(e(1, 1, ""), e(2, 1, "x"), e(3, 1, "y"))}
+	b = MemberWAL{Member: "b", Term: 1, Commit: 3, Entries: strip(e(1, 1, ""), e(2, 1, "x"), e(3, 1, "y"))}
+	d := MemberWAL{Member: "d", Term: 2, Commit: 1, Entries: strip(e(1, 1, ""), e(2, 2, "p"), e(3, 2, "q"))}
+	got, err = Merge([]MemberWAL{a, d})
+	require.NoError(t, err)
+	require.Empty(t, got.Conflicts)
+	got, err = Merge([]MemberWAL{a, b, d})
+	require.NoError(t, err)
+	require.Equal(t, []string{"1/1:empty", "2/1:put k=x", "3/1:put k=y"}, sigs(got.Entries))
+	require.Equal(t, []string{"raft index 2 was committed at term 1 by a (commit index 3), but d holds term 2 > 1 there (its commit index is 1): " +
+		"the index was committed by term 1 (the lowest hard state term of a member whose commit index covers it), " +
+		"so a leader of term 2 lacked a committed entry (raft's leader completeness); so does d at the next 1 index, to raft index 3"}, got.Conflicts)
 
 	// A gap inside the committed range.
 	c := MemberWAL{Member: "c", Commit: 5, Entries: strip(e(1, 1, ""), e(2, 1, "x"), e(5, 2, "v"))}
