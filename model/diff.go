@@ -160,7 +160,7 @@ func diffKVs(field string, want, got []KeyValue) []string {
 			extra = append(extra, kv.Key)
 		}
 	}
-	line := fmt.Sprintf("%s: want %d keys %s, got %d %s", field, len(want), keyList(want), len(got), keyList(got))
+	line := fmt.Sprintf("%s: want %s %s, got %d %s", field, keys(len(want)), keyList(want), len(got), keyList(got))
 	var notes []string
 	if len(missing) > 0 {
 		notes = append(notes, "missing "+shortList(missing))
@@ -209,6 +209,13 @@ func diffKV(field string, want, got KeyValue) []string {
 		out = append(out, fmt.Sprintf("%s: want %+v, got %+v", field, want, got))
 	}
 	return out
+}
+
+func keys(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
 }
 
 // maxListed bounds the keys a diff line lists.

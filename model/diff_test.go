@@ -82,7 +82,7 @@ func TestDiff(t *testing.T) {
 		{"the header revision", rangeAnswer(5, false, 0), rangeAnswer(4, false, 0), []string{"header.revision: want 5, got 4"}},
 		{"succeeded", Response{Revision: 3, Txn: &TxnResponse{Results: []OpResult{{KVs: []KeyValue{a}, Count: 1}}}},
 			Response{Revision: 4, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}}}},
-			[]string{"header.revision: want 3, got 4", "succeeded: want false, got true", "count: want 1, got 0", "kvs: want 1 keys [a@2], got 0 [] (missing a)"}},
+			[]string{"header.revision: want 3, got 4", "succeeded: want false, got true", "count: want 1, got 0", "kvs: want 1 key [a@2], got 0 [] (missing a)"}},
 		{"results of a transaction of two", Response{Revision: 6, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}, {Deleted: 1}}}},
 			Response{Revision: 6, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}, {Deleted: 0}}}}, []string{"results[1].deleted: want 1, got 0"}},
 		{"how many results", Response{Revision: 6, Txn: &TxnResponse{Succeeded: true, Results: []OpResult{{}, {}}}},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,8 @@ type InvolvedOp struct {
 }
 
 // FirstViolation is the first stage, in stage order, that found the history
-// illegal; nil if none did.
+// illegal; nil if none did. The operations it involves are those the stage
+// named in Result.Involved, else every "client N #i" its text names.
 func FirstViolation(rec Record, sum Summary) *Violation {
 	for _, r := range sum.Results {
 		if r.Verdict != validate.Illegal {
@@ -52,40 +54,65 @@ func FirstViolation(rec Record, sum Summary) *Violation {
 		if v.Explanation == "" {
 			v.Explanation = r.Message
 		}
-		v.Involved = involved(rec, r.Explanation+" "+r.Message)
+		sources := r.Involved
+		if len(sources) == 0 {
+			sources = namedSources(r.Explanation + " " + r.Message)
+		}
+		v.Involved = involved(rec, sources)
 		return v
 	}
 	return nil
 }
 
-var sourceRE = regexp.MustCompile(`client (\d+) #(\d+)`)
+var (
+	sourceRE = regexp.MustCompile(`client (\d+) #(\d+)`)
+	walRE    = regexp.MustCompile(`^wal index (\d+)`)
+)
 
-// involved looks up every "client N #i" the text names in the record.
-func involved(rec Record, text string) []InvolvedOp {
-	seen := map[string]bool{}
+// namedSources lists every "client N #i" text names, once each, in order.
+func namedSources(text string) []string {
+	var out []string
+	for _, m := range sourceRE.FindAllString(text, -1) {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// involved looks up each source in the record: a client's operation as it
+// was recorded, a committed entry no client sent by its raft index; a
+// source it cannot find is listed by name alone.
+func involved(rec Record, sources []string) []InvolvedOp {
 	var out []InvolvedOp
-	for _, m := range sourceRE.FindAllStringSubmatch(text, -1) {
-		if seen[m[0]] {
-			continue
-		}
-		seen[m[0]] = true
-		id, _ := strconv.Atoi(m[1])
-		i, _ := strconv.Atoi(m[2])
-		for _, c := range rec.Clients {
-			if c.ID != id || i >= len(c.Operations) {
-				continue
+	for _, src := range sources {
+		io := InvolvedOp{Source: src}
+		if m := sourceRE.FindStringSubmatch(src); m != nil && m[0] == src {
+			id, _ := strconv.Atoi(m[1])
+			i, _ := strconv.Atoi(m[2])
+			for _, c := range rec.Clients {
+				if c.ID != id || i >= len(c.Operations) {
+					continue
+				}
+				op := c.Operations[i]
+				io.Call, io.Return, io.Request = op.Call, op.Return, compactJSON(op.Request)
+				if op.Response != nil {
+					io.Answer = compactJSON(op.Response)
+					io.Member = MemberName(op.Response.Header.MemberID)
+					io.Revision = op.Response.Header.Revision
+				} else if op.Error != nil {
+					io.Answer = fmt.Sprintf("%s (%s outcome)", op.Error.Error(), op.Error.Outcome)
+				}
 			}
-			op := c.Operations[i]
-			io := InvolvedOp{Source: m[0], Call: op.Call, Return: op.Return, Request: compactJSON(op.Request)}
-			if op.Response != nil {
-				io.Answer = compactJSON(op.Response)
-				io.Member = MemberName(op.Response.Header.MemberID)
-				io.Revision = op.Response.Header.Revision
-			} else if op.Error != nil {
-				io.Answer = fmt.Sprintf("%s (%s outcome)", op.Error.Error(), op.Error.Outcome)
+		} else if m := walRE.FindStringSubmatch(src); m != nil && rec.Persisted != nil {
+			index, _ := strconv.ParseUint(m[1], 10, 64)
+			for _, e := range rec.Persisted.Entries {
+				if e.Index == index && e.Request != nil {
+					io.Request, io.Answer = compactJSON(e.Request), fmt.Sprintf("committed at raft index %d, term %d", e.Index, e.Term)
+				}
 			}
-			out = append(out, io)
 		}
+		out = append(out, io)
 	}
 	return out
 }

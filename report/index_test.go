@@ -112,3 +112,57 @@ func TestCompressLargeLog(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, log, got)
 }
+
+// A linearizability violation's page lists the operations the stage named
+// in Result.Involved, as recorded, the stuck one first.
+func TestIndexListsInvolvedOperations(t *testing.T) {
+	dir := t.TempDir()
+	in := staleRead()
+	rec := Record{Scenario: scenarios.Scenario{Name: "stale", Members: 1}, Input: in}
+	results := validate.Run(context.Background(), in, validate.Options{CheckTimeout: 10 * time.Second})
+	sum := Summary{Scenario: "stale", Outcome: "FAIL", Results: results}
+	require.NoError(t, Write(dir, rec, sum))
+	v := FirstViolation(rec, sum)
+	require.NotNil(t, v)
+	require.Equal(t, "linearizability", v.Validator)
+	var sources []string
+	for _, o := range v.Involved {
+		sources = append(sources, o.Source)
+	}
+	require.Equal(t, []string{"client 2 #0", "client 1 #0"}, sources)
+	b, err := os.ReadFile(filepath.Join(dir, IndexFile))
+	require.NoError(t, err)
+	page := string(b)
+	table := page[strings.Index(page, `<table id="involved">`):]
+	table = table[:strings.Index(table, "</table>")]
+	require.Contains(t, table, "<td>client 2 #0</td>")
+	require.Contains(t, table, "<td>client 1 #0</td>")
+	require.Less(t, strings.Index(table, "client 2 #0"), strings.Index(table, "client 1 #0"), "the stuck operation first")
+	require.Contains(t, table, `{&#34;range&#34;:{&#34;key&#34;:&#34;a&#34;}}`, "the request as recorded")
+}
+
+func TestFirstViolationInvolved(t *testing.T) {
+	rec := Record{Input: lostWrite()}
+	tests := []struct {
+		name   string
+		result validate.Result
+		want   []string
+	}{
+		{"the stage's list, not the text", validate.Result{Verdict: validate.Illegal, Explanation: "client 0 #0 and client 1 #0", Involved: []string{"client 1 #0"}},
+			[]string{"client 1 #0"}},
+		{"the text's names without a list", validate.Result{Verdict: validate.Illegal, Explanation: "client 0 #0, then client 1 #0 and client 0 #0 again"},
+			[]string{"client 0 #0", "client 1 #0"}},
+		{"a source not in the record is listed by name", validate.Result{Verdict: validate.Illegal, Involved: []string{"client 9 #9"}},
+			[]string{"client 9 #9"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := FirstViolation(rec, Summary{Results: []validate.Result{tc.result}})
+			var got []string
+			for _, o := range v.Involved {
+				got = append(got, o.Source)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -91,7 +91,7 @@ type Summary struct {
 }
 
 // Write writes the record, the summary, history.html when a result carries
-// porcupine's search (a window of it for a long history, see
+// the linearizability stage's HistoryView (a window of a long history, see
 // MaxVisualizedOps), and index.html into dir. Member data dirs and large
 // logs already in dir are compressed (see CompressMembers).
 func Write(dir string, rec Record, sum Summary) error {
@@ -119,7 +119,7 @@ func Write(dir string, rec Record, sum Summary) error {
 	}
 	window := ""
 	for _, res := range sum.Results {
-		if res.Linearization == nil {
+		if res.History == nil {
 			continue
 		}
 		var err error

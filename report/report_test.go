@@ -1,19 +1,18 @@
 package report
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
 	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
-	"github.com/etcd-robustness/etcd-robustness/model"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
 	"github.com/etcd-robustness/etcd-robustness/validate"
 )
@@ -36,14 +35,11 @@ func sample() (Record, Summary) {
 			EndStates: []evidence.MemberState{{Member: "member-0", Revision: 2, Hash: 42}},
 		},
 	}
-	ops := validate.PorcupineOperations([]validate.Op{{ClientID: 0, Call: time.Millisecond, Return: 2 * time.Millisecond,
-		Request: model.PutRequest("a", "1"), Response: model.Response{Revision: 2, Txn: &model.TxnResponse{Succeeded: true, Results: []model.OpResult{{}}}}}})
-	res, info := porcupine.CheckOperationsVerbose(model.Porcupine, ops, time.Second)
-	if res != porcupine.Ok {
-		panic(res)
+	lin := validate.All(context.Background(), rec.Input, validate.EvidenceStage{}, validate.PatchStage{}, validate.Linearizability{Visualize: true})[2]
+	if lin.Verdict != validate.OK || lin.History == nil {
+		panic(lin.Message)
 	}
-	sum := Summary{Scenario: "default", Seed: 7, Outcome: "PASS",
-		Results: []validate.Result{{Validator: "linearizability", Verdict: validate.OK, Message: "fine", Linearization: &info}}}
+	sum := Summary{Scenario: "default", Seed: 7, Outcome: "PASS", Results: []validate.Result{lin}}
 	return rec, sum
 }
 

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -30,30 +30,51 @@ func longHistory(n, bad int) []history.Client {
 	return ht.Clients(ops...)
 }
 
-func TestHistoryWindow(t *testing.T) {
+// WriteHistory draws what the linearizability stage handed over and
+// nothing else: given a record without a single operation, the page still
+// shows the stage's window, its operations and its note.
+func TestWriteHistoryRendersTheResult(t *testing.T) {
 	in := validate.Input{Clients: longHistory(3000, 2000), FinalRead: -1}
-	results := validate.All(t.Context(), in, validate.Linearizability{Timeout: 30 * time.Second})
-	require.Equal(t, validate.Illegal, results[0].Verdict)
-	rec := Record{Scenario: scenarios.Scenario{Name: "long", Members: 3}, Input: in}
-	ops := patchedOps(rec)
-	require.Len(t, ops, 3001)
+	res := validate.All(t.Context(), in, validate.Linearizability{Timeout: 30 * time.Second})[0]
+	require.Equal(t, validate.Illegal, res.Verdict)
+	require.NotNil(t, res.History)
 
-	w := HistoryWindow(ops, *results[0].Linearization, MaxVisualizedOps)
-	require.LessOrEqual(t, len(w.Ops), MaxVisualizedOps+1)
-	require.Greater(t, w.Before, 1000, "what comes before the window is folded into its starting state")
-	require.Len(t, w.States, 1)
-	require.Less(t, w.From, 20000*time.Millisecond)
-	require.Greater(t, w.To, 20000*time.Millisecond, "the window is around the violation at 20 s")
-	res, _ := porcupine.CheckOperationsVerbose(visualModel(rec, w.States), w.Ops, 10*time.Second)
-	require.Equal(t, porcupine.Illegal, res, "the window shows the violation on its own")
-
+	rec := Record{Scenario: scenarios.Scenario{Name: "long", Members: 3},
+		Input: validate.Input{Injections: []history.Injection{{Name: "kill", Targets: []string{"member-1"}, Start: 19 * time.Second, End: 21 * time.Second}}}}
 	dir := t.TempDir()
-	desc, err := WriteHistory(dir, rec, results[0])
+	desc, err := WriteHistory(dir, rec, res)
 	require.NoError(t, err)
+	require.Equal(t, res.History.Description, desc)
 	require.Contains(t, desc, "of the 3001 operations")
 	b, err := os.ReadFile(filepath.Join(dir, HTMLFile))
 	require.NoError(t, err)
-	require.Contains(t, string(b), `id="window-note"`)
-	require.Contains(t, string(b), "#jump-link", "the page opens at the violation")
+	page := string(b)
+	require.Contains(t, page, `id="window-note"`)
+	require.Contains(t, page, htmlEscape(desc))
+	require.Contains(t, page, "#jump-link", "the page opens at the violation")
+	require.Contains(t, page, "put(a, 2000)", "the window's operations, from the result")
+	require.NotContains(t, page, "put(a, 10) ", "an operation folded into the starting state is not drawn")
+	require.Contains(t, page, "kill member-1", "the faults come from the record")
 	require.Less(t, len(b), 2<<20)
+
+	// No view, no page.
+	empty := t.TempDir()
+	desc, err = WriteHistory(empty, rec, validate.Result{Verdict: validate.OK})
+	require.NoError(t, err)
+	require.Empty(t, desc)
+	require.NoFileExists(t, filepath.Join(empty, HTMLFile))
+}
+
+// A kept passing run's page shows the first MaxVisualizedOps operations.
+func TestWriteHistoryOfAPass(t *testing.T) {
+	in := validate.Input{Clients: longHistory(1500, -1), FinalRead: -1}
+	res := validate.All(t.Context(), in, validate.Linearizability{Timeout: 30 * time.Second, Visualize: true})[0]
+	require.Equal(t, validate.OK, res.Verdict, res.Message)
+	require.NotNil(t, res.History)
+	require.Len(t, res.History.Ops, MaxVisualizedOps)
+	dir := t.TempDir()
+	desc, err := WriteHistory(dir, Record{}, res)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(desc, "the first 1000 of the 1500 operations"), desc)
+	require.FileExists(t, filepath.Join(dir, HTMLFile))
 }

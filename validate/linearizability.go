@@ -3,9 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -17,13 +15,21 @@ import (
 // DefaultLinearizabilityTimeout bounds porcupine's search.
 const DefaultLinearizabilityTimeout = time.Minute
 
-// Linearizability checks the patched history against model.Porcupine.
+// Linearizability checks the patched history against model.Porcupine. The
+// verdict comes from one path, whatever is asked of the report: the
+// log-order witness first (ordered.go; it can only certify a pass), then
+// porcupine's plain search, within Timeout. Only then, and never changing
+// the verdict, it computes what the report draws (Result.History) and, for
+// a violation, its explanation (Result.Explanation, Result.Involved).
 type Linearizability struct {
 	// Timeout bounds the search; zero means DefaultLinearizabilityTimeout.
 	Timeout time.Duration
-	// Visualize keeps porcupine's search for the report also when the
-	// history is linearizable; a violation always keeps it.
+	// Visualize asks for the report's HistoryView also when the history is
+	// linearizable; a violation always gets one.
 	Visualize bool
+	// SearchOnly skips the witness, so that porcupine alone decides. It is
+	// for tests that compare the two; Stages never sets it.
+	SearchOnly bool
 }
 
 // Name implements Validator.
@@ -42,11 +48,14 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		c.Patched = p
 	}
 	p := c.Patched
+	r := Result{CheckedWhat: "operations"}
 	if len(p.Ops) == 0 {
-		return Result{Verdict: Inconclusive, Message: "the history is empty"}
+		r.Verdict, r.Message = Inconclusive, "the history is empty"
+		return r
 	}
 	if len(p.Unsupported) > 0 {
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("%d requests are of kinds the model does not check yet, e.g. %s", len(p.Unsupported), p.Unsupported[0])}
+		r.Verdict, r.Message = Inconclusive, fmt.Sprintf("%d requests are of kinds the model does not check yet, e.g. %s", len(p.Unsupported), p.Unsupported[0])
+		return r
 	}
 	timeout := l.Timeout
 	if timeout == 0 {
@@ -63,46 +72,104 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	if noWitness == "" {
 		noWitness = witnessed(p.Ops)
 	}
-	if knownWrites > 0 && !l.Visualize && noWitness == "" {
-		return Result{Verdict: OK, Message: fmt.Sprintf("%d operations are linearizable, in the committed log's order (%d of unknown outcome left open; checked in %s)",
-			len(p.Ops), p.Open, time.Since(start).Round(time.Millisecond))}
+	if l.SearchOnly {
+		noWitness = "skipped (SearchOnly)"
 	}
-	ops := PorcupineOperations(p.Ops)
-	res, err := porcupineCheck(ctx, ops, timeout, false)
-	if err != nil {
-		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), err)}
-	}
-	took := time.Since(start).Round(time.Millisecond)
-	var r Result
-	switch res.result {
-	case porcupine.Ok:
-		if knownWrites == 0 {
-			return Result{Verdict: Inconclusive, Message: fmt.Sprintf("none of %d operations is a write known to have taken effect", len(ops))}
-		}
-		r = Result{Verdict: OK, Message: fmt.Sprintf("%d operations are linearizable (%d of unknown outcome left open; checked in %s by porcupine's search, as the log's order was no witness: %s)", len(ops), p.Open, took, noWitness)}
-		if !l.Visualize {
-			return r
-		}
-	case porcupine.Illegal:
-		r = Result{Verdict: Illegal, Message: fmt.Sprintf("%d operations are not linearizable", len(ops))}
-	default:
-		return Result{Verdict: TimedOut, Message: fmt.Sprintf("checking %d operations did not finish within %s", len(ops), timeout)}
-	}
-	// The search again, keeping what the visualization and the
-	// explanation need: it costs more than the plain check.
-	verbose, err := porcupineCheck(ctx, ops, timeout, true)
-	if err != nil || verbose.result != res.result {
-		if r.Verdict == Illegal {
-			r.Message += "; see the history visualization"
+	ops, pos := porcupineOps(p.Ops)
+	if knownWrites > 0 && noWitness == "" {
+		r.Verdict, r.Checked = OK, len(ops)
+		r.Message = fmt.Sprintf("%d operations are linearizable, in the committed log's order (%d of unknown outcome left open; checked in %s)",
+			len(ops), p.Open, time.Since(start).Round(time.Millisecond))
+		if l.Visualize {
+			r.History = witnessView(ops, p.Ops, pos)
 		}
 		return r
 	}
-	r.Linearization = &verbose.info
-	if r.Verdict == Illegal {
-		r.Message += ": " + firstStuck(ops, verbose.info)
-		r.Explanation = explainStuck(ops, verbose.info)
+	res, err := porcupineCheck(ctx, ops, timeout, false)
+	if err != nil {
+		r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), err)
+		return r
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	switch res.result {
+	case porcupine.Ok:
+		if knownWrites == 0 {
+			r.Verdict, r.Message = Inconclusive, fmt.Sprintf("none of %d operations is a write known to have taken effect", len(ops))
+			return r
+		}
+		r.Verdict, r.Checked = OK, len(ops)
+		r.Message = fmt.Sprintf("%d operations are linearizable, by porcupine's search over %d operations (%d of unknown outcome left open; checked in %s; the log's order was no witness: %s)",
+			len(ops), len(ops), p.Open, took, noWitness)
+		if l.Visualize {
+			r.History = firstView(ops)
+		}
+	case porcupine.Illegal:
+		r.Verdict, r.Checked = Illegal, len(ops)
+		r.Message = fmt.Sprintf("%d operations are not linearizable, by porcupine's search over %d operations (checked in %s)", len(ops), len(ops), took)
+		violation(ctx, c, &r, ops, pos, timeout)
+	default:
+		r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations did not finish within %s", len(ops), timeout)
 	}
 	return r
+}
+
+// violation explains a violation porcupine's plain search found, and
+// computes its HistoryView, without changing the verdict. Porcupine's
+// verbose search over the whole history gives the longest order it can
+// find and the first operation that cannot be placed after it; when that
+// search does not finish within timeout, the first operation the committed
+// log's order cannot place stands in for it, or else the first operations
+// are shown, and the result says so.
+func violation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operation, pos []int, timeout time.Duration) {
+	verbose, err := porcupineCheck(ctx, ops, timeout, true)
+	if err != nil {
+		r.Message += "; the search for the operation it cannot place was cancelled"
+		return
+	}
+	stuck, longest := stuckOp(ops, verbose.info)
+	searched := verbose.result == porcupine.Illegal && stuck >= 0
+	why, fallback := "around the first operation that could not be placed", ""
+	if !searched {
+		fallback = fmt.Sprintf("porcupine's search for the longest order did not finish within %s", timeout)
+		if s, prefix := logOrderStop(c.Patched.Ops, pos); s >= 0 {
+			stuck, longest = s, prefix
+			fallback += "; the committed log's order cannot place " + source(ops[s])
+			why = "around " + source(ops[s]) + ", the first operation the committed log's order cannot place (" + fallback + ")"
+		} else {
+			stuck, longest = -1, nil
+			fallback += ", and the committed log's order gives no operation in its place"
+		}
+	}
+	if stuck >= 0 {
+		if searched {
+			r.Message += ": " + firstStuck(ops, stuck, len(longest))
+		} else {
+			r.Message += "; " + fallback
+		}
+		r.Explanation, r.Involved = explainStuck(c, ops, stuck, longest)
+		if !searched {
+			r.Explanation += " (" + fallback + ".)"
+		}
+	} else {
+		r.Message += "; " + fallback
+	}
+	switch {
+	case len(ops) <= MaxVisualizedOps:
+		desc := fmt.Sprintf("all %d operations, from the initial state", len(ops))
+		if stuck >= 0 {
+			desc += "; the first that could not be placed is " + source(ops[stuck])
+		}
+		if !searched {
+			desc += " (" + fallback + ", so the drawing shows the orders it had found)"
+		}
+		r.History = wholeView(ops, verbose.info, desc)
+	case stuck >= 0:
+		r.History = windowView(ops, stuck, longest, why)
+	default:
+		r.History = firstView(ops)
+		r.History.Description = fmt.Sprintf("the first %d of the %d operations in call order, from the initial state, as no operation could be singled out (%s)",
+			len(r.History.Ops), len(ops), fallback)
+	}
 }
 
 type porcupineResult struct {
@@ -136,28 +203,42 @@ func porcupineCheck(ctx context.Context, ops []porcupine.Operation, timeout time
 // operation whose return was moved past the client's next call puts the
 // client's later operations on a new row.
 func PorcupineOperations(patched []Op) []porcupine.Operation {
-	ops := append([]Op(nil), patched...)
-	sort.SliceStable(ops, func(i, j int) bool {
-		if ops[i].ClientID != ops[j].ClientID {
-			return ops[i].ClientID < ops[j].ClientID
+	ops, _ := porcupineOps(patched)
+	return ops
+}
+
+// porcupineOps is PorcupineOperations, with where each operation of
+// patched went: pos[i] is patched[i]'s index in the operations.
+func porcupineOps(patched []Op) ([]porcupine.Operation, []int) {
+	order := make([]int, len(patched))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := &patched[order[a]], &patched[order[b]]
+		if x.ClientID != y.ClientID {
+			return x.ClientID < y.ClientID
 		}
-		return ops[i].Call < ops[j].Call
+		return x.Call < y.Call
 	})
 	var end time.Duration
-	for _, o := range ops {
+	for _, o := range patched {
 		end = max(end, o.Return, o.Call)
 	}
-	out := make([]porcupine.Operation, 0, len(ops))
+	out := make([]porcupine.Operation, 0, len(patched))
+	pos := make([]int, len(patched))
 	row, busyUntil, lastClient := -1, time.Duration(0), 0
-	for i, o := range ops {
+	for k, i := range order {
+		o := &patched[i]
 		ret := o.Return
 		if o.Open {
 			ret = end + 1
 		}
-		if i == 0 || o.ClientID != lastClient || o.Call <= busyUntil {
+		if k == 0 || o.ClientID != lastClient || o.Call <= busyUntil {
 			row++
 		}
 		lastClient, busyUntil = o.ClientID, ret
+		pos[i] = len(out)
 		out = append(out, porcupine.Operation{
 			ClientId: row,
 			Input:    o.Request,
@@ -167,141 +248,46 @@ func PorcupineOperations(patched []Op) []porcupine.Operation {
 			Metadata: o.Source,
 		})
 	}
-	return out
+	return out, pos
 }
 
-// firstStuck names the operation the checker could not get past: among the
-// operations outside the longest partial linearization, the one that returned
-// first had to be linearized before anything after it.
-func firstStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
-	stuck, longest := stuckOp(ops, info)
-	if stuck == nil {
-		return "see the history visualization"
-	}
+// firstStuck names the operation the checker could not get past (see
+// stuckOp), with how many operations it could order before it.
+func firstStuck(ops []porcupine.Operation, stuck, ordered int) string {
+	op := ops[stuck]
 	return fmt.Sprintf("no linearization gets past %s (%v, called at %s, %d of %d operations linearized)",
-		model.Describe(stuck.Input.(model.Request), stuck.Output.(model.Response)), stuck.Metadata,
-		time.Duration(stuck.Call).Round(time.Millisecond), len(longest), len(ops))
+		model.Describe(op.Input.(model.Request), op.Output.(model.Response)), op.Metadata,
+		time.Duration(op.Call).Round(time.Millisecond), ordered, len(ops))
 }
 
-// stuckOp returns the operation outside the longest partial linearization
-// that returned first, and that linearization.
-func stuckOp(ops []porcupine.Operation, info porcupine.LinearizationInfo) (*porcupine.Operation, []porcupine.Operation) {
-	var longest []porcupine.Operation
-	for _, partition := range info.PartialLinearizationsOperations() {
+// stuckOp returns, from porcupine's verbose search over ops, its longest
+// partial linearization (indices into ops, in order) and the operation
+// outside it that returned first, which had to be linearized before
+// anything after it; -1 when every operation is in it.
+func stuckOp(ops []porcupine.Operation, info porcupine.LinearizationInfo) (int, []int) {
+	var longest []int
+	for _, partition := range info.PartialLinearizations() {
 		for _, lin := range partition {
 			if len(lin) > len(longest) {
 				longest = lin
 			}
 		}
 	}
-	// Operations are comparable: the same request and response pointers
-	// come back in the partial linearizations.
-	linearized := make(map[porcupine.Operation]bool, len(longest))
-	for _, op := range longest {
-		linearized[op] = true
+	linearized := make([]bool, len(ops))
+	for _, i := range longest {
+		linearized[i] = true
 	}
-	var stuck *porcupine.Operation
+	stuck := -1
 	for i := range ops {
-		if op := &ops[i]; !linearized[*op] && (stuck == nil || op.Return < stuck.Return) {
-			stuck = op
+		if !linearized[i] && (stuck < 0 || ops[i].Return < ops[stuck].Return) {
+			stuck = i
 		}
 	}
 	return stuck, longest
 }
 
-// explainStuck says in words, with etcd's revisions, why the stuck operation
-// cannot be placed: what it returned, what the model allowed after the
-// operations that could be ordered, and the operations that pin it down.
-func explainStuck(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
-	stuck, longest := stuckOp(ops, info)
-	if stuck == nil {
-		return ""
-	}
-	req, resp := stuck.Input.(model.Request), stuck.Output.(model.Response)
-	at := func(d int64) time.Duration { return time.Duration(d).Round(time.Millisecond) }
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%v) was called at %s", req, stuck.Metadata, at(stuck.Call))
-	if resp.Status == model.StatusOK {
-		fmt.Fprintf(&b, " and returned %s at %s.", resp, at(stuck.Return))
-	} else {
-		fmt.Fprintf(&b, " (%s).", resp)
-	}
-	states := []model.State{model.InitialState()}
-	for _, op := range longest {
-		var next []model.State
-		for _, s := range states {
-			for _, n := range model.Step(s, op.Input.(model.Request), op.Output.(model.Response)) {
-				if !slices.ContainsFunc(next, n.Equal) && len(next) < 8 {
-					next = append(next, n)
-				}
-			}
-		}
-		states = next
-	}
-	if len(states) > 0 {
-		var alts []string
-		for _, s := range states {
-			alts = append(alts, describeKeys(s, req))
-		}
-		_, want, _ := states[0].Apply(req)
-		fmt.Fprintf(&b, " After the %d operation(s) the checker could order, etcd could only be at %s; from there the model answers %s.",
-			len(longest), strings.Join(alts, ", or "), want)
-	}
-	if resp.Status != model.StatusOK {
-		return b.String()
-	}
-	other := func(fn func(o *porcupine.Operation, r model.Response) bool) *porcupine.Operation {
-		var found *porcupine.Operation
-		for i := range ops {
-			o := &ops[i]
-			if r := o.Output.(model.Response); o != stuck && r.Status == model.StatusOK && fn(o, r) && (found == nil || o.Return < found.Return) {
-				found = o
-			}
-		}
-		return found
-	}
-	name := func(o *porcupine.Operation) string {
-		return fmt.Sprintf("%s (%v)", o.Input.(model.Request), o.Metadata)
-	}
-	if len(writtenKeys(req, resp)) > 0 {
-		if o := other(func(o *porcupine.Operation, r model.Response) bool {
-			return r.Revision == resp.Revision && len(writtenKeys(o.Input.(model.Request), r)) > 0
-		}); o != nil {
-			fmt.Fprintf(&b, " %s was also acknowledged at revision %d, at %s. A revision holds exactly one write, so one of the two was lost.",
-				name(o), resp.Revision, at(o.Return))
-		}
-	}
-	if o := other(func(o *porcupine.Operation, r model.Response) bool {
-		return o.Return < stuck.Call && r.Revision > resp.Revision
-	}); o != nil {
-		fmt.Fprintf(&b, " Before it was called, %s had already returned revision %d, at %s. etcd's revision never goes back, so an answer at revision %d after that is stale, or the writes in between were lost.",
-			name(o), o.Output.(model.Response).Revision, at(o.Return), resp.Revision)
-	}
-	for _, c := range conditions(req) {
-		if resp.Txn == nil || !resp.Txn.Succeeded || c.Target != model.TargetMod || c.Result != model.Equal || c.End != "" {
-			continue
-		}
-		if o := other(func(o *porcupine.Operation, r model.Response) bool {
-			return o.Return < stuck.Call && r.Revision > c.Operand && slices.Contains(writtenKeys(o.Input.(model.Request), r), c.Key)
-		}); o != nil {
-			fmt.Fprintf(&b, " Its compare mod(%s)==%d succeeded, but %s had changed %s at revision %d, acknowledged at %s, before the compare-and-set was called: it won on a stale revision.",
-				c.Key, c.Operand, name(o), c.Key, o.Output.(model.Response).Revision, at(o.Return))
-		}
-	}
-	if resp.Txn != nil {
-		for _, res := range resp.Txn.Results {
-			for _, kv := range res.KVs {
-				if o := other(func(o *porcupine.Operation, r model.Response) bool {
-					return o.Return < stuck.Call && r.Revision > kv.ModRevision && slices.Contains(writtenKeys(o.Input.(model.Request), r), kv.Key)
-				}); o != nil {
-					fmt.Fprintf(&b, " It read %s=%s@%d, but %s had written %s at revision %d, acknowledged at %s, before the read was called: the read is stale.",
-						kv.Key, kv.Value, kv.ModRevision, name(o), kv.Key, o.Output.(model.Response).Revision, at(o.Return))
-				}
-			}
-		}
-	}
-	return b.String()
-}
+// source is where an operation comes from ("client 3 #17").
+func source(op porcupine.Operation) string { return fmt.Sprint(op.Metadata) }
 
 func conditions(req model.Request) []model.Compare {
 	if req.Txn == nil {

@@ -199,7 +199,12 @@ func TestLinearizabilityNamesTheStuckOperation(t *testing.T) {
 	r := linearizability(context.Background(), Linearizability{}, h)
 	require.Equal(t, Illegal, r.Verdict)
 	require.Contains(t, r.Message, "put(a, 2)")
-	require.NotNil(t, r.Linearization)
+	require.Contains(t, r.Message, "by porcupine's search over 2 operations")
+	require.Equal(t, []string{"client 1 #0", "client 0 #0"}, r.Involved, "the stuck operation first, then the one the explanation names")
+	require.Equal(t, 2, r.Checked)
+	require.Equal(t, "operations", r.CheckedWhat)
+	require.NotNil(t, r.History, "a violation always gets its view")
+	require.Len(t, r.History.Ops, 2)
 }
 
 func TestLinearizabilityTimeoutIsNotAPass(t *testing.T) {

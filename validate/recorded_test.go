@@ -4,12 +4,15 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -169,5 +172,45 @@ func requireAllOK(t *testing.T, in Input, rs []Result) {
 			want = Inconclusive
 		}
 		require.Equal(t, want, r.Verdict, "%s: %s", r.Validator, r.Message)
+	}
+}
+
+// `check DIR` and `run --keep` decide alike: on each recorded run, every
+// stage gives the same verdict with and without Options.Visualize, and the
+// kept passing run gets a HistoryView of at most MaxVisualizedOps
+// operations, in the committed log's order from the initial state.
+func TestKeepAndCheckAgree(t *testing.T) {
+	for _, name := range recorded {
+		t.Run(name, func(t *testing.T) {
+			in, _ := loadRecorded(t, name)
+			checked := Run(context.Background(), in, Options{})
+			in, _ = loadRecorded(t, name)
+			kept := Run(context.Background(), in, Options{Visualize: true})
+			require.Len(t, kept, len(checked))
+			for i := range checked {
+				require.Equal(t, checked[i].Validator, kept[i].Validator)
+				require.Equal(t, checked[i].Verdict, kept[i].Verdict, "%s: check says %q, run --keep says %q", checked[i].Validator, checked[i].Message, kept[i].Message)
+				require.Equal(t, checked[i].Checked, kept[i].Checked, checked[i].Validator)
+			}
+			at := slices.IndexFunc(kept, func(r Result) bool { return r.Validator == (Linearizability{}).Name() })
+			lin := kept[at]
+			require.Equal(t, OK, lin.Verdict, lin.Message)
+			require.Contains(t, lin.Message, "in the committed log's order")
+			require.Nil(t, checked[at].History, "check draws nothing for a pass")
+			v := lin.History
+			require.NotNil(t, v)
+			require.LessOrEqual(t, len(v.Ops), MaxVisualizedOps)
+			require.Equal(t, lin.Checked, v.Total)
+			require.Zero(t, v.Folded)
+			require.Len(t, v.States, 1)
+			require.Contains(t, v.Description, "in the committed log's order")
+			require.NotContains(t, v.Description, "did not end", "the first operations in the log's order are linearizable on their own")
+			longest := 0
+			for _, lin := range v.Info.PartialLinearizations()[0] {
+				longest = max(longest, len(lin))
+			}
+			require.Equal(t, len(v.Ops), longest, "porcupine's info holds the whole order")
+			require.NoError(t, porcupine.Visualize(PorcupineModel(v.States), v.Info, io.Discard), "the page draws it with the model itself")
+		})
 	}
 }

@@ -19,8 +19,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/etcd-robustness/etcd-robustness/evidence"
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/model"
@@ -96,9 +94,12 @@ type Result struct {
 	// What the stage found, handed to the report so that the report never
 	// checks anything again. None of it is saved in summary.json.
 
-	// Linearization holds porcupine's search, for the visualization in the
-	// report. Only the linearizability stage sets it, and only when asked to.
-	Linearization *porcupine.LinearizationInfo `json:"-"`
+	// History is what history.html shows of the linearizability check:
+	// the operations, the states they start from and porcupine's search
+	// over them (see HistoryView). Only the linearizability stage sets it,
+	// after its verdict: for a violation, and for a pass when asked to
+	// (Options.Visualize).
+	History *HistoryView `json:"-"`
 	// WatchViolation is the watch stage's first violation, with the
 	// responses and replayed events around it; nil when it found none.
 	WatchViolation *WatchFinding `json:"-"`
@@ -145,8 +146,10 @@ type Options struct {
 	// CheckTimeout bounds the linearizability search; zero means
 	// DefaultLinearizabilityTimeout.
 	CheckTimeout time.Duration
-	// Visualize keeps porcupine's search for history.html also when the
-	// history is linearizable. A violation always keeps it.
+	// Visualize asks the linearizability stage for what history.html
+	// draws also when the history is linearizable (a violation always gets
+	// it). It never changes a verdict: `run --keep` and `check` decide
+	// alike.
 	Visualize bool
 }
 
