@@ -314,3 +314,39 @@ var declined = map[string]bool{
 // Declined reports whether a definite error is a refusal the model does not
 // predict.
 func Declined(message string) bool { return declined[message] }
+
+// refusedBeforeProposal are the errors etcd gives only before it proposes a
+// request to raft, so a request refused with one was not committed (where
+// in etcd v3.6's server each is returned):
+var refusedBeforeProposal = map[string]bool{
+	// EtcdServer.processInternalRaftRequestOnce (etcdserver/v3_server.go):
+	// the committed index is too far ahead of the applied one; checked
+	// before the request is marshaled and proposed.
+	"etcdserver: too many requests": true,
+	// EtcdServer.processInternalRaftRequestOnce: the marshaled request is
+	// over --max-request-bytes; checked before s.r.Propose.
+	"etcdserver: request is too large": true,
+	// The unary interceptor (etcdserver/api/v3rpc/interceptor.go) refuses a
+	// request that requires a leader while the member knows none, before
+	// the handler runs; EtcdServer.waitLeader (v3_server.go) serves reads,
+	// keepalives and time-to-live, which are not proposed.
+	"etcdserver: no leader": true,
+	// The unary interceptor, before the handler, while the v3 API is not
+	// enabled (the cluster version is not decided yet).
+	"etcdserver: not capable": true,
+	// The unary interceptor, before the handler, on a learner member for
+	// every request but serializable reads and status.
+	"etcdserver: rpc not supported for learner": true,
+	// rpctypes.ErrGRPCClusterIDMismatch: the server returns it only from
+	// its peers' hash endpoint (etcdserver/corrupt.go), never once it has
+	// proposed a client's request.
+	"etcdserver: cluster ID mismatch": true,
+}
+
+// RefusedBeforeProposal reports whether etcd gives the error only before it
+// proposes a request, so that a request it refused with one was never
+// committed. "database space exceeded", "permission denied" and "invalid
+// auth token" are not among them: etcd's applier also returns them when a
+// committed request is applied (under a NOSPACE alarm, or an auth change
+// committed before it), so a request refused with one may be in the log.
+func RefusedBeforeProposal(message string) bool { return refusedBeforeProposal[message] }
