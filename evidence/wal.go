@@ -33,10 +33,13 @@ const (
 	KindAuth = "auth"
 	// KindLeaseCheckpoint records the remaining TTL of leases.
 	KindLeaseCheckpoint = "lease-checkpoint"
+	// KindDowngrade sets or cancels the cluster's downgrade
+	// (membershippb.DowngradeInfoSetRequest).
+	KindDowngrade = "downgrade"
 	// KindV2 is a request to etcd's v2 store (other than member-attr and cluster-version).
 	KindV2 = "v2"
 	// KindOther is anything else, including data that does not decode (for
-	// instance a downgrade request, or a request type newer than this package).
+	// instance a request type newer than this package).
 	KindOther = "other"
 )
 
@@ -47,7 +50,8 @@ type Entry struct {
 	// Request is the client request the entry carries, or nil.
 	Request *history.Request `json:"request,omitempty"`
 	// Kind describes an entry without a Request: "empty" (a new leader's entry), "conf-change",
-	// "member-attr", "cluster-version", "alarm", "auth", "lease-checkpoint", "v2", "other".
+	// "member-attr", "cluster-version", "alarm", "auth", "lease-checkpoint", "downgrade", "v2",
+	// "other".
 	Kind string `json:"kind,omitempty"`
 
 	// raw is the entry's data as persisted, kept by ReadWAL so that Merge
@@ -288,6 +292,8 @@ func decodeNormal(data []byte) (*history.Request, string) {
 		return nil, KindAlarm
 	case r.LeaseCheckpoint != nil:
 		return nil, KindLeaseCheckpoint
+	case r.DowngradeInfoSet != nil:
+		return nil, KindDowngrade
 	case isAuth(&r):
 		return nil, KindAuth
 	}
