@@ -26,7 +26,8 @@ type Op struct {
 	Request  model.Request
 	Response model.Response
 	// Source says where the operation comes from, for a person: "client 3
-	// #17", or "wal index 812" for a request no client sent.
+	// #17", or "wal index 812" for a request of etcd's own (the leader's
+	// revoke of an expired lease).
 	Source string
 
 	// What the witness (ordered.go) reads: claim is the identity of a
@@ -41,15 +42,26 @@ type Op struct {
 }
 
 // Patched is the history the linearizability check reads: the clients'
-// operations with what the evidence settled, and the requests etcd
-// committed that no client sent.
+// operations with what the evidence settled, and the leader's revokes of
+// expired leases, the only committed requests of etcd's own that change
+// the store.
 type Patched struct {
 	Ops []Op
 	// Applied and NotApplied count the operations of unknown outcome that
-	// the evidence settled; Open counts those it could not.
+	// the evidence settled; Open counts those it could not. Applied also
+	// counts the refused lease requests the log shows applied (Resent).
 	Applied, NotApplied, Open int
-	// Server counts committed requests that no client sent.
+	// Server counts the leader's revokes of expired leases, made operations
+	// of their own.
 	Server int
+	// Resent counts lease grants and revokes a client saw refused that the
+	// log shows applied by an earlier attempt clientv3 had resent (see
+	// PatchStage).
+	Resent int
+	// Internal counts the committed entries that carry no client request,
+	// by evidence.Entry.Kind ("empty", "conf-change", "member-attr",
+	// "lease-checkpoint", ..., and "other" for data that does not decode).
+	Internal map[string]int
 	// Unsupported lists requests the model cannot check yet; while there
 	// are any, the linearizability check cannot pass: it would have checked
 	// less than the history holds.
@@ -68,11 +80,15 @@ type Patched struct {
 	// noWitness says why the patch found no candidate order for the
 	// witness (ordered.go); empty when it found one.
 	noWitness string
+	// declined are the writes etcd declined (model.Declined), which derive
+	// leaves out of the history: the patch brings back a lease grant or
+	// revoke among them that the log shows applied by an earlier attempt.
+	declined []derived
 }
 
 // PatchStage settles requests of unknown outcome with what the members
-// persisted. Every written value is unique, so a value identifies its
-// request:
+// persisted, and checks that every committed request was sent. Every
+// written value is unique, so a value identifies its request:
 //   - a write whose value is in the committed log was applied: it keeps its
 //     place, and its return is bounded by the first response whose revision
 //     includes it (replaying the log through the model gives that revision);
@@ -83,9 +99,63 @@ type Patched struct {
 //     unknown ones was applied, and if it holds one more for each unknown
 //     one, all were.
 //
+// Only etcd's own requests may be in the log unsent: a lease revoke by the
+// leader's expiry (an operation of its own, which may not take effect
+// before the lease's deadline), lease checkpoints, and the internal
+// requests that do not touch the key space (cluster version, member
+// attributes, downgrade, alarms, auth, v2 store, conf changes, a leader's
+// empty entry), which are counted by kind in the message and ignored.
+// Every other committed request must have been sent, as often as it is in
+// the log. What the clients sent is read from the raw record (every
+// operation of every client, also those the model leaves out), and each
+// sent request accounts for committed copies so:
+//   - a put, delete, write transaction or compaction for one copy, unless
+//     etcd refused it with an error it gives before proposing
+//     (model.RefusedBeforeProposal): then for none. clientv3 never resends
+//     these once etcd may have them (their retry policy is non-repeatable),
+//     and etcd proposes what it is sent once;
+//   - a lease grant or revoke for any number of copies: clientv3 resends
+//     them on Unavailable (the repeatable policy), and the error recorded
+//     is only the last attempt's. A resent copy changes nothing when
+//     applied (a grant refused as existing, a revoke that finds no lease);
+//     at most one copy of a grant may take effect.
+//
+// A lease revoke no client sent is the leader's expiry: one that takes
+// effect is checked against the lease's deadline; one that takes no effect
+// is allowed when a grant of its lease took effect before it, as the
+// leader's expiry loop proposes a revoke again when the first has not been
+// applied within its retry interval, or when leadership moves before it is
+// (lessor.expireExists, EtcdServer.revokeExpiredLeases in etcd v3.6), but a
+// lessor only holds, and so only revokes, a lease granted in the log: an
+// ineffective revoke of a lease never granted before it, that no client
+// sent, is a violation. A grant no client sent is always one (etcd grants
+// no lease of its own), unless a client sent a grant with no ID whose
+// answer, so the ID etcd chose, is unknown.
+//
+// A lease grant or revoke a client saw refused, that the log shows applied
+// once, is the client's, applied where the log says (its return bounded by
+// the first response that shows it), when no client's copy was answered or
+// is of unknown outcome and its refusal may answer a resent attempt: a
+// grant refused as "lease already exists" or declined (say, "no leader");
+// a revoke declined, or refused as "requested lease not found" with an
+// ineffective copy after the effective one (the resent attempt's, which
+// gave that answer), provided the effective copy may have come after the
+// client's call (no response that returned before the call shows it).
+// Otherwise the effective revoke stays the leader's expiry, and the
+// refusal stays for the model to judge.
+//
 // Settling only ever narrows what the model may assume, so it cannot hide a
-// violation. The stage itself finds two: an acknowledged write that is in no
-// member's complete WAL (a lost write), and one request committed twice.
+// violation. The stage itself finds these (Illegal, with the operations and
+// log entries involved): an acknowledged write that is in no member's
+// complete WAL (a lost write); a committed request no client sent, or sent
+// fewer times than it is committed; a write refused before proposal that
+// the log holds; and a grant that took effect more than once.
+//
+// A committed entry that does not decode (kind "other") may hold any
+// request, so the log cannot be matched against the clients' requests in
+// full, nor replayed past it: the stage is then Inconclusive (unless it
+// found a violation in the entries that decode), and a write missing from
+// the log is not taken as never applied, nor an acknowledged one as lost.
 type PatchStage struct{}
 
 // Name implements Validator.
@@ -100,30 +170,85 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 			p.Ops = append(p.Ops, o.Op)
 		}
 		p.Open = countOpen(ops)
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
-			firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
+		return Result{Verdict: Inconclusive, CheckedWhat: "committed entries",
+			Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
+				firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
-	findings, why, replayed, events := settle(p, ops, c.Persisted)
-	c.Replayed, c.Events = replayed, events
-	msg := fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; %d committed requests no client sent",
-		p.Applied+p.NotApplied, len(c.Persisted.Entries), p.Applied, p.NotApplied, p.Open, p.Server)
+	s := settle(p, ops, c.Clients, c.Persisted)
+	c.Replayed, c.Events = s.replayed, s.events
+	res := Result{Checked: s.matched, CheckedWhat: "committed entries"}
+	if len(s.findings) > 0 {
+		var msgs, why []string
+		seen := map[string]bool{}
+		for _, f := range s.findings {
+			msgs, why = append(msgs, f.msg), append(why, f.why)
+			for _, src := range f.involved {
+				if !seen[src] {
+					seen[src] = true
+					res.Involved = append(res.Involved, src)
+				}
+			}
+		}
+		res.Verdict, res.Message, res.Explanation = Illegal, strings.Join(msgs, "; "), strings.Join(why, " ")
+		return res
+	}
+	var msg string
+	if s.matched == 0 {
+		msg = "nothing to check: no committed entry holds a client request; "
+	}
+	msg += fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; matched %d committed requests against what the clients sent, all accounted for (%d lease expiries by the leader",
+		p.Applied-p.Resent+p.NotApplied, len(c.Persisted.Entries), p.Applied-p.Resent, p.NotApplied, p.Open, s.matched, p.Server)
+	if p.Resent > 0 {
+		msg += fmt.Sprintf(", %d refused lease requests applied by an attempt clientv3 resent", p.Resent)
+	}
+	msg += ")"
+	if internal := internalKinds(p.Internal); internal != "" {
+		msg += "; ignored " + internal
+	}
 	if p.SerializableReads > 0 {
 		msg += fmt.Sprintf("; %d serializable reads left to the stale-read stage", p.SerializableReads)
 	}
 	if p.MemberLocal > 0 {
 		msg += fmt.Sprintf("; %d answers one member gives alone (lease list, defragment) not checked", p.MemberLocal)
 	}
-	if len(findings) > 0 {
-		return Result{Verdict: Illegal, Message: strings.Join(findings, "; "), Explanation: strings.Join(why, " ")}
-	}
 	if !c.Persisted.Complete {
 		msg += fmt.Sprintf("; the log starts at index %d, so a write missing from it may still have been applied", c.Persisted.FirstIndex)
 	}
-	return Result{Verdict: OK, Message: msg}
+	if n := p.Internal[evidence.KindOther]; n > 0 {
+		res.Verdict = Inconclusive
+		res.Message = fmt.Sprintf("%d committed entries could not be decoded (first at raft index %d), so the log cannot be matched against the clients' requests in full, nor replayed past them; %s",
+			n, s.firstOther, msg)
+		return res
+	}
+	res.Verdict, res.Message = OK, msg
+	return res
+}
+
+// internalKinds names how many internal entries of each kind p ignored,
+// kinds in name order: "9 internal entries (1 cluster-version, 3
+// conf-change, 1 empty, 4 member-attr)". Entries that do not decode are
+// named apart.
+func internalKinds(kinds map[string]int) string {
+	var names []string
+	for k := range kinds {
+		if k != evidence.KindOther {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	n := 0
+	for i, k := range names {
+		n += kinds[k]
+		names[i] = fmt.Sprintf("%d %s", kinds[k], k)
+	}
+	return fmt.Sprintf("%d internal entries (%s)", n, strings.Join(names, ", "))
 }
 
 // derive reads every client operation as the model sees it. Reads that
-// tell nothing are dropped.
+// tell nothing are dropped, and writes etcd declined go to p.declined.
 func derive(clients []history.Client) (*Patched, []derived) {
 	p := &Patched{}
 	var ops []derived
@@ -151,16 +276,21 @@ func derive(clients []history.Client) (*Patched, []derived) {
 				p.DroppedReads++
 				continue
 			}
-			if declined {
-				// Nothing was applied and nothing was answered: a write
-				// the model need not place. Its value must never appear.
-				continue
-			}
-			ops = append(ops, derived{
+			o := derived{
 				Op: Op{ClientID: cl.ID, Call: rec.Call, Return: rec.Return, Open: resp.Status == model.StatusUnknown,
 					Request: req, Response: resp, Source: fmt.Sprintf("client %d #%d", cl.ID, i)},
 				rec: rec,
-			})
+			}
+			if declined {
+				// Nothing was applied and nothing was answered: a write
+				// the model need not place. Its value must never appear,
+				// unless it is a lease request an earlier attempt of which
+				// was applied (settle).
+				o.declined, o.drop = true, true
+				p.declined = append(p.declined, o)
+				continue
+			}
+			ops = append(ops, o)
 		}
 	}
 	return p, ops
@@ -169,8 +299,11 @@ func derive(clients []history.Client) (*Patched, []derived) {
 type derived struct {
 	Op
 	rec history.Operation
-	// drop: settled as never applied.
+	// drop: settled as never applied, or declined.
 	drop bool
+	// declined: etcd declined it (model.Declined); it is in the history
+	// only if the patch finds it applied.
+	declined bool
 }
 
 func countOpen(ops []derived) int {
@@ -203,18 +336,64 @@ func identity(r history.Request, lease int64) (key string, unique bool) {
 	return string(b), false
 }
 
+// finding is one violation the patch found: a line for the message, an
+// explanation for a person, and the sources of the operations and entries
+// involved, the one the explanation starts from first.
+type finding struct {
+	msg, why string
+	involved []string
+}
+
+// settled is what settle found besides the patched history.
+type settled struct {
+	findings []finding
+	replayed []model.State
+	events   []model.Event
+	// matched counts the committed entries holding a request that changes
+	// something, each matched against what the clients sent.
+	matched int
+	// firstOther is the raft index of the first entry that did not decode.
+	firstOther uint64
+}
+
 // settle fills p.Ops from ops and the committed log, and returns the
-// violations the log itself shows, their explanations, and the replayed
-// states and events.
-func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []string, replayed []model.State, events []model.Event) {
+// violations the log itself shows, the replayed states and events, and
+// what it matched.
+func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.Log) settled {
+	var out settled
 	revs, replayed, events := replay(log)
+	out.replayed, out.events = replayed, events
+	p.Internal = map[string]int{}
+	for _, e := range log.Entries {
+		if e.Request == nil {
+			if e.Kind == evidence.KindOther && p.Internal[e.Kind] == 0 {
+				out.firstOther = e.Index
+			}
+			p.Internal[e.Kind]++
+		}
+	}
+	// Absence from the log means never applied only when the log is
+	// complete and every entry of it decodes.
+	complete := log.Complete && p.Internal[evidence.KindOther] == 0
+	// A lease request etcd declined may have been applied by an earlier
+	// attempt clientv3 resent: it takes part, dropped unless settled so.
+	for _, d := range p.declined {
+		if d.rec.Request.LeaseGrant != nil || d.rec.Request.LeaseRevoke != nil {
+			ops = append(ops, d)
+		}
+	}
 	seen := newObservers(ops)
 
 	committed := map[string][]int{} // identity -> indices into log.Entries
+	var committedOrder []string
 	for i, e := range log.Entries {
 		if e.Request != nil && !e.Request.ReadOnly() {
 			id, _ := identity(*e.Request, 0)
+			if committed[id] == nil {
+				committedOrder = append(committedOrder, id)
+			}
 			committed[id] = append(committed[id], i)
+			out.matched++
 		}
 	}
 	uncommitted := map[string]int{}
@@ -244,57 +423,60 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 			groups[id] = g
 			order = append(order, id)
 		}
-		switch o.Response.Status {
-		case model.StatusOK:
+		switch {
+		case o.declined:
+			g.declined = append(g.declined, i)
+		case o.Response.Status == model.StatusOK:
 			g.acked = append(g.acked, i)
 			g.revokeAcked = g.revokeAcked || g.revoke
-		case model.StatusUnknown:
+		case o.Response.Status == model.StatusUnknown:
 			g.unknown = append(g.unknown, i)
-		case model.StatusFailed:
+		case o.Response.Status == model.StatusFailed:
 			g.maybeCommitted = true
 			g.failed = append(g.failed, i)
 		}
 	}
 
+	out.findings = unsent(log, revs, committed, committedOrder, clients)
+
+	taken := map[int]bool{} // entries a refused lease request was settled to
 	for _, id := range order {
 		g := groups[id]
 		entries := committed[id]
 		unique := g.unique
-		if unique {
-			switch took := tookEffect(log, entries, revs); {
-			case len(took) > 1:
-				idx := make([]string, len(took))
-				for i, e := range took {
-					idx[i] = fmt.Sprint(log.Entries[e].Index)
-				}
-				what, source := describeRecord(*log.Entries[took[0]].Request), "sent by no client"
-				if len(g.acked)+len(g.unknown) > 0 {
-					source = ops[firstOf(g.acked, g.unknown)].Source
-				}
-				findings = append(findings, fmt.Sprintf("%s was committed and took effect %d times (raft indices %s): one request applied more than once",
-					what, len(took), strings.Join(idx, ", ")))
-				why = append(why, fmt.Sprintf("%s (%s) is identified by a value or lease ID no other request uses, yet the committed raft log holds it %d times, at indices %s, and each copy changed the store when replayed, so etcd applied it %d times; a request is applied at most once.",
-					what, source, len(took), strings.Join(idx, ", "), len(took)))
-			case len(entries) == 0 && len(g.acked) > 0 && log.Complete && uncommitted[id] == 0:
-				o := ops[g.acked[0]]
-				findings = append(findings, fmt.Sprintf("%s was acknowledged at revision %d by %s but is in no member's WAL: an acknowledged write was lost",
-					describeRecord(o.rec.Request), o.Response.Revision, o.Source))
-				why = append(why, lostWrite(o, log, revs))
-			}
+		took := tookEffect(log, entries, revs)
+		switch {
+		case unique && len(took) > 1 && log.Entries[took[0]].Request.LeaseGrant != nil:
+			// (A put or transaction committed twice was sent fewer times
+			// than it is committed: unsent names it.)
+			out.findings = append(out.findings, grantTwice(log, took, ops, g))
+		case unique && len(entries) == 0 && len(g.acked) > 0 && complete && uncommitted[id] == 0:
+			o := ops[g.acked[0]]
+			out.findings = append(out.findings, finding{
+				msg: fmt.Sprintf("%s was acknowledged at revision %d by %s but is in no member's WAL: an acknowledged write was lost",
+					describeRecord(o.rec.Request), o.Response.Revision, o.Source),
+				why:      lostWrite(o, log, revs),
+				involved: []string{o.Source},
+			})
 		}
-		if took := tookEffect(log, entries, revs); unique && len(took) == 1 && len(g.acked)+len(g.unknown) == 0 &&
-			len(g.failed) == 1 && ops[g.failed[0]].Response.Error == model.ErrLeaseExists {
-			// The only client copy of a grant was refused as "lease
-			// already exists", yet its lease ID, used by no other request,
-			// was granted once in the log: clientv3 retries a grant, and
-			// the error answers the retry. The grant was applied, where
-			// the log says. (Any other refused request found in the log
-			// stays refused, for the model to judge.)
-			o := &ops[g.failed[0]]
-			o.Response = revs.applied(took[0])
-			o.Return = bound(o.Call, seen.first(revs.shownBy(took[0])))
-			o.Open = o.Return < 0
-			p.Applied++
+		if len(g.acked)+len(g.unknown) == 0 {
+			switch {
+			case unique && len(took) == 1 && log.Entries[took[0]].Request.LeaseGrant != nil:
+				// No client copy of the grant was answered, yet its lease
+				// ID, used by no other request, was granted once in the
+				// log: clientv3 resends a grant, and the error answers a
+				// later attempt (refused as existing: one committed after
+				// the grant; declined: one never proposed). The grant was
+				// applied, where the log says.
+				if i, ok := resentGrant(ops, g); ok {
+					settleResent(p, &ops[i], took[0], revs, seen)
+				}
+			case g.revoke && revs.effective != nil:
+				if i, e, ok := resentRevoke(ops, g, log, entries, revs, seen); ok {
+					settleResent(p, &ops[i], e, revs, seen)
+					taken[e] = true
+				}
+			}
 		}
 		for _, i := range g.unknown {
 			o := &ops[i]
@@ -312,8 +494,8 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 				o.Open = o.Return < 0
 				p.Applied++
 				continue
-			case unique && len(entries) == 0 && uncommitted[id] == 0 && log.Complete,
-				!unique && len(entries) == len(g.acked) && uncommitted[id] == 0 && log.Complete:
+			case unique && len(entries) == 0 && uncommitted[id] == 0 && complete,
+				!unique && len(entries) == len(g.acked) && uncommitted[id] == 0 && complete:
 				o.drop = true
 				p.NotApplied++
 				continue
@@ -335,9 +517,313 @@ func settle(p *Patched, ops []derived, log *evidence.Log) (findings, why []strin
 		}
 		p.Ops = append(p.Ops, o.Op)
 	}
-	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, committed, groups)...)
+	p.Ops = append(p.Ops, serverOps(p, log, revs, seen, groups, taken)...)
 	p.noWitness = planWitness(p.Ops, log, revs)
-	return findings, why, replayed, events
+	return out
+}
+
+// settleResent makes o, a lease request a client saw refused, the request
+// applied at log entry e by an earlier attempt clientv3 resent, its return
+// bounded by the first response that shows it.
+func settleResent(p *Patched, o *derived, e int, revs revisions, seen observers) {
+	o.Response = revs.applied(e)
+	o.Return = bound(o.Call, seen.first(revs.shownBy(e)))
+	o.Open = o.Return < 0
+	o.drop = false
+	p.Applied++
+	p.Resent++
+}
+
+// resentGrant picks, among the refused copies of a grant no copy of which
+// was answered, the one that may have been applied by an earlier attempt:
+// one refused as "lease already exists" (its last attempt was committed
+// after the grant) or declined (its last attempt was never proposed); the
+// first called.
+func resentGrant(ops []derived, g *group) (int, bool) {
+	best := -1
+	for _, i := range append(append([]int(nil), g.failed...), g.declined...) {
+		if o := ops[i]; o.declined || o.Response.Error == model.ErrLeaseExists {
+			if best < 0 || o.Call < ops[best].Call {
+				best = i
+			}
+		}
+	}
+	return best, best >= 0
+}
+
+// resentRevoke picks, among the refused copies of a revoke no copy of
+// which was answered, the one applied at the revoke's only effective copy
+// in the log by an earlier attempt, and that copy: one declined, or one
+// refused as "requested lease not found" (an apply-time answer) with an
+// ineffective copy after the effective one to give that answer; called
+// before any response that shows the effective copy returned. The first
+// called of those.
+func resentRevoke(ops []derived, g *group, log *evidence.Log, entries []int, revs revisions, seen observers) (op, entry int, ok bool) {
+	effective, after := -1, 0
+	for _, e := range entries {
+		switch {
+		case revs.effective[e] && effective >= 0:
+			return 0, 0, false // taken twice: not one request's
+		case revs.effective[e]:
+			effective = e
+		case effective >= 0:
+			after++
+		}
+	}
+	if effective < 0 {
+		return 0, 0, false
+	}
+	shown := seen.first(revs.shownBy(effective))
+	best := -1
+	for _, i := range append(append([]int(nil), g.failed...), g.declined...) {
+		o := ops[i]
+		if !o.declined && (o.Response.Error != model.ErrLeaseNotFound || after == 0) {
+			continue
+		}
+		if shown >= 0 && shown < o.Call {
+			continue // shown before the client called: not its attempt
+		}
+		if best < 0 || o.Call < ops[best].Call {
+			best = i
+		}
+	}
+	return best, effective, best >= 0
+}
+
+// grantTwice explains a lease grant that took effect more than once.
+func grantTwice(log *evidence.Log, took []int, ops []derived, g *group) finding {
+	idx := make([]string, len(took))
+	var involved []string
+	for i, e := range took {
+		idx[i] = fmt.Sprint(log.Entries[e].Index)
+	}
+	what, source := describeRecord(*log.Entries[took[0]].Request), "sent by no client"
+	var all []int
+	for _, copies := range [][]int{g.acked, g.unknown, g.failed, g.declined} {
+		all = append(all, copies...)
+	}
+	if len(all) > 0 {
+		source = ops[all[0]].Source
+		involved = append(involved, source)
+	}
+	for _, e := range took {
+		involved = append(involved, walSource(log, e))
+	}
+	return finding{
+		msg: fmt.Sprintf("%s was committed and took effect %d times (raft indices %s): one request applied more than once",
+			what, len(took), strings.Join(idx, ", ")),
+		why: fmt.Sprintf("%s (%s) is identified by a lease ID no other request uses, yet the committed raft log holds it %d times, at indices %s, and each copy changed the store when replayed, so etcd applied it %d times; a request is applied at most once.",
+			what, source, len(took), strings.Join(idx, ", "), len(took)),
+		involved: involved,
+	}
+}
+
+func walSource(log *evidence.Log, e int) string {
+	return fmt.Sprintf("wal index %d", log.Entries[e].Index)
+}
+
+// sender is one client operation that sent a request through raft, as
+// the raw record holds it.
+type sender struct {
+	source string // "client 3 #17"
+	// refused is the error etcd refused it with before proposing it
+	// (model.RefusedBeforeProposal), or "".
+	refused string
+}
+
+// sentRequests is what the clients sent through raft, by identity, read
+// from the raw record: every operation of every client, also those the
+// model leaves out (declined, unsupported). copies is how many committed
+// copies of each identity the requests account for: one for each that etcd
+// may have proposed, none for one refused before proposal. (For a lease
+// grant or revoke, which clientv3 resends, the count is not a limit.)
+// anonymous counts the lease grants that let etcd choose the ID and whose
+// answer, so the ID, is unknown.
+func sentRequests(clients []history.Client) (senders map[string][]sender, copies map[string]int, anonymous int) {
+	senders, copies = map[string][]sender{}, map[string]int{}
+	for _, cl := range clients {
+		for i, rec := range cl.Operations {
+			r := rec.Request
+			if r.ReadOnly() || r.LeaseKeepAlive != nil || r.Kind() == "" {
+				continue // not proposed to raft
+			}
+			var lease int64
+			if g := r.LeaseGrant; g != nil {
+				if rec.Response != nil && rec.Response.LeaseGrant != nil {
+					lease = rec.Response.LeaseGrant.ID
+				}
+				if g.ID == 0 && lease == 0 {
+					anonymous++
+					continue
+				}
+			}
+			id, _ := identity(r, lease)
+			s := sender{source: fmt.Sprintf("client %d #%d", cl.ID, i)}
+			if rec.Outcome() == history.Failed && model.RefusedBeforeProposal(rec.Error.Message) {
+				s.refused = rec.Error.Message
+			} else {
+				copies[id]++
+			}
+			senders[id] = append(senders[id], s)
+		}
+	}
+	return senders, copies, anonymous
+}
+
+// unsent checks every committed request against what the clients sent
+// (the rules are PatchStage's): a put, delete, write transaction or
+// compaction committed more times than it was sent and not refused before
+// proposal; a lease grant of an ID no client sent a grant for; and a lease
+// revoke no client sent that changed nothing although no grant of its
+// lease took effect before it. order lists the identities in committed in
+// log order.
+func unsent(log *evidence.Log, revs revisions, committed map[string][]int, order []string, clients []history.Client) []finding {
+	senders, copies, anonymous := sentRequests(clients)
+	granted := map[int64]int{} // lease ID -> the first entry whose grant of it took effect
+	if revs.effective != nil {
+		for i, e := range log.Entries {
+			if r := e.Request; r != nil && r.LeaseGrant != nil && revs.effective[i] {
+				if _, ok := granted[r.LeaseGrant.ID]; !ok {
+					granted[r.LeaseGrant.ID] = i
+				}
+			}
+		}
+	}
+	var out []finding
+	for _, id := range order {
+		entries := committed[id]
+		r := *log.Entries[entries[0]].Request
+		sent := senders[id]
+		switch {
+		case r.LeaseGrant != nil:
+			if len(sent) == 0 && anonymous == 0 {
+				out = append(out, notSent(log, r, entries, fmt.Sprintf(
+					"etcd grants no lease of its own, and clientv3 resends a grant a client sent with its ID, which the record would hold; no client sent a grant of lease %d.", r.LeaseGrant.ID)))
+			}
+		case r.LeaseRevoke != nil:
+			if len(sent) > 0 || revs.effective == nil {
+				continue // a client's, resent; or, unknown, the leader's
+			}
+			var bad []int
+			for _, e := range entries {
+				if g, ok := granted[r.LeaseRevoke.ID]; !revs.effective[e] && (!ok || g > e) {
+					bad = append(bad, e)
+				}
+			}
+			if len(bad) > 0 {
+				out = append(out, notSent(log, r, bad, fmt.Sprintf(
+					"The leader proposes a revoke of its own only for an expired lease its lessor holds, and a lessor holds only a lease granted in the log, yet no grant of lease %d took effect before it.", r.LeaseRevoke.ID)))
+			}
+		case len(entries) > copies[id]:
+			if len(sent) == 0 {
+				out = append(out, notSent(log, r, entries,
+					"etcd commits a put, delete, transaction or compaction only when a client sends one (the harness starts the members without auto-compaction), so it applied a request nobody sent."))
+				continue
+			}
+			out = append(out, overCommitted(log, r, entries, sent, copies[id]))
+		}
+	}
+	return out
+}
+
+// notSent explains committed copies of a request no client sent.
+func notSent(log *evidence.Log, r history.Request, entries []int, reason string) finding {
+	what, at := describeRecord(r), rafts(log, entries)
+	f := finding{
+		msg: fmt.Sprintf("%s was committed at %s, but no client sent it", what, at),
+		why: fmt.Sprintf("The committed raft log holds %s at %s, but no client's record holds this request, answered, refused or of unknown outcome. %s",
+			what, at, reason),
+	}
+	for _, e := range entries {
+		f.involved = append(f.involved, walSource(log, e))
+	}
+	return f
+}
+
+// overCommitted explains a put, delete, transaction or compaction
+// committed more times than its senders account for (copies).
+func overCommitted(log *evidence.Log, r history.Request, entries []int, sent []sender, copies int) finding {
+	what, at := describeRecord(r), rafts(log, entries)
+	var f finding
+	for _, s := range sent {
+		f.involved = append(f.involved, s.source)
+	}
+	if len(f.involved) > 10 {
+		f.involved = f.involved[:10]
+	}
+	for _, e := range entries {
+		f.involved = append(f.involved, walSource(log, e))
+	}
+	const noResend = "clientv3 never resends a put, delete, transaction or compaction once etcd may have it (its retry policy for them is non-repeatable)"
+	if copies == 0 && len(sent) == 1 {
+		s := sent[0]
+		f.msg = fmt.Sprintf("%s (%s) was refused with '%s', an error etcd gives before proposing, yet %s holds it", what, s.source, s.refused, at)
+		f.why = fmt.Sprintf("%s (%s) was refused with '%s', which etcd returns before it proposes a request to raft; %s, so no attempt of it was proposed. Yet the committed raft log holds it at %s: etcd applied a write it had refused.",
+			what, s.source, s.refused, noResend, at)
+		return f
+	}
+	if copies == 0 {
+		f.msg = fmt.Sprintf("%s was sent %s (%s), refused each time with an error etcd gives before proposing, yet %s holds it", what, times(len(sent)), senderList(sent), at)
+		f.why = fmt.Sprintf("%s was sent %s (%s), each time refused with an error etcd returns before it proposes a request to raft; %s, so no attempt of it was proposed. Yet the committed raft log holds it at %s: etcd applied a write it had refused.",
+			what, times(len(sent)), senderList(sent), noResend, at)
+		return f
+	}
+	extra := len(entries) - copies
+	more := fmt.Sprintf("%d more copies were", extra)
+	if extra == 1 {
+		more = "1 more copy was"
+	}
+	f.msg = fmt.Sprintf("%s was sent %s (%s) but committed %s, at %s", what, times(len(sent)), senderList(sent), times(len(entries)), at)
+	f.why = fmt.Sprintf("%s was sent %s (%s) and committed %s, at %s; %s, and etcd proposes a request it is sent once, so each copy sent accounts for one committed copy at most (none when refused before proposal): %s committed than were sent.",
+		what, times(len(sent)), senderList(sent), times(len(entries)), at, noResend, more)
+	return f
+}
+
+// senderList names the senders, at most 5, with the refusals.
+func senderList(sent []sender) string {
+	var names []string
+	for i, s := range sent {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(sent)-5))
+			break
+		}
+		if s.refused != "" {
+			names = append(names, fmt.Sprintf("%s, refused before proposal with '%s'", s.source, s.refused))
+		} else {
+			names = append(names, s.source)
+		}
+	}
+	return strings.Join(names, "; ")
+}
+
+// rafts names log entries by raft index: "raft index 4", "raft indexes 2
+// and 4", "raft indexes 2, 4 and 6"; at most 10.
+func rafts(log *evidence.Log, entries []int) string {
+	if len(entries) == 1 {
+		return fmt.Sprintf("raft index %d", log.Entries[entries[0]].Index)
+	}
+	var idx []string
+	for i, e := range entries {
+		if i == 10 {
+			break
+		}
+		idx = append(idx, fmt.Sprint(log.Entries[e].Index))
+	}
+	if more := len(entries) - len(idx); more > 0 {
+		return fmt.Sprintf("raft indexes %s and %d more", strings.Join(idx, ", "), more)
+	}
+	return fmt.Sprintf("raft indexes %s and %s", strings.Join(idx[:len(idx)-1], ", "), idx[len(idx)-1])
+}
+
+// times says a count in words: "once", "twice", "3 times".
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // lostWrite explains an acknowledged write missing from a complete log, and
@@ -405,55 +891,29 @@ func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen o
 	}
 }
 
-// serverOps are the committed requests no client sent (a lease revoked by
-// expiry, a compaction by the server), as operations of their own that may
-// have taken effect at any time until their revision was seen.
-func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, committed map[string][]int, groups map[string]*group) []Op {
+// serverOps are the committed requests of etcd's own that change the
+// store, as operations of their own: the leader's revokes of expired
+// leases (see expiryOp), in raft order. taken are the entries a client's
+// refused revoke was settled to (see PatchStage); none of them is an
+// expiry. Every other request in the log is a client's, or changes
+// nothing (see unsent).
+func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, groups map[string]*group, taken map[int]bool) []Op {
 	var out []Op
-	// Walk the log in order so that the operations come out in raft order.
 	used := map[string]int{}
 	for i, e := range log.Entries {
-		if e.Request == nil || e.Request.ReadOnly() {
+		if e.Request == nil || e.Request.LeaseRevoke == nil {
 			continue
 		}
-		if e.Request.LeaseRevoke != nil {
-			id, _ := identity(*e.Request, 0)
-			used[id]++
-			if op, ok := expiryOp(log, revs, seen, groups[id], i, used[id]); ok {
-				op.entry = i + 1
-				p.Server++
-				out = append(out, op)
-			}
+		id, _ := identity(*e.Request, 0)
+		used[id]++
+		if taken[i] {
 			continue
 		}
-		id, unique := identity(*e.Request, 0)
-		clientOps := 0
-		if g := groups[id]; g != nil {
-			if g.maybeCommitted {
-				continue
-			}
-			clientOps = len(g.acked) + len(g.unknown)
+		if op, ok := expiryOp(log, revs, seen, groups[id], i, used[id]); ok {
+			op.entry = i + 1
+			p.Server++
+			out = append(out, op)
 		}
-		// The first clientOps copies of a request belong to its clients.
-		if used[id]++; used[id] <= clientOps {
-			continue
-		}
-		req, err := model.RequestFromRecord(*e.Request)
-		if err != nil {
-			p.Unsupported = append(p.Unsupported, fmt.Sprintf("wal index %d: %v", e.Index, err))
-			continue
-		}
-		op := Op{ClientID: -1, Request: req, Response: model.Response{Status: model.StatusApplied},
-			Source: fmt.Sprintf("wal index %d, sent by no client", e.Index), Open: true, entry: i + 1}
-		if unique {
-			// Only this entry carries the value: its revisions are known.
-			op.Response = revs.applied(i)
-			if op.Return = bound(0, seen.first(revs.shownBy(i))); op.Return >= 0 {
-				op.Open = false
-			}
-		}
-		p.Server++
-		out = append(out, op)
 	}
 	return out
 }
@@ -465,9 +925,10 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, co
 // that takes effect is a client's if a client's revoke was answered with
 // success; it may be a client's if one is of unknown outcome, and then it
 // is an operation that may have been an expiry, without a deadline check;
-// else it is the leader's expiry, which may not take effect before the
-// lease's deadline, bounded by the first response that shows a later
-// revision. Without a replay every copy beyond the answered ones is an
+// else (also when a client's revoke was refused, and the patch did not
+// find it applied there by an attempt clientv3 resent) it is the leader's
+// expiry, which may not take effect before the lease's deadline, bounded by
+// the first response that shows a later revision. Without a replay every copy beyond the answered ones is an
 // operation that may be an expiry, at any time. g is what the clients know
 // of the revoke; the entry is its copy-th copy in the log.
 func expiryOp(log *evidence.Log, revs revisions, seen observers, g *group, i, copy int) (Op, bool) {
@@ -515,6 +976,10 @@ type group struct {
 	// copies in the log does not settle anything.
 	maybeCommitted bool
 	failed         []int // indices into ops of the refused copies
+	// declined are indices into ops of the copies of a lease request etcd
+	// declined (model.Declined), dropped unless the patch settles one as
+	// applied by an earlier attempt.
+	declined []int
 }
 
 // tookEffect returns the entries (indices into log.Entries) whose request
@@ -540,13 +1005,6 @@ func tookEffect(log *evidence.Log, entries []int, revs revisions) []int {
 	return out
 }
 
-func firstOf(a, b []int) int {
-	if len(a) > 0 {
-		return a[0]
-	}
-	return b[0]
-}
-
 // bound is the return time of an applied operation first shown by a
 // response that returned at seen (negative: never shown).
 func bound(call, seen time.Duration) time.Duration {
@@ -567,8 +1025,8 @@ type revisions struct {
 
 // replay applies the committed log to the model and returns the store's
 // revisions around each entry, -1 where they are unknown: after a request
-// the model cannot apply, or everywhere when the log does not start at
-// index 1. When the whole log replays, it also returns the state at every
+// the model cannot apply or an entry that does not decode (which may hold
+// one), or everywhere when the log does not start at index 1. When the whole log replays, it also returns the state at every
 // revision and the events of every write, in revision order.
 func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries)), effective: make([]bool, len(log.Entries))}
@@ -583,6 +1041,11 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 		revs.before[i], revs.after[i] = -1, -1
 		if ok {
 			revs.before[i] = state.Revision
+		}
+		if ok && e.Request == nil && e.Kind == evidence.KindOther {
+			ok = false
+			revs.before[i] = -1
+			continue
 		}
 		if ok && e.Request != nil {
 			req, err := model.RequestFromRecord(*e.Request)

@@ -150,9 +150,22 @@ func TestPatch(t *testing.T) {
 			want: []Verdict{OK, Illegal, Illegal},
 		},
 		{
+			// etcd commits a put only when a client sends one: the read
+			// that sees it cannot be explained by an operation of the
+			// server's own.
 			name: "a write no client sent is in the log, and a read sees it",
 			history: []history.Operation{
 				op(0, 0, 10, put("a", "1"), putOK(2)),
+				op(0, 20, 30, get("b"), getOK(3, kv("b", "x", 3))),
+			},
+			log:  logOf(put("a", "1"), put("b", "x")),
+			want: []Verdict{OK, Illegal, Illegal},
+		},
+		{
+			name: "the same history with the write sent",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				unknown(1, 5, 100, put("b", "x")),
 				op(0, 20, 30, get("b"), getOK(3, kv("b", "x", 3))),
 			},
 			log:  logOf(put("a", "1"), put("b", "x")),
@@ -289,9 +302,9 @@ func TestByRevision(t *testing.T) {
 		{"a read of a state no revision had", func(h []history.Operation) []history.Operation {
 			return append(h, op(3, 35, 40, ht.Get("a"), getOK(3, kv("a", "1", 2))))
 		}, false},
-		// The patch makes the entry an operation no client sent, which
-		// takes it.
-		{"a revision whose write no client sent", func(h []history.Operation) []history.Operation { return h[:2] }, true},
+		// No client sent the write at revision 3: the patch finds it
+		// illegal, and no operation takes its entry.
+		{"a revision whose write no client sent", func(h []history.Operation) []history.Operation { return h[:2] }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
