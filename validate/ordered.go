@@ -111,7 +111,8 @@ func returned(o *Op) time.Duration {
 //
 // Slot s is the point after the first s entries of the log (slot 0: before
 // any). An operation that went through raft claims its entry, matched by
-// identity: a server operation the entry it was made from; an answered one
+// identity: a server operation (the leader's revoke of an expired lease,
+// the only kind the patch makes) the entry it was made from; an answered one
 // an unclaimed entry whose replay succeeded, left the revision its response
 // names and, for a transaction, moved the revision exactly if it wrote; one
 // the patch settled as applied an entry with the revisions it pinned; one
@@ -119,7 +120,9 @@ func returned(o *Op) time.Duration {
 // entry whose replay was refused too. Among identical requests with
 // identical effects, which copy takes which entry does not matter to the
 // state; they claim in call order. Every entry that changed the store when
-// replayed must be claimed. An operation whose entry changed the store is
+// replayed must be claimed (a request committed that no client sent has no
+// operation, which the patch finds illegal: the plan fails there, and
+// porcupine decides). An operation whose entry changed the store is
 // placed there. Every other one (a read, a keepalive, a time-to-live, one
 // whose entry changed nothing, a compaction, whose answer may name a later
 // revision than it was applied at) goes in a slot: among those real time

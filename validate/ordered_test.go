@@ -160,6 +160,18 @@ func TestWitness(t *testing.T) {
 			h[3] = op(1, 60, 70, timeToLive(7), timeToLiveOK(2, 7, 4, 5))
 			return h, log
 		}, false, Illegal},
+		// The revoke's first attempt was applied (raft index 5) and its
+		// answer lost; clientv3 resent it, committed too (raft index 7),
+		// which found no lease: the client's revoke, applied at index 5.
+		{"a revoke answered 'not found' that clientv3 had resent", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[6] = ht.Failed(0, 120, 130, revoke(7), "NotFound", "etcdserver: requested lease not found")
+			return h, logOf(grant(7, 5), putLease("a", "1", 7), compact(2), ht.Put("b", "2"), revoke(7), putLease("c", "3", 7), revoke(7),
+				grant(8, 1), putLease("d", "4", 8), revoke(8))
+		}, true, OK},
+		{"a grant answered 'no leader' that clientv3 had resent", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
+			h[0] = ht.Failed(0, 0, 10, grant(7, 5), "Unavailable", "etcdserver: no leader")
+			return h, log
+		}, true, OK},
 		{"a stale read after the revoke returned", func(h []history.Operation, log *evidence.Log) ([]history.Operation, *evidence.Log) {
 			h[7] = op(1, 135, 150, ht.Get("a"), getOK(3, kvLease("a", "1", 2, 7)))
 			return h, log
