@@ -23,6 +23,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 // DefaultClusterToken is the --initial-cluster-token used when
@@ -51,6 +53,10 @@ type Config struct {
 	// EtcdctlPaths and EtcdutlPaths are each member's etcdctl and etcdutl,
 	// like EtcdPaths (one for all, or one per member); optional.
 	EtcdctlPaths, EtcdutlPaths []string
+	// Now reads the run's clock, which times the members' exits (see
+	// Exits); nil means time since the cluster was created, until
+	// SetClock gives one.
+	Now func() time.Duration
 }
 
 // Cluster is a set of etcd processes forming one etcd cluster.
@@ -60,6 +66,7 @@ type Cluster struct {
 	dir     string
 	token   string
 	network *Network
+	clock   *runClock
 
 	membersMu sync.Mutex
 	members   []*Member // current members
@@ -154,7 +161,7 @@ func newCluster(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 
-	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg)}
+	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg), clock: &runClock{origin: time.Now(), now: cfg.Now}}
 	c.network.ports = ports[cfg.Size*portsPerMember:]
 	members := make([]*Member, cfg.Size)
 	peers := make([]string, cfg.Size)
@@ -207,6 +214,7 @@ func (c *Cluster) newMember(i int, ports []int, etcd, etcdctl, etcdutl string, e
 		token:           c.token,
 		extraArgs:       append([]string(nil), extraArgs...),
 		lg:              c.lg.With(zap.String("member", name)),
+		clock:           c.clock,
 		etcdPath:        etcd,
 		etcdctlPath:     etcdctl,
 		etcdutlPath:     etcdutl,
@@ -297,9 +305,69 @@ func (c *Cluster) Endpoints() []string {
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range c.Members() {
-		g.Go(func() error { return m.WaitHealthy(gctx) })
+		g.Go(func() error {
+			pid := m.PID()
+			if err := m.WaitHealthy(gctx); err != nil {
+				return err
+			}
+			m.markServed(pid)
+			return nil
+		})
 	}
 	return g.Wait()
+}
+
+// runClock times the members' exits on the run's clock.
+type runClock struct {
+	mu     sync.Mutex
+	now    func() time.Duration
+	origin time.Time // the cluster's creation: the clock until SetClock
+}
+
+// at is wall-clock time t (with its monotonic reading) on the run's clock;
+// negative before the run's clock started.
+func (c *runClock) at(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	c.mu.Lock()
+	now := c.now
+	c.mu.Unlock()
+	if now == nil {
+		return t.Sub(c.origin)
+	}
+	return now() - time.Since(t)
+}
+
+// SetClock gives the cluster the run's clock, which starts after the
+// cluster does: Exits times every exit on it, the earlier ones too
+// (negative).
+func (c *Cluster) SetClock(now func() time.Duration) {
+	c.clock.mu.Lock()
+	defer c.clock.mu.Unlock()
+	c.clock.now = now
+}
+
+// Exits are every end of an etcd process of every member the cluster ever
+// had (removed ones too), and the panic or fatal lines the members logged
+// while they ran as far as their logs were read (see ScanLogs), ordered by
+// time on the run's clock. Each says whether the harness caused it (see
+// history.MemberExit).
+func (c *Cluster) Exits() []history.MemberExit {
+	var out []history.MemberExit
+	for _, m := range c.allMembers() {
+		out = append(out, m.Exits()...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time < out[j].Time })
+	return out
+}
+
+// ScanLogs reads what every running member logged since its log was last
+// read, and records the panic and fatal lines in it (Member.ScanLog).
+func (c *Cluster) ScanLogs() {
+	for _, m := range c.allMembers() {
+		m.ScanLog()
+	}
 }
 
 // Close stops every member's process (SIGTERM, then SIGKILL after
@@ -335,7 +403,7 @@ func (c *Cluster) Close() error {
 		}
 		errs := stopAll(first)
 		if leader != nil {
-			errs = append(errs, leader.Stop(context.Background()))
+			errs = append(errs, leader.stop(context.Background(), "close"))
 		}
 		for _, m := range members {
 			errs = append(errs, m.unmountLazyFS())
@@ -354,7 +422,7 @@ func stopAll(members []*Member) []error {
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { errs[i] = m.Stop(context.Background()) })
+		wg.Go(func() { errs[i] = m.stop(context.Background(), "close") })
 	}
 	wg.Wait()
 	return errs

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 // Timeouts used by Member.
@@ -65,6 +69,7 @@ type Member struct {
 	token          string
 	extraArgs      []string
 	lg             *zap.Logger
+	clock          *runClock // the cluster's: times exits on the run's clock
 
 	mu          sync.Mutex
 	etcdPath    string
@@ -79,6 +84,24 @@ type Member struct {
 	pid         int
 	exited      chan struct{} // closed when the current process exits
 	exitErr     error
+	// What the harness knows of the current process, for its exit record.
+	startedAt time.Time // when it started
+	served    bool      // WaitHealthy saw it serve
+	cause     string    // the harness's signal in flight ("harness: SIGKILL (kill)"), or ""
+	records   []exitRecord
+
+	// scanMu serializes reading the log for crash lines; scanOff is how
+	// far the log has been read (the current process's lines start after).
+	scanMu   sync.Mutex
+	scanOff  int64
+	sawReady bool // the current process logged that it serves clients
+}
+
+// exitRecord is a history.MemberExit with its times still on the wall
+// clock; Exits puts them on the run's.
+type exitRecord struct {
+	history.MemberExit
+	at, started time.Time
 }
 
 // closedChan returns an already closed channel, the Exited value of a
@@ -351,6 +374,12 @@ func (m *Member) Start(ctx context.Context) error {
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "=== start %s: %s %s ===\n",
 		time.Now().Format(time.RFC3339Nano), m.etcdPath, strings.Join(args, " "))
+	// The earlier processes' lines were read when they exited (wait reads
+	// them before it marks the member not running): this one's start here.
+	var logStart int64
+	if st, err := logFile.Stat(); err == nil {
+		logStart = st.Size()
+	}
 
 	cmd := exec.Command(m.etcdPath, args...)
 	cmd.Dir = m.dir
@@ -372,6 +401,13 @@ func (m *Member) Start(ctx context.Context) error {
 	m.exited = exited
 	m.exitErr = nil
 	m.paused = false
+	m.startedAt = time.Now()
+	m.served = false
+	m.cause = ""
+	m.scanMu.Lock()
+	m.scanOff = logStart
+	m.sawReady = false
+	m.scanMu.Unlock()
 	m.lg.Info("started etcd", zap.Int("pid", pid), zap.String("etcd", m.etcdPath),
 		zap.String("initial-cluster-state", state), zap.String("log", m.logPath))
 
@@ -382,13 +418,15 @@ func (m *Member) Start(ctx context.Context) error {
 // wait reaps the process, records its exit status and closes exited.
 func (m *Member) wait(cmd *exec.Cmd, pid int, exited chan struct{}) {
 	err := cmd.Wait()
+	at := time.Now()
 	status := "exit status 0"
 	if err != nil {
 		status = err.Error()
 	}
+	m.recordExit(pid, at, status)
 	// Written before the state changes so that it precedes the header of
 	// any later start in the log file.
-	m.appendLog(fmt.Sprintf("=== exited %s: pid %d: %s ===", time.Now().Format(time.RFC3339Nano), pid, status))
+	m.appendLog(fmt.Sprintf("=== exited %s: pid %d: %s ===", at.Format(time.RFC3339Nano), pid, status))
 	m.lg.Info("etcd exited", zap.Int("pid", pid), zap.String("status", status))
 
 	m.mu.Lock()
@@ -398,6 +436,245 @@ func (m *Member) wait(cmd *exec.Cmd, pid int, exited chan struct{}) {
 	m.exitErr = err
 	m.mu.Unlock()
 	close(exited)
+}
+
+// Bounds on what an exit record quotes.
+const (
+	// exitTailLines are the last lines quoted for a process that ended on
+	// its own without a panic or fatal line.
+	exitTailLines = 10
+	// maxLineLen bounds one quoted line.
+	maxLineLen = 2048
+	// maxLoggedRecords bounds the records of lines logged by one process
+	// that kept running.
+	maxLoggedRecords = 20
+	// crashToExit is how soon after a crash line a process that ends on
+	// its own is taken to have ended of it.
+	crashToExit = 5 * time.Second
+)
+
+// recordExit reads the rest of the exited process's log and records its
+// end: when, its status, what the harness had in flight, whether it ever
+// served, and the lines that explain it. Crash lines before the last one
+// are recorded as lines it logged while it ran.
+func (m *Member) recordExit(pid int, at time.Time, status string) {
+	m.mu.Lock()
+	cause, served, started := m.cause, m.served, m.startedAt
+	m.mu.Unlock()
+
+	m.scanMu.Lock()
+	found, tail := m.scanLocked(false)
+	served = served || m.sawReady
+	m.scanMu.Unlock()
+
+	rec := exitRecord{at: at, started: started, MemberExit: history.MemberExit{
+		Member: m.name, PID: pid, Status: status, Cause: cause, Startup: !served,
+	}}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case len(found) > 0 && cause != "":
+		// Lines logged once the harness's signal was on its way (scanned
+		// before it was sent) belong to the end the harness caused.
+		rec.Log = found[0].lines
+	case len(found) > 0:
+		for _, f := range found[:len(found)-1] {
+			m.addLoggedLocked(pid, started, f)
+		}
+		rec.Log = found[len(found)-1].lines
+	case cause == "":
+		rec.Log = tail
+		// A crash line read while the process still ran, just before it
+		// ended on its own (a scan between a panic and the exit), is the
+		// exit's.
+		if k := m.lastLoggedLocked(pid); k >= 0 && at.Sub(m.records[k].at) < crashToExit {
+			rec.Log = append(m.records[k].Log, tail...)
+			if len(rec.Log) > history.MaxTraceLines+1 {
+				rec.Log = rec.Log[:history.MaxTraceLines+1]
+			}
+			m.records = append(m.records[:k], m.records[k+1:]...)
+		}
+	}
+	m.records = append(m.records, rec)
+	if cause == "" {
+		m.lg.Warn("etcd exited on its own", zap.Int("pid", pid), zap.String("status", status),
+			zap.Bool("during-startup", !served), zap.String("line", rec.FirstCrashLine()))
+	}
+}
+
+// addLoggedLocked records a crash line a running process logged.
+func (m *Member) addLoggedLocked(pid int, started time.Time, f crashLines) {
+	n := 0
+	for _, r := range m.records {
+		if r.PID == pid && !r.Exited() {
+			n++
+		}
+	}
+	if n >= maxLoggedRecords {
+		return
+	}
+	m.records = append(m.records, exitRecord{at: f.at, started: started, MemberExit: history.MemberExit{
+		Member: m.name, PID: pid, Log: f.lines,
+	}})
+	m.lg.Warn("etcd logged a crash line", zap.Int("pid", pid), zap.String("line", f.lines[0]))
+}
+
+// lastLoggedLocked is the index of the last logged-line record of pid, or -1.
+func (m *Member) lastLoggedLocked(pid int) int {
+	for k := len(m.records) - 1; k >= 0; k-- {
+		if r := m.records[k]; r.PID == pid && !r.Exited() {
+			return k
+		}
+	}
+	return -1
+}
+
+// ScanLog reads what the running process logged since the last read and
+// records every panic or fatal line in it (see history.CrashLine) as a
+// line logged by a member that kept running. Kill and Stop do it before
+// they signal, and a member's exit reads the rest, so every line is read
+// once.
+func (m *Member) ScanLog() {
+	m.mu.Lock()
+	pid, running, started := m.pid, m.running, m.startedAt
+	m.mu.Unlock()
+	if !running {
+		return
+	}
+	m.scanMu.Lock()
+	found, _ := m.scanLocked(true)
+	m.scanMu.Unlock()
+	if len(found) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pid != pid {
+		return // it exited and another started meanwhile: wait recorded them
+	}
+	for _, f := range found {
+		m.addLoggedLocked(pid, started, f)
+	}
+}
+
+// crashLines is one crash line and the trace after it.
+type crashLines struct {
+	lines []string
+	at    time.Time // the zap line's timestamp, else when it was read
+}
+
+// scanLocked reads the log from scanOff and returns the crash lines in it,
+// each with up to history.MaxTraceLines non-blank lines after it, and the
+// last exitTailLines lines read. With complete, it stops before a last
+// line that is not yet terminated (the process may still be writing it).
+// It moves scanOff past what it read. The caller holds scanMu.
+func (m *Member) scanLocked(complete bool) (found []crashLines, tail []string) {
+	f, err := os.Open(m.logPath)
+	if err != nil {
+		return nil, nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(m.scanOff, io.SeekStart); err != nil {
+		return nil, nil
+	}
+	now := time.Now()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var cur *crashLines // the crash line whose trace is being read
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil && (complete || line == "") {
+			break // io.EOF, or a partial line left for the next read
+		}
+		m.scanOff += int64(len(line))
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "=== ") {
+			cur = nil // the harness's own marker: the trace is over
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if len(line) > maxLineLen {
+			line = line[:maxLineLen] + "..."
+		}
+		tail = append(tail, line)
+		if len(tail) > exitTailLines {
+			tail = tail[1:]
+		}
+		if cur != nil && len(cur.lines) <= history.MaxTraceLines {
+			cur.lines = append(cur.lines, line)
+			continue
+		}
+		cur = nil
+		if !m.sawReady && strings.Contains(line, readyLine) {
+			m.sawReady = true
+		}
+		if _, ok := history.CrashLine(line); ok {
+			found = append(found, crashLines{lines: []string{line}, at: zapTime(line, now)})
+			cur = &found[len(found)-1]
+		}
+		if err != nil {
+			break
+		}
+	}
+	return found, tail
+}
+
+// readyLine is what etcd (v3.4 to v3.7) logs once it serves clients.
+const readyLine = `"msg":"ready to serve client requests"`
+
+// zapTime is the timestamp of a zap JSON line ("ts":"2006-01-02T15:04:05.999999Z"),
+// or def.
+func zapTime(line string, def time.Time) time.Time {
+	const key = `"ts":"`
+	i := strings.Index(line, key)
+	if i < 0 {
+		return def
+	}
+	rest := line[i+len(key):]
+	j := strings.IndexByte(rest, '"')
+	if j < 0 {
+		return def
+	}
+	t, err := time.Parse(time.RFC3339Nano, rest[:j])
+	if err != nil || t.After(def) {
+		return def
+	}
+	// On the monotonic clock, as the run's times are.
+	return def.Add(-def.Sub(t))
+}
+
+// markServed notes that the process pid served a request.
+func (m *Member) markServed(pid int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running && m.pid == pid {
+		m.served = true
+	}
+}
+
+// setCause records what the harness is about to do to the process pid.
+func (m *Member) setCause(pid int, cause string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running && m.pid == pid {
+		m.cause = cause
+	}
+}
+
+// Exits are every end of the member's processes so far, and the panic or
+// fatal lines they logged while they ran (as far as read: see ScanLog), in
+// the order they were recorded, timed on the cluster's clock.
+func (m *Member) Exits() []history.MemberExit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]history.MemberExit, len(m.records))
+	for i, r := range m.records {
+		out[i] = r.MemberExit
+		out[i].Time = m.clock.at(r.at)
+		out[i].Started = m.clock.at(r.started)
+	}
+	return out
 }
 
 func (m *Member) appendLog(line string) {
@@ -429,6 +706,8 @@ func (m *Member) Kill() error {
 		return nil
 	}
 	m.lg.Info("killing etcd (SIGKILL)", zap.Int("pid", pid))
+	m.ScanLog()
+	m.setCause(pid, "harness: SIGKILL (kill)")
 	return m.kill(proc, pid, exited)
 }
 
@@ -449,12 +728,19 @@ func (m *Member) kill(proc *os.Process, pid int, exited <-chan struct{}) error {
 // has not exited after StopGracePeriod, or when ctx is done, it sends SIGKILL
 // (logged as a warning) and waits for that. It returns nil once the process
 // is gone, whichever signal ended it; it is a no-op if no process is running.
-func (m *Member) Stop(ctx context.Context) error {
+func (m *Member) Stop(ctx context.Context) error { return m.stop(ctx, "stop") }
+
+// stop is Stop, with why the harness stops the process for its exit
+// record ("stop", "close", "removed from the cluster").
+func (m *Member) stop(ctx context.Context, why string) error {
 	proc, pid, exited, ok := m.current()
 	if !ok {
 		return nil
 	}
 	m.lg.Info("stopping etcd (SIGTERM)", zap.Int("pid", pid))
+	m.ScanLog()
+	cause := "harness: SIGTERM (" + why + ")"
+	m.setCause(pid, cause)
 	if err := proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop %s (pid %d): %w", m.name, pid, err)
 	}
@@ -472,6 +758,7 @@ func (m *Member) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		m.lg.Warn("stop canceled; sending SIGKILL", zap.Int("pid", pid), zap.Error(ctx.Err()))
 	}
+	m.setCause(pid, cause+", then SIGKILL")
 	if err := m.kill(proc, pid, exited); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 func init() { register(LoseUnsynced{}) }
@@ -99,6 +100,10 @@ func (LoseUnsynced) Inject(ctx context.Context, env Env, rec *Record) error {
 			break
 		}
 	}
+	// A stopped disk fails etcd's fsyncs: etcd may end on its own, with a
+	// fatal or panic line, a moment before the SIGKILL.
+	rec.explain(env, m, "its disk was stopped (fsyncs fail) before the SIGKILL", nil,
+		history.ExitPanic, history.ExitFatal, history.ExitSignal, history.ExitPlain)
 	l.Crash()
 	env.Logger.Info("killing member to lose its unsynced writes", zap.String("member", m.Name()))
 	killErr := m.Kill()

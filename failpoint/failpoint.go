@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 // Family groups faults for listing and for `random`.
@@ -77,12 +78,29 @@ type Record struct {
 	Effect time.Duration
 	// Detail says what the fault did, for the log (e.g. which bytes it lost).
 	Detail string
+	// Explains are the ends of member processes, and the panic or fatal
+	// lines they log, that the fault accounts for (see
+	// history.ExitExplained): a gofail panic, a stopped disk, a removal.
+	// A fault that kills with the harness's SIGKILL or stops a process
+	// need not declare it: the member records that the harness did it.
+	// Faults that explain no exit (pauses, partitions, delays, sleeps)
+	// declare nothing, so any exit during them is a finding.
+	Explains []history.ExitExplained
 }
 
 func (r *Record) target(ms ...*cluster.Member) {
 	for _, m := range ms {
 		r.Targets = append(r.Targets, m.Name())
 	}
+}
+
+// explain declares that the fault accounts for the end of m's current
+// process from now on, and for the panic or fatal lines it logs, of the
+// given kinds; logContains, if any, must be in the record's lines.
+func (r *Record) explain(env Env, m *cluster.Member, why string, logContains []string, kinds ...history.ExitKind) {
+	r.Explains = append(r.Explains, history.ExitExplained{
+		Member: m.Name(), PID: m.PID(), Kinds: kinds, LogContains: logContains, From: env.now(), Why: why,
+	})
 }
 
 // Failpoint is one kind of fault.

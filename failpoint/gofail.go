@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 // trigger is how a gofail point's code path is reached.
@@ -246,6 +247,14 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 		return err
 	}
 	rec.target(m)
+	// gofail's panic action panics with "failpoint panic: " and the
+	// point's value ("{}" for etcd's struct{} points: the point is not
+	// named), in gofail's actPanic. Go prints it as the process exits with
+	// status 2; where etcd recovers it (defrag) it logs it at fatal level
+	// and exits with 1. The point is armed in this process only, so a
+	// failpoint panic of this process is this fault's.
+	rec.explain(env, m, "gofail panic at "+f.point.name, []string{"failpoint panic"},
+		history.ExitPanic, history.ExitFatal)
 	exited := m.Exited()
 	mark := markLog(m)
 	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 func init() {
@@ -45,6 +46,7 @@ func (ReplaceMember) Inject(ctx context.Context, env Env, rec *Record) error {
 	env.Logger.Info("replacing member", zap.String("member", m.Name()))
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
+	explainRemoval(env, rec, m)
 	if err := env.Cluster.ReplaceMember(hctx, m); err != nil {
 		return err
 	}
@@ -85,6 +87,7 @@ func (GrowShrink) Inject(ctx context.Context, env Env, rec *Record) error {
 	if err != nil {
 		if m != nil {
 			// Heal: the cluster goes back to its size.
+			explainRemoval(env, rec, m)
 			err = errors.Join(err, env.Cluster.RemoveMember(hctx, m))
 		}
 		return err
@@ -92,8 +95,19 @@ func (GrowShrink) Inject(ctx context.Context, env Env, rec *Record) error {
 	rec.Effect = env.now()
 	env.Logger.Info("member added", zap.String("member", m.Name()))
 	_ = sleepCtx(ctx, env.duration())
+	explainRemoval(env, rec, m)
 	if err := env.Cluster.RemoveMember(hctx, m); err != nil {
 		return err
 	}
 	return recovered(hctx, env.Cluster)
+}
+
+// explainRemoval declares the end of m's process once it is removed from
+// the cluster: a removed member shuts itself down (etcd exits, status 0,
+// or logs a fatal line as its listeners close) unless the harness's
+// SIGTERM comes first.
+func explainRemoval(env Env, rec *Record, m *cluster.Member) {
+	if m.Running() {
+		rec.explain(env, m, "it was removed from the cluster", nil, history.ExitPlain, history.ExitFatal)
+	}
 }

@@ -133,6 +133,10 @@ type Injection struct {
 	// Error is set when the fault could not be injected, did not take
 	// effect, or the cluster did not recover from it.
 	Error string `json:"error,omitempty"`
+	// Explains are the member exits and logged panic or fatal lines the
+	// fault accounts for (a gofail panic, a stopped disk, a removal); see
+	// ExitExplained. Faults that explain no exit declare nothing.
+	Explains []ExitExplained `json:"explains,omitempty"`
 }
 
 // Recorder collects one client's operations. It is not safe for concurrent

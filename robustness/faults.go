@@ -18,6 +18,7 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
 	"github.com/etcd-robustness/etcd-robustness/traffic"
+	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
 // faultPlan is the faults a run injects, resolved from the scenario and
@@ -188,7 +189,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		if ctx.Err() != nil {
 			break
 		}
-		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step))
+		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, injections))
 	}
 	wait := max(trafficStart+sc.Duration-clock.Now(), time.Second)
 	select {
@@ -204,15 +205,25 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 }
 
 // injectOne injects one scheduled fault and records it. A fault that did
-// not take effect is an error, never a silent pass.
+// not take effect is an error, never a silent pass. A fault due while a
+// member is down because etcd crashed (it exited on its own, and no
+// earlier fault accounts for it) is not injected, and says so; a fault
+// that failed because etcd crashed while it ran says that rather than what
+// the crash made it fail with. The crash stage reports the crash itself.
 func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, rnd *rand.Rand,
-	reqs *recordingRequests, step faultStep) history.Injection {
+	reqs *recordingRequests, step faultStep, prior []history.Injection) history.Injection {
 	fp := step.fp
 	if fp == nil {
 		fp = step.pool[rnd.Intn(len(step.pool))]
 		lg.Info("random fault picked", zap.String("failpoint", fp.Name()))
 	}
 	inj := history.Injection{Name: fp.Name(), Start: clock.Now()}
+	if e, ok := crashedAndDown(cl, prior); ok {
+		inj.End = inj.Start
+		inj.Error = crashWords(e, "before the fault began")
+		lg.Warn("fault not injected: etcd crashed before it", zap.String("failpoint", fp.Name()), zap.String("reason", inj.Error))
+		return inj
+	}
 	lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
 	// A member that never recovers must not hang the run.
 	injectCtx, cancel := context.WithTimeout(ctx, injectTimeout)
@@ -225,6 +236,24 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	inj.End = clock.Now()
 	inj.Targets = rec.Targets
 	inj.Effect = rec.Effect
+	inj.Explains = rec.Explains
+	for i := range inj.Explains {
+		if inj.Explains[i].Until == 0 {
+			inj.Explains[i].Until = inj.End
+		}
+	}
+	// Panic and fatal lines a member logged while the fault ran.
+	cl.ScanLogs()
+	if err != nil {
+		if e, ok := crashedDuring(cl, append(prior, inj), inj); ok {
+			lg.Warn("fault failed as etcd crashed", zap.String("failpoint", fp.Name()), zap.Error(err))
+			when := "before the fault took effect"
+			if inj.Effect != 0 && e.Time >= inj.Effect {
+				when = fmt.Sprintf("after the fault took effect at %.1fs", inj.Effect.Seconds())
+			}
+			err = errors.New(crashWords(e, when+", which the fault does not account for"))
+		}
+	}
 	if rec.Detail != "" {
 		lg.Info("fault detail", zap.String("failpoint", fp.Name()), zap.String("detail", rec.Detail))
 	}
@@ -239,6 +268,49 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 			zap.Duration("effect", inj.Effect), zap.Duration("took", inj.End-inj.Start))
 	}
 	return inj
+}
+
+// crashedAndDown is the first exit of a member's process that neither the
+// harness nor a fault accounts for (see validate.Crash), of a member that
+// has not run again since.
+func crashedAndDown(cl *cluster.Cluster, injections []history.Injection) (history.MemberExit, bool) {
+	for _, e := range validate.Unexplained(cl.Exits(), injections) {
+		if !e.Exited() {
+			continue
+		}
+		for _, m := range cl.Members() {
+			if m.Name() == e.Member && !m.Running() {
+				return e, true
+			}
+		}
+	}
+	return history.MemberExit{}, false
+}
+
+// crashedDuring is the first record no one accounts for (an exit, or a
+// panic or fatal line) from the start of inj to its end.
+func crashedDuring(cl *cluster.Cluster, injections []history.Injection, inj history.Injection) (history.MemberExit, bool) {
+	for _, e := range validate.Unexplained(cl.Exits(), injections) {
+		if e.Time >= inj.Start && e.Time <= inj.End+validate.ExitGrace {
+			return e, true
+		}
+	}
+	return history.MemberExit{}, false
+}
+
+// crashWords says what etcd did and when, in one line: "member-2 exited
+// on its own at 9.1s (exit status 2) before the fault began: SIGABRT:
+// abort".
+func crashWords(e history.MemberExit, when string) string {
+	s := validate.DescribeExit(e) + " " + when
+	if l := e.FirstCrashLine(); l != "" {
+		const maxLen = 200
+		if len(l) > maxLen {
+			l = l[:maxLen] + "..."
+		}
+		s += ": " + l
+	}
+	return s
 }
 
 // requestTimeout bounds one trigger request.

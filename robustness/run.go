@@ -158,6 +158,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	clock := history.NewClock()
+	// The members' exits are timed on the run's clock.
+	cl.SetClock(clock.Now)
 	// Health probes cover traffic, faults, the final read and the end states.
 	prober := cl.StartProber(ctx, clock.Now)
 	defer prober.Stop()
@@ -181,6 +183,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		lg.Warn("stopping the cluster", zap.Error(err))
 	}
 	in.Persisted, in.EvidenceError = readEvidence(lg, cl)
+	// Every end of an etcd process, and every panic or fatal line the
+	// members logged, for the crash stage.
+	in.Exits = cl.Exits()
 
 	rec := report.Record{Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(), Input: in}
 	res := Check(ctx, lg, rec, validate.Options{CheckTimeout: cfg.CheckTimeout, Visualize: cfg.KeepPassing})

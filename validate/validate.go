@@ -158,6 +158,7 @@ type Options struct {
 func Stages(o Options) []Validator {
 	return []Validator{
 		EvidenceStage{},
+		Crash{}, // every etcd process that ended, or logged a panic or fatal line, did so by the harness or a fault that declares it
 		PatchStage{},
 		Linearizability{Timeout: o.CheckTimeout, Visualize: o.Visualize},
 		Watch{},     // every watch stream against the replayed log: ordered, unique, atomic, reliable, resumable, bookmarkable, caught up
