@@ -368,7 +368,7 @@ func TestDecodeEntry(t *testing.T) {
 		{"authenticate", normal(&pb.InternalRaftRequest{Authenticate: &pb.InternalAuthenticateRequest{Name: "u"}}), "9/3:auth"},
 		{"lease checkpoint", normal(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{
 			Checkpoints: []*pb.LeaseCheckpoint{{ID: 1, Remaining_TTL: 5}}}}), "9/3:lease-checkpoint"},
-		{"downgrade", normal(&pb.InternalRaftRequest{DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{Enabled: true}}), "9/3:other"},
+		{"downgrade", normal(&pb.InternalRaftRequest{DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{Enabled: true}}), "9/3:downgrade"},
 		{"garbage", raftpb.Entry{Index: 9, Term: 3, Data: []byte{0xff, 0xff, 0xff}}, "9/3:other"},
 		{"garbage conf change", raftpb.Entry{Index: 9, Term: 3, Type: raftpb.EntryConfChange, Data: []byte{0xff, 0xff, 0xff}}, "9/3:other"},
 	}

@@ -100,7 +100,7 @@ type served struct {
 // Validate implements Validator.
 func (Health) Validate(_ context.Context, c *Check) Result {
 	if len(c.Probes) == 0 {
-		return Result{Verdict: Inconclusive, Message: "no health probe was recorded, so the members' health endpoints were not checked"}
+		return Result{Verdict: Inconclusive, Message: "no health probe was recorded, so the members' health endpoints were not checked", CheckedWhat: "probes"}
 	}
 	byMember := map[string][]history.Probe{}
 	ids := map[string]uint64{}
@@ -119,7 +119,7 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 	}
 	sort.Strings(members)
 	if len(members) == 0 {
-		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("none of %d health probes reached an endpoint the member serves", len(c.Probes))}
+		return Result{Verdict: Inconclusive, Message: fmt.Sprintf("none of %d health probes reached an endpoint the member serves", len(c.Probes)), CheckedWhat: "probes"}
 	}
 	servedBy := map[uint64][]served{}
 	for _, cl := range c.Clients {
