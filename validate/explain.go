@@ -258,7 +258,7 @@ func (e *explainer) staleRead(req model.Request, resp, want model.Response, rev 
 			default:
 				continue
 			}
-			if o := e.writer(kv.Key, kv.ModRevision); o >= 0 {
+			if o := e.writer(kv); o >= 0 {
 				fmt.Fprintf(&e.b, "%s had written %s at revision %d, acknowledged at %s", e.name(o), kv.Key, kv.ModRevision, at(e.ops[o].Return))
 				if e.ops[o].Return < stuck.Call {
 					e.b.WriteString(", before the read was called")
@@ -290,7 +290,7 @@ func (e *explainer) staleCompare(req model.Request, resp model.Response, state m
 		fmt.Fprintf(&e.b, " Its compare mod(%s)==%d succeeded, but ", c.Key, c.Operand)
 		o := -1
 		if exists {
-			o = e.writer(c.Key, kv.ModRevision)
+			o = e.writer(kv)
 		}
 		switch {
 		case !exists:
@@ -319,18 +319,33 @@ func (e *explainer) other(match func(o porcupine.Operation, r model.Response) bo
 	return found
 }
 
-// writer is the operation that wrote key at revision rev: one answered at
-// rev that says it wrote key, or one the log shows applied at rev whose
-// request writes key; -1 if none.
-func (e *explainer) writer(key string, rev int64) int {
+// writer is the operation that wrote kv: the one whose request puts kv's
+// value to its key (every written value is unique), else one answered at
+// kv's mod revision that says it wrote the key, or one the log shows
+// applied there whose request puts the key; -1 if none.
+func (e *explainer) writer(kv model.KeyValue) int {
+	puts := func(req model.Request, match func(op model.Op) bool) bool {
+		if req.Txn == nil {
+			return false
+		}
+		return slices.ContainsFunc(req.Txn.Then, match) || slices.ContainsFunc(req.Txn.Else, match)
+	}
+	if kv.Value != "" {
+		for i, o := range e.ops {
+			if i != e.stuck && puts(o.Input.(model.Request), func(op model.Op) bool {
+				return op.Type == model.OpPut && op.Key == kv.Key && op.Value == kv.Value
+			}) {
+				return i
+			}
+		}
+	}
 	for i, o := range e.ops {
 		req, r := o.Input.(model.Request), o.Output.(model.Response)
 		switch {
-		case i == e.stuck || r.Revision != rev:
-		case r.Status == model.StatusOK && slices.Contains(writtenKeys(req, r), key):
+		case i == e.stuck || r.Revision != kv.ModRevision:
+		case r.Status == model.StatusOK && slices.Contains(writtenKeys(req, r), kv.Key):
 			return i
-		case r.Status == model.StatusApplied && req.Txn != nil && len(req.Txn.Conditions) == 0 &&
-			slices.ContainsFunc(req.Txn.Then, func(op model.Op) bool { return op.Type == model.OpPut && op.Key == key }):
+		case r.Status == model.StatusApplied && puts(req, func(op model.Op) bool { return op.Type == model.OpPut && op.Key == kv.Key }):
 			return i
 		}
 	}

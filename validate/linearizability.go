@@ -131,6 +131,9 @@ func violation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operati
 	why, fallback := "around the first operation that could not be placed", ""
 	if !searched {
 		fallback = fmt.Sprintf("porcupine's search for the longest order did not finish within %s", timeout)
+		if verbose.result != porcupine.Unknown {
+			fallback = fmt.Sprintf("porcupine's search for the longest order answered %s, unlike its plain search", verbose.result)
+		}
 		if s, prefix := logOrderStop(c.Patched.Ops, pos); s >= 0 {
 			stuck, longest = s, prefix
 			fallback += "; the committed log's order cannot place " + source(ops[s])
@@ -156,10 +159,9 @@ func violation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operati
 	switch {
 	case len(ops) <= MaxVisualizedOps:
 		desc := fmt.Sprintf("all %d operations, from the initial state", len(ops))
-		if stuck >= 0 {
+		if searched {
 			desc += "; the first that could not be placed is " + source(ops[stuck])
-		}
-		if !searched {
+		} else {
 			desc += " (" + fallback + ", so the drawing shows the orders it had found)"
 		}
 		r.History = wholeView(ops, verbose.info, desc)

@@ -135,7 +135,9 @@ type ordered struct {
 // from the state the ones before it left (Step's, as choose picks among
 // them: applied[k] says seq[k] took effect at its log entry). Operations
 // are told apart by their request and response, as porcupine hands them
-// over; two with equal ones have equal effects.
+// over (model.Request and model.Response hold no slices, so they compare
+// with ==, and each operation's point to its own parts); two equal ones
+// have equal effects.
 func orderModel(seq []porcupine.Operation, applied []bool) porcupine.Model {
 	return porcupine.Model{
 		Init: func() interface{} { return ordered{state: model.InitialState()} },
