@@ -184,8 +184,8 @@ func TestWitness(t *testing.T) {
 			require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
 			require.Equal(t, tc.witness, byRevision(c.Patched.Ops), "plan: %s; check: %s", c.Patched.noWitness, witnessed(c.Patched.Ops))
 			require.Equal(t, tc.verdict, rs[2].Verdict, rs[2].Message)
-			// Porcupine alone agrees (Visualize skips the witness).
-			porc := Linearizability{Timeout: 10 * time.Second, Visualize: true}.Validate(context.Background(), c)
+			// Porcupine alone agrees (SearchOnly skips the witness).
+			porc := Linearizability{Timeout: 10 * time.Second, SearchOnly: true}.Validate(context.Background(), c)
 			require.Equal(t, tc.verdict, porc.Verdict, porc.Message)
 		})
 	}

@@ -367,8 +367,8 @@ func TestPatchRetriedRevoke(t *testing.T) {
 		require.Equal(t, []Verdict{OK, OK, Illegal}, verdicts(rs), "%+v", rs)
 		require.Equal(t, 1, c.Patched.Server, "the effective revoke stays the leader's expiry")
 		require.Equal(t, 0, c.Patched.Resent)
-		// Porcupine alone agrees (Visualize skips the witness).
-		porc := Linearizability{Timeout: 10 * time.Second, Visualize: true}.Validate(context.Background(), c)
+		// Porcupine alone agrees (SearchOnly skips the witness).
+		porc := Linearizability{Timeout: 10 * time.Second, SearchOnly: true}.Validate(context.Background(), c)
 		require.Equal(t, Illegal, porc.Verdict, porc.Message)
 	})
 
