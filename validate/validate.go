@@ -1,18 +1,18 @@
 // Package validate checks a run's record against etcd's guarantees, in
 // stages. Each stage is a Validator; Stages is the one ordered list that
-// both a run and `check DIR` use:
-//
-//  1. evidence: the committed raft log read from the members' WALs is
-//     there, and the members agree on it;
-//  2. patch: requests whose outcome is unknown are settled with that log
-//     (applied, with a bound on when; or never applied);
-//  3. linearizability: porcupine checks the patched history against the
-//     model;
-//  4. final-read: the read of every key after the faults succeeded, so
-//     acknowledged writes that no client read were checked too.
+// both a run and `check DIR` use, from the evidence (the committed raft log
+// the members persisted, and how each etcd process ended) through the
+// patch (what the log settles about requests of unknown outcome, and that
+// every committed request was sent) to the guarantees: linearizability,
+// watch, stale reads, the final read, the Kubernetes contract,
+// convergence, recovery and health. Stages says what each one checks.
 //
 // Later stages read what earlier ones derived (the Check). A stage that
-// cannot run says why, and a run passes only if every stage says OK.
+// cannot finish says why and is never OK; one that had nothing to check
+// says so, with Result.Checked zero. A run passes only if every stage says
+// OK. The verdict never depends on Options.Visualize: that only asks the
+// linearizability stage to hand the report porcupine's view of a window
+// of the history after the verdict is reached.
 package validate
 
 import (
