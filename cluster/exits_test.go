@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/validate"
@@ -181,4 +183,101 @@ func gofailPut(t *testing.T, m *Member, point, action string) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Less(t, resp.StatusCode, 300, "gofail PUT status")
+}
+
+// fakeMember is a member whose process pid "runs" (no process: the test
+// writes its log and calls what wait would).
+func fakeMember(t *testing.T, pid int) *Member {
+	t.Helper()
+	dir := t.TempDir()
+	m := &Member{name: "member-0", dir: dir, logPath: filepath.Join(dir, "etcd.log"), lg: zap.NewNop(),
+		clock: &runClock{origin: time.Now()}, running: true, pid: pid, startedAt: time.Now()}
+	return m
+}
+
+func appendTo(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteString(strings.Join(lines, ""))
+	require.NoError(t, err)
+}
+
+// TestExitRecordsFromLogs: what the records take from a member's log, without etcd.
+func TestExitRecordsFromLogs(t *testing.T) {
+	ts := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	info := `{"level":"info","ts":"` + ts + `","msg":"x"}` + "\n"
+	ready := `{"level":"info","ts":"` + ts + `","caller":"embed/serve.go:139","msg":"ready to serve client requests"}` + "\n"
+	fatal := `{"level":"fatal","ts":"` + ts + `","msg":"failed to apply"}`
+	trace := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "trace line %d\n\n", i)
+		}
+		return b.String()
+	}
+
+	t.Run("a fatal line logged while running, then a panic that ends it", func(t *testing.T) {
+		m := fakeMember(t, 42)
+		appendTo(t, m.logPath, "=== start ===\n", info, ready, fatal+"\n", trace(50), info, `{"level":"panic","ts":"`)
+		m.ScanLog()
+		exits := m.Exits()
+		require.Len(t, exits, 1)
+		logged := exits[0]
+		require.False(t, logged.Exited())
+		require.Equal(t, fatal, logged.Log[0])
+		require.Len(t, logged.Log, history.MaxTraceLines+1, "the line and its trace, bounded, blank lines left out")
+		require.Equal(t, "trace line 0", logged.Log[1])
+		require.InDelta(t, -time.Second.Seconds(), logged.Time.Seconds(), 0.2, "at its zap timestamp")
+
+		// The partial line was left for later; the exit reads it.
+		appendTo(t, m.logPath, `","msg":"boom"}`+"\n", "panic: boom\n", "goroutine 7 [running]:\n")
+		m.recordExit(42, time.Now(), "exit status 2")
+		exits = m.Exits()
+		require.Len(t, exits, 2)
+		exit := exits[1]
+		require.Equal(t, "exit status 2", exit.Status)
+		require.Empty(t, exit.Cause)
+		require.False(t, exit.Startup, "it logged that it serves")
+		require.Equal(t, []string{`{"level":"panic","ts":"","msg":"boom"}`, "panic: boom", "goroutine 7 [running]:"}, exit.Log)
+		require.Equal(t, history.ExitPanic, exit.Kind())
+	})
+
+	t.Run("a panic read just before the process ended of it", func(t *testing.T) {
+		m := fakeMember(t, 43)
+		appendTo(t, m.logPath, ready, "panic: runtime error: index out of range\n", "goroutine 9 [running]:\n")
+		m.ScanLog()
+		require.Len(t, m.Exits(), 1)
+		m.recordExit(43, time.Now(), "exit status 2")
+		exits := m.Exits()
+		require.Len(t, exits, 1, "the logged panic is the exit's")
+		require.True(t, exits[0].Exited())
+		require.Equal(t, "panic: runtime error: index out of range", exits[0].Log[0])
+	})
+
+	t.Run("the harness's SIGTERM, and lines logged before it", func(t *testing.T) {
+		m := fakeMember(t, 44)
+		appendTo(t, m.logPath, ready, fatal+"\n")
+		m.ScanLog() // as Stop does before it signals
+		m.setCause(44, "harness: SIGTERM (stop)")
+		appendTo(t, m.logPath, info)
+		m.recordExit(44, time.Now(), "signal: terminated")
+		exits := m.Exits()
+		require.Len(t, exits, 2)
+		require.False(t, exits[0].Exited(), "the fatal line came before the harness's signal")
+		require.Equal(t, "harness: SIGTERM (stop)", exits[1].Cause)
+		require.Empty(t, exits[1].Log, "a harness exit without a crash line quotes nothing")
+	})
+
+	t.Run("a process that ended on its own before it served", func(t *testing.T) {
+		m := fakeMember(t, 45)
+		appendTo(t, m.logPath, info, "Error: unknown flag\n")
+		m.recordExit(45, time.Now(), "exit status 1")
+		exits := m.Exits()
+		require.Len(t, exits, 1)
+		require.True(t, exits[0].Startup)
+		require.Equal(t, history.ExitPlain, exits[0].Kind())
+		require.Equal(t, []string{strings.TrimSpace(info), "Error: unknown flag"}, exits[0].Log, "its last lines")
+	})
 }

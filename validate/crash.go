@@ -285,16 +285,22 @@ func during(e history.MemberExit, injections []history.Injection) string {
 }
 
 func activeFaults(e history.MemberExit, injections []history.Injection) string {
-	var active []string
+	var active, after []string
 	for _, inj := range injections {
-		if e.Time >= inj.Start && e.Time <= inj.End+ExitGrace {
+		switch {
+		case e.Time >= inj.Start && e.Time <= inj.End:
 			active = append(active, fmt.Sprintf("%s (%s to %s)", inj.Name, secs(inj.Start), secs(inj.End)))
+		case e.Time > inj.End && e.Time <= inj.End+ExitGrace:
+			after = append(after, fmt.Sprintf("%s (%s to %s)", inj.Name, secs(inj.Start), secs(inj.End)))
 		}
 	}
-	if len(active) == 0 {
-		return "while no fault was active"
+	switch {
+	case len(active) > 0:
+		return "during fault " + strings.Join(active, " and ") + ", which does not account for it"
+	case len(after) > 0:
+		return "just after fault " + strings.Join(after, " and ") + ", which does not account for it"
 	}
-	return "during fault " + strings.Join(active, " and ") + ", which does not account for it"
+	return "while no fault was active"
 }
 
 // explainExit explains one record to a person: who, when, which process,
