@@ -53,6 +53,12 @@ type Env struct {
 	// Duration is how long a lasting fault (pause, sleep, partition) lasts
 	// once it has taken effect; zero means a random 1–5 s.
 	Duration time.Duration
+	// MinIsolation, when Duration is zero, is the least time a fault that
+	// cuts a member off from a majority of its peers holds the cut: the
+	// run sets it when watches require a leader, so that the check that
+	// such watches are canceled (validate.K8sRequireLeader) sees an
+	// isolation long enough to judge.
+	MinIsolation time.Duration
 	// Requests sends the etcd requests that triggers need (a compaction, a
 	// defrag). The run's implementation records them, so that the model
 	// sees them. nil: faults that need it are not available.

@@ -44,6 +44,17 @@ const (
 //     proxy); the peers still see it.
 type Partition struct{ Kind partitionKind }
 
+// hold is how long the partition holds once in place: env's duration, and
+// for a partition that cuts a member off from a majority of its peers, at
+// least env.MinIsolation unless a duration was given.
+func (p Partition) hold(env Env) time.Duration {
+	hold := env.duration()
+	if env.Duration == 0 && p.Kind != clientSide && p.Kind != untilSnapshot {
+		hold = max(hold, env.MinIsolation)
+	}
+	return hold
+}
+
 // Name implements Failpoint.
 func (p Partition) Name() string { return string(p.Kind) }
 
@@ -81,7 +92,7 @@ func (p Partition) MemberFlags(m *cluster.Member) ([]string, error) {
 // Inject implements Failpoint.
 func (p Partition) Inject(ctx context.Context, env Env, rec *Record) error {
 	net := env.Cluster.Network()
-	hold := env.duration()
+	hold := p.hold(env)
 	var links []cluster.Link
 	var heal func() error
 	var snapLog *logMark

@@ -25,6 +25,8 @@ import (
 // checked against the running cluster.
 type faultPlan struct {
 	steps []faultStep
+	// minIsolation is failpoint.Env.MinIsolation for every step.
+	minIsolation time.Duration
 }
 
 // faultStep is one scheduled fault. fp is nil for `random`, which picks
@@ -56,6 +58,12 @@ func lookupFaults(sc scenarios.Scenario) error {
 // time, before traffic starts.
 func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster) (faultPlan, error) {
 	var plan faultPlan
+	if sc.Watch != nil {
+		// Watch traffic opens RequireLeader watches: a member cut off from
+		// its peers stays cut off long enough for etcd to cancel them, and
+		// for the check to judge that it did.
+		plan.minIsolation = validate.RequireLeaderBound + time.Second
+	}
 	var flagged []failpoint.MemberFlagger
 	var preparers []failpoint.MemberPreparer
 	for _, spec := range sc.Schedule() {
@@ -189,7 +197,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		if ctx.Err() != nil {
 			break
 		}
-		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, injections))
+		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, plan.minIsolation, injections))
 	}
 	wait := max(trafficStart+sc.Duration-clock.Now(), time.Second)
 	select {
@@ -211,7 +219,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 // that failed because etcd crashed while it ran says that rather than what
 // the crash made it fail with. The crash stage reports the crash itself.
 func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, rnd *rand.Rand,
-	reqs *recordingRequests, step faultStep, prior []history.Injection) history.Injection {
+	reqs *recordingRequests, step faultStep, minIsolation time.Duration, prior []history.Injection) history.Injection {
 	fp := step.fp
 	if fp == nil {
 		fp = step.pool[rnd.Intn(len(step.pool))]
@@ -231,7 +239,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	var rec failpoint.Record
 	err := fp.Inject(injectCtx, failpoint.Env{
 		Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(rnd.Int63())),
-		Now: clock.Now, Duration: step.spec.Duration, Requests: reqs,
+		Now: clock.Now, Duration: step.spec.Duration, MinIsolation: minIsolation, Requests: reqs,
 	}, &rec)
 	inj.End = clock.Now()
 	inj.Targets = rec.Targets
