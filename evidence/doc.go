@@ -63,6 +63,13 @@
 // committed one (a deposed leader, say): by log matching, nothing after it
 // in its log can have been committed, so its tail is left out.
 //
+// A member that holds, past its own commit index, an entry at a committed
+// index with a higher term than every committing member's persisted term is
+// a conflict too: the index was committed by a term no later than that, so
+// a leader of the higher term lacked a committed entry (raft's leader
+// completeness). A higher term below that bound is not flagged, as raft
+// allows it: an old leader's entry at an index a later term committed.
+//
 // Each entry is decoded as etcd's server decodes it: an empty normal entry
 // is a new leader's no-op; otherwise an etcdserverpb.InternalRaftRequest,
 // or, for WALs written by v3.4, a bare v2 etcdserverpb.Request when that
