@@ -66,7 +66,9 @@ func FirstViolation(rec Record, sum Summary) *Violation {
 
 var (
 	sourceRE = regexp.MustCompile(`client (\d+) #(\d+)`)
-	walRE    = regexp.MustCompile(`^wal index (\d+)`)
+	// sourceExact is a source that is one client operation.
+	sourceExact = regexp.MustCompile(`^client (\d+) #(\d+)$`)
+	walRE       = regexp.MustCompile(`^wal index (\d+)`)
 )
 
 // namedSources lists every "client N #i" text names, once each, in order.
@@ -87,22 +89,14 @@ func involved(rec Record, sources []string) []InvolvedOp {
 	var out []InvolvedOp
 	for _, src := range sources {
 		io := InvolvedOp{Source: src}
-		if m := sourceRE.FindStringSubmatch(src); m != nil && m[0] == src {
-			id, _ := strconv.Atoi(m[1])
-			i, _ := strconv.Atoi(m[2])
-			for _, c := range rec.Clients {
-				if c.ID != id || i >= len(c.Operations) {
-					continue
-				}
-				op := c.Operations[i]
-				io.Call, io.Return, io.Request = op.Call, op.Return, compactJSON(op.Request)
-				if op.Response != nil {
-					io.Answer = compactJSON(op.Response)
-					io.Member = MemberName(op.Response.Header.MemberID)
-					io.Revision = op.Response.Header.Revision
-				} else if op.Error != nil {
-					io.Answer = fmt.Sprintf("%s (%s outcome)", op.Error.Error(), op.Error.Outcome)
-				}
+		if op, ok := recordedOp(rec, src); ok {
+			io.Call, io.Return, io.Request = op.Call, op.Return, compactJSON(op.Request)
+			if op.Response != nil {
+				io.Answer = compactJSON(op.Response)
+				io.Member = MemberName(op.Response.Header.MemberID)
+				io.Revision = op.Response.Header.Revision
+			} else if op.Error != nil {
+				io.Answer = fmt.Sprintf("%s (%s outcome)", op.Error.Error(), op.Error.Outcome)
 			}
 		} else if m := walRE.FindStringSubmatch(src); m != nil && rec.Persisted != nil {
 			index, _ := strconv.ParseUint(m[1], 10, 64)
@@ -115,6 +109,23 @@ func involved(rec Record, sources []string) []InvolvedOp {
 		out = append(out, io)
 	}
 	return out
+}
+
+// recordedOp is the client operation a source "client N #i" names, as
+// recorded; ok is false for any other source, or one the record lacks.
+func recordedOp(rec Record, src string) (op history.Operation, ok bool) {
+	m := sourceExact.FindStringSubmatch(src)
+	if m == nil {
+		return history.Operation{}, false
+	}
+	id, _ := strconv.Atoi(m[1])
+	i, _ := strconv.Atoi(m[2])
+	for _, c := range rec.Clients {
+		if c.ID == id && i < len(c.Operations) {
+			return c.Operations[i], true
+		}
+	}
+	return history.Operation{}, false
 }
 
 func compactJSON(v any) string {

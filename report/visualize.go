@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -29,22 +27,10 @@ func visualModel(rec Record, states []model.State) porcupine.Model {
 	return m
 }
 
-var sourceExact = regexp.MustCompile(`^client (\d+) #(\d+)$`)
-
 // describeSource adds to "client N #i" who served it or what error it got.
 func describeSource(rec Record, info interface{}) string {
 	src, _ := info.(string)
-	m := sourceExact.FindStringSubmatch(src)
-	if m == nil {
-		return src
-	}
-	id, _ := strconv.Atoi(m[1])
-	i, _ := strconv.Atoi(m[2])
-	for _, c := range rec.Clients {
-		if c.ID != id || i >= len(c.Operations) {
-			continue
-		}
-		op := c.Operations[i]
+	if op, ok := recordedOp(rec, src); ok {
 		switch {
 		case op.Error != nil:
 			return fmt.Sprintf("%s: %s error %s: %s", src, op.Error.Outcome, op.Error.Code, op.Error.Message)
