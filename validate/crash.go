@@ -109,7 +109,9 @@ func (Crash) Validate(_ context.Context, c *Check) Result {
 
 	checks := []NamedCheck{
 		crashCheck("exits", nExits, exitFindings, "no process that had served ended on its own outside what the harness did and the faults declare", nil),
-		crashCheck("logged", nLogged, loggedFindings, "no member logged a panic or fatal line while it kept running, outside what the faults declare", nil),
+		// Every member process's log is read for such lines: the check
+		// reads them all, whether or not any has one.
+		crashCheck("logged", procs, loggedFindings, "no member logged a panic or fatal line while it kept running, outside what the faults declare", nil),
 		crashCheck("starts", nStarts, startFindings, "every process that ended had served first, or the harness ended it", portTaken),
 	}
 	summary := fmt.Sprintf("%d member processes watched; %d exits (%d by the harness, %d declared by a fault) and %d panic or fatal lines logged while running",
