@@ -883,8 +883,9 @@ type Isolation struct {
 // member that lost its leader does not hang. For an Isolation of member m
 // lasting at least RequireLeaderBound, every RequireLeader watch served by
 // m (the member ID of its responses' headers), opened by From and not
-// ended before it, whose watcher was still reading at From +
-// RequireLeaderBound, was canceled or its stream broke by then.
+// ended before it, was canceled or its stream broke by From +
+// RequireLeaderBound. A watch whose watcher stopped reading before that,
+// uncanceled, tells nothing and is not counted.
 //
 // Isolations are read from the health probes: a run of consecutive probes
 // of one member (all its endpoints, by call time) in which the harness saw
@@ -954,7 +955,7 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 		long++
 		deadline := is.From + RequireLeaderBound
 		for _, w := range watches {
-			if servedBy(w) != is.MemberID || w.Call > is.From || w.End < deadline {
+			if servedBy(w) != is.MemberID || w.Call > is.From {
 				continue
 			}
 			ended := time.Duration(-1)
@@ -966,6 +967,9 @@ func (v K8sRequireLeader) Validate(_ context.Context, c *Check) Result {
 			}
 			if ended >= 0 && ended < is.From {
 				continue // it ended before the partition
+			}
+			if ended < 0 && w.End < deadline {
+				continue // the watcher stopped reading before the bound, uncanceled: it tells nothing
 			}
 			checked++
 			if ended < 0 || ended > deadline {

@@ -456,6 +456,18 @@ func TestK8sRequireLeader(t *testing.T) {
 	}{
 		{name: "canceled 5 s into the partition", v: K8sRequireLeader{Isolations: cut}, watch: leaderWatch(noLeader), want: OK, msg: "1 RequireLeader watches"},
 		{name: "left hanging through the partition", v: K8sRequireLeader{Isolations: cut}, watch: leaderWatch(), want: Illegal, msg: "was not canceled by 8s"},
+		{name: "canceled, and the stream ended there (as recorded)", v: K8sRequireLeader{Isolations: cut},
+			watch: func() history.Watch { w := leaderWatch(noLeader); w.End = noLeader.Time; return w }(), want: OK, msg: "1 RequireLeader watches"},
+		{name: "the watcher stopped reading before the bound", v: K8sRequireLeader{Isolations: cut},
+			watch: func() history.Watch { w := leaderWatch(); w.End = ms(3000); return w }(), want: OK, msg: "nothing to check"},
+		{name: "canceled after the bound, the stream ending there", v: K8sRequireLeader{Isolations: cut},
+			watch: func() history.Watch {
+				late := noLeader
+				late.Time = ms(9000)
+				w := leaderWatch(late)
+				w.End = late.Time
+				return w
+			}(), want: Illegal, msg: "was not canceled by 8s"},
 		{name: "the probes show the member in a minority, and the watch hangs", watch: leaderWatch(), injections: partition, probes: minority,
 			want: Illegal, msg: "member 1, which was cut off from a majority from 1s to 14.85s"},
 		{name: "the probes show the member in a minority, and the watch is canceled", watch: leaderWatch(noLeader), injections: partition, probes: minority,
