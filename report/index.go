@@ -143,8 +143,11 @@ type File struct {
 }
 
 type indexData struct {
-	Rec       Record
-	Sum       Summary
+	Rec Record
+	Sum Summary
+	// Headline is the outcome at a glance (see Headline); the whole
+	// verdict is the table below it.
+	Headline  string
 	Scenario  []KV
 	Violation *Violation
 	Timeline  template.HTML
@@ -227,7 +230,7 @@ func WriteIndex(dir string, rec Record, sum Summary, window string) error {
 		}
 	}
 	_, hasHistory := os.Stat(filepath.Join(dir, HTMLFile))
-	d := indexData{Rec: rec, Sum: sum, Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec), Watch: WatchSection(rec, sum),
+	d := indexData{Rec: rec, Sum: sum, Headline: Headline(sum.Outcome, sum.Stats, sum.Results, rec.Injections), Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec), Watch: WatchSection(rec, sum),
 		Files: files, Total: total, Budget: SizeBudget, HasHistory: hasHistory == nil, Window: window, Generated: time.Now().UTC()}
 	var b bytes.Buffer
 	if err := indexTmpl.Execute(&b, d); err != nil {
@@ -299,7 +302,7 @@ var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYP
 <title>{{.Sum.Outcome}}: {{.Sum.Scenario}} seed {{.Sum.Seed}}</title>
 <style>` + style + `</style></head><body>
 <h1><span id="outcome" class="{{outcomeClass .Sum.Outcome}}">{{.Sum.Outcome}}</span> {{.Sum.Scenario}}, seed {{.Sum.Seed}}</h1>
-<p>{{.Sum.Verdict}}</p>
+<p id="headline">{{.Headline}}</p>
 
 <h2>Verdicts</h2>
 <table id="verdicts"><tr><th>stage</th><th>verdict</th><th>message</th><th>took</th></tr>

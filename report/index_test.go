@@ -53,6 +53,8 @@ func TestIndex(t *testing.T) {
 		`<svg id="timeline"`, `class="fault"`, "raftBeforeSave", "member abc",
 		`href="history.html"`, `href="record.json"`, `href="summary.json"`, `href="member-0/data.tar.gz"`,
 		"v3.5.4", "issue-14370",
+		// The outcome at a glance, not the whole verdict on one line.
+		`<p id="headline">FAIL: patch: put(a, 1) was acknowledged at revision 2 by client 0 #0 but is in no member&#39;s WAL`,
 	} {
 		require.Contains(t, page, want)
 	}

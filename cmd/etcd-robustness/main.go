@@ -191,7 +191,7 @@ func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Resul
 	if res == nil {
 		return failed(ctx, stderr, err)
 	}
-	code := verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+	code := verdict(stdout, res, res.Dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "etcd-robustness: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		if code == exitPass {
@@ -239,15 +239,24 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())
 		return exitInterrupted
 	}
-	return verdict(stdout, res.Outcome, res.Verdict(), "")
+	return verdict(stdout, res, "")
 }
 
-func verdict(stdout io.Writer, o robustness.Outcome, line, dir string) int {
+// verdict prints the result for a person and picks the exit status. The
+// first line is the outcome at a glance (Result.Headline: its first word is
+// PASS, FAIL or INCONCLUSIVE), the next says where the report is, then
+// comes the table of stages, and the faults not injected. The whole
+// verdict on one line is in the report's summary.json.
+func verdict(stdout io.Writer, res *robustness.Result, dir string) int {
+	fmt.Fprintln(stdout, res.Headline())
 	if dir != "" {
-		line += " (report: " + dir + ")"
+		fmt.Fprintln(stdout, "report: "+dir)
 	}
-	fmt.Fprintln(stdout, line)
-	if o == robustness.Pass {
+	if len(res.Results) > 0 || len(report.NotInjected(res.Injections)) > 0 {
+		fmt.Fprintln(stdout)
+		res.WriteStages(stdout)
+	}
+	if res.Outcome == robustness.Pass {
 		return exitPass
 	}
 	return exitViolation
