@@ -3,6 +3,22 @@ GO ?= go
 ETCD_VERSION ?= v3.7.3
 RUNS ?= 5
 
+# Reading run's output (stdout; see "Reading the verdict" in README.md):
+# OUTCOME is the first word of the first line, PASS, FAIL or INCONCLUSIVE.
+# $(call STAGE_ROW,NAME) is the stage table's row of stage NAME: the name,
+# then (columns are two or more spaces apart) the verdict ("timed out" is
+# two words), what it checked ("4334 operations"), the time and the
+# message. $(call CHECK_ROW,NAME,VERDICT) succeeds if the named check NAME
+# ("watch/bookmarkable", an extended regexp) has that verdict: a named
+# check that did not pass has its row under its stage, indented by two
+# spaces. NOT_PASSED prints, indented, the first line, the report's path,
+# every stage and named check whose verdict is not ok, and the faults not
+# injected.
+OUTCOME = sed -n '1s/:.*//p'
+STAGE_ROW = grep -E '^$(1)  '
+CHECK_ROW = grep -Eq '^  $(1) +$(2)  '
+NOT_PASSED = awk 'NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
+
 .PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser throughput
 
 all: build
@@ -75,7 +91,7 @@ test-faults:
 every-failpoint: build
 	@fail=0; for n in $$(./bin/etcd-robustness failpoints --etcd-version $(ETCD_VERSION) 2>/dev/null | awk '$$3 ~ /^yes/ {print $$1}'); do \
 	  out=$$(./bin/etcd-robustness run --etcd-version $(ETCD_VERSION) --members 3 --failpoint $$n --seed 7 2>/dev/null); code=$$?; \
-	  echo "$$n: exit $$code: $$(echo "$$out" | cut -c1-120)"; test $$code -eq 0 || fail=$$((fail+1)); \
+	  echo "$$n: exit $$code: $$(echo "$$out" | head -1 | cut -c1-160)"; test $$code -eq 0 || fail=$$((fail+1)); \
 	done; echo "$$fail faults did not pass"; test $$fail -eq 0
 
 .PHONY: reproduce-15220 reproduce-15271
@@ -91,8 +107,8 @@ WATCH_BUG_VERSION ?= v3.5.7
 reproduce-15220: build
 	@found=0; other=0; for i in $$(seq 1 10); do \
 	  out=$$(./bin/etcd-robustness run --scenario watch-15220 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
-	  echo "seed $$i: exit $$code: $$(echo "$$out" | grep -o 'watch [a-z]*: [^;]*' | cut -c1-160)"; \
-	  if echo "$$out" | grep -q 'watch illegal: bookmarkable'; then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
+	  echo "seed $$i: exit $$code: $$(echo "$$out" | $(OUTCOME)), $$(echo "$$out" | $(call STAGE_ROW,watch) | tr -s ' ' | cut -c1-160)"; \
+	  if echo "$$out" | $(call CHECK_ROW,watch/bookmarkable,illegal); then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
 	done; echo "etcd #15220 on $(WATCH_BUG_VERSION): $$found of 10 runs found a bookmarkable violation ($$other other non-passing runs)"
 
 # etcd #15271: before v3.5.8 a member that restores a snapshot from the
@@ -103,8 +119,8 @@ reproduce-15220: build
 reproduce-15271: build
 	@found=0; other=0; for i in $$(seq 1 20); do \
 	  out=$$(./bin/etcd-robustness run --scenario watch-15271 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
-	  echo "seed $$i: exit $$code: $$(echo "$$out" | grep -o 'watch [a-z]*: [^;]*' | cut -c1-160)"; \
-	  if echo "$$out" | grep -Eq 'watch illegal: (ordered|unique)'; then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
+	  echo "seed $$i: exit $$code: $$(echo "$$out" | $(OUTCOME)), $$(echo "$$out" | $(call STAGE_ROW,watch) | tr -s ' ' | cut -c1-160)"; \
+	  if echo "$$out" | $(call CHECK_ROW,watch/(ordered|unique),illegal); then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
 	done; echo "etcd #15271 on $(WATCH_BUG_VERSION): $$found of 20 runs found a watch going back in time ($$other other non-passing runs)"
 
 .PHONY: reproduce-22209
@@ -134,9 +150,9 @@ MATRIX_FAULTS ?= kill raftBeforeSave:panic
 profile-matrix: build
 	@rm -rf $(MATRIX_DIR)/profile; fail=0; for p in $(MATRIX_PROFILES); do for v in $(MATRIX_VERSIONS); do for m in 1 3; do for f in $(MATRIX_FAULTS); do for i in $$(seq 1 $(RUNS)); do \
 	  out=$$(./bin/etcd-robustness run --scenario $$p --etcd-version $$v --members $$m --failpoint $$f --seed $$i --keep --results-dir $(MATRIX_DIR)/profile 2>/dev/null); code=$$?; \
-	  ops=$$(echo "$$out" | grep -o 'linearizability [a-z ]*: [0-9]* operations' | grep -o '[0-9]* operations'); \
-	  echo "$$p $$v members=$$m $$f seed=$$i: exit $$code, $$ops, $$(echo "$$out" | cut -c1-12)"; \
-	  test $$code -eq 0 || { fail=$$((fail+1)); echo "  $$out" | cut -c1-600; }; \
+	  ops=$$(echo "$$out" | $(call STAGE_ROW,linearizability) | grep -Eo '[0-9]+ operations' | head -1); \
+	  echo "$$p $$v members=$$m $$f seed=$$i: exit $$code, $$ops, $$(echo "$$out" | $(OUTCOME))"; \
+	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
 	done; done; done; done; done; echo "profile-matrix: $$fail runs did not pass"; \
 	./bin/etcd-robustness summary --html $(MATRIX_DIR)/profile/summary.html $(MATRIX_DIR)/profile | sed -n '/^CHECK/,$$p'; test $$fail -eq 0
 
@@ -146,7 +162,7 @@ WATCH_RUNS ?= 10
 watch-matrix: build
 	@rm -rf $(MATRIX_DIR)/watch; fail=0; for v in $(MATRIX_VERSIONS); do for m in 1 3; do for i in $$(seq 1 $(WATCH_RUNS)); do \
 	  out=$$(./bin/etcd-robustness run --scenario watch --etcd-version $$v --members $$m --failpoint random --seed $$i --keep --results-dir $(MATRIX_DIR)/watch 2>/dev/null); code=$$?; \
-	  echo "watch $$v members=$$m random seed=$$i: exit $$code, $$(echo "$$out" | cut -c1-12)"; \
-	  test $$code -eq 0 || { fail=$$((fail+1)); echo "  $$out" | cut -c1-600; }; \
+	  echo "watch $$v members=$$m random seed=$$i: exit $$code, $$(echo "$$out" | $(OUTCOME))"; \
+	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
 	done; done; done; echo "watch-matrix: $$fail runs did not pass"; \
 	./bin/etcd-robustness summary --html $(MATRIX_DIR)/watch/summary.html $(MATRIX_DIR)/watch | sed -n '/^CHECK/,$$p'; test $$fail -eq 0

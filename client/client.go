@@ -29,6 +29,7 @@ type Client struct {
 	ownConn bool
 	rec     *history.Recorder
 	timeout time.Duration
+	counter *Counter // nil: not counted
 }
 
 // Conn is a connection to etcd, with clientv3's retry rules, that several
@@ -115,6 +116,9 @@ func (c *Client) Do(ctx context.Context, req history.Request) history.Operation 
 	}
 	c.rec.Record(call, req, resp, herr)
 	ops := c.rec.Client().Operations
+	if c.counter != nil {
+		c.counter.add(ops[len(ops)-1])
+	}
 	return ops[len(ops)-1]
 }
 

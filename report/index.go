@@ -143,8 +143,13 @@ type File struct {
 }
 
 type indexData struct {
-	Rec       Record
-	Sum       Summary
+	Rec Record
+	Sum Summary
+	// Headline is the outcome at a glance (see Headline); the whole
+	// verdict is the table below it.
+	Headline string
+	// Title names the scenario that ran (scenarios.Scenario.Title).
+	Title     string
 	Scenario  []KV
 	Violation *Violation
 	Timeline  template.HTML
@@ -162,11 +167,16 @@ type indexData struct {
 type KV struct{ Key, Value string }
 
 // scenarioRows lists the scenario's fields as they are recorded, so that a
-// field added to the scenario shows without a change here.
+// field added to the scenario shows without a change here. The
+// description is what ran (scenarios.Scenario.WhatRan), never the text of
+// a registered scenario that flags changed.
 func scenarioRows(rec Record) []KV {
 	var m map[string]any
 	b, _ := json.Marshal(rec.Scenario)
 	_ = json.Unmarshal(b, &m)
+	if d := rec.Scenario.WhatRan(); d != "" {
+		m["description"] = d
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -190,6 +200,15 @@ func scenarioRows(rec Record) []KV {
 		out = append(out, KV{k, s})
 	}
 	return out
+}
+
+// ScenarioTitle names the scenario that ran: its name with the flags that
+// changed it (scenarios.Scenario.Title), else the summary's name.
+func ScenarioTitle(rec Record, sum Summary) string {
+	if rec.Scenario.Name == "" {
+		return sum.Scenario
+	}
+	return rec.Scenario.Title()
 }
 
 // listFiles lists the report's files, for the links and the size.
@@ -227,7 +246,7 @@ func WriteIndex(dir string, rec Record, sum Summary, window string) error {
 		}
 	}
 	_, hasHistory := os.Stat(filepath.Join(dir, HTMLFile))
-	d := indexData{Rec: rec, Sum: sum, Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec), Watch: WatchSection(rec, sum),
+	d := indexData{Rec: rec, Sum: sum, Headline: Headline(sum.Outcome, sum.Stats, sum.Results, rec.Injections), Title: ScenarioTitle(rec, sum), Scenario: scenarioRows(rec), Violation: FirstViolation(rec, sum), Timeline: Timeline(rec), Watch: WatchSection(rec, sum),
 		Files: files, Total: total, Budget: SizeBudget, HasHistory: hasHistory == nil, Window: window, Generated: time.Now().UTC()}
 	var b bytes.Buffer
 	if err := indexTmpl.Execute(&b, d); err != nil {
@@ -296,10 +315,11 @@ h1 span{padding:2px 8px;border-radius:4px}
 
 var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{{.Sum.Outcome}}: {{.Sum.Scenario}} seed {{.Sum.Seed}}</title>
+<title>{{.Sum.Outcome}}: {{.Title}} seed {{.Sum.Seed}}</title>
 <style>` + style + `</style></head><body>
-<h1><span id="outcome" class="{{outcomeClass .Sum.Outcome}}">{{.Sum.Outcome}}</span> {{.Sum.Scenario}}, seed {{.Sum.Seed}}</h1>
-<p>{{.Sum.Verdict}}</p>
+<h1><span id="outcome" class="{{outcomeClass .Sum.Outcome}}">{{.Sum.Outcome}}</span> {{.Title}}, seed {{.Sum.Seed}}</h1>
+<p id="headline">{{.Headline}}</p>
+{{with .Rec.Scenario.WhatRan}}<p id="what-ran">What ran: {{.}}.</p>{{end}}
 
 <h2>Verdicts</h2>
 <table id="verdicts"><tr><th>stage</th><th>verdict</th><th>message</th><th>took</th></tr>

@@ -53,6 +53,8 @@ func TestIndex(t *testing.T) {
 		`<svg id="timeline"`, `class="fault"`, "raftBeforeSave", "member abc",
 		`href="history.html"`, `href="record.json"`, `href="summary.json"`, `href="member-0/data.tar.gz"`,
 		"v3.5.4", "issue-14370",
+		// The outcome at a glance, not the whole verdict on one line.
+		`<p id="headline">FAIL: patch: put(a, 1) was acknowledged at revision 2 by client 0 #0 but is in no member&#39;s WAL`,
 	} {
 		require.Contains(t, page, want)
 	}
@@ -163,6 +165,45 @@ func TestFirstViolationInvolved(t *testing.T) {
 				got = append(got, o.Source)
 			}
 			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestReportNamesWhatRan: a run whose flags changed the scenario is named
+// with them, and described from what ran, on the page and in `summary`'s
+// rows; so is a record from before runs recorded their flags.
+func TestReportNamesWhatRan(t *testing.T) {
+	def, err := scenarios.Lookup(scenarios.DefaultName)
+	require.NoError(t, err)
+	changed := def
+	changed.Traffic, changed.QPS, changed.Clients, changed.Failpoint = "etcd", 500, 10, "pause-follower"
+	tests := []struct {
+		name  string
+		sc    scenarios.Scenario
+		title string
+	}{
+		{"with its flags", changed.Overridden([]string{"--traffic etcd", "--failpoint pause-follower"}), "default, with flags: --traffic etcd --failpoint pause-follower"},
+		{"an older record", changed, "default"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := lostWrite()
+			rec := Record{Scenario: tc.sc, EtcdVersions: []string{"v3.7.3"}, Seed: 1, Input: in}
+			results := validate.Run(context.Background(), in, validate.Options{CheckTimeout: 10 * time.Second})
+			sum := Summary{Scenario: tc.sc.Name, Seed: 1, Stats: history.Count(in.Clients), Outcome: "FAIL", Results: results}
+			require.NoError(t, Write(dir, rec, sum))
+			b, err := os.ReadFile(filepath.Join(dir, IndexFile))
+			require.NoError(t, err)
+			page := string(b)
+			want := "3 members; etcd traffic for 10s at 500 requests/s from 10 clients (medium rate); no watches; fault: pause-follower at 2.5s"
+			require.Contains(t, page, "</span> "+tc.title+", seed 1</h1>")
+			require.Contains(t, page, `<p id="what-ran">What ran: `+want+`.</p>`)
+			require.Contains(t, page, `<tr><th>scenario description</th><td class="mono">`+want+`</td></tr>`)
+			require.NotContains(t, page, def.Description, "not the registered scenario's text")
+			row, err := ReadRow(dir)
+			require.NoError(t, err)
+			require.Equal(t, tc.title, row.Scenario)
 		})
 	}
 }

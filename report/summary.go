@@ -100,7 +100,7 @@ func ReadRow(dir string) (Row, error) {
 	if err != nil {
 		return Row{}, err
 	}
-	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: sum.Scenario, Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
+	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: ScenarioTitle(rec, sum), Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
 		Members: rec.Scenario.Members, Violation: FirstViolation(rec, sum), Start: rec.Start}
 	for _, res := range sum.Results {
 		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))

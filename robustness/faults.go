@@ -174,11 +174,14 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	lg.Info("traffic started", zap.String("profile", profile.Name()), zap.Int("clients", sc.Clients),
 		zap.Float64("qps", sc.QPS), zap.Duration("duration", sc.Duration))
 	trafficStart := clock.Now()
+	prog := &progress{}
+	stopProgress := prog.log(trafficCtx, lg, clock, trafficStart, ProgressInterval)
+	defer stopProgress()
 	go func() {
 		clients, err := traffic.Run(trafficCtx, traffic.Config{
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
 			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
-			Avoid: avoidances(sc.KnownBugsAvoided),
+			Avoid: avoidances(sc.KnownBugsAvoided), Counter: &prog.counter,
 		})
 		done <- trafficResult{clients, err}
 	}()
@@ -197,7 +200,13 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		if ctx.Err() != nil {
 			break
 		}
+		if step.fp == nil {
+			step.fp = step.pool[rnd.Intn(len(step.pool))]
+			lg.Info("random fault picked", zap.String("failpoint", step.fp.Name()))
+		}
+		prog.setFault(step.fp.Name())
 		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, plan.minIsolation, injections))
+		prog.setFault("")
 	}
 	wait := max(trafficStart+sc.Duration-clock.Now(), time.Second)
 	select {
@@ -220,11 +229,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 // the crash made it fail with. The crash stage reports the crash itself.
 func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, rnd *rand.Rand,
 	reqs *recordingRequests, step faultStep, minIsolation time.Duration, prior []history.Injection) history.Injection {
-	fp := step.fp
-	if fp == nil {
-		fp = step.pool[rnd.Intn(len(step.pool))]
-		lg.Info("random fault picked", zap.String("failpoint", fp.Name()))
-	}
+	fp := step.fp // picked already if random
 	inj := history.Injection{Name: fp.Name(), Start: clock.Now()}
 	if e, ok := crashedAndDown(cl, prior); ok {
 		inj.End = inj.Start

@@ -21,14 +21,16 @@ func TestOutcomeOf(t *testing.T) {
 		results    []validate.Result
 		injections []history.Injection
 		want       Outcome
-		verdict    string
+		// verdict is part of the whole one-line verdict (summary.json's),
+		// headline the first line the CLI prints.
+		verdict, headline string
 	}{
-		{"all ok", []validate.Result{ok}, []history.Injection{injected}, Pass, "PASS: linearizability ok: fine"},
-		{"violation", []validate.Result{ok, illegal}, []history.Injection{injected}, Fail, "FAIL: linearizability ok: fine; linearizability illegal: lost write"},
-		{"violation even if the fault was not injected", []validate.Result{illegal}, []history.Injection{notInjected}, Fail, "fault raftBeforeSave not injected: not triggered"},
-		{"timeout is not a pass", []validate.Result{timedOut}, []history.Injection{injected}, Inconclusive, "INCONCLUSIVE: linearizability timed out: slow"},
-		{"empty history is not a pass", []validate.Result{empty}, nil, Inconclusive, "INCONCLUSIVE"},
-		{"fault not injected is not a pass", []validate.Result{ok}, []history.Injection{notInjected}, Inconclusive, "INCONCLUSIVE"},
+		{"all ok", []validate.Result{ok}, []history.Injection{injected}, Pass, "PASS: linearizability ok: fine", "PASS: 0 operations; all 1 stages ok"},
+		{"violation", []validate.Result{ok, illegal}, []history.Injection{injected}, Fail, "FAIL: linearizability ok: fine; linearizability illegal: lost write", "FAIL: linearizability: lost write"},
+		{"violation even if the fault was not injected", []validate.Result{illegal}, []history.Injection{notInjected}, Fail, "fault raftBeforeSave not injected: not triggered", "FAIL: linearizability: lost write"},
+		{"timeout is not a pass", []validate.Result{timedOut}, []history.Injection{injected}, Inconclusive, "INCONCLUSIVE: linearizability timed out: slow", "INCONCLUSIVE: linearizability timed out: slow"},
+		{"empty history is not a pass", []validate.Result{empty}, nil, Inconclusive, "INCONCLUSIVE", "INCONCLUSIVE: linearizability: empty"},
+		{"fault not injected is not a pass", []validate.Result{ok}, []history.Injection{notInjected}, Inconclusive, "INCONCLUSIVE", "INCONCLUSIVE: fault raftBeforeSave not injected: not triggered"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,6 +38,7 @@ func TestOutcomeOf(t *testing.T) {
 			require.Equal(t, tc.want, r.Outcome)
 			require.Contains(t, r.Verdict(), tc.verdict)
 			require.NotContains(t, r.Verdict(), "\n")
+			require.Equal(t, tc.headline, r.Headline())
 		})
 	}
 }

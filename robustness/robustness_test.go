@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,9 @@ func TestRobustness(t *testing.T) {
 		Logger:      zaptest.NewLogger(t),
 	})
 	require.NoError(t, err)
-	t.Logf("seed %d: %s", s, res.Verdict())
+	var table strings.Builder
+	res.WriteStages(&table)
+	t.Logf("seed %d: %s\n%s", s, res.Headline(), table.String())
 	if res.Dir != "" {
 		t.Logf("report: %s", res.Dir)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,22 @@ type Result struct {
 	Dir string
 }
 
-// Verdict is a one-line summary of the result.
+// Headline is the result's first line for a person: the outcome and the
+// first violation, or what could not be decided, in one short sentence, or
+// the operation count of a pass (report.Headline).
+func (r *Result) Headline() string {
+	return report.Headline(string(r.Outcome), r.Stats, r.Results, r.Injections)
+}
+
+// WriteStages writes the table of stages and the faults not injected
+// (report.WriteStages).
+func (r *Result) WriteStages(w io.Writer) error {
+	return report.WriteStages(w, r.Results, r.Injections)
+}
+
+// Verdict is the whole result on one line: every stage's verdict and
+// message, and every fault not injected. summary.json keeps it for tools;
+// a person reads Headline and WriteStages.
 func (r *Result) Verdict() string {
 	var parts []string
 	for _, v := range r.Results {

@@ -15,8 +15,14 @@ import (
 
 // Scenario describes one run.
 type Scenario struct {
-	Name        string `json:"name"`
+	Name string `json:"name"`
+	// Description says what the scenario runs: the registered text, or,
+	// once flags changed the scenario (Flags), Describe's.
 	Description string `json:"description"`
+	// Flags are the command-line flags that changed the named scenario, as
+	// given ("--traffic etcd --failpoint kill"); empty when none did. See
+	// Overridden and Title.
+	Flags string `json:"flags,omitempty"`
 	// Members is the cluster size: 1, 3 or 5.
 	Members int `json:"members"`
 	// Failpoint is a --failpoint spec: a name from package failpoint,

@@ -161,8 +161,10 @@ type Config struct {
 	// OnList is passed to every client's Env.
 	OnList func(clientID int, prefix string, revision int64)
 	// Avoid is passed to every client's Env.
-	Avoid  []Avoidance
-	Logger *zap.Logger
+	Avoid []Avoidance
+	// Counter, if set, counts every client's requests as they return.
+	Counter *client.Counter
+	Logger  *zap.Logger
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -277,6 +279,9 @@ func connect(cfg Config) ([]*client.Client, []*client.Conn, error) {
 		}
 		users[conn]++
 		clients[i] = client.NewOnConn(conn, i, cfg.Clock, cfg.RequestTimeout)
+		if cfg.Counter != nil {
+			clients[i].CountOn(cfg.Counter)
+		}
 	}
 	return clients, conns, nil
 }

@@ -101,7 +101,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// runArgs is a parsed `run` command line: the scenario as the flags
+// changed it, and how to run it.
+type runArgs struct {
+	sc                           scenarios.Scenario
+	versions                     []string
+	binDir, cacheDir, resultsDir string
+	seed                         int64
+	keep, exposeBugs             bool
+	checkTimeout                 time.Duration
+}
+
+// parseRun reads `run`'s flags. A code other than exitPass is a usage
+// error, already printed on stderr.
+func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -126,14 +139,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		watchPR      = fs.Duration("watch-progress-requests", 0, "how often every watch stream sends RequestProgress; implies --watch (default: the scenario's, else 500ms)")
 	)
 	if err := fs.Parse(args); err != nil {
-		return exitSetup
+		return runArgs{}, exitSetup
 	}
 	if fs.NArg() > 0 {
-		return usageErr(stderr, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+		return runArgs{}, usageErr(stderr, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
 	sc, err := scenarios.Lookup(*scenario)
 	if err != nil {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -150,36 +163,48 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		sc.Watch = watchFlags(sc.Watch, *watch || set["watch-progress-requests"], set["watch-progress-requests"], *watchPR)
 	}
 	if err := applyTrafficFlags(&sc, set, *trafficName, *rate, *qps, *clients, *placement); err != nil {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
 	if !set["seed"] {
 		*seed = time.Now().UnixNano() % 1_000_000
 	}
 	if err := sc.Validate(); err != nil {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
 	if _, err := failpoint.Lookup(sc.Failpoint); err != nil {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
 	versions, err := parseVersions(firstNonEmpty(*version, sc.EtcdVersion, etcdbuild.DefaultVersion), sc.Members)
 	if err != nil && *binDir == "" {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
 	if err := robustness.CheckResultsDir(*resultsDir); err != nil {
-		return usageErr(stderr, err)
+		return runArgs{}, usageErr(stderr, err)
 	}
+	// The report names the scenario with the flags that changed it, and
+	// describes what ran.
+	sc = sc.Overridden(overrides(fs, set, sc.EtcdVersion, versions, *binDir))
+	return runArgs{sc: sc, versions: versions, binDir: *binDir, cacheDir: *cacheDir, resultsDir: *resultsDir, seed: *seed,
+		keep: *keep, exposeBugs: *exposeBugs, checkTimeout: *checkTimeout}, exitPass
+}
 
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a, code := parseRun(args, stderr)
+	if code != exitPass {
+		return code
+	}
+	sc := a.sc
 	lg := newLogger(stderr)
 	defer lg.Sync()
-	lg.Info("run", zap.String("scenario", sc.Name), zap.String("etcd", firstNonEmpty(*binDir, strings.Join(versions, ","))), zap.Int("members", sc.Members),
-		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", *seed))
-	bins, err := robustness.ProvisionEtcd(ctx, lg, versions, *binDir, *cacheDir)
+	lg.Info("run", zap.String("scenario", sc.Title()), zap.String("etcd", firstNonEmpty(a.binDir, strings.Join(a.versions, ","))), zap.Int("members", sc.Members),
+		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", a.seed))
+	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, a.binDir, a.cacheDir)
 	if err != nil {
 		return failed(ctx, stderr, err)
 	}
 	res, err := robustness.Run(ctx, robustness.Config{
-		Scenario: sc, Binaries: bins, ResultsDir: *resultsDir, KeepPassing: *keep,
-		Seed: *seed, CheckTimeout: *checkTimeout, ExposeKnownBugs: *exposeBugs, Logger: lg,
+		Scenario: sc, Binaries: bins, ResultsDir: a.resultsDir, KeepPassing: a.keep,
+		Seed: a.seed, CheckTimeout: a.checkTimeout, ExposeKnownBugs: a.exposeBugs, Logger: lg,
 	})
 	return finish(ctx, stdout, stderr, res, err)
 }
@@ -191,7 +216,7 @@ func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Resul
 	if res == nil {
 		return failed(ctx, stderr, err)
 	}
-	code := verdict(stdout, res.Outcome, res.Verdict(), res.Dir)
+	code := verdict(stdout, res, res.Dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "etcd-robustness: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		if code == exitPass {
@@ -199,6 +224,43 @@ func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Resul
 		}
 	}
 	return code
+}
+
+// scenarioFlags are the flags that change the scenario, in the order
+// overrides lists them.
+var scenarioFlags = []string{"members", "traffic", "rate", "qps", "clients", "placement", "watch", "watch-progress-requests", "failpoint", "duration"}
+
+// overrides lists the flags given that change the scenario, each with its
+// value ("--traffic etcd", "--watch=false"). An etcd release or build other
+// than the one a scenario pins (a reproduction's) counts too.
+func overrides(fs *flag.FlagSet, set map[string]bool, pinned string, versions []string, binDir string) []string {
+	var out []string
+	for _, name := range scenarioFlags {
+		if !set[name] {
+			continue
+		}
+		v := fs.Lookup(name).Value.String()
+		switch {
+		case name == "watch" && v == "true":
+			out = append(out, "--watch")
+		case name == "watch":
+			out = append(out, "--watch="+v)
+		default:
+			out = append(out, "--"+name+" "+v)
+		}
+	}
+	if pinned == "" {
+		return out
+	}
+	if binDir != "" {
+		return append(out, "--etcd-bin "+binDir)
+	}
+	for _, v := range versions {
+		if v != pinned {
+			return append(out, "--etcd-version "+strings.Join(versions, ","))
+		}
+	}
+	return out
 }
 
 // parseVersions reads --etcd-version: one release for every member, or a
@@ -239,15 +301,24 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())
 		return exitInterrupted
 	}
-	return verdict(stdout, res.Outcome, res.Verdict(), "")
+	return verdict(stdout, res, "")
 }
 
-func verdict(stdout io.Writer, o robustness.Outcome, line, dir string) int {
+// verdict prints the result for a person and picks the exit status. The
+// first line is the outcome at a glance (Result.Headline: its first word is
+// PASS, FAIL or INCONCLUSIVE), the next says where the report is, then
+// comes the table of stages, and the faults not injected. The whole
+// verdict on one line is in the report's summary.json.
+func verdict(stdout io.Writer, res *robustness.Result, dir string) int {
+	fmt.Fprintln(stdout, res.Headline())
 	if dir != "" {
-		line += " (report: " + dir + ")"
+		fmt.Fprintln(stdout, "report: "+dir)
 	}
-	fmt.Fprintln(stdout, line)
-	if o == robustness.Pass {
+	if len(res.Results) > 0 || len(report.NotInjected(res.Injections)) > 0 {
+		fmt.Fprintln(stdout)
+		res.WriteStages(stdout)
+	}
+	if res.Outcome == robustness.Pass {
 		return exitPass
 	}
 	return exitViolation

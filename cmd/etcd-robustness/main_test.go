@@ -163,14 +163,14 @@ func TestCheckSavedReport(t *testing.T) {
 		rec    report.Record
 		damage func(dir string)
 		code   int
-		stdout string
+		stdout string // a regexp: the first line, then the stage's row
 		stderr string
 	}{
 		// A built record has no probes, end states or healed fault, so the
 		// health, convergence and recovery stages cannot decide: the run is
 		// INCONCLUSIVE, never a PASS that checked less.
-		{"linearizable", record(3), nil, exitViolation, "linearizability ok", ""},
-		{"revision reused", record(2), nil, exitViolation, "linearizability illegal", ""},
+		{"linearizable", record(3), nil, exitViolation, `^INCONCLUSIVE: [^\n]*\n(?s:.*)\nlinearizability +ok +3 operations `, ""},
+		{"revision reused", record(2), nil, exitViolation, `^FAIL: linearizability: 3 operations are not linearizable(?s:.*)\nlinearizability +illegal +3 operations `, ""},
 		{"truncated record", record(3), func(dir string) {
 			p := filepath.Join(dir, report.RecordFile)
 			b, _ := os.ReadFile(p)
@@ -191,7 +191,7 @@ func TestCheckSavedReport(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"check", dir}, &stdout, &stderr)
 			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
-			require.Contains(t, stdout.String(), tc.stdout)
+			require.Regexp(t, tc.stdout, stdout.String())
 			require.Contains(t, stderr.String(), tc.stderr)
 			if tc.code == exitSetup {
 				require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %q", stderr.String())
@@ -200,32 +200,57 @@ func TestCheckSavedReport(t *testing.T) {
 	}
 }
 
-// TestFinish: a verdict is never lost to an error that came after it.
+// TestFinish: a verdict is never lost to an error that came after it. The
+// output starts with the outcome at a glance, then the report's path, then
+// the stage table.
 func TestFinish(t *testing.T) {
 	reportErr := errors.New("writing the report: disk full")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	ok := validate.Result{Validator: "linearizability", Verdict: validate.OK, Checked: 9560, CheckedWhat: "operations", Took: 1500 * time.Millisecond,
+		Message: "9560 operations are linearizable, in the committed log's order"}
+	illegal := validate.Result{Validator: "patch", Verdict: validate.Illegal, Checked: 812, CheckedWhat: "committed entries", Took: 30 * time.Millisecond,
+		Message: "lost write: put(k, v) (client 1 #8) was acknowledged at revision 218. No member kept it. " + strings.Repeat("Detail. ", 300)}
+	notInjected := history.Injection{Name: "raftBeforeSave:panic", Targets: []string{"member-1"}, Start: 2500 * time.Millisecond, Error: "not triggered within 10s"}
+	pass := &robustness.Result{Outcome: robustness.Pass, Results: []validate.Result{ok}, Stats: history.Stats{Operations: 9560}, Dir: "/results/default-1"}
+	fail := &robustness.Result{Outcome: robustness.Fail, Results: []validate.Result{illegal, ok}, Injections: []history.Injection{notInjected}, Dir: "/results/default-2"}
 	tests := []struct {
 		name       string
 		ctx        context.Context
 		res        *robustness.Result
 		err        error
 		code       int
-		stdout     string
+		stdout     string   // the first line, or a part of it
+		rows       []string // regexps of the lines after it, in order; "" an empty line
 		stderrPart string
 	}{
-		{"pass", context.Background(), &robustness.Result{Outcome: robustness.Pass}, nil, exitPass, "PASS", ""},
-		{"violation", context.Background(), &robustness.Result{Outcome: robustness.Fail}, nil, exitViolation, "FAIL", ""},
-		{"violation, then the report failed", context.Background(), &robustness.Result{Outcome: robustness.Fail}, reportErr, exitViolation, "FAIL", "disk full"},
-		{"pass, then the report failed", context.Background(), &robustness.Result{Outcome: robustness.Pass}, reportErr, exitSetup, "PASS", "disk full"},
-		{"setup error", context.Background(), nil, errors.New("no etcd"), exitSetup, "", "no etcd"},
-		{"interrupted", cancelled, nil, context.Canceled, exitInterrupted, "", "interrupted"},
+		{"pass", context.Background(), pass, nil, exitPass, "PASS: 9560 operations; all 1 stages ok",
+			[]string{"report: /results/default-1", "", `^STAGE +VERDICT`, `^linearizability +ok +9560 operations +1\.5s +9560 operations are linearizable`}, ""},
+		{"violation", context.Background(), fail, nil, exitViolation, "FAIL: patch: lost write: put(k, v) (client 1 #8) was acknowledged at revision 218",
+			[]string{"report: /results/default-2", "", `^STAGE`, `^patch +illegal +812 committed entries +30ms +lost write: .*…$`, `^linearizability +ok`,
+				"", "faults not injected:", `^  raftBeforeSave:panic member-1 at 2\.5s: not triggered within 10s$`}, ""},
+		{"an empty pass", context.Background(), &robustness.Result{Outcome: robustness.Pass}, nil, exitPass, "PASS", nil, ""},
+		{"an empty violation", context.Background(), &robustness.Result{Outcome: robustness.Fail}, nil, exitViolation, "FAIL", nil, ""},
+		{"violation, then the report failed", context.Background(), fail, reportErr, exitViolation, "FAIL: patch: lost write", nil, "disk full"},
+		{"pass, then the report failed", context.Background(), pass, reportErr, exitSetup, "PASS", nil, "disk full"},
+		{"setup error", context.Background(), nil, errors.New("no etcd"), exitSetup, "", nil, "no etcd"},
+		{"interrupted", cancelled, nil, context.Canceled, exitInterrupted, "", nil, "interrupted"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			require.Equal(t, tc.code, finish(tc.ctx, &stdout, &stderr, tc.res, tc.err))
-			require.Contains(t, stdout.String(), tc.stdout)
+			lines := strings.Split(stdout.String(), "\n")
+			require.Contains(t, lines[0], tc.stdout)
+			require.LessOrEqual(t, len([]rune(lines[0])), report.HeadlineLimit)
+			for i, want := range tc.rows {
+				require.Greater(t, len(lines), i+1, "stdout: %s", stdout.String())
+				if want == "" {
+					require.Empty(t, lines[i+1])
+				} else {
+					require.Regexp(t, want, lines[i+1])
+				}
+			}
 			require.Contains(t, stderr.String(), tc.stderrPart)
 		})
 	}

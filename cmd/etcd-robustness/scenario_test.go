@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/scenarios"
+)
+
+// TestScenarioFlags: the scenario a report names is what ran. Flags that
+// change the scenario are recorded, and its description is made from what
+// runs instead of the registered text.
+func TestScenarioFlags(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name        string
+		args        []string
+		title       string
+		description string // "" means the registered one
+	}{
+		{"no flags: the registered description", nil, "default", ""},
+		{"flags that change nothing in the scenario", []string{"--seed", "3", "--keep", "--etcd-version", "v3.6.16"}, "default", ""},
+		{"traffic and fault", []string{"--traffic", "etcd", "--failpoint", "pause-follower"},
+			"default, with flags: --traffic etcd --failpoint pause-follower",
+			"3 members; etcd traffic for 10s at 500 requests/s from 10 clients (medium rate); no watches; fault: pause-follower at 2.5s"},
+		{"members and a panic", []string{"--scenario", "etcd", "--members", "1", "--failpoint", "raftBeforeSave:panic"},
+			"etcd, with flags: --members 1 --failpoint raftBeforeSave:panic",
+			"1 member; etcd traffic for 10s at 500 requests/s from 10 clients (medium rate); no watches; fault: raftBeforeSave:panic at 2.5s"},
+		{"watches off, rate, duration and placement", []string{"--scenario", "watch", "--watch=false", "--qps", "50", "--duration", "4s", "--placement", "pinned"},
+			"watch, with flags: --qps 50 --placement pinned --watch=false --duration 4s",
+			"3 members; etcd-kv traffic for 4s at 50 requests/s from 6 clients, each pinned to one member; no watches; fault: kill at 1s"},
+		{"watches on", []string{"--watch-progress-requests", "100ms"},
+			"default, with flags: --watch-progress-requests 100ms",
+			"3 members; etcd-kv traffic for 10s at 200 requests/s from 6 clients (medium rate); watches on every member and over the cluster (progress requested every 100ms); fault: kill at 2.5s"},
+		{"a rate level over a schedule", []string{"--scenario", "pause-and-partition", "--rate", "low"},
+			"pause-and-partition, with flags: --rate low",
+			"3 members; etcd-kv traffic for 20s at 100 requests/s from 4 clients (low rate); no watches; faults: pause-leader at 3s for 2s, then partition-majority at 8s for 3s, then raftBeforeSave:sleep at 14s for 2s"},
+		{"other faults replace the schedule", []string{"--scenario", "watch-15271", "--failpoint", "kill,pause-leader"},
+			"watch-15271, with flags: --failpoint kill,pause-leader",
+			"3 members; etcd-kv traffic for 32s at 1000 requests/s from 12 clients; watches on every member and over the cluster (snapshot count 100); faults: kill at 8s, then pause-leader at 16s"},
+		{"a release other than the one a reproduction pins", []string{"--scenario", "watch-15220", "--etcd-version", "v3.5.35"},
+			"watch-15220, with flags: --etcd-version v3.5.35",
+			"1 member; etcd-kv traffic for 10s at 300 requests/s from 6 clients; watches on every member and over the cluster (progress requested every 20ms); fault: kill at 2.5s"},
+		{"the release a reproduction pins", []string{"--scenario", "watch-15220", "--etcd-version", "3.5.7"}, "watch-15220", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			a, code := parseRun(append(tc.args, "--results-dir", dir), &stderr)
+			require.Equal(t, exitPass, code, stderr.String())
+			require.Equal(t, tc.title, a.sc.Title())
+			want := tc.description
+			if want == "" {
+				reg, err := scenarios.Lookup(a.sc.Name)
+				require.NoError(t, err)
+				want = reg.Description
+				require.Empty(t, a.sc.Flags)
+			}
+			require.Equal(t, want, a.sc.Description)
+			require.Equal(t, want, a.sc.WhatRan(), "a report shows the description")
+		})
+	}
+}
