@@ -153,7 +153,7 @@ func watchRecordWithEverything() Record {
 
 func zstdBytes(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
-	zw, err := recordEncoder(&buf)
+	zw, err := recordEncoder(&buf, len(b))
 	require.NoError(t, err)
 	_, err = zw.Write(b)
 	require.NoError(t, err)
@@ -331,5 +331,27 @@ func TestSmallRecordsAreSmallerCompressed(t *testing.T) {
 		got, err := Load(dir)
 		require.NoError(t, err)
 		require.Equal(t, rec, got)
+	}
+}
+
+// Write's window holds the whole record, up to RecordWindow: the JSON
+// reaches the encoder in one piece, so the window is sized by all of it.
+func TestRecordWindow(t *testing.T) {
+	require.Equal(t, 1<<20, recordWindow(0))
+	require.Equal(t, 1<<20, recordWindow(1<<20))
+	require.Equal(t, 2<<20, recordWindow(1<<20+1))
+	require.Equal(t, RecordWindow, recordWindow(RecordWindow))
+	require.Equal(t, RecordWindow, recordWindow(1<<30))
+
+	for _, rec := range []Record{watchRecordWithEverything(), watchRecord(20, 3000, 2)} {
+		js, err := json.Marshal(rec)
+		require.NoError(t, err)
+		dir := t.TempDir()
+		require.NoError(t, writeRecord(dir, rec))
+		b, err := os.ReadFile(filepath.Join(dir, RecordZstdFile))
+		require.NoError(t, err)
+		var h zstd.Header
+		require.NoError(t, h.Decode(b))
+		require.Equal(t, uint64(recordWindow(len(js)+1)), h.WindowSize, "JSON of %d bytes", len(js)+1)
 	}
 }
