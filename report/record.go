@@ -28,21 +28,28 @@ const (
 
 // The zstd encoder of the run record. A watch stream repeats the events
 // that the other streams and the committed log hold, a whole stream's
-// length (megabytes) before; gzip's 32 KiB window cannot reach them, a
-// long zstd window can. The settings were chosen by measurement
-// (BenchmarkRecordEncoding; README, "The report directory").
+// length (megabytes) before; gzip's 32 KiB window cannot reach them. The
+// settings were chosen by measurement (BenchmarkRecordEncoding; README,
+// "The report directory"). This zstd has no long-distance matcher, so at
+// its default and "better" levels a window past 8 MiB finds little more;
+// its best level does use a long window.
 const (
-	// RecordWindow is the largest zstd window Write encodes with. A
+	// RecordWindow is the largest zstd window Write encodes with: at the
+	// best level, 6 to 10% smaller than 8 MiB on the benchmark's watch
+	// records; 128 MiB gave under 1% more, for 145 MB more memory. A
 	// record smaller than that gets the power of two that holds it all
 	// (at least 1 MiB), which compresses it the same and spares the
-	// encoder and every decoder the allocation of a window it would not
-	// fill: a 64 MiB window costs about 130 MB of allocation to encode.
+	// encoder and every decoder a window it would not fill.
 	RecordWindow = 64 << 20
-	// recordLevel is the zstd level Write encodes with. Measured on the
-	// benchmark's watch record (232 MB of JSON), SpeedBetterCompression
-	// is 18% smaller than SpeedDefault for about twice the encoding time
-	// (2 s against 1 s), and decodes as fast.
-	recordLevel = zstd.SpeedBetterCompression
+	// recordLevel is the zstd level Write encodes with. On the benchmark's
+	// watch records (50 streams of 20,000 events, 10 of 120,000) it gives
+	// 14.1 and 21.3 MB, against 16.1 and 24.9 MB at SpeedBetterCompression,
+	// 19.7 and 28.0 MB at SpeedDefault, and 27.3 and 36.6 MB with gzip at
+	// BestSpeed (before). It encodes the slowest, about 35 MB of JSON a
+	// second here (2 to 3 times SpeedBetterCompression), which a report,
+	// written only for a failing or kept run, can pay; it decodes as fast
+	// as the others.
+	recordLevel = zstd.SpeedBestCompression
 	// MaxRecordWindow is the largest window Load decodes with, so that a
 	// damaged frame header cannot make it allocate gigabytes. It leaves
 	// room for a record recompressed by hand (`zstd --long=28`).
