@@ -35,8 +35,9 @@ const (
 // its best level does use a long window.
 const (
 	// RecordWindow is the largest zstd window Write encodes with: at the
-	// best level, 6 to 10% smaller than 8 MiB on the benchmark's watch
-	// records; 128 MiB gave under 1% more, for 145 MB more memory. A
+	// best level it compresses the benchmark's watch records 6 to 10%
+	// smaller than an 8 MiB window; 128 MiB gave at most 1% more, for
+	// 145 MB more memory. A
 	// record smaller than that gets the power of two that holds it all
 	// (at least 1 MiB), which compresses it the same and spares the
 	// encoder and every decoder a window it would not fill.
@@ -46,7 +47,7 @@ const (
 	// 14.1 and 21.3 MB, against 16.1 and 24.9 MB at SpeedBetterCompression,
 	// 19.7 and 28.0 MB at SpeedDefault, and 27.3 and 36.6 MB with gzip at
 	// BestSpeed (before). It encodes the slowest, about 35 MB of JSON a
-	// second here (2 to 3 times SpeedBetterCompression), which a report,
+	// second here (half SpeedBetterCompression's speed), which a report,
 	// written only for a failing or kept run, can pay; it decodes as fast
 	// as the others.
 	recordLevel = zstd.SpeedBestCompression
