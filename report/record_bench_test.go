@@ -55,7 +55,7 @@ func zstdDecode(r io.Reader) (io.ReadCloser, error) {
 
 // writeCodec is Write's encoder: recordLevel, with the window sized for
 // the record (recordWindow).
-var writeCodec = recordCodec{name: "zstd-write",
+var writeCodec = recordCodec{name: "zstd-write-" + recordLevel.String(),
 	enc: func(w io.Writer, size int) (io.WriteCloser, error) { return recordEncoder(w, size) },
 	dec: zstdDecode}
 
