@@ -51,13 +51,15 @@ func TestIndex(t *testing.T) {
 		`id="verdicts"`, `<td class="illegal">illegal</td>`, "linearizability", "patch",
 		`id="explanation"`, "put(a, 1) (client 0 #0) was acknowledged at revision 2",
 		`<svg id="timeline"`, `class="fault"`, "raftBeforeSave", "member abc",
-		`href="history.html"`, `href="record.json"`, `href="summary.json"`, `href="member-0/data.tar.gz"`,
+		`href="history.html"`, `href="record.json.zst"`, `href="summary.json"`, `href="member-0/data.tar.gz"`,
 		"v3.5.4", "issue-14370",
 		// The outcome at a glance, not the whole verdict on one line.
 		`<p id="headline">FAIL: patch: put(a, 1) was acknowledged at revision 2 by client 0 #0 but is in no member&#39;s WAL`,
 	} {
 		require.Contains(t, page, want)
 	}
+	require.Contains(t, page, `href="record.json.sha256"`)
+	require.NotContains(t, page, `href="record.json"`, "the record is linked as Write keeps it, compressed")
 	own := strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, "")
 	for _, ext := range []string{"http://", "https://", "<script src", "<link"} {
 		require.NotContains(t, own, ext, "no external resource")

@@ -1,28 +1,29 @@
 // Package report writes what a run leaves behind for a person, and reads it
 // back so it can be checked again:
 //
-//	record.json    the run record: everything the checks read (format below)
-//	summary.json   the outcome and every stage's verdict
-//	index.html     the page to read first: verdicts, the first violation
-//	               explained, a timeline, the run, links
-//	history.html   porcupine's visualization, with the faults on their own row
-//	member-N/      each member's log and data dir, as data.tar.gz (written by
-//	               the cluster runner, compressed by Write)
+//	record.json.zst  the run record: everything the checks read (format
+//	                 below), as JSON compressed with zstd (see writeRecord)
+//	record.json.sha256  the SHA-256 of the record's JSON
+//	summary.json     the outcome and every stage's verdict
+//	index.html       the page to read first: verdicts, the first violation
+//	                 explained, a timeline, the run, links
+//	history.html     porcupine's visualization, with the faults on their own row
+//	member-N/        each member's log and data dir, as data.tar.gz (written by
+//	                 the cluster runner, compressed by Write)
 //
-// The run record is versioned. Load reads a record of this version whole,
-// or fails with one line that names the file and what is wrong; it never
-// half-reads one.
+// The run record is versioned. Load reads a record of this version whole
+// (from record.json.zst, or an earlier report's record.json.gz or
+// record.json), or fails with one line that names the file and what is
+// wrong; it never half-reads one.
 package report
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,7 +40,8 @@ import (
 // File names inside a report directory.
 const (
 	RecordFile = "record.json"
-	// ChecksumFile holds record.json's SHA-256, in sha256sum's format, so
+	// ChecksumFile holds the SHA-256 of the record's JSON (whichever form
+	// the record is kept in), in sha256sum's format naming record.json, so
 	// a record damaged into other valid JSON is still caught.
 	ChecksumFile = "record.json.sha256"
 	SummaryFile  = "summary.json"
@@ -67,7 +69,7 @@ const (
 	Version = 2
 )
 
-// Record is the run record (record.json).
+// Record is the run record (the JSON of record.json.zst).
 type Record struct {
 	Format       string             `json:"format"`
 	Version      int                `json:"version"`
@@ -101,17 +103,7 @@ func Write(dir string, rec Record, sum Summary) error {
 	rec.Format, rec.Version = Format, Version
 	rec.Clients = nonNil(rec.Clients)
 	rec.Injections = nonNil(rec.Injections)
-	if err := writeJSON(filepath.Join(dir, RecordFile), rec, ""); err != nil {
-		return err
-	}
-	digest, err := fileSHA256(filepath.Join(dir, RecordFile))
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte(digest+"  "+RecordFile+"\n"), 0o644); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := compressRecord(dir); err != nil {
+	if err := writeRecord(dir, rec); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(dir, SummaryFile), sum, "  "); err != nil {
@@ -163,18 +155,30 @@ func Annotations(injections []history.Injection) []porcupine.Annotation {
 	return out
 }
 
-// Load reads the run record of a report directory written by Write.
+// Load reads the run record of a report directory written by Write. On
+// error it returns no part of the record.
 func Load(dir string) (Record, error) {
+	rec, err := load(dir)
+	if err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+func load(dir string) (Record, error) {
 	var rec Record
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return rec, fmt.Errorf("%s is not a report directory (it must hold %s)", dir, RecordFile)
 	}
-	b, err := readRecord(dir)
+	b, name, err := readRecord(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "history")); err == nil {
 			return rec, fmt.Errorf("report %s was written by an older etcd-robustness (record version 1: history/client-N.json, no %s); this one reads version %d, so run the scenario again to check it", dir, RecordFile, Version)
 		}
 		return rec, fmt.Errorf("report %s is corrupt: %s is missing", dir, RecordFile)
+	}
+	if cerr := (*corruptError)(nil); errors.As(err, &cerr) {
+		return rec, fmt.Errorf("report %s is corrupt: %w", dir, err)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("report: %w", err)
@@ -186,38 +190,30 @@ func Load(dir string) (Record, error) {
 		Version int    `json:"version"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
 	}
 	if head.Format != Format {
-		return rec, fmt.Errorf("report %s is corrupt: %s has format %q, not %q", dir, RecordFile, head.Format, Format)
+		return rec, fmt.Errorf("report %s is corrupt: %s has format %q, not %q", dir, name, head.Format, Format)
 	}
 	if head.Version != Version {
-		return rec, fmt.Errorf("report %s: %s is version %d; this etcd-robustness reads version %d only", dir, RecordFile, head.Version, Version)
+		return rec, fmt.Errorf("report %s: %s is version %d; this etcd-robustness reads version %d only", dir, name, head.Version, Version)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
 	}
 	if err := checkRecord(rec); err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, RecordFile, err)
+		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
 	}
 	want, err := os.ReadFile(filepath.Join(dir, ChecksumFile))
 	if err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s is missing, so damage to %s cannot be ruled out", dir, ChecksumFile, RecordFile)
+		return rec, fmt.Errorf("report %s is corrupt: %s is missing, so damage to %s cannot be ruled out", dir, ChecksumFile, name)
 	}
 	if got := sha256Hex(b); !strings.HasPrefix(string(want), got+" ") {
-		return rec, fmt.Errorf("report %s is corrupt: %s does not match its checksum in %s (the file was changed or damaged)", dir, RecordFile, ChecksumFile)
+		return rec, fmt.Errorf("report %s is corrupt: %s does not match its checksum in %s (the file was changed or damaged)", dir, name, ChecksumFile)
 	}
 	return rec, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return sha256Hex(b), nil
 }
 
 func sha256Hex(b []byte) string {
@@ -285,45 +281,4 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-// RecordCompressThreshold: a record.json larger than this is kept as
-// record.json.gz (a run with watch traffic records every watch response).
-// The checksum stays that of the JSON itself.
-const RecordCompressThreshold = 4 << 20
-
-// compressRecord gzips a large record.json into record.json.gz.
-func compressRecord(dir string) error {
-	path := filepath.Join(dir, RecordFile)
-	fi, err := os.Stat(path)
-	if err != nil || fi.Size() <= RecordCompressThreshold {
-		return nil
-	}
-	if err := gzipFile(path, path+".gz"); err != nil {
-		return fmt.Errorf("report: compressing %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	return nil
-}
-
-// readRecord reads record.json, or record.json.gz unpacked.
-func readRecord(dir string) ([]byte, error) {
-	path := filepath.Join(dir, RecordFile)
-	b, err := os.ReadFile(path)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return b, err
-	}
-	f, gzErr := os.Open(path + ".gz")
-	if gzErr != nil {
-		return nil, err // neither is there: record.json is missing
-	}
-	defer f.Close()
-	zr, gzErr := gzip.NewReader(f)
-	if gzErr != nil {
-		return nil, fmt.Errorf("%s.gz: %w", RecordFile, gzErr)
-	}
-	defer zr.Close()
-	return io.ReadAll(zr)
 }

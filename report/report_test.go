@@ -62,12 +62,13 @@ func TestWriteLoad(t *testing.T) {
 }
 
 func TestLoadCorrupt(t *testing.T) {
+	// Damage to the JSON inside record.json.zst, recompressed, so that
+	// Load gets past zstd and finds it in the JSON.
+	rewrite := func(f func([]byte) []byte) func(string) {
+		return func(dir string) { rewriteRecord(t, dir, f) }
+	}
 	edit := func(from, to string) func(string) {
-		return func(dir string) {
-			p := filepath.Join(dir, RecordFile)
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, []byte(strings.Replace(string(b), from, to, 1)), 0o644)
-		}
+		return rewrite(func(b []byte) []byte { return []byte(strings.Replace(string(b), from, to, 1)) })
 	}
 	tests := []struct {
 		name   string
@@ -75,23 +76,19 @@ func TestLoadCorrupt(t *testing.T) {
 		want   string
 	}{
 		{"not a directory", func(dir string) { os.RemoveAll(dir) }, "is not a report directory"},
-		{"record missing", func(dir string) { os.Remove(filepath.Join(dir, RecordFile)) }, "record.json is missing"},
+		{"record missing", func(dir string) { os.Remove(filepath.Join(dir, RecordZstdFile)) }, "record.json is missing"},
 		{"an older report", func(dir string) {
-			os.Remove(filepath.Join(dir, RecordFile))
+			os.Remove(filepath.Join(dir, RecordZstdFile))
 			os.MkdirAll(filepath.Join(dir, "history"), 0o755)
 		}, "written by an older etcd-robustness (record version 1"},
-		{"truncated record", func(dir string) {
-			p := filepath.Join(dir, RecordFile)
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, b[:len(b)/2], 0o644)
-		}, "is corrupt: record.json: unexpected end of JSON input"},
-		{"garbled record", edit(`"clients":[`, `"clients":{`), "is corrupt: record.json"},
-		{"another version", edit(`"version":2`, `"version":3`), "record.json is version 3; this etcd-robustness reads version 2 only"},
-		{"not a record", edit(`"format":"etcd-robustness run record"`, `"format":"x"`), `record.json has format "x"`},
+		{"truncated JSON", rewrite(func(b []byte) []byte { return b[:len(b)/2] }), "is corrupt: record.json.zst: unexpected end of JSON input"},
+		{"garbled record", edit(`"clients":[`, `"clients":{`), "is corrupt: record.json.zst"},
+		{"another version", edit(`"version":2`, `"version":3`), "record.json.zst is version 3; this etcd-robustness reads version 2 only"},
+		{"not a record", edit(`"format":"etcd-robustness run record"`, `"format":"x"`), `record.json.zst has format "x"`},
 		{"unknown field", edit(`"seed":7`, `"sed":7`), `unknown field "sed"`},
 		{"empty request", edit(`"request":{"put":{"key":"a","value":"2"}}`, `"request":{}`), "client 0 operation 1: the request is empty"},
 		{"bad outcome", edit(`"outcome":"unknown"`, `"outcome":"maybe"`), `error outcome "maybe" (valid: failed, unknown)`},
-		{"garbled into other valid JSON", edit(`"value":"1"`, `"value":"7"`), "record.json does not match its checksum in record.json.sha256"},
+		{"garbled into other valid JSON", edit(`"value":"1"`, `"value":"7"`), "record.json.zst does not match its checksum in record.json.sha256"},
 		{"checksum missing", func(dir string) { os.Remove(filepath.Join(dir, ChecksumFile)) }, "record.json.sha256 is missing"},
 	}
 	for _, tc := range tests {
@@ -106,25 +103,4 @@ func TestLoadCorrupt(t *testing.T) {
 			require.NotContains(t, err.Error(), "\n", "errors are one line")
 		})
 	}
-}
-
-// A record over RecordCompressThreshold is kept gzipped, and Load reads it
-// back whole, checksum checked.
-func TestLargeRecordIsCompressed(t *testing.T) {
-	var ops []history.Operation
-	for i := 0; i < 40000; i++ {
-		ops = append(ops, ht.Op(i%8, i, i+1, ht.Put("key-with-a-longer-name", strings.Repeat("v", 40)+string(rune('a'+i%26))), ht.PutOK(int64(i+2))))
-	}
-	rec := Record{Input: validate.Input{Clients: ht.Clients(ops...), FinalRead: -1}}
-	dir := t.TempDir()
-	require.NoError(t, Write(dir, rec, Summary{Outcome: "PASS"}))
-	_, err := os.Stat(filepath.Join(dir, RecordFile))
-	require.ErrorIs(t, err, os.ErrNotExist, "the large record.json was left uncompressed")
-	fi, err := os.Stat(filepath.Join(dir, RecordFile+".gz"))
-	require.NoError(t, err)
-	require.Less(t, fi.Size(), int64(RecordCompressThreshold/4))
-	got, err := Load(dir)
-	require.NoError(t, err)
-	require.Len(t, got.Clients, 8)
-	require.Equal(t, 40000, history.Count(got.Clients).Operations)
 }

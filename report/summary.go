@@ -44,7 +44,8 @@ type RowCheck struct {
 }
 
 // FindReports expands each argument: a report directory (one that holds
-// summary.json or record.json) stays as it is, and any other directory
+// summary.json or a run record in any of its forms: record.json.zst,
+// record.json.gz, record.json) stays as it is, and any other directory
 // stands for the report directories directly inside it. A path that is
 // neither gets an error that names it.
 func FindReports(args []string) ([]string, error) {
@@ -78,7 +79,7 @@ func FindReports(args []string) ([]string, error) {
 }
 
 func isReport(dir string) bool {
-	for _, f := range []string{SummaryFile, RecordFile, RecordFile + ".gz"} {
+	for _, f := range []string{SummaryFile, RecordFile, RecordZstdFile, RecordGzipFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return true
 		}

@@ -60,7 +60,15 @@ func TestSummaryOfBrokenReports(t *testing.T) {
 		{"summary not JSON", func(d string) { os.WriteFile(filepath.Join(d, SummaryFile), []byte("{"), 0o644) }, "is corrupt: summary.json"},
 		{"summary without results", func(d string) { os.WriteFile(filepath.Join(d, SummaryFile), []byte(`{"outcome":"FAIL"}`), 0o644) },
 			"is incomplete: summary.json"},
-		{"record cut short", func(d string) { os.WriteFile(filepath.Join(d, RecordFile), []byte(`{"format":`), 0o644) }, "is corrupt: record.json"},
+		{"record cut short", func(d string) {
+			p := filepath.Join(d, RecordZstdFile)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+		}, "is corrupt: record.json.zst: unexpected EOF"},
+		{"plain record cut short", func(d string) {
+			os.Remove(filepath.Join(d, RecordZstdFile))
+			os.WriteFile(filepath.Join(d, RecordFile), []byte(`{"format":`), 0o644)
+		}, "is corrupt: record.json: unexpected end of JSON input"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,4 +81,22 @@ func TestSummaryOfBrokenReports(t *testing.T) {
 	}
 	_, err := FindReports([]string{t.TempDir()})
 	require.ErrorContains(t, err, "holds no report")
+}
+
+// A directory is a report when it holds a summary or a run record in any
+// of its forms, record.json.zst included.
+func TestFindReportsByRecord(t *testing.T) {
+	parent := t.TempDir()
+	for _, f := range []string{RecordFile, RecordZstdFile, RecordGzipFile} {
+		d := filepath.Join(parent, "only-"+f)
+		require.NoError(t, os.Mkdir(d, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(d, f), nil, 0o644))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(parent, "not-a-report"), 0o755))
+	dirs, err := FindReports([]string{parent})
+	require.NoError(t, err)
+	require.Len(t, dirs, 3)
+	for _, d := range dirs {
+		require.Contains(t, d, "only-")
+	}
 }

@@ -61,7 +61,7 @@ func WriteHistory(dir string, rec Record, res validate.Result) (string, error) {
 	}
 	page := b.String()
 	// Open at the first violation, and say what is shown.
-	banner := `<p id="window-note" style="background:#ffe;padding:4px">This page shows ` + htmlEscape(v.Description) + `. The whole history is in record.json.</p>`
+	banner := `<p id="window-note" style="background:#ffe;padding:4px">This page shows ` + htmlEscape(v.Description) + `. The whole history is in the run record, ` + RecordZstdFile + `.</p>`
 	script := banner + `<script>window.addEventListener('load',function(){var j=document.querySelector('#jump-link');if(j&&!j.classList.contains('inactive')){j.dispatchEvent(new MouseEvent('click',{bubbles:true}));}});</script>`
 	if i := strings.LastIndex(page, "</body>"); i >= 0 {
 		page = page[:i] + script + page[i:]

@@ -1,13 +1,18 @@
 package validate
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-robustness/etcd-robustness/evidence"
@@ -18,8 +23,9 @@ import (
 // TestRecordDir checks the run record in $ETCD_ROBUSTNESS_RECORD (a report
 // directory, or a glob of them) with every stage and logs each stage's
 // time against the traffic's: a measurement on a record too large to
-// commit. It decodes record.json itself, as report.Load would, since
-// report imports this package.
+// commit. It decodes the record itself (record.json, record.json.zst or
+// record.json.gz), as report.Load would, since report imports this
+// package.
 func TestRecordDir(t *testing.T) {
 	pattern := os.Getenv("ETCD_ROBUSTNESS_RECORD")
 	if pattern == "" {
@@ -29,7 +35,7 @@ func TestRecordDir(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, dirs)
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, "record.json"))
+		b, err := readRecordJSON(dir)
 		require.NoError(t, err)
 		var rec struct {
 			Scenario struct {
@@ -202,4 +208,32 @@ func TestWitnessNeedsEveryEffect(t *testing.T) {
 	require.False(t, byRevision(c.Patched.Ops))
 	require.Contains(t, c.Patched.noWitness, "no operation claims log entry 0")
 	require.Equal(t, Illegal, rs[2].Verdict, rs[2].Message)
+}
+
+// readRecordJSON reads a report directory's record: record.json, or
+// record.json.zst or record.json.gz decompressed.
+func readRecordJSON(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "record.json"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	if f, err := os.Open(filepath.Join(dir, "record.json.zst")); err == nil {
+		defer f.Close()
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		return io.ReadAll(zr)
+	}
+	f, err := os.Open(filepath.Join(dir, "record.json.gz"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }

@@ -172,11 +172,15 @@ func TestCheckSavedReport(t *testing.T) {
 		{"linearizable", record(3), nil, exitViolation, `^INCONCLUSIVE: [^\n]*\n(?s:.*)\nlinearizability +ok +3 operations `, ""},
 		{"revision reused", record(2), nil, exitViolation, `^FAIL: linearizability: 3 operations are not linearizable(?s:.*)\nlinearizability +illegal +3 operations `, ""},
 		{"truncated record", record(3), func(dir string) {
-			p := filepath.Join(dir, report.RecordFile)
+			p := filepath.Join(dir, report.RecordZstdFile)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)/3], 0o644)
-		}, exitSetup, "", "record.json: unexpected end of JSON input"},
+		}, exitSetup, "", "is corrupt: record.json.zst: unexpected EOF (the file is cut short)"},
 		{"garbled record", record(3), func(dir string) {
+			os.WriteFile(filepath.Join(dir, report.RecordZstdFile), []byte("\x00\x01garbage"), 0o644)
+		}, exitSetup, "", "is corrupt: record.json.zst: invalid input: magic number mismatch"},
+		{"garbled plain record", record(3), func(dir string) {
+			os.Remove(filepath.Join(dir, report.RecordZstdFile))
 			os.WriteFile(filepath.Join(dir, report.RecordFile), []byte("\x00\x01garbage"), 0o644)
 		}, exitSetup, "", "is corrupt: record.json: invalid character"},
 	}
