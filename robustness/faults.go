@@ -156,11 +156,35 @@ func prepareMembers(ctx context.Context, cl *cluster.Cluster, faults []failpoint
 // injectTimeout bounds one fault injection, recovery included.
 const injectTimeout = 2 * time.Minute
 
+// faultGap is the least time between one fault's heal and the next
+// fault's start, and between the last fault's heal and the end of the
+// traffic: the recovery stage's window, and half a second more. Without
+// it, a fault that began as the last one healed left the stage nothing to
+// measure, and the run INCONCLUSIVE for the harness's own schedule.
+const faultGap = validate.RecoveryWindow + 500*time.Millisecond
+
+// nextFaultAt is when the next fault starts, on the run's clock: when the
+// schedule says (due), but no sooner than faultGap after the last one
+// healed.
+func nextFaultAt(due time.Duration, prior []history.Injection) time.Duration {
+	if n := len(prior); n > 0 && prior[n-1].End > 0 {
+		return max(due, prior[n-1].End+faultGap)
+	}
+	return due
+}
+
+// trafficEndAt is when the traffic stops: at the scenario's end (due), but
+// no sooner than faultGap after the last fault healed, so the run
+// stretches to fit its faults.
+func trafficEndAt(due time.Duration, injections []history.Injection) time.Duration {
+	return nextFaultAt(due, injections)
+}
+
 // runTrafficAndFaults runs traffic for the scenario's duration and injects
-// the scheduled faults, one after another, each at its start time or once
-// the cluster has recovered from the one before. Traffic keeps going until
-// the last fault has healed and at least a second longer, so the history
-// shows etcd after the faults too.
+// the scheduled faults, one after another, each at its start time but no
+// sooner than faultGap after the one before healed. Traffic keeps going
+// until faultGap after the last fault healed, and at least to the
+// scenario's end, so the history shows etcd recover from every fault.
 func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cluster.Cluster, clock *history.Clock,
 	profile traffic.Profile, plan faultPlan) ([]history.Client, []history.Injection) {
 	sc := cfg.Scenario
@@ -191,7 +215,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 	rnd := rand.New(rand.NewSource(cfg.Seed))
 	var injections []history.Injection
 	for _, step := range plan.steps {
-		if wait := trafficStart + step.spec.Start - clock.Now(); wait > 0 {
+		if wait := nextFaultAt(trafficStart+step.spec.Start, injections) - clock.Now(); wait > 0 {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
@@ -208,7 +232,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, plan.minIsolation, injections))
 		prog.setFault("")
 	}
-	wait := max(trafficStart+sc.Duration-clock.Now(), time.Second)
+	wait := max(trafficEndAt(trafficStart+sc.Duration, injections)-clock.Now(), time.Second)
 	select {
 	case <-time.After(wait):
 	case <-ctx.Done():

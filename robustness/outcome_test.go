@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -41,4 +42,31 @@ func TestOutcomeOf(t *testing.T) {
 			require.Equal(t, tc.headline, r.Headline())
 		})
 	}
+}
+
+// Each fault gets the recovery stage's window after the one before healed,
+// and the traffic runs that long after the last one: the schedule never
+// leaves the stage nothing to judge.
+func TestFaultSpacing(t *testing.T) {
+	s := time.Second
+	healed := []history.Injection{{Name: "a", Start: 2 * s, End: 4 * s}}
+	tests := []struct {
+		name  string
+		due   time.Duration
+		prior []history.Injection
+		want  time.Duration
+	}{
+		{"first fault: when due", 2 * s, nil, 2 * s},
+		{"due after the gap: when due", 9 * s, healed, 9 * s},
+		{"due inside the gap: after it", 5 * s, healed, 4*s + faultGap},
+		{"a fault that never healed sets no gap", 5 * s, []history.Injection{{Name: "a", Start: 2 * s, Error: "x"}}, 5 * s},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, nextFaultAt(tc.due, tc.prior))
+			require.Equal(t, tc.want, trafficEndAt(tc.due, tc.prior))
+		})
+	}
+	require.GreaterOrEqual(t, faultGap, validate.RecoveryWindow, "the gap covers the recovery stage's window")
+	require.GreaterOrEqual(t, validate.RecoveryWindow, validate.RecoveryWatchBound)
 }

@@ -45,6 +45,12 @@ const (
 	recoveryMinWindow = 500 * time.Millisecond
 )
 
+// RecoveryWindow is how long after a fault heals the recovery stage reads
+// the traffic: its longest bound, the throughput's counted with its 1 s
+// window. A run gives each fault this long before the next one starts,
+// and before the traffic stops, so that the stage can judge it.
+const RecoveryWindow = max(RecoveryWriteBound, RecoveryThroughputBound+time.Second, RecoveryWatchBound)
+
 // Recovery checks that the cluster recovers from each fault it was given.
 // For each injection that took effect and healed (End, the moment the
 // harness had healed the fault and seen every member serve a
