@@ -210,6 +210,8 @@ func TestLinearizabilityNamesTheStuckOperation(t *testing.T) {
 func TestLinearizabilityTimeoutIsNotAPass(t *testing.T) {
 	r := linearizability(context.Background(), Linearizability{Timeout: 200 * time.Millisecond}, slowToCheck())
 	require.Equal(t, TimedOut, r.Verdict, r.Message)
+	// It says why the witness did not decide instead.
+	require.Contains(t, r.Message, "400 of unknown outcome left open; the log's order was no witness: no committed log to order by")
 }
 
 func TestPorcupineOperations(t *testing.T) {

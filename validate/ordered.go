@@ -23,6 +23,60 @@ import (
 // raft, one whose entry changed nothing) is placed between two entries,
 // where the revision its response names was current and where real time
 // allows. Operations of unknown outcome that claim no entry go last.
+//
+// Writes of unknown outcome the patch leaves open. settle (patch.go)
+// leaves a write of unknown outcome open when the evidence does not say
+// whether it took effect: a lease revoke (the leader commits identical
+// revokes when a lease expires); a copy in a group of identical requests
+// one copy of which etcd refused with an error it may give after
+// committing (group.maybeCommitted); identical requests without a unique
+// value (deletes, compactions, transactions that write no value) whose
+// committed copies number neither the acknowledged ones nor all that were
+// sent, or that have a copy past the commit index; a write whose value is
+// only past the commit index; and, when the log is incomplete, any write
+// missing from it (then the log does not replay, and there is no witness
+// at all). The witness places each open
+// write itself, in one pass and without a search, as one of:
+//   - at an entry: after the answered and applied operations have claimed
+//     the entries their revisions pin, the open copies of one request, in
+//     call order, each take the first entry of an identical request, in
+//     log order, that changed the store when replayed and that no
+//     operation claims. A revoke's effective copy is claimed before, by
+//     an acknowledged revoke or by a server operation (the leader's
+//     expiry; or, while a client's revoke of the lease is open, one open
+//     operation that stands for the expiry or that client's), so a
+//     client's open revoke goes in none.
+//   - in none: a copy left without such an entry took no effect. It goes
+//     after every other operation, in call order, and is walked there as
+//     a step that leaves the state as it was, which model.Step always
+//     allows an unknown outcome.
+//
+// Call order is enough: the copies are identical and open (each may take
+// effect at any time after its call, and returns after everything), so the
+// only real-time bound on a copy at an entry is that it was called before
+// every operation that must follow that entry (those at later revisions,
+// the claimants of later entries) returned, a bound that can only grow
+// along the log. Giving the earliest calls the earliest free entries places
+// a copy at every free entry whenever any assignment does: if the i-th
+// earliest copy was called too late for the i-th free entry, the first i
+// free entries need i copies called earlier than it, and there are i-1.
+// Then, and when an entry that changed the store has no open copy at all,
+// the plan or the walk fails (as for a request no client sent), and
+// porcupine decides.
+//
+// Why this cannot hide a violation: the placement is only a proposal.
+// witnessed walks the whole order, every operation of the patched history
+// exactly once (open ones included, at their entry or last as a step of no
+// effect), through model.Step from the initial state, and checks real time
+// with every open operation returning after all others, as porcupine is
+// told. An order it accepts is therefore a path of porcupine's search over
+// the same operations: the history is linearizable whatever the
+// placement. A wrong placement (a copy at an entry it did not make, or in
+// none when it took effect) can only make a step or the real-time check
+// fail; then porcupine searches. That every entry that changed the store
+// is claimed by exactly one operation (claim refuses an entry claimed
+// already) keeps the order the log's, so the witness finds orders that
+// exist; it is not what the pass rests on, which is the walk.
 
 // maxTries bounds the places tried for one operation that claims no entry.
 const maxTries = 32
@@ -42,6 +96,10 @@ func byRevision(ops []Op) bool { return witnessed(ops) == "" }
 //     on from it, which is one path porcupine's search may take);
 //   - no operation returned before one that comes earlier in the order was
 //     called (an open operation returns after everything).
+//
+// A write of unknown outcome the plan placed in none is walked too, last,
+// as a step that leaves the state as it was; one placed at an entry takes
+// the state after it (see choose). Nothing is left out of the walk.
 //
 // The order holds every operation exactly once (it is ops sorted by place),
 // lease deadlines come from the operations' own call times, and ties in
@@ -130,7 +188,9 @@ func returned(o *Op) time.Duration {
 // name their revision) and, for an answer that names its revision, those
 // at that revision, the latest, or failing Step there, the nearest of at
 // most maxTries where Step accepts it; operations in one slot by return
-// time. Operations of unknown outcome that claim no entry go last.
+// time. Operations of unknown outcome that claim no entry go last: in none
+// (see "Writes of unknown outcome the patch leaves open" above, for the
+// rule and why it cannot hide a violation).
 func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	if revs.effective == nil || len(ops) == 0 {
 		return "the log does not replay"
@@ -230,6 +290,8 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 				return fmt.Sprintf("%s (%s) has no unclaimed log entry at the revisions pinned", o.Source, o.Request)
 			}
 		case r.Status == model.StatusUnknown:
+			// An open write: the first free identical entry that changed
+			// the store, in call order; failing that, in none (last).
 			first(func(e int) bool { return changed[e] })
 		case r.Status == model.StatusFailed:
 			first(func(e int) bool { return !revs.effective[e] })

@@ -237,3 +237,152 @@ func readRecordJSON(dir string) ([]byte, error) {
 	}
 	return io.ReadAll(zr)
 }
+
+// Writes of unknown outcome the patch cannot settle stay open, and the
+// witness places each one: at a free log entry of an identical request
+// that changed the store, or in none (no effect, after everything).
+func TestWitnessPlacesOpenWrites(t *testing.T) {
+	put, get, del := ht.Put, ht.Get, ht.Del
+	pastCommit := func(l *evidence.Log, r history.Request) *evidence.Log {
+		l.Uncommitted = append(l.Uncommitted, evidence.Entry{Index: uint64(len(l.Entries) + 1), Term: 2, Request: &r})
+		return l
+	}
+	// Identical deletes from two clients, one committed: the log holds
+	// one copy more than were acknowledged (none) and one fewer than were
+	// sent, so counting does not say which copy it is.
+	twoDeletes := []history.Operation{
+		op(0, 0, 10, put("a", "1"), putOK(2)),
+		unknown(1, 20, 1000, del("a")),
+		unknown(2, 30, 1000, del("a")),
+		op(0, 100, 110, get("a"), getOK(3)),
+	}
+	tests := []struct {
+		name    string
+		history []history.Operation
+		log     *evidence.Log
+		open    int
+		// at: the open operations the witness places at a log entry, in
+		// order; none: those it places in none. Sources.
+		at, none []string
+		witness  bool
+		verdict  Verdict
+	}{
+		{
+			name: "identical deletes from two clients, one committed", history: twoDeletes,
+			log: logOf(put("a", "1"), del("a")), open: 2,
+			at: []string{"client 1 #0"}, none: []string{"client 2 #0"}, witness: true, verdict: OK,
+		},
+		{
+			// The copy called first takes the entry, though it was called
+			// before the read that still saw the key: it is open, so it may
+			// take effect at any time after its call.
+			name: "identical deletes, the entry after a read that saw the key",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				unknown(1, 20, 1000, del("a")),
+				op(0, 30, 40, get("a"), getOK(2, kv("a", "1", 2))),
+				unknown(2, 50, 1000, del("a")),
+				op(0, 100, 110, get("a"), getOK(3)),
+			},
+			log: logOf(put("a", "1"), del("a")), open: 2,
+			at: []string{"client 1 #0"}, none: []string{"client 2 #0"}, witness: true, verdict: OK,
+		},
+		{
+			// The acknowledged copy found nothing, at revision 3: it takes
+			// the entry that changed nothing, and the first unknown copy
+			// the one that deleted.
+			name: "an acknowledged delete and two unknown ones, two committed",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				unknown(1, 20, 1000, del("a")),
+				unknown(2, 30, 1000, del("a")),
+				op(3, 50, 60, del("a"), delOK(3, 0)),
+				op(0, 100, 110, get("a"), getOK(3)),
+			},
+			log: logOf(put("a", "1"), del("a"), del("a")), open: 2,
+			at: []string{"client 1 #0"}, none: []string{"client 2 #0"}, witness: true, verdict: OK,
+		},
+		{
+			// Its value is past the commit index only: it may be committed
+			// after the history ends, so it stays open, and took no effect
+			// within it.
+			name: "an unknown put with no committed entry",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				unknown(1, 20, 1000, put("a", "x")),
+				op(0, 100, 110, get("a"), getOK(2, kv("a", "1", 2))),
+			},
+			log: pastCommit(logOf(put("a", "1")), put("a", "x")), open: 1,
+			none: []string{"client 1 #0"}, witness: true, verdict: OK,
+		},
+		{
+			name: "an unknown delete with no committed entry",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				unknown(1, 20, 1000, del("a")),
+				op(0, 100, 110, get("a"), getOK(2, kv("a", "1", 2))),
+			},
+			log: pastCommit(logOf(put("a", "1")), del("a")), open: 1,
+			none: []string{"client 1 #0"}, witness: true, verdict: OK,
+		},
+		{
+			// The deletes placed as above, and a read after the one that
+			// saw the key deleted sees it again: a stale read. The witness
+			// does not certify, and porcupine finds the violation.
+			name: "open deletes and a stale read",
+			history: append(append([]history.Operation(nil), twoDeletes...),
+				op(3, 120, 130, get("a"), getOK(2, kv("a", "1", 2)))),
+			log: logOf(put("a", "1"), del("a")), open: 2,
+			witness: false, verdict: Illegal,
+		},
+		{
+			// No copy may take the committed delete: both were called
+			// after a read saw it. Nothing explains the entry, and the
+			// history is not linearizable.
+			name: "a committed delete before either copy was called",
+			history: []history.Operation{
+				op(0, 0, 10, put("a", "1"), putOK(2)),
+				op(0, 20, 30, get("a"), getOK(3)),
+				unknown(1, 40, 1000, del("a")),
+				unknown(2, 50, 1000, del("a")),
+			},
+			log: logOf(put("a", "1"), del("a")), open: 2,
+			witness: false, verdict: Illegal,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, c := patched(Input{Clients: clients(tc.history...), FinalRead: -1, Persisted: tc.log})
+			require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
+			require.Equal(t, tc.open, c.Patched.Open, "left open by the patch: %s", rs[1].Message)
+			require.Equal(t, tc.witness, byRevision(c.Patched.Ops), "plan: %s; check: %s", c.Patched.noWitness, witnessed(c.Patched.Ops))
+			require.Equal(t, tc.verdict, rs[2].Verdict, rs[2].Message)
+			if tc.witness {
+				require.Contains(t, rs[2].Message, "in the committed log's order")
+			}
+			porc := Linearizability{Timeout: 10 * time.Second, SearchOnly: true}.Validate(context.Background(), c)
+			require.Equal(t, tc.verdict, porc.Verdict, porc.Message)
+			if !tc.witness {
+				return
+			}
+			bySource := map[string]*Op{}
+			last := 0
+			for i := range c.Patched.Ops {
+				o := &c.Patched.Ops[i]
+				bySource[o.Source] = o
+				last = max(last, o.place)
+			}
+			for _, src := range tc.at {
+				o := bySource[src]
+				require.True(t, o.Open && o.applied, "%s is placed at its entry", src)
+				require.Less(t, o.place, last-len(tc.none)+1, "%s is not among the last", src)
+			}
+			for k, src := range tc.none {
+				o := bySource[src]
+				require.True(t, o.Open, src)
+				require.False(t, o.applied, "%s took no effect", src)
+				require.Equal(t, last-len(tc.none)+1+k, o.place, "%s goes after everything", src)
+			}
+		})
+	}
+}

@@ -170,6 +170,7 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 			p.Ops = append(p.Ops, o.Op)
 		}
 		p.Open = countOpen(ops)
+		p.noWitness = "no committed log to order by"
 		return Result{Verdict: Inconclusive, CheckedWhat: "committed entries",
 			Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
 				firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
