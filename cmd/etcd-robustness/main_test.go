@@ -85,10 +85,7 @@ func TestBadInput(t *testing.T) {
 // no run directory behind.
 func TestInterruptLeavesNothingBehind(t *testing.T) {
 	bins := testetcd.Binaries(t)
-	bin := filepath.Join(t.TempDir(), "etcd-robustness")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildCLI(t)
 
 	results := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
