@@ -125,7 +125,8 @@ func Clip(s string, n int) string {
 }
 
 // Checked says what a stage checked: "9560 operations", or "nothing to
-// check" when it checked nothing and passed; "-" for a stage of an old
+// check" when it checked nothing and passed, or "not finished" for a
+// check that timed out having decided nothing; "-" for a stage of an old
 // report that did not say.
 func Checked(r validate.Result) string {
 	switch {
@@ -135,6 +136,8 @@ func Checked(r validate.Result) string {
 		return strconv.Itoa(r.Checked)
 	case r.Passed() && r.CheckedWhat != "":
 		return "nothing to check"
+	case r.Verdict == validate.TimedOut:
+		return "not finished" // a search that ran out of time decided nothing
 	case r.CheckedWhat != "":
 		return "0 " + r.CheckedWhat
 	}

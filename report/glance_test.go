@@ -178,3 +178,20 @@ func TestNotInjected(t *testing.T) {
 		"random at 0s: no fault applies",
 	}, NotInjected([]history.Injection{injected, notInjected, {Name: "random", Error: "no fault applies"}}))
 }
+
+// What the CHECKED column says for each kind of result.
+func TestCheckedColumn(t *testing.T) {
+	tests := []struct {
+		r    validate.Result
+		want string
+	}{
+		{validate.Result{Verdict: validate.OK, Checked: 5, CheckedWhat: "operations"}, "5 operations"},
+		{validate.Result{Verdict: validate.OK, CheckedWhat: "watch streams"}, "nothing to check"},
+		{validate.Result{Verdict: validate.TimedOut, CheckedWhat: "operations"}, "not finished"},
+		{validate.Result{Verdict: validate.Inconclusive, CheckedWhat: "probes"}, "0 probes"},
+		{validate.Result{Verdict: validate.OK}, "-"},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, Checked(tc.r), "%+v", tc.r)
+	}
+}
