@@ -19,7 +19,7 @@ STAGE_ROW = grep -E '^$(1)  '
 CHECK_ROW = grep -Eq '^  $(1) +$(2)  '
 NOT_PASSED = awk 'NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
 
-.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser throughput
+.PHONY: all build test test-unit lint-workflows test-robustness-exploratory bench run reproduce-14370 no-false-alarm clean test-browser throughput
 
 all: build
 
@@ -29,13 +29,24 @@ build:
 # Unit tests (with the race detector), then every test: the end-to-end ones
 # build etcd $(ETCD_VERSION) with failpoints into the cache on first use and
 # start real clusters on 127.0.0.1.
-test:
+test: lint-workflows
 	$(GO) vet ./...
 	$(GO) test -short -race -count=1 ./...
 	# One package at a time: each starts real clusters, whose fault tests are
 	# timing-sensitive on 2 cores, and ports are picked by binding and
 	# releasing, so two packages starting clusters at once could collide.
-	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) $(GO) test -p 1 -count=1 -timeout 30m ./...
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) $(GO) test -p 1 -count=1 -timeout 30m -skip '^TestRobustnessExploratory$$' ./...
+	# Two runs of the default scenario, explore, from fixed seeds, so that
+	# CI exercises what users run and a red run can be replayed.
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) $(GO) test -count=2 -timeout 20m -run '^TestRobustnessExploratory$$' ./robustness/ -args -seed $(TEST_EXPLORE_SEED)
+
+# The first seed of make test's two exploratory runs (it runs this one and
+# the next).
+TEST_EXPLORE_SEED ?= 1
+
+# actionlint (a tool dependency in go.mod) checks the CI workflows.
+lint-workflows:
+	$(GO) tool actionlint .github/workflows/*.yml
 
 test-unit:
 	$(GO) test -short -race -count=1 ./...
@@ -171,3 +182,21 @@ watch-matrix: build
 	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
 	done; done; done; echo "watch-matrix: $$fail runs did not pass"; \
 	./bin/etcd-robustness summary --html $(MATRIX_DIR)/watch/summary.html $(MATRIX_DIR)/watch | sed -n '/^CHECK/,$$p'; test $$fail -eq 0
+
+# The default scenario, explore, RUNS times: each run draws its cluster,
+# traffic, watches, 1-3 faults and etcd settings from its seed (see
+# scenarios/explore.go). SHARD=i/n takes every n-th seed from shard i, so
+# that machines split a matrix; SEED=S starts from S (default: the clock);
+# ETCD_VERSION may list several releases (v3.6.16,v3.7.3) for members to
+# be drawn from. One line per run with running totals, then `summary`'s
+# table; every report is kept under EXPLORE_DIR. Fails if a run did not pass.
+SHARD ?= 0/1
+SEED ?=
+EXPLORE_DIR ?= $(MATRIX_DIR)/exploratory
+test-robustness-exploratory: build
+	@rm -rf $(EXPLORE_DIR); mkdir -p $(EXPLORE_DIR); \
+	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_KEEP=1 $(GO) test -count=$(RUNS) -v -timeout 0 -run '^TestRobustnessExploratory$$' ./robustness/ \
+	  -args -shard $(SHARD) -results-dir $(abspath $(EXPLORE_DIR)) $(if $(SEED),-seed $(SEED)) > $(EXPLORE_DIR)/go-test.log 2>&1; code=$$?; \
+	grep -E 'exploratory_test.go:[0-9]+: (run |seed .* draws)|^(--- FAIL|FAIL|ok) ' $(EXPLORE_DIR)/go-test.log | sed -E 's/^ +exploratory_test.go:[0-9]+: /  /'; \
+	./bin/etcd-robustness summary --html $(EXPLORE_DIR)/summary.html $(EXPLORE_DIR) | sed -n '/^CHECK/,$$p'; \
+	echo "test-robustness-exploratory: go test exit $$code (log: $(EXPLORE_DIR)/go-test.log)"; test $$code -eq 0

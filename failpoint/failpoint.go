@@ -222,11 +222,13 @@ func familyOrder(f Family) int {
 	return slices.Index([]Family{Process, Panic, Sleep, Network, Membership, Disk}, f)
 }
 
-// Pick returns one fault, chosen with r, among those available for c.
+// Pick returns one fault, chosen with r, among those available for c that
+// can run at once: `random` resolved at injection time (through Lookup)
+// cannot restart the members with the flags a fault needs.
 func Pick(ctx context.Context, c *cluster.Cluster, r *rand.Rand, hasRequests bool) (Failpoint, error) {
 	var ok []Failpoint
 	for _, f := range All() {
-		if !inRandomPool(f, c) {
+		if needsRestart(f, c) {
 			continue
 		}
 		if n, ok := f.(needsRequests); ok && n.needsRequests() && !hasRequests {
@@ -242,24 +244,30 @@ func Pick(ctx context.Context, c *cluster.Cluster, r *rand.Rand, hasRequests boo
 	return ok[r.Intn(len(ok))], nil
 }
 
-// inRandomPool leaves out of `random` the faults that need members
-// restarted with extra flags: `random` is resolved after the cluster is up.
-func inRandomPool(f Failpoint, c *cluster.Cluster) bool {
+// needsRestart reports whether f needs the members restarted before it
+// runs: with extra flags, or on a prepared data dir.
+func needsRestart(f Failpoint, c *cluster.Cluster) bool {
 	if _, prep := f.(MemberPreparer); prep {
-		return false
+		return true
 	}
 	mf, ok := f.(MemberFlagger)
 	if !ok || len(c.Members()) == 0 {
-		return true
+		return false
 	}
 	flags, err := mf.MemberFlags(c.Members()[0])
-	return err == nil && len(flags) == 0
+	return err != nil || len(flags) > 0
 }
 
-// InRandomPool reports whether `random` may pick f on cluster c (it must
-// also be available there): not the faults that need the members
-// restarted first.
-func InRandomPool(f Failpoint, c *cluster.Cluster) bool { return inRandomPool(f, c) }
+// InRandomPool reports whether a run's `random` may pick f (it must also be
+// available there). A run resolves `random` while it plans, before traffic,
+// so a fault that needs the members restarted with extra flags may be
+// picked: the run restarts them. A fault that needs each member's data
+// dir prepared (on a LazyFS) runs by name only, as it moves every
+// member's data onto a FUSE mount.
+func InRandomPool(f Failpoint) bool {
+	_, prep := f.(MemberPreparer)
+	return !prep
+}
 
 // needsRequests marks faults whose trigger sends etcd requests.
 type needsRequests interface{ needsRequests() bool }

@@ -175,7 +175,7 @@ func TestFirstViolationInvolved(t *testing.T) {
 // with them, and described from what ran, on the page and in `summary`'s
 // rows; so is a record from before runs recorded their flags.
 func TestReportNamesWhatRan(t *testing.T) {
-	def, err := scenarios.Lookup(scenarios.DefaultName)
+	def, err := scenarios.Lookup(scenarios.BasicName)
 	require.NoError(t, err)
 	changed := def
 	changed.Traffic, changed.QPS, changed.Clients, changed.Failpoint = "etcd", 500, 10, "pause-follower"
@@ -184,8 +184,8 @@ func TestReportNamesWhatRan(t *testing.T) {
 		sc    scenarios.Scenario
 		title string
 	}{
-		{"with its flags", changed.Overridden([]string{"--traffic etcd", "--failpoint pause-follower"}), "default, with flags: --traffic etcd --failpoint pause-follower"},
-		{"an older record", changed, "default"},
+		{"with its flags", changed.Overridden([]string{"--traffic etcd", "--failpoint pause-follower"}), "basic, with flags: --traffic etcd --failpoint pause-follower"},
+		{"an older record", changed, "basic"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

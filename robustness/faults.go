@@ -29,12 +29,10 @@ type faultPlan struct {
 	minIsolation time.Duration
 }
 
-// faultStep is one scheduled fault. fp is nil for `random`, which picks
-// from pool at injection time with the run's seed.
+// faultStep is one scheduled fault (`random` already picked).
 type faultStep struct {
 	spec scenarios.Fault
 	fp   failpoint.Failpoint
-	pool []failpoint.Failpoint
 }
 
 // lookupFaults checks the scenario's fault names before anything starts.
@@ -52,11 +50,13 @@ func lookupFaults(sc scenarios.Scenario) error {
 }
 
 // prepareFaults resolves the scenario's faults and checks that each can run
-// against this cluster and its binaries. `random` becomes the pool of
-// faults available here. Faults that need extra etcd flags (a small
-// --snapshot-count) get them: the members are restarted with them, one at a
-// time, before traffic starts.
-func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster) (faultPlan, error) {
+// against this cluster and its binaries. Each `random` is picked, from the
+// seed, among the faults available here (randomPool), so the same seed
+// and binaries give the same faults; the scenario returned names them in
+// its place. Faults that need extra etcd flags (a small --snapshot-count)
+// get them: the members are restarted with them, one at a time, before
+// traffic starts.
+func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster, seed int64) (faultPlan, scenarios.Scenario, error) {
 	var plan faultPlan
 	if sc.Watch != nil {
 		// Watch traffic opens RequireLeader watches: a member cut off from
@@ -66,22 +66,26 @@ func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Clust
 	}
 	var flagged []failpoint.MemberFlagger
 	var preparers []failpoint.MemberPreparer
-	for _, spec := range sc.Schedule() {
+	var pool []failpoint.Failpoint
+	picker := rand.New(rand.NewSource(seed ^ pickSalt))
+	sched := sc.Schedule()
+	for i, spec := range sched {
 		fs, err := failpoint.Parse(spec.Name)
 		if err != nil {
-			return faultPlan{}, err
+			return faultPlan{}, sc, err
 		}
 		fp := fs[0]
 		if fp.Name() == failpoint.Random {
-			pool := randomPool(ctx, cl)
-			if len(pool) == 0 {
-				return faultPlan{}, errors.New("random: no fault is available for this cluster")
+			if pool == nil {
+				pool = randomPool(ctx, cl)
 			}
-			plan.steps = append(plan.steps, faultStep{spec: spec, pool: pool})
-			continue
-		}
-		if err := fp.Available(ctx, cl); err != nil {
-			return faultPlan{}, fmt.Errorf("failpoint %s is not available: %w", fp.Name(), err)
+			if len(pool) == 0 {
+				return faultPlan{}, sc, errors.New("random: no fault is available for this cluster")
+			}
+			fp = pool[picker.Intn(len(pool))]
+			sched[i].Name = fp.Name()
+		} else if err := fp.Available(ctx, cl); err != nil {
+			return faultPlan{}, sc, fmt.Errorf("failpoint %s is not available: %w", fp.Name(), err)
 		}
 		if mf, ok := fp.(failpoint.MemberFlagger); ok {
 			flagged = append(flagged, mf)
@@ -89,20 +93,36 @@ func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Clust
 		if mp, ok := fp.(failpoint.MemberPreparer); ok {
 			preparers = append(preparers, mp)
 		}
-		plan.steps = append(plan.steps, faultStep{spec: spec, fp: fp})
+		plan.steps = append(plan.steps, faultStep{spec: sched[i], fp: fp})
 	}
+	sc = withSchedule(sc, sched)
 	if err := prepareMembers(ctx, cl, flagged, preparers); err != nil {
-		return faultPlan{}, err
+		return faultPlan{}, sc, err
 	}
-	return plan, nil
+	return plan, sc, nil
+}
+
+// pickSalt keeps the picks of `random` apart from the other draws made
+// from the run's seed.
+const pickSalt = 0x5eed_fa17
+
+// withSchedule is sc with its faults named as resolved: the --failpoint
+// list, or the explicit schedule, now names what runs.
+func withSchedule(sc scenarios.Scenario, sched []scenarios.Fault) scenarios.Scenario {
+	if len(sc.Faults) > 0 && (sc.Failpoint == "" || sc.Failpoint == scenarios.FaultNames(sc.Faults)) {
+		sc.Faults = sched
+		sc.Failpoint = scenarios.FaultNames(sched)
+		return sc
+	}
+	sc.Failpoint = scenarios.FaultNames(sched)
+	return sc
 }
 
 // randomPool is every fault `random` may pick on this cluster.
 func randomPool(ctx context.Context, cl *cluster.Cluster) []failpoint.Failpoint {
 	var pool []failpoint.Failpoint
 	for _, f := range failpoint.All() {
-		// Faults that need a restart with other flags run only by name.
-		if failpoint.InRandomPool(f, cl) && f.Available(ctx, cl) == nil {
+		if failpoint.InRandomPool(f) && f.Available(ctx, cl) == nil {
 			pool = append(pool, f)
 		}
 	}
@@ -122,11 +142,7 @@ func prepareMembers(ctx context.Context, cl *cluster.Cluster, faults []failpoint
 			if err != nil {
 				return err
 			}
-			for _, fl := range flags {
-				if !slices.Contains(args, fl) {
-					args = append(args, fl)
-				}
-			}
+			args = mergeFlags(args, flags)
 		}
 		if slices.Equal(args, m.ExtraArgs()) && len(preparers) == 0 {
 			continue
@@ -151,6 +167,19 @@ func prepareMembers(ctx context.Context, cl *cluster.Cluster, faults []failpoint
 		}
 	}
 	return nil
+}
+
+// mergeFlags is args with flags added ("--name=value"): a flag args already
+// sets is replaced, so a fault's small --snapshot-count wins over a
+// scenario's setting.
+func mergeFlags(args, flags []string) []string {
+	out := slices.Clone(args)
+	for _, fl := range flags {
+		name, _, _ := strings.Cut(fl, "=")
+		out = slices.DeleteFunc(out, func(a string) bool { n, _, _ := strings.Cut(a, "="); return n == name })
+		out = append(out, fl)
+	}
+	return out
 }
 
 // injectTimeout bounds one fault injection, recovery included.
@@ -224,10 +253,6 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		if ctx.Err() != nil {
 			break
 		}
-		if step.fp == nil {
-			step.fp = step.pool[rnd.Intn(len(step.pool))]
-			lg.Info("random fault picked", zap.String("failpoint", step.fp.Name()))
-		}
 		prog.setFault(step.fp.Name())
 		injections = append(injections, injectOne(ctx, lg, cl, clock, rnd, reqs, step, plan.minIsolation, injections))
 		prog.setFault("")
@@ -253,7 +278,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 // the crash made it fail with. The crash stage reports the crash itself.
 func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *history.Clock, rnd *rand.Rand,
 	reqs *recordingRequests, step faultStep, minIsolation time.Duration, prior []history.Injection) history.Injection {
-	fp := step.fp // picked already if random
+	fp := step.fp
 	inj := history.Injection{Name: fp.Name(), Start: clock.Now()}
 	if e, ok := crashedAndDown(cl, prior); ok {
 		inj.End = inj.Start

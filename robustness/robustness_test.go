@@ -21,12 +21,12 @@ import (
 var (
 	resultsDir = flag.String("results-dir", envOr("ETCD_ROBUSTNESS_RESULTS", "../results"), "where a failing run leaves its report (env ETCD_ROBUSTNESS_RESULTS)")
 	keep       = flag.Bool("keep", os.Getenv("ETCD_ROBUSTNESS_KEEP") != "", "keep the report of a passing run too (env ETCD_ROBUSTNESS_KEEP=1)")
-	scenario   = flag.String("scenario", scenarios.DefaultName, "scenario TestRobustness runs")
+	scenario   = flag.String("scenario", scenarios.BasicName, "scenario TestRobustness runs (TestRobustnessExploratory runs the default, explore)")
 	seed       = flag.Int64("seed", 0, "seed (default: from the clock)")
 )
 
-// TestRobustness runs a scenario (by default: 3 members, a kill, 10 s of
-// traffic) against a real etcd cluster and fails on any violation. A failing
+// TestRobustness runs a named scenario (by default basic: 3 members, a
+// kill, 10 s of traffic) against a real etcd cluster and fails on any violation. A failing
 // run keeps its report and the test prints where.
 func TestRobustness(t *testing.T) {
 	bins := testetcd.Binaries(t)
@@ -76,7 +76,7 @@ func TestRobustness(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	good, err := scenarios.Lookup(scenarios.DefaultName)
+	good, err := scenarios.Lookup(scenarios.BasicName)
 	require.NoError(t, err)
 	bins := []etcdbuild.Binaries{{Version: "v0.0.0", Etcd: "/nonexistent/etcd"}}
 	tests := []struct {

@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	lg.Info("starting cluster", zap.Int("members", sc.Members), zap.Strings("versions", versions), zap.String("dir", dir))
 	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg,
-		ExtraArgs: watchEtcdArgs(lg, sc, etcdPaths)})
+		ExtraArgs: memberEtcdArgs(lg, sc, etcdPaths)})
 	if err != nil {
 		keep = true
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
@@ -168,10 +168,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.Scenario = sc
 	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))
-	plan, err := prepareFaults(ctx, sc, cl)
+	plan, sc, err := prepareFaults(ctx, sc, cl, cfg.Seed)
 	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	if sc.Flags != "" || sc.Explore != nil {
+		sc.Description = sc.Describe() // it names the faults picked
+	}
+	cfg.Scenario = sc
+	lg.Info("faults planned", zap.String("failpoint", sc.Failpoint), zap.String("scenario", sc.Description))
 
 	clock := history.NewClock()
 	// The members' exits are timed on the run's clock.

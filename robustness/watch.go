@@ -82,26 +82,48 @@ func (r *runWatchers) stop() {
 	}
 }
 
-// watchEtcdArgs are the members' extra flags a scenario's watch traffic
-// needs: a short progress notification interval (spelled as every
-// member's binary knows it; left out, with a warning, when they share no
-// spelling), and the snapshot count it asks for.
-func watchEtcdArgs(lg *zap.Logger, sc scenarios.Scenario, etcdPaths []string) []string {
-	if sc.Watch == nil {
-		return nil
-	}
+// memberEtcdArgs are the members' extra flags the scenario asks for: its
+// etcd settings, and what its watch traffic needs (a short progress
+// notification interval, and the snapshot count it asks for). Each is
+// spelled as every member's binary knows it; one they share no spelling
+// of is left out, with a warning.
+func memberEtcdArgs(lg *zap.Logger, sc scenarios.Scenario, etcdPaths []string) []string {
 	var args []string
+	add := func(value string, names ...string) {
+		if flag := commonFlag(etcdPaths, names...); flag != "" {
+			args = mergeFlags(args, []string{flag + "=" + value})
+			return
+		}
+		lg.Warn("the members' etcd binaries share no spelling of a flag the scenario sets; it is left out",
+			zap.Strings("flag", names), zap.String("value", value))
+	}
+	if e := sc.Etcd; e != nil {
+		if e.SnapshotCount > 0 {
+			add(strconv.Itoa(e.SnapshotCount), "--snapshot-count")
+		}
+		if e.SnapshotCatchUpEntries > 0 {
+			add(strconv.Itoa(e.SnapshotCatchUpEntries), "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
+		}
+		if e.CompactionBatchLimit > 0 {
+			add(strconv.Itoa(e.CompactionBatchLimit), "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+		}
+		if e.HeartbeatInterval > 0 {
+			add(strconv.FormatInt(e.HeartbeatInterval.Milliseconds(), 10), "--heartbeat-interval")
+		}
+		if e.ElectionTimeout > 0 {
+			add(strconv.FormatInt(e.ElectionTimeout.Milliseconds(), 10), "--election-timeout")
+		}
+	}
+	if sc.Watch == nil {
+		return args
+	}
 	interval := sc.Watch.ProgressNotifyInterval
 	if interval == 0 {
 		interval = scenarios.DefaultProgressNotifyInterval
 	}
-	if flag := commonFlag(etcdPaths, "--watch-progress-notify-interval", "--experimental-watch-progress-notify-interval"); flag != "" {
-		args = append(args, flag+"="+interval.String())
-	} else {
-		lg.Warn("the members' etcd binaries share no progress notification interval flag; watches get no periodic progress notification")
-	}
+	add(interval.String(), "--watch-progress-notify-interval", "--experimental-watch-progress-notify-interval")
 	if sc.Watch.SnapshotCount > 0 {
-		args = append(args, "--snapshot-count="+strconv.Itoa(sc.Watch.SnapshotCount))
+		args = mergeFlags(args, []string{"--snapshot-count=" + strconv.Itoa(sc.Watch.SnapshotCount)})
 	}
 	return args
 }

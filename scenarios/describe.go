@@ -22,6 +22,9 @@ func (s Scenario) Describe() string {
 	if s.Clients == 1 {
 		clients = "1 client"
 	}
+	if s.Explore != nil && len(s.Explore.MemberVersions) > 0 {
+		members += " (running " + strings.Join(s.Explore.MemberVersions, ", ") + ")"
+	}
 	parts := []string{members, fmt.Sprintf("%s traffic for %s at %g requests/s from %s%s", s.Traffic, s.Duration, s.QPS, clients, s.rateNote())}
 	switch s.Placement {
 	case traffic.Pinned:
@@ -30,6 +33,9 @@ func (s Scenario) Describe() string {
 		parts[1] += ", each spread over every member"
 	}
 	parts = append(parts, s.describeWatch())
+	if e := s.Etcd.Describe(); e != "" {
+		parts = append(parts, "etcd with "+e)
+	}
 	var faults []string
 	for _, f := range s.Schedule() {
 		d := fmt.Sprintf("%s at %s", f.Name, f.Start)
@@ -74,6 +80,9 @@ func (s Scenario) describeWatch() string {
 	var extra []string
 	if s.Watch.ProgressRequestInterval > 0 {
 		extra = append(extra, fmt.Sprintf("progress requested every %s", s.Watch.ProgressRequestInterval))
+	}
+	if s.Watch.ProgressNotifyInterval > 0 {
+		extra = append(extra, fmt.Sprintf("progress notified every %s", s.Watch.ProgressNotifyInterval))
 	}
 	if s.Watch.SnapshotCount > 0 {
 		extra = append(extra, fmt.Sprintf("snapshot count %d", s.Watch.SnapshotCount))
@@ -133,5 +142,6 @@ func (s Scenario) WhatRan() string {
 func sameRun(a, b Scenario) bool {
 	return a.Members == b.Members && a.Traffic == b.Traffic && a.Duration == b.Duration && a.QPS == b.QPS &&
 		a.Clients == b.Clients && a.Placement == b.Placement && a.Failpoint == b.Failpoint &&
-		slices.Equal(a.Schedule(), b.Schedule()) && (a.Watch == nil) == (b.Watch == nil) && (a.Watch == nil || *a.Watch == *b.Watch)
+		slices.Equal(a.Schedule(), b.Schedule()) && (a.Watch == nil) == (b.Watch == nil) && (a.Watch == nil || *a.Watch == *b.Watch) &&
+		(a.Etcd == nil) == (b.Etcd == nil) && (a.Etcd == nil || *a.Etcd == *b.Etcd) && (a.Explore == nil) == (b.Explore == nil)
 }

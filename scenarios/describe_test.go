@@ -8,7 +8,7 @@ import (
 )
 
 func TestDescribe(t *testing.T) {
-	def, err := Lookup(DefaultName)
+	def, err := Lookup(BasicName)
 	require.NoError(t, err)
 	tests := []struct {
 		name string
@@ -35,14 +35,14 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestOverriddenAndTitle(t *testing.T) {
-	def, err := Lookup(DefaultName)
+	def, err := Lookup(BasicName)
 	require.NoError(t, err)
 	require.Equal(t, def, def.Overridden(nil), "no flags change nothing")
-	require.Equal(t, "default", def.Title())
+	require.Equal(t, "basic", def.Title())
 	s := def
 	s.Traffic, s.QPS, s.Clients = "etcd", 500, 10
 	s = s.Overridden([]string{"--traffic etcd"})
-	require.Equal(t, "default, with flags: --traffic etcd", s.Title())
+	require.Equal(t, "basic, with flags: --traffic etcd", s.Title())
 	require.Equal(t, "--traffic etcd", s.Flags)
 	require.Equal(t, s.Describe(), s.Description)
 	require.NotContains(t, s.Description, "etcd-style KV", "not the registered text")
@@ -52,7 +52,7 @@ func TestOverriddenAndTitle(t *testing.T) {
 // A record from before runs recorded their flags carries the registered
 // text of a scenario that flags changed; it is described from its fields.
 func TestWhatRan(t *testing.T) {
-	def, err := Lookup(DefaultName)
+	def, err := Lookup(BasicName)
 	require.NoError(t, err)
 	changed := def
 	changed.Members, changed.Failpoint = 1, "raftBeforeSave:panic"

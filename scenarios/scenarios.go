@@ -61,6 +61,12 @@ type Scenario struct {
 	EtcdVersion string `json:"etcd_version,omitempty"`
 	// Watch is the scenario's watch traffic (watch.go); nil runs none.
 	Watch *Watch `json:"watch,omitempty"`
+	// Etcd are etcd settings every member runs with; nil leaves etcd's
+	// defaults.
+	Etcd *EtcdSettings `json:"etcd,omitempty"`
+	// Explore, when set, makes the scenario one that draws its fields
+	// from the run's seed (Draw); once drawn, it records the draws.
+	Explore *Exploration `json:"explore,omitempty"`
 }
 
 // Fault is one entry of a schedule.
@@ -85,7 +91,8 @@ func (s Scenario) Schedule() []Fault {
 	names := strings.Split(s.Failpoint, ",")
 	out := make([]Fault, len(names))
 	for i, n := range names {
-		out[i] = Fault{Name: strings.TrimSpace(n), Start: s.Duration/4 + time.Duration(i)*(s.Duration/2)/time.Duration(len(names))}
+		start := s.Duration/4 + time.Duration(i)*(s.Duration/2)/time.Duration(len(names))
+		out[i] = Fault{Name: strings.TrimSpace(n), Start: start.Round(time.Millisecond)}
 	}
 	return out
 }
@@ -141,8 +148,13 @@ func (s Scenario) Resolve() (Scenario, error) {
 	return s, nil
 }
 
-// DefaultName is the scenario the CLI and `go test` run by default.
-const DefaultName = "default"
+// DefaultName is the scenario the CLI and `go test` run by default: one
+// drawn from the seed.
+const DefaultName = ExploreName
+
+// BasicName is the first scenario, the thinnest run: etcd-kv traffic on
+// 10 keys and one kill on 3 members.
+const BasicName = "basic"
 
 var all = map[string]Scenario{}
 
@@ -160,7 +172,7 @@ func register(s Scenario) {
 
 func init() {
 	register(Scenario{
-		Name:        DefaultName,
+		Name:        BasicName,
 		Description: "3 members, etcd-style KV traffic, one member SIGKILLed and restarted",
 		Members:     3,
 		Failpoint:   "kill",

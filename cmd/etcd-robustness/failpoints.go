@@ -74,13 +74,13 @@ func failpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 				reason = "not in this etcd binary"
 			}
 			status = "no: " + strings.ReplaceAll(reason, "\n", " ")
-		} else if !failpoint.InRandomPool(f, cl) {
+		} else if !failpoint.InRandomPool(f) {
 			status = "yes (by name only: not picked by random)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name(), f.Family(), status)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault that needs no restart of the members first and sends no compaction, which the model does not check yet). A gofail point's bare name is its panic.\n", failpoint.Random)
+	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault, picked from the seed before traffic starts; the lost-write disk fault runs by name only). A gofail point's bare name is its panic.\n", failpoint.Random)
 	if ctx.Err() != nil { // interrupted, or the output was closed
 		return exitInterrupted
 	}

@@ -119,7 +119,7 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	fs.SetOutput(stderr)
 	var (
 		scenario     = fs.String("scenario", scenarios.DefaultName, "scenario to run: "+strings.Join(scenarios.Names(), ", "))
-		version      = fs.String("etcd-version", "", "etcd release to build and test (default "+etcdbuild.DefaultVersion+", or the scenario's pinned release); a comma-separated list gives one release per member")
+		version      = fs.String("etcd-version", "", "etcd release to build and test (default "+etcdbuild.DefaultVersion+", or the scenario's pinned release); a comma-separated list gives one release per member, or, for the explore scenario, the releases its members are drawn from")
 		binDir       = fs.String("etcd-bin", "", "directory with prebuilt etcd binaries to test instead of a release build")
 		cacheDir     = fs.String("cache-dir", "", "where etcd builds are cached (default $ETCD_ROBUSTNESS_CACHE or the user cache dir)")
 		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
@@ -150,8 +150,21 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["seed"] {
+		*seed = time.Now().UnixNano() % 1_000_000
+	}
+	releases, err := parseReleases(firstNonEmpty(*version, sc.EtcdVersion, etcdbuild.DefaultVersion))
+	if err != nil && *binDir == "" {
+		return runArgs{}, usageErr(stderr, err)
+	}
+	// An explore scenario draws its fields from the seed; flags then
+	// change what they name.
+	if sc, err = sc.Draw(*seed, releases); err != nil {
+		return runArgs{}, usageErr(stderr, err)
+	}
 	if set["members"] {
 		sc.Members = *members
+		sc = sc.DrawVersions()
 	}
 	if set["failpoint"] {
 		sc.Failpoint = *fp
@@ -165,18 +178,18 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	if err := applyTrafficFlags(&sc, set, *trafficName, *rate, *qps, *clients, *placement); err != nil {
 		return runArgs{}, usageErr(stderr, err)
 	}
-	if !set["seed"] {
-		*seed = time.Now().UnixNano() % 1_000_000
-	}
 	if err := sc.Validate(); err != nil {
 		return runArgs{}, usageErr(stderr, err)
 	}
 	if _, err := failpoint.Lookup(sc.Failpoint); err != nil {
 		return runArgs{}, usageErr(stderr, err)
 	}
-	versions, err := parseVersions(firstNonEmpty(*version, sc.EtcdVersion, etcdbuild.DefaultVersion), sc.Members)
-	if err != nil && *binDir == "" {
-		return runArgs{}, usageErr(stderr, err)
+	versions := releases
+	switch {
+	case sc.Explore != nil && len(sc.Explore.MemberVersions) > 0:
+		versions = sc.Explore.MemberVersions
+	case len(releases) != 1 && len(releases) != sc.Members && *binDir == "":
+		return runArgs{}, usageErr(stderr, fmt.Errorf("--etcd-version lists %d releases for %d members: give one, or one per member", len(releases), sc.Members))
 	}
 	if err := robustness.CheckResultsDir(*resultsDir); err != nil {
 		return runArgs{}, usageErr(stderr, err)
@@ -196,7 +209,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := a.sc
 	lg := newLogger(stderr)
 	defer lg.Sync()
-	lg.Info("run", zap.String("scenario", sc.Title()), zap.String("etcd", firstNonEmpty(a.binDir, strings.Join(a.versions, ","))), zap.Int("members", sc.Members),
+	lg.Info("run", zap.String("scenario", sc.Title()), zap.String("what", sc.Description), zap.String("etcd", firstNonEmpty(a.binDir, strings.Join(a.versions, ","))), zap.Int("members", sc.Members),
 		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", a.seed))
 	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, a.binDir, a.cacheDir)
 	if err != nil {
@@ -263,13 +276,11 @@ func overrides(fs *flag.FlagSet, set map[string]bool, pinned string, versions []
 	return out
 }
 
-// parseVersions reads --etcd-version: one release for every member, or a
-// comma-separated list with one per member.
-func parseVersions(flag string, members int) ([]string, error) {
+// parseReleases reads --etcd-version: one release, or a comma-separated
+// list (one per member, or for an explore scenario the releases its
+// members are drawn from).
+func parseReleases(flag string) ([]string, error) {
 	parts := strings.Split(flag, ",")
-	if len(parts) != 1 && len(parts) != members {
-		return nil, fmt.Errorf("--etcd-version lists %d releases for %d members: give one, or one per member", len(parts), members)
-	}
 	for i, p := range parts {
 		v, err := etcdbuild.NormalizeVersion(strings.TrimSpace(p))
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,10 +21,10 @@ func TestScenarioFlags(t *testing.T) {
 		title       string
 		description string // "" means the registered one
 	}{
-		{"no flags: the registered description", nil, "default", ""},
-		{"flags that change nothing in the scenario", []string{"--seed", "3", "--keep", "--etcd-version", "v3.6.16"}, "default", ""},
-		{"traffic and fault", []string{"--traffic", "etcd", "--failpoint", "pause-follower"},
-			"default, with flags: --traffic etcd --failpoint pause-follower",
+		{"no flags: the registered description", []string{"--scenario", "basic"}, "basic", ""},
+		{"flags that change nothing in the scenario", []string{"--scenario", "basic", "--seed", "3", "--keep", "--etcd-version", "v3.6.16"}, "basic", ""},
+		{"traffic and fault", []string{"--scenario", "basic", "--traffic", "etcd", "--failpoint", "pause-follower"},
+			"basic, with flags: --traffic etcd --failpoint pause-follower",
 			"3 members; etcd traffic for 10s at 500 requests/s from 10 clients (medium rate); no watches; fault: pause-follower at 2.5s"},
 		{"members and a panic", []string{"--scenario", "etcd", "--members", "1", "--failpoint", "raftBeforeSave:panic"},
 			"etcd, with flags: --members 1 --failpoint raftBeforeSave:panic",
@@ -31,8 +32,8 @@ func TestScenarioFlags(t *testing.T) {
 		{"watches off, rate, duration and placement", []string{"--scenario", "watch", "--watch=false", "--qps", "50", "--duration", "4s", "--placement", "pinned"},
 			"watch, with flags: --qps 50 --placement pinned --watch=false --duration 4s",
 			"3 members; etcd-kv traffic for 4s at 50 requests/s from 6 clients, each pinned to one member; no watches; fault: kill at 1s"},
-		{"watches on", []string{"--watch-progress-requests", "100ms"},
-			"default, with flags: --watch-progress-requests 100ms",
+		{"watches on", []string{"--scenario", "basic", "--watch-progress-requests", "100ms"},
+			"basic, with flags: --watch-progress-requests 100ms",
 			"3 members; etcd-kv traffic for 10s at 200 requests/s from 6 clients (medium rate); watches on every member and over the cluster (progress requested every 100ms); fault: kill at 2.5s"},
 		{"a rate level over a schedule", []string{"--scenario", "pause-and-partition", "--rate", "low"},
 			"pause-and-partition, with flags: --rate low",
@@ -62,4 +63,47 @@ func TestScenarioFlags(t *testing.T) {
 			require.Equal(t, want, a.sc.WhatRan(), "a report shows the description")
 		})
 	}
+}
+
+// TestExploreDraws: with no --scenario the run draws its scenario from the
+// seed; the same seed draws the same, a flag changes what it names, and a
+// list of releases is drawn over the members.
+func TestExploreDraws(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(args ...string) runArgs {
+		var stderr bytes.Buffer
+		a, code := parseRun(append(args, "--results-dir", dir), &stderr)
+		require.Equal(t, exitPass, code, stderr.String())
+		return a
+	}
+	a, b := parse("--seed", "11"), parse("--seed", "11")
+	require.Equal(t, scenarios.ExploreName, a.sc.Name)
+	require.Equal(t, a.sc, b.sc, "the same seed draws the same scenario")
+	require.NotNil(t, a.sc.Explore)
+	require.Equal(t, int64(11), a.sc.Explore.Seed)
+	require.Equal(t, a.sc.Describe(), a.sc.Description)
+	require.Equal(t, "explore", a.sc.Title())
+
+	c := parse("--seed", "11", "--members", "5", "--traffic", "kubernetes")
+	require.Equal(t, 5, c.sc.Members)
+	require.Equal(t, "kubernetes", c.sc.Traffic)
+	require.Equal(t, "explore, with flags: --members 5 --traffic kubernetes", c.sc.Title())
+
+	m := parse("--seed", "11", "--members", "3", "--etcd-version", "v3.6.16,v3.7.3")
+	require.Len(t, m.versions, 3, "one release per member, drawn")
+	require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, uniq(m.versions), "every release given runs")
+	require.Equal(t, m.sc.Explore.MemberVersions, m.versions)
+	require.Contains(t, m.sc.Description, "(running "+strings.Join(m.versions, ", ")+")")
+}
+
+func uniq(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }

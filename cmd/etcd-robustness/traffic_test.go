@@ -12,7 +12,7 @@ import (
 )
 
 func TestTrafficFlags(t *testing.T) {
-	def, err := scenarios.Lookup(scenarios.DefaultName)
+	def, err := scenarios.Lookup(scenarios.BasicName)
 	require.NoError(t, err)
 	tests := []struct {
 		name      string

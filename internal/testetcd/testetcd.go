@@ -7,6 +7,7 @@ package testetcd
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,10 +32,40 @@ func Binaries(t testing.TB) etcdbuild.Binaries {
 		}
 		return b
 	}
-	version := os.Getenv("ETCD_ROBUSTNESS_VERSION")
-	if version == "" {
-		version = etcdbuild.DefaultVersion
+	return provision(ctx, t, firstRelease(os.Getenv("ETCD_ROBUSTNESS_VERSION")))
+}
+
+// Releases returns every release $ETCD_ROBUSTNESS_VERSION lists (comma
+// separated; default etcdbuild.DefaultVersion), each built with
+// failpoints, or the one build in $ETCD_ROBUSTNESS_BIN. It skips the test
+// under -short.
+func Releases(t testing.TB) []etcdbuild.Binaries {
+	t.Helper()
+	if testing.Short() || os.Getenv("ETCD_ROBUSTNESS_BIN") != "" {
+		return []etcdbuild.Binaries{Binaries(t)}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var out []etcdbuild.Binaries
+	for _, v := range strings.Split(os.Getenv("ETCD_ROBUSTNESS_VERSION"), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			v = etcdbuild.DefaultVersion
+		}
+		out = append(out, provision(ctx, t, v))
+	}
+	return out
+}
+
+func firstRelease(list string) string {
+	v, _, _ := strings.Cut(list, ",")
+	if v = strings.TrimSpace(v); v == "" {
+		return etcdbuild.DefaultVersion
+	}
+	return v
+}
+
+func provision(ctx context.Context, t testing.TB, version string) etcdbuild.Binaries {
+	t.Helper()
 	b, err := etcdbuild.Provision(ctx, version, etcdbuild.Options{Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatalf("building etcd %s: %v", version, err)
