@@ -77,6 +77,8 @@ type Record struct {
 	EtcdVersions []string           `json:"etcd_versions"`
 	Seed         int64              `json:"seed"`
 	Start        time.Time          `json:"start"`
+	// ReplayOf is the report directory this run replayed, if it did.
+	ReplayOf string `json:"replay_of,omitempty"`
 	validate.Input
 }
 
@@ -90,6 +92,8 @@ type Summary struct {
 	Outcome      string            `json:"outcome"`
 	Verdict      string            `json:"verdict"`
 	Results      []validate.Result `json:"results"`
+	// Replay compares a replayed run with its original.
+	Replay *Replay `json:"replay,omitempty"`
 }
 
 // Write writes the record, the summary, history.html when a result carries

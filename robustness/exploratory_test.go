@@ -14,6 +14,7 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
+	"github.com/etcd-robustness/etcd-robustness/report"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
 )
 
@@ -128,4 +129,46 @@ func TestRobustnessExploratory(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestReplaySamePlan: a replay of a kept report runs the same plan: the
+// same draws, the same faults picked in the same places of the schedule,
+// and the clients placed alike; the result compares the two runs.
+func TestReplaySamePlan(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	ex, err := scenarios.Lookup(scenarios.ExploreName)
+	require.NoError(t, err)
+	const s = 21
+	sc, err := ex.Draw(s, []string{bins.Version})
+	require.NoError(t, err)
+	// Short and light: the plan is what is compared, not what etcd did.
+	sc.Members, sc.Traffic, sc.Rate, sc.QPS, sc.Clients, sc.Duration = 3, "etcd", "", 100, 4, 4*time.Second
+	sc.Failpoint = "random,random"
+	sc = sc.Overridden([]string{"--members 3", "--traffic etcd", "--qps 100", "--clients 4", "--failpoint random,random", "--duration 4s"})
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cfg := Config{Scenario: sc, Binaries: []etcdbuild.Binaries{bins}, ResultsDir: dir, KeepPassing: true, Seed: s, Logger: zaptest.NewLogger(t)}
+	first, err := Run(ctx, cfg)
+	require.NoError(t, err)
+	require.NotEmpty(t, first.Dir)
+	orig, err := report.LoadOriginal(first.Dir)
+	require.NoError(t, err)
+	require.NotContains(t, orig.Scenario.Failpoint, "random", "the record names the faults picked")
+
+	cfg.Scenario, cfg.Seed, cfg.Replay = orig.Scenario, orig.Seed, &orig
+	second, err := Run(ctx, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, second.Replay)
+	require.True(t, second.Replay.SamePlan, "plan differs in %s", second.Replay.PlanDiff)
+	require.Equal(t, string(first.Outcome), second.Replay.OriginalOutcome)
+	require.Len(t, second.Replay.Faults, 2)
+	for i, f := range second.Replay.Faults {
+		require.Equal(t, first.Injections[i].Name, f.Name)
+		require.Equal(t, second.Injections[i].Name, f.Name)
+	}
+	sum, err := report.LoadSummary(second.Dir)
+	require.NoError(t, err)
+	require.NotNil(t, sum.Replay, "the replay's summary compares it with the original")
+	require.Equal(t, first.Dir, sum.Replay.Of)
 }

@@ -45,7 +45,10 @@ type Config struct {
 	// ExposeKnownBugs sends the requests that traffic.KnownBugs of the
 	// versions under test would otherwise have the profiles leave out.
 	ExposeKnownBugs bool
-	Logger          *zap.Logger
+	// Replay, when set, is the run this one replays: Scenario and Seed
+	// are its, and the result compares the two (Result.Replay).
+	Replay *report.Original
+	Logger *zap.Logger
 }
 
 // Outcome is the run's overall answer.
@@ -70,6 +73,8 @@ type Result struct {
 	Stats      history.Stats
 	// Dir is the report directory, or "" if a passing run's was removed.
 	Dir string
+	// Replay compares a replayed run with its original (Config.Replay).
+	Replay *report.Replay
 }
 
 // Headline is the result's first line for a person: the outcome and the
@@ -213,6 +218,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run interrupted: %w", err)
 	}
+	if o := cfg.Replay; o != nil {
+		rec.ReplayOf = o.Dir
+		r := report.CompareReplay(*o, sc, injections, string(res.Outcome), res.Stats)
+		res.Replay = &r
+	}
 	if res.Outcome != Pass || cfg.KeepPassing {
 		keep = true
 		res.Dir = dir
@@ -239,7 +249,7 @@ func Check(ctx context.Context, lg *zap.Logger, rec report.Record, o validate.Op
 // Summary is the result as the report's summary.json keeps it.
 func (r *Result) Summary(rec report.Record) report.Summary {
 	return report.Summary{Scenario: rec.Scenario.Name, EtcdVersions: rec.EtcdVersions, Seed: rec.Seed,
-		Stats: r.Stats, Outcome: string(r.Outcome), Verdict: r.Verdict(), Results: r.Results}
+		Stats: r.Stats, Outcome: string(r.Outcome), Verdict: r.Verdict(), Results: r.Results, Replay: r.Replay}
 }
 
 // OutcomeOf folds the validators' verdicts and the injections into one answer.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -105,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // changed it, and how to run it.
 type runArgs struct {
 	sc                           scenarios.Scenario
+	replay                       *report.Original
 	versions                     []string
 	binDir, cacheDir, resultsDir string
 	seed                         int64
@@ -137,6 +139,7 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 		checkTimeout = fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
 		watch        = fs.Bool("watch", false, "run watch traffic (watchers on every member and over the cluster, checked by the watch stage); --watch=false turns a scenario's off (default: the scenario's)")
 		watchPR      = fs.Duration("watch-progress-requests", 0, "how often every watch stream sends RequestProgress; implies --watch (default: the scenario's, else 500ms)")
+		replay       = fs.String("replay", "", "run again the plan of the report in this directory: its scenario as it ran (draws, faults, schedule), its seed and its releases; the result compares the two runs")
 	)
 	if err := fs.Parse(args); err != nil {
 		return runArgs{}, exitSetup
@@ -144,12 +147,15 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	if fs.NArg() > 0 {
 		return runArgs{}, usageErr(stderr, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *replay != "" {
+		return parseReplay(*replay, set, *binDir, *cacheDir, *resultsDir, *keep, *exposeBugs, *checkTimeout, stderr)
+	}
 	sc, err := scenarios.Lookup(*scenario)
 	if err != nil {
 		return runArgs{}, usageErr(stderr, err)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["seed"] {
 		*seed = time.Now().UnixNano() % 1_000_000
 	}
@@ -217,7 +223,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := robustness.Run(ctx, robustness.Config{
 		Scenario: sc, Binaries: bins, ResultsDir: a.resultsDir, KeepPassing: a.keep,
-		Seed: a.seed, CheckTimeout: a.checkTimeout, ExposeKnownBugs: a.exposeBugs, Logger: lg,
+		Seed: a.seed, CheckTimeout: a.checkTimeout, ExposeKnownBugs: a.exposeBugs, Replay: a.replay, Logger: lg,
 	})
 	return finish(ctx, stdout, stderr, res, err)
 }
@@ -276,6 +282,26 @@ func overrides(fs *flag.FlagSet, set map[string]bool, pinned string, versions []
 	return out
 }
 
+// parseReplay reads `run --replay DIR`: the scenario, seed and releases
+// come from the record, so flags that would change them are refused.
+func parseReplay(dir string, set map[string]bool, binDir, cacheDir, resultsDir string, keep, exposeBugs bool, checkTimeout time.Duration, stderr io.Writer) (runArgs, int) {
+	for _, name := range append([]string{"scenario", "seed", "etcd-version"}, scenarioFlags...) {
+		if set[name] {
+			return runArgs{}, usageErr(stderr, fmt.Errorf("--replay takes the scenario, seed and releases from the record; drop --%s", name))
+		}
+	}
+	o, err := report.LoadOriginal(dir)
+	if err != nil {
+		return runArgs{}, usageErr(stderr, fmt.Errorf("--replay: %w", err))
+	}
+	if err := robustness.CheckResultsDir(resultsDir); err != nil {
+		return runArgs{}, usageErr(stderr, err)
+	}
+	o.Dir, _ = filepath.Abs(dir)
+	return runArgs{sc: o.Scenario, replay: &o, versions: o.EtcdVersions, binDir: binDir, cacheDir: cacheDir, resultsDir: resultsDir,
+		seed: o.Seed, keep: keep, exposeBugs: exposeBugs, checkTimeout: checkTimeout}, exitPass
+}
+
 // parseReleases reads --etcd-version: one release, or a comma-separated
 // list (one per member, or for an explore scenario the releases its
 // members are drawn from).
@@ -324,6 +350,11 @@ func verdict(stdout io.Writer, res *robustness.Result, dir string) int {
 	fmt.Fprintln(stdout, res.Headline())
 	if dir != "" {
 		fmt.Fprintln(stdout, "report: "+dir)
+	}
+	if res.Replay != nil {
+		for _, l := range res.Replay.Lines() {
+			fmt.Fprintln(stdout, l)
+		}
 	}
 	if len(res.Results) > 0 || len(report.NotInjected(res.Injections)) > 0 {
 		fmt.Fprintln(stdout)
