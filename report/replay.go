@@ -13,13 +13,13 @@ import (
 // scenario as it ran, its releases and seed) and what came of it.
 type Original struct {
 	// Dir is the original report's directory.
-	Dir          string             `json:"dir"`
-	Scenario     scenarios.Scenario `json:"scenario"`
-	EtcdVersions []string           `json:"etcd_versions"`
-	Seed         int64              `json:"seed"`
+	Dir          string              `json:"dir"`
+	Scenario     scenarios.Scenario  `json:"scenario"`
+	EtcdVersions []string            `json:"etcd_versions"`
+	Seed         int64               `json:"seed"`
 	Injections   []history.Injection `json:"injections"`
-	Outcome      string        `json:"outcome"`
-	Stats        history.Stats `json:"stats"`
+	Outcome      string              `json:"outcome"`
+	Stats        history.Stats       `json:"stats"`
 }
 
 // LoadOriginal reads what a replay of the report in dir needs. A report
