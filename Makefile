@@ -198,5 +198,5 @@ test-robustness-exploratory: build
 	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_KEEP=1 $(GO) test -count=$(RUNS) -v -timeout 0 -run '^TestRobustnessExploratory$$' ./robustness/ \
 	  -args -shard $(SHARD) -results-dir $(abspath $(EXPLORE_DIR)) $(if $(SEED),-seed $(SEED)) > $(EXPLORE_DIR)/go-test.log 2>&1; code=$$?; \
 	grep -E 'exploratory_test.go:[0-9]+: (run |seed .* draws)|^(--- FAIL|FAIL|ok) ' $(EXPLORE_DIR)/go-test.log | sed -E 's/^ +exploratory_test.go:[0-9]+: /  /'; \
-	./bin/etcd-robustness summary --html $(EXPLORE_DIR)/summary.html $(EXPLORE_DIR) | sed -n '/^CHECK/,$$p'; \
+	./bin/etcd-robustness summary --html $(EXPLORE_DIR)/summary.html $(EXPLORE_DIR) | sed -n '/^DRAWN/,$$p'; \
 	echo "test-robustness-exploratory: go test exit $$code (log: $(EXPLORE_DIR)/go-test.log)"; test $$code -eq 0

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,4 +31,23 @@ func TestCoverage(t *testing.T) {
 	require.NoError(t, WriteCoverage(&b, Coverage([]Row{rowOf(k8s(0)), rowOf(k8s(0))})))
 	require.Contains(t, b.String(), "kubernetes/k8s-require-leader  0 of 2 (never exercised)")
 	require.Contains(t, b.String(), "kubernetes/k8s-list-pages      2 of 2\n")
+}
+
+func TestDraws(t *testing.T) {
+	rows := []Row{
+		{Outcome: "PASS", Members: 3, Traffic: "etcd", FaultNames: []string{"kill", "kill", "pause-leader"}},
+		{Outcome: "FAIL", Members: 3, Traffic: "kubernetes", FaultNames: []string{"kill"}},
+		{Outcome: "PASS", Members: 1, Traffic: "etcd"},
+	}
+	require.Equal(t, []DrawCount{
+		{What: "members", Value: "3", Runs: 2, Passed: 1},
+		{What: "members", Value: "1", Runs: 1, Passed: 1},
+		{What: "traffic", Value: "etcd", Runs: 2, Passed: 2},
+		{What: "traffic", Value: "kubernetes", Runs: 1, Passed: 0},
+		{What: "fault", Value: "kill", Runs: 2, Passed: 1},
+		{What: "fault", Value: "pause-leader", Runs: 1, Passed: 1},
+	}, Draws(rows))
+	var b strings.Builder
+	require.NoError(t, WriteDraws(&b, Draws(rows)))
+	require.Contains(t, b.String(), "fault    kill          2     1")
 }

@@ -23,7 +23,12 @@ type Row struct {
 	Seed     int64
 	Versions string
 	Members  int
-	Faults   string
+	// Traffic is the traffic profile that ran.
+	Traffic string
+	Faults  string
+	// FaultNames are the faults that ran, by name, in order; a fault not
+	// injected is left out.
+	FaultNames []string
 	// Stages lists each stage's verdict, e.g. "patch illegal".
 	Stages    []string
 	Violation *Violation
@@ -102,7 +107,7 @@ func ReadRow(dir string) (Row, error) {
 		return Row{}, err
 	}
 	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: ScenarioTitle(rec, sum), Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
-		Members: rec.Scenario.Members, Violation: FirstViolation(rec, sum), Start: rec.Start}
+		Members: rec.Scenario.Members, Traffic: rec.Scenario.Traffic, Violation: FirstViolation(rec, sum), Start: rec.Start}
 	for _, res := range sum.Results {
 		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))
 	}
@@ -115,6 +120,8 @@ func ReadRow(dir string) (Row, error) {
 		}
 		if inj.Error != "" {
 			f += " (not injected)"
+		} else {
+			r.FaultNames = append(r.FaultNames, inj.Name)
 		}
 		faults = append(faults, f)
 	}
@@ -227,6 +234,69 @@ func WriteCoverage(w io.Writer, cov []CheckCoverage) error {
 			line += fmt.Sprintf(" (%d older reports do not say)", c.Unknown)
 		}
 		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// DrawCount is how many runs drew one value of a draw (a fault, a traffic
+// profile, a cluster size), and how many of them passed.
+type DrawCount struct {
+	What, Value  string
+	Runs, Passed int
+}
+
+// Draws counts what the runs drew: each fault injected, each traffic
+// profile and each cluster size, most drawn first within each.
+func Draws(rows []Row) []DrawCount {
+	counts := map[[2]string]*DrawCount{}
+	add := func(what, value string, passed bool) {
+		k := [2]string{what, value}
+		if counts[k] == nil {
+			counts[k] = &DrawCount{What: what, Value: value}
+		}
+		counts[k].Runs++
+		if passed {
+			counts[k].Passed++
+		}
+	}
+	for _, r := range rows {
+		pass := r.Outcome == "PASS"
+		add("members", fmt.Sprint(r.Members), pass)
+		if r.Traffic != "" {
+			add("traffic", r.Traffic, pass)
+		}
+		seen := map[string]bool{}
+		for _, f := range r.FaultNames {
+			if !seen[f] {
+				seen[f] = true
+				add("fault", f, pass)
+			}
+		}
+	}
+	out := make([]DrawCount, 0, len(counts))
+	for _, c := range counts {
+		out = append(out, *c)
+	}
+	order := map[string]int{"members": 0, "traffic": 1, "fault": 2}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.What != b.What {
+			return order[a.What] < order[b.What]
+		}
+		if a.Runs != b.Runs {
+			return a.Runs > b.Runs
+		}
+		return a.Value < b.Value
+	})
+	return out
+}
+
+// WriteDraws writes the draws as a plain-text table.
+func WriteDraws(w io.Writer, draws []DrawCount) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DRAWN\tVALUE\tRUNS\tPASSED")
+	for _, d := range draws {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", d.What, d.Value, d.Runs, d.Passed)
 	}
 	return tw.Flush()
 }

@@ -43,6 +43,10 @@ func summaryCmd(_ context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageErr(stderr, err)
 	}
 	fmt.Fprintln(stdout)
+	if err := report.WriteDraws(stdout, report.Draws(rows)); err != nil {
+		return usageErr(stderr, err)
+	}
+	fmt.Fprintln(stdout)
 	if err := report.WriteCoverage(stdout, report.Coverage(rows)); err != nil {
 		return usageErr(stderr, err)
 	}
