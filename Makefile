@@ -200,3 +200,18 @@ test-robustness-exploratory: build
 	grep -E 'exploratory_test.go:[0-9]+: (run |seed .* draws)|^(--- FAIL|FAIL|ok) ' $(EXPLORE_DIR)/go-test.log | sed -E 's/^ +exploratory_test.go:[0-9]+: /  /'; \
 	./bin/etcd-robustness summary --html $(EXPLORE_DIR)/summary.html $(EXPLORE_DIR) | sed -n '/^DRAWN/,$$p'; \
 	echo "test-robustness-exploratory: go test exit $$code (log: $(EXPLORE_DIR)/go-test.log)"; test $$code -eq 0
+
+.PHONY: test-robustness-releases test-robustness-release-3.4 test-robustness-release-3.5 test-robustness-release-3.6 test-robustness-release-3.7
+
+# The exploratory runs against the newest patch release of each line that
+# the Go module proxy serves (v3.4 only as the pseudo-version of v3.4.12),
+# RUNS runs each, reports under results/matrix/release-3.N.
+RELEASE_3.4 ?= v3.4.12
+RELEASE_3.5 ?= v3.5.35
+RELEASE_3.6 ?= v3.6.16
+RELEASE_3.7 ?= v3.7.3
+RELEASE_LINES = 3.4 3.5 3.6 3.7
+$(addprefix test-robustness-release-,$(RELEASE_LINES)): build
+	$(MAKE) test-robustness-exploratory ETCD_VERSION=$(RELEASE_$(@:test-robustness-release-%=%)) EXPLORE_DIR=$(MATRIX_DIR)/release-$(@:test-robustness-release-%=%) RUNS=$(RUNS) SHARD=$(SHARD) $(if $(SEED),SEED=$(SEED))
+
+test-robustness-releases: test-robustness-release-3.4 test-robustness-release-3.5 test-robustness-release-3.6 test-robustness-release-3.7
