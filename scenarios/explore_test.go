@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func TestDrawVersions(t *testing.T) {
 		s.Members = 3
 		s = s.DrawVersions()
 		require.Len(t, s.Explore.MemberVersions, 3)
-		require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, distinct(s.Explore.MemberVersions))
+		require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, slices.Compact(slices.Sorted(slices.Values(s.Explore.MemberVersions))))
 		firsts[s.Explore.MemberVersions[0]] = true
 		s.Members = 1
 		require.Len(t, s.DrawVersions().Explore.MemberVersions, 1)
@@ -100,16 +101,4 @@ func TestDrawLeavesOtherScenarios(t *testing.T) {
 	got, err := basic.Draw(7, []string{"v3.7.3"})
 	require.NoError(t, err)
 	require.Equal(t, basic, got)
-}
-
-func distinct(xs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }

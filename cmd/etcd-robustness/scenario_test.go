@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,19 +92,7 @@ func TestExploreDraws(t *testing.T) {
 
 	m := parse("--seed", "11", "--members", "3", "--etcd-version", "v3.6.16,v3.7.3")
 	require.Len(t, m.versions, 3, "one release per member, drawn")
-	require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, uniq(m.versions), "every release given runs")
+	require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, slices.Compact(slices.Sorted(slices.Values(m.versions))), "every release given runs")
 	require.Equal(t, m.sc.Explore.MemberVersions, m.versions)
 	require.Contains(t, m.sc.Description, "(running "+strings.Join(m.versions, ", ")+")")
-}
-
-func uniq(xs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }
