@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -80,6 +81,13 @@ import (
 
 // maxTries bounds the places tried for one operation that claims no entry.
 const maxTries = 32
+
+// free is an operation planWitness places between entries (in a slot).
+type free struct {
+	op        int
+	lo, hi, p int // allowed slots and the preferred one
+	t, tries  int // the next offset's index; slots tried
+}
 
 // byRevision reports whether the order planWitness gave the operations
 // (their place) is a linearization of them: see witnessed. The witness
@@ -341,11 +349,6 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	// [firstAt(r), firstAt(r+1)).
 	firstAt := func(r int64) int { return sort.Search(n+1, func(s int) bool { return slotRev(s) >= r }) }
 
-	type free struct {
-		op        int
-		lo, hi, p int // allowed slots and the preferred one
-		t, tries  int // the next offset's index; slots tried
-	}
 	// next is the next slot to try: p, p+1, p-1, p+2, p-2, ... within
 	// [lo, hi], at most maxTries in all.
 	next := func(f *free) (int, bool) {
@@ -485,6 +488,10 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		}
 	}
 
+	if why := keepFreeOrder(ops, frees, placed, saved); why != "" {
+		return why
+	}
+
 	nth := 0
 	put := func(i int) { nth++; ops[i].place = nth }
 	for s := 0; s <= n; s++ {
@@ -502,6 +509,73 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		put(i)
 	}
 	return ""
+}
+
+// maxRepairRounds bounds the rounds keepFreeOrder makes.
+const maxRepairRounds = 64
+
+// keepFreeOrder keeps real time among the free operations once the walk has
+// placed them (placed[s] holds those in slot s): one that returned before
+// another was called must not be in a later slot (within a slot they go by
+// return time, so the same slot is fine). The bounds each free operation
+// got before the walk (its lo and hi) keep it in order with the entries'
+// claimants, and its first choice, the latest slot they allow, would keep
+// the free ones in order too; but the walk moves an operation off that
+// slot, down or up, where the model refuses it there. A time-to-live that
+// lists a key is accepted only until a put takes the key off the lease, so
+// it can land well below where an operation that returned just before it
+// was called sits (the measured failure on a 60 s run: two time-to-lives
+// of different leases, the first one's member-local header pinning no
+// revision, 0.16 ms apart). So: while some operation is in a later slot
+// than the earliest slot of those called after it returned, it moves down
+// to the latest slot at or below that one, and at or above its lo, where
+// Step accepts it from the state the walk saved there. Slots only go down,
+// so this ends; an operation with nowhere to go leaves the plan without an
+// order, and porcupine decides. A move is only a proposal, like the rest
+// of the plan: witnessed checks the order again.
+func keepFreeOrder(ops []Op, frees []*free, placed [][]int, saved []model.State) string {
+	slot := make(map[int]int, len(frees)) // op index -> slot
+	for s, ps := range placed {
+		for _, i := range ps {
+			slot[i] = s
+		}
+	}
+	byCall := append([]*free(nil), frees...)
+	sort.Slice(byCall, func(a, b int) bool { return ops[byCall[a].op].Call < ops[byCall[b].op].Call })
+	sufMin := make([]int, len(byCall)+1)
+	for round := 0; round < maxRepairRounds; round++ {
+		sufMin[len(byCall)] = math.MaxInt
+		for k := len(byCall) - 1; k >= 0; k-- {
+			sufMin[k] = min(sufMin[k+1], slot[byCall[k].op])
+		}
+		moved := false
+		for _, f := range frees {
+			o := &ops[f.op]
+			ret := returned(o)
+			k := sort.Search(len(byCall), func(k int) bool { return ops[byCall[k].op].Call > ret })
+			ub, from := sufMin[k], slot[f.op]
+			if from <= ub {
+				continue
+			}
+			to := -1
+			for at, tries := ub, 0; at >= f.lo && tries < maxTries; at, tries = at-1, tries+1 {
+				if len(model.Step(saved[at], o.Request, o.Response)) > 0 {
+					to = at
+					break
+				}
+			}
+			if to < 0 {
+				return fmt.Sprintf("%s (%s -> %s) returned before an operation in slot %d was called, and fits in none of the slots tried at or below it", o.Source, o.Request, o.Response, ub)
+			}
+			placed[from] = slices.DeleteFunc(placed[from], func(i int) bool { return i == f.op })
+			placed[to] = append(placed[to], f.op)
+			slot[f.op], moved = to, true
+		}
+		if !moved {
+			return ""
+		}
+	}
+	return fmt.Sprintf("real time among the operations placed between entries did not settle in %d rounds", maxRepairRounds)
 }
 
 func abs(x int) int {
