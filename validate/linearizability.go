@@ -86,6 +86,37 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		}
 		return r
 	}
+	// The witness's order failed somewhere: porcupine searches only around
+	// there (window.go), and the whole history only if that decides
+	// nothing, within what is left of the time limit.
+	var windows string
+	if !l.SearchOnly {
+		wo := searchWindows(ctx, p.Ops, ops, pos, timeout)
+		took := time.Since(start).Round(time.Millisecond)
+		switch {
+		case wo.result == porcupine.Ok && knownWrites > 0:
+			r.Verdict, r.Checked = OK, len(ops)
+			r.Message = fmt.Sprintf("%d operations are linearizable, in the committed log's order where it holds and by porcupine's search where it does not: %s (%d of unknown outcome left open; checked in %s; the log's order alone was no witness: %s)",
+				len(ops), wo.what, p.Open, took, noWitness)
+			if l.Visualize {
+				r.History = firstView(ops)
+			}
+			return r
+		case wo.result == porcupine.Illegal:
+			r.Verdict, r.Checked = Illegal, len(ops)
+			r.Message = fmt.Sprintf("%d operations are not linearizable, by %s (checked in %s)", len(ops), wo.what, took)
+			windowViolation(ctx, c, &r, ops, pos, wo.fail, timeout)
+			return r
+		case wo.result == porcupine.Unknown:
+			windows = "; the windowed search decided nothing: " + wo.why
+		}
+		timeout -= time.Since(start)
+		if timeout <= 0 {
+			r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations did not finish within %s (%d of unknown outcome left open; the log's order was no witness: %s%s)",
+				len(ops), l.timeout(), p.Open, noWitness, windows)
+			return r
+		}
+	}
 	res, err := porcupineCheck(ctx, ops, timeout, false)
 	if err != nil {
 		r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations was cancelled: %v", len(ops), err)
@@ -99,8 +130,8 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 			return r
 		}
 		r.Verdict, r.Checked = OK, len(ops)
-		r.Message = fmt.Sprintf("%d operations are linearizable, by porcupine's search over %d operations (%d of unknown outcome left open; checked in %s; the log's order was no witness: %s)",
-			len(ops), len(ops), p.Open, took, noWitness)
+		r.Message = fmt.Sprintf("%d operations are linearizable, by porcupine's search over %d operations (%d of unknown outcome left open; checked in %s; the log's order was no witness: %s%s)",
+			len(ops), len(ops), p.Open, took, noWitness, windows)
 		if l.Visualize {
 			r.History = firstView(ops)
 		}
@@ -112,10 +143,64 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		// Say why the witness did not certify: the search alone cannot
 		// tell whether the history is too hard or the order failed on
 		// something the report should name.
-		r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations did not finish within %s (%d of unknown outcome left open; the log's order was no witness: %s)",
-			len(ops), timeout, p.Open, noWitness)
+		r.Verdict, r.Message = TimedOut, fmt.Sprintf("checking %d operations did not finish within %s (%d of unknown outcome left open; the log's order was no witness: %s%s)",
+			len(ops), l.timeout(), p.Open, noWitness, windows)
 	}
 	return r
+}
+
+// timeout is the search's time limit.
+func (l Linearizability) timeout() time.Duration {
+	if l.Timeout == 0 {
+		return DefaultLinearizabilityTimeout
+	}
+	return l.Timeout
+}
+
+// windowViolation explains a violation the windowed search found in the
+// time window tw, and computes its HistoryView, without changing the
+// verdict. A history the report can draw whole is explained as any other
+// (violation: its verbose search is quick); a longer one from porcupine's
+// verbose search over the time window alone, whose longest order, after
+// the prefix tw starts from, stands for the checker's longest order.
+func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operation, pos []int, tw *timeWindow, timeout time.Duration) {
+	if len(ops) <= MaxVisualizedOps {
+		violation(ctx, c, r, ops, pos, timeout)
+		return
+	}
+	verbose, err := porcupineRun(ctx, windowModel([]model.State{tw.start}), tw.ops, timeout, true)
+	if err != nil {
+		r.Message += "; the search for the operation it cannot place was cancelled"
+		return
+	}
+	stuck, local := stuckOp(tw.ops, verbose.info)
+	if verbose.result != porcupine.Illegal || stuck < 0 {
+		r.Message += fmt.Sprintf("; porcupine's search of the window for the longest order answered %s", verbose.result)
+		r.History = firstView(ops)
+		return
+	}
+	longest := append([]int(nil), tw.prefix...)
+	for _, k := range local {
+		longest = append(longest, tw.index[k])
+	}
+	g := tw.index[stuck]
+	r.Message += ": " + firstStuck(ops, g, len(longest))
+	r.Explanation, r.Involved = explainStuck(c, ops, g, longest)
+	// The page shows the time window from its forced state (or about
+	// MaxVisualizedOps operations of it around the one that could not be
+	// placed), with porcupine's search over what it shows.
+	why := "around the first operation that could not be placed in " + tw.describe()
+	if len(tw.ops) <= MaxVisualizedOps {
+		v := &HistoryView{Ops: tw.ops, States: []model.State{tw.start}, Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
+			Description: fmt.Sprintf("the %d operations called from %s to %s, %s; the %d operations before them are folded into the starting state (%s)",
+				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString([]model.State{tw.start}))}
+		v.From, v.To = callRange(tw.ops)
+		r.History = v
+		return
+	}
+	v := windowView(tw.ops, []model.State{tw.start}, stuck, local, why)
+	v.Total, v.Folded = len(ops), v.Folded+len(tw.prefix)
+	r.History = v
 }
 
 // violation explains a violation porcupine's plain search found, and
@@ -171,7 +256,7 @@ func violation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operati
 		}
 		r.History = wholeView(ops, verbose.info, desc)
 	case stuck >= 0:
-		r.History = windowView(ops, stuck, longest, why)
+		r.History = windowView(ops, []model.State{model.InitialState()}, stuck, longest, why)
 	default:
 		r.History = firstView(ops)
 		r.History.Description = fmt.Sprintf("the first %d of the %d operations in call order, from the initial state, as no operation could be singled out (%s)",

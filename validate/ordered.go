@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -80,6 +81,13 @@ import (
 
 // maxTries bounds the places tried for one operation that claims no entry.
 const maxTries = 32
+
+// free is an operation planWitness places between entries (in a slot).
+type free struct {
+	op        int
+	lo, hi, p int // allowed slots and the preferred one
+	t, tries  int // the next offset's index; slots tried
+}
 
 // byRevision reports whether the order planWitness gave the operations
 // (their place) is a linearization of them: see witnessed. The witness
@@ -163,8 +171,11 @@ func returned(o *Op) time.Duration {
 }
 
 // planWitness gives every operation of ops its place in a candidate order
-// (see witnessed), or says why it found none; then no place is set, or
-// only some. The log must replay (revs.effective is set). A plan is only a
+// (see witnessed), or says why it found none. Past most problems it goes
+// on, so that every operation still has a place, in an order that then
+// fails the walk near the problem (what the windowed search needs); past
+// an entry two operations claim, or one no operation claims, it gives
+// up, and no place is set, or only some. The log must replay (revs.effective is set). A plan is only a
 // proposal: witnessed checks it again, from scratch.
 //
 // Slot s is the point after the first s entries of the log (slot 0: before
@@ -194,6 +205,15 @@ func returned(o *Op) time.Duration {
 func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	if revs.effective == nil || len(ops) == 0 {
 		return "the log does not replay"
+	}
+	// Past a problem the plan goes on as best it can, so that every
+	// operation still gets a place: the order then fails the walk there,
+	// and the windowed search (window.go) searches only around it. The
+	// first problem is what the plan returns.
+	note := func(s string) {
+		if why == "" {
+			why = s
+		}
 	}
 	n := len(log.Entries)
 	changed := make([]bool, n)
@@ -266,7 +286,8 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 			// answers, which may be past the one it was applied at: it
 			// takes its entry, but goes where its revision was current.
 			if !first(func(e int) bool { return revs.after[e] <= r.Revision && revs.effective[e] }) {
-				return fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d or before", o.Source, o.Request, r.Revision)
+				note(fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d or before", o.Source, o.Request, r.Revision))
+				continue
 			}
 			claimant[entryOf[oi]], entryOf[oi] = -1, -1
 		case r.Status == model.StatusOK:
@@ -280,14 +301,24 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 			if !first(func(e int) bool {
 				return revs.after[e] == r.Revision && revs.effective[e] && (o.Request.Txn == nil || wrote == (revs.after[e] > revs.before[e]))
 			}) {
-				return fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d", o.Source, o.Request, r.Revision)
+				note(fmt.Sprintf("%s (%s) has no unclaimed log entry at revision %d", o.Source, o.Request, r.Revision))
+				// Best effort: an identical request's entry, whatever its
+				// revision, where the walk will refuse it.
+				all := byID[o.claim]
+				for _, e := range all {
+					if claimant[e] == 0 && revs.effective[e] {
+						claim(oi, e)
+						break
+					}
+				}
 			}
 		case r.Status == model.StatusApplied:
 			pinned := func(e int) bool {
 				return r.AppliedTo == 0 || (revs.before[e] == r.AppliedTo && revs.after[e] == r.Revision)
 			}
 			if !first(func(e int) bool { return pinned(e) && revs.effective[e] }) && !first(pinned) {
-				return fmt.Sprintf("%s (%s) has no unclaimed log entry at the revisions pinned", o.Source, o.Request)
+				note(fmt.Sprintf("%s (%s) has no unclaimed log entry at the revisions pinned", o.Source, o.Request))
+				first(func(e int) bool { return revs.effective[e] })
 			}
 		case r.Status == model.StatusUnknown:
 			// An open write: the first free identical entry that changed
@@ -341,11 +372,6 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	// [firstAt(r), firstAt(r+1)).
 	firstAt := func(r int64) int { return sort.Search(n+1, func(s int) bool { return slotRev(s) >= r }) }
 
-	type free struct {
-		op        int
-		lo, hi, p int // allowed slots and the preferred one
-		t, tries  int // the next offset's index; slots tried
-	}
 	// next is the next slot to try: p, p+1, p-1, p+2, p-2, ... within
 	// [lo, hi], at most maxTries in all.
 	next := func(f *free) (int, bool) {
@@ -377,7 +403,7 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 		switch o.Response.Status {
 		case model.StatusApplied:
 			if o.Response.Revision != o.Response.AppliedTo {
-				return fmt.Sprintf("%s (%s) was applied at revision %d, yet claims no log entry", o.Source, o.Request, o.Response.Revision)
+				note(fmt.Sprintf("%s (%s) was applied at revision %d, yet claims no log entry", o.Source, o.Request, o.Response.Revision))
 			}
 		case model.StatusUnknown:
 			last = append(last, i)
@@ -396,7 +422,9 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 			f.lo, f.hi = max(f.lo, firstAt(r)), min(f.hi, firstAt(r+1)-1)
 		}
 		if f.lo > f.hi {
-			return fmt.Sprintf("real time and revision %d leave %s (%s) no slot", o.Response.Revision, o.Source, o.Request)
+			note(fmt.Sprintf("real time and revision %d leave %s (%s) no slot", o.Response.Revision, o.Source, o.Request))
+			x := min(max(f.hi, 0), n)
+			f.lo, f.hi = x, x
 		}
 		f.p = f.hi
 		frees = append(frees, f)
@@ -463,7 +491,9 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 				}
 				var ok bool
 				if at, ok = next(f); !ok {
-					return fmt.Sprintf("%s (%s -> %s) fits in none of the slots tried", o.Source, o.Request, o.Response)
+					note(fmt.Sprintf("%s (%s -> %s) fits in none of the slots tried", o.Source, o.Request, o.Response))
+					placed[s] = append(placed[s], f.op)
+					break
 				}
 				if at > s {
 					buckets[at] = append(buckets[at], f)
@@ -479,10 +509,18 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 			o := &ops[c-1]
 			st := model.Step(state, o.Request, o.Response)
 			if len(st) == 0 {
-				return fmt.Sprintf("%s (%s -> %+v) is not accepted at its log entry %d (revisions %d to %d) from revision %d", o.Source, o.Request, o.Response, s, revs.before[s], revs.after[s], state.Revision)
+				note(fmt.Sprintf("%s (%s -> %+v) is not accepted at its log entry %d (revisions %d to %d) from revision %d", o.Source, o.Request, o.Response, s, revs.before[s], revs.after[s], state.Revision))
+				if o.applied {
+					state, _, _ = state.Apply(o.Request)
+				}
+				continue
 			}
 			state = choose(st, state, o.applied)
 		}
+	}
+
+	if w := keepFreeOrder(ops, frees, placed, saved); w != "" {
+		note(w)
 	}
 
 	nth := 0
@@ -501,7 +539,77 @@ func planWitness(ops []Op, log *evidence.Log, revs revisions) (why string) {
 	for _, i := range last {
 		put(i)
 	}
-	return ""
+	return why
+}
+
+// maxRepairRounds bounds the rounds keepFreeOrder makes.
+const maxRepairRounds = 64
+
+// keepFreeOrder keeps real time among the free operations once the walk has
+// placed them (placed[s] holds those in slot s): one that returned before
+// another was called must not be in a later slot (within a slot they go by
+// return time, so the same slot is fine). The bounds each free operation
+// got before the walk (its lo and hi) keep it in order with the entries'
+// claimants, and its first choice, the latest slot they allow, would keep
+// the free ones in order too; but the walk moves an operation off that
+// slot, down or up, where the model refuses it there. A time-to-live that
+// lists a key is accepted only until a put takes the key off the lease, so
+// it can land well below where an operation that returned just before it
+// was called sits (the measured failure on a 60 s run: two time-to-lives
+// of different leases, the first one's member-local header pinning no
+// revision, 0.16 ms apart). So: while some operation is in a later slot
+// than the earliest slot of those called after it returned, it moves down
+// to the latest slot at or below that one, and at or above its lo, where
+// Step accepts it from the state the walk saved there. Slots only go down,
+// so this ends; an operation with nowhere to go leaves the plan without an
+// order, and porcupine decides. A move is only a proposal, like the rest
+// of the plan: witnessed checks the order again.
+func keepFreeOrder(ops []Op, frees []*free, placed [][]int, saved []model.State) (why string) {
+	slot := make(map[int]int, len(frees)) // op index -> slot
+	for s, ps := range placed {
+		for _, i := range ps {
+			slot[i] = s
+		}
+	}
+	byCall := append([]*free(nil), frees...)
+	sort.Slice(byCall, func(a, b int) bool { return ops[byCall[a].op].Call < ops[byCall[b].op].Call })
+	sufMin := make([]int, len(byCall)+1)
+	for round := 0; round < maxRepairRounds; round++ {
+		sufMin[len(byCall)] = math.MaxInt
+		for k := len(byCall) - 1; k >= 0; k-- {
+			sufMin[k] = min(sufMin[k+1], slot[byCall[k].op])
+		}
+		moved := false
+		for _, f := range frees {
+			o := &ops[f.op]
+			ret := returned(o)
+			k := sort.Search(len(byCall), func(k int) bool { return ops[byCall[k].op].Call > ret })
+			ub, from := sufMin[k], slot[f.op]
+			if from <= ub {
+				continue
+			}
+			to := -1
+			for at, tries := ub, 0; at >= f.lo && tries < maxTries; at, tries = at-1, tries+1 {
+				if len(model.Step(saved[at], o.Request, o.Response)) > 0 {
+					to = at
+					break
+				}
+			}
+			if to < 0 {
+				if why == "" {
+					why = fmt.Sprintf("%s (%s -> %s) returned before an operation in slot %d was called, and fits in none of the slots tried at or below it", o.Source, o.Request, o.Response, ub)
+				}
+				continue
+			}
+			placed[from] = slices.DeleteFunc(placed[from], func(i int) bool { return i == f.op })
+			placed[to] = append(placed[to], f.op)
+			slot[f.op], moved = to, true
+		}
+		if !moved {
+			return why
+		}
+	}
+	return fmt.Sprintf("real time among the operations placed between entries did not settle in %d rounds", maxRepairRounds)
 }
 
 func abs(x int) int {

@@ -162,10 +162,10 @@ func orderModel(seq []porcupine.Operation, applied []bool) porcupine.Model {
 
 // windowView shows about MaxVisualizedOps operations, in call order,
 // around ops[center]: the operations of order (a valid order of some of
-// them from the initial state, in order) that were called before the
+// them from the states start, in order) that were called before the
 // window are folded into the states the window starts from, and porcupine
 // searches the window again from there. why says how center was chosen.
-func windowView(ops []porcupine.Operation, center int, order []int, why string) *HistoryView {
+func windowView(ops []porcupine.Operation, start []model.State, center int, order []int, why string) *HistoryView {
 	byCall := make([]int, len(ops))
 	for i := range byCall {
 		byCall[i] = i
@@ -181,7 +181,7 @@ func windowView(ops []porcupine.Operation, center int, order []int, why string) 
 	hi := min(len(ops), lo+MaxVisualizedOps)
 	from, to := ops[byCall[lo]].Call, ops[byCall[hi-1]].Call
 
-	states := []model.State{model.InitialState()}
+	states := start
 	folded := make([]bool, len(ops))
 	nFolded := 0
 	for _, i := range order {
