@@ -82,6 +82,7 @@ func (n *Network) addMember(m *Member) error {
 	if err != nil {
 		return fmt.Errorf("client proxy of %s: %w", m.name, err)
 	}
+	cs.serveInProcess()
 	n.clients[m.name] = cs
 	n.listen[m.name] = m.peerListen
 	n.links[m.name] = map[string]*faultProxy{}

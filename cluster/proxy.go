@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,10 @@ type faultProxy struct {
 	ctx    context.Context // cancelled by close; bounds the dials
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and every serve
+
+	// faulted is !f.none(), for the in-process client connections
+	// (client_conn.go) to check without the lock.
+	faulted atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -269,6 +274,16 @@ func (p *faultProxy) leaveFast(src net.Conn, left chan struct{}) {
 // chunk was not written: the pipe was closed (a reset, the proxy's close)
 // or the write failed.
 func (p *faultProxy) pass(dst net.Conn, b []byte, c *pipe) bool {
+	if !p.await(c) {
+		return false
+	}
+	_, err := dst.Write(b)
+	return err == nil
+}
+
+// await applies the link's faults to one chunk: it returns when the chunk
+// may go on, or false if the pipe was closed first.
+func (p *faultProxy) await(c *pipe) bool {
 	f, _ := p.faults()
 	if f.lose != nil && f.lose() && !wait(f.rto, c.done) {
 		return false
@@ -285,11 +300,7 @@ func (p *faultProxy) pass(dst net.Conn, b []byte, c *pipe) bool {
 			return false
 		}
 	}
-	if f.latency > 0 && !wait(jittered(f.latency, f.jitter), c.done) {
-		return false
-	}
-	_, err := dst.Write(b)
-	return err == nil
+	return f.latency <= 0 || wait(jittered(f.latency, f.jitter), c.done)
 }
 
 func (p *faultProxy) faults() (faults, <-chan struct{}) {
@@ -334,6 +345,7 @@ func (p *faultProxy) set(update func(*faults)) {
 // to wait on for them to leave the fast path.
 func (p *faultProxy) setLocked(update func(*faults)) []chan struct{} {
 	update(&p.f)
+	p.faulted.Store(!p.f.none())
 	close(p.changed)
 	p.changed = make(chan struct{})
 	if p.f.none() {
@@ -392,6 +404,7 @@ func (p *faultProxy) release(reset bool) {
 // close stops the listener, closes every connection and waits for every
 // goroutine of the proxy.
 func (p *faultProxy) close() error {
+	p.stopInProcess()
 	p.mu.Lock()
 	p.closed = true
 	pipes := make([]*pipe, 0, len(p.pipes))
