@@ -90,8 +90,11 @@ func TestProberSeesFaults(t *testing.T) {
 
 	sleep := func(d time.Duration) { time.Sleep(d) }
 	sleep(time.Second)
-	pauseAt := now()
+	// The pause counts from when the process is stopped: a probe sent
+	// between the SIGSTOP and the stop may still be answered.
 	require.NoError(t, ms[1].Pause())
+	require.Eventually(t, func() bool { return ms[1].ProcessState() == "T" }, 5*time.Second, time.Millisecond, "stopped")
+	pauseAt := now()
 	sleep(3 * time.Second)
 	resumeAt := now()
 	require.NoError(t, ms[1].Resume())
