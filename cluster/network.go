@@ -14,21 +14,21 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/pkg/v3/proxy"
 	"go.uber.org/zap"
 )
 
 // Network is the fault proxy that carries the cluster's traffic.
 //
 // Every member advertises addresses that belong to the harness:
-//   - its client URL is a pkg/v3/proxy server in front of the member's real
-//     client listener (client-side partitions cut it);
+//   - its client URL is a fault proxy (faultProxy, proxy.go) in front of
+//     the member's real client listener (client-side partitions cut it);
 //   - its peer URL is a small demultiplexer. Each peer connection starts with
 //     an HTTP request, and raft's requests name their sender in the
 //     X-Server-From header; the demultiplexer reads that header and hands the
-//     connection to the pkg/v3/proxy server of that one link (sender →
-//     receiver). Connections that name no sender (version and health probes)
-//     go to the receiver's "unknown sender" link.
+//     connection, in the process, to the fault proxy of that one link
+//     (sender → receiver), which dials the receiver's real peer listener.
+//     Connections that name no sender (version and health probes) go to the
+//     receiver's "unknown sender" link.
 //
 // A proxy only on each member's advertised port would not isolate a member,
 // because a member also dials out to its peers (etcd #17737); with one proxy
@@ -42,32 +42,26 @@ type Network struct {
 
 	mu      sync.Mutex
 	closed  bool
-	clients map[string]proxy.Server          // member name → client proxy
-	demux   map[string]*demux                // member name → peer demultiplexer
-	links   map[string]map[string]*linkProxy // receiver → sender ("" = unknown) → proxy
-	ids     map[string]string                // raft member ID (hex) → member name
-	listen  map[string]string                // member name → real peer listen URL
-	cut     map[proxy.Server]bool            // proxies whose traffic is held (Blackhole)
+	clients map[string]*faultProxy            // member name → client proxy
+	demux   map[string]*demux                 // member name → peer demultiplexer
+	links   map[string]map[string]*faultProxy // receiver → sender ("" = unknown) → link proxy
+	ids     map[string]string                 // raft member ID (hex) → member name
+	listen  map[string]string                 // member name → real peer listen URL
 	// ports were allocated together with the members' ports, so that no
-	// link proxy takes a port a member has not bound yet.
+	// link proxy takes a port a member has not bound yet. Each link proxy
+	// also listens on its own port, so a link can be dialed directly (the
+	// tests do); the demultiplexers hand it connections without that hop.
 	ports []int
-}
-
-// linkProxy carries the connections one sender dialed to one receiver.
-type linkProxy struct {
-	srv  proxy.Server
-	addr string // host:port the proxy listens on
 }
 
 func newNetwork(lg *zap.Logger) *Network {
 	return &Network{
 		lg:      lg,
-		clients: map[string]proxy.Server{},
+		clients: map[string]*faultProxy{},
 		demux:   map[string]*demux{},
-		links:   map[string]map[string]*linkProxy{},
+		links:   map[string]map[string]*faultProxy{},
 		ids:     map[string]string{},
 		listen:  map[string]string{},
-		cut:     map[proxy.Server]bool{},
 	}
 }
 
@@ -84,13 +78,14 @@ func (n *Network) addMember(m *Member) error {
 	if n.closed {
 		return ErrClosed
 	}
-	cs, err := startProxy(n.lg, hostPort(m.clientAdvertise), hostPort(m.clientListen))
+	cs, err := newFaultProxy(n.lg, hostPort(m.clientAdvertise), hostPort(m.clientListen))
 	if err != nil {
 		return fmt.Errorf("client proxy of %s: %w", m.name, err)
 	}
+	cs.serveInProcess()
 	n.clients[m.name] = cs
 	n.listen[m.name] = m.peerListen
-	n.links[m.name] = map[string]*linkProxy{}
+	n.links[m.name] = map[string]*faultProxy{}
 	// Links into the new member, from every member (itself excluded) and from unknown senders.
 	senders := []string{UnknownSender}
 	for other := range n.listen {
@@ -131,11 +126,11 @@ func (n *Network) addLinkLocked(from, to string) error {
 	port := n.ports[0]
 	n.ports = n.ports[1:]
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	srv, err := startProxy(n.lg, addr, hostPort(n.listen[to]))
+	p, err := newFaultProxy(n.lg, addr, hostPort(n.listen[to]))
 	if err != nil {
 		return fmt.Errorf("link proxy %s→%s: %w", senderName(from), to, err)
 	}
-	n.links[to][from] = &linkProxy{srv: srv, addr: addr}
+	n.links[to][from] = p
 	return nil
 }
 
@@ -147,24 +142,20 @@ func (n *Network) setMemberID(id uint64, name string) {
 	n.ids[fmt.Sprintf("%x", id)] = name
 }
 
-// linkAddr is where the demultiplexer of receiver sends a connection whose
-// X-Server-From is fromID.
-func (n *Network) linkAddr(fromID, receiver string) (addr, from string, ok bool) {
+// linkFor is the link proxy the demultiplexer of receiver hands a
+// connection whose X-Server-From is fromID.
+func (n *Network) linkFor(fromID, receiver string) (*faultProxy, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	from, ok = n.ids[fromID]
+	from, ok := n.ids[fromID]
 	if !ok {
 		from = UnknownSender
 	}
 	l, ok := n.links[receiver][from]
 	if !ok {
-		from = UnknownSender
 		l, ok = n.links[receiver][UnknownSender]
 	}
-	if !ok {
-		return "", "", false
-	}
-	return l.addr, from, true
+	return l, ok
 }
 
 // Link is one direction of peer traffic between two members: the
@@ -212,14 +203,14 @@ func sortLinks(ls []Link) {
 	})
 }
 
-func (n *Network) link(l Link) (proxy.Server, error) {
+func (n *Network) link(l Link) (*faultProxy, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p, ok := n.links[l.To][l.From]
 	if !ok {
 		return nil, fmt.Errorf("no link %s→%s", senderName(l.From), l.To)
 	}
-	return p.srv, nil
+	return p, nil
 }
 
 // Blackhole cuts the links: no byte passes, in either direction of any
@@ -231,7 +222,7 @@ func (n *Network) link(l Link) (proxy.Server, error) {
 // garbage messages, which no real network delivers (TCP resends what it
 // loses).
 func (n *Network) Blackhole(links ...Link) error {
-	return n.each(links, n.hold)
+	return n.each(links, func(p *faultProxy) { p.set(func(f *faults) { f.hold = true }) })
 }
 
 // Unblackhole heals the links. The connections that were cut are reset
@@ -239,82 +230,49 @@ func (n *Network) Blackhole(links ...Link) error {
 // so what they held is lost and etcd dials again; new connections pass.
 // (Released instead, the held bytes would reach the peer intact and late,
 // and a follower would never fall behind the leader's compacted log.)
+// Only a link that is cut is reset: healing twice must not break the
+// connections made since the first heal.
 func (n *Network) Unblackhole(links ...Link) error {
-	var errs []error
-	for _, l := range links {
-		s, err := n.link(l)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n.mu.Lock()
-		// Only a link that is cut is reset: healing twice must not break
-		// the connections made since the first heal.
-		if n.cut[s] {
-			if d, ok := n.demux[l.To]; ok {
-				d.reset(l.From)
-			}
-		}
-		n.mu.Unlock()
-		n.release(s)
-	}
-	return errors.Join(errs...)
+	return n.each(links, func(p *faultProxy) { p.release(true) })
 }
 
-func (n *Network) hold(s proxy.Server) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.cut[s] {
-		n.cut[s] = true
-		s.PauseTx()
-		s.PauseRx()
-	}
-}
-
-func (n *Network) release(s proxy.Server) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cut[s] {
-		delete(n.cut, s)
-		s.UnpauseTx()
-		s.UnpauseRx()
-	}
-}
-
-// Delay adds latency ± jitter (uniformly random) to every chunk read on
-// the links, in both directions.
+// Delay adds latency ± jitter (uniformly random, drawn for each chunk) to
+// every chunk read on the links, in both directions. A latency of zero or
+// less changes nothing (as with pkg/v3/proxy).
 func (n *Network) Delay(latency, jitter time.Duration, links ...Link) error {
-	return n.each(links, func(s proxy.Server) { s.DelayTx(latency, jitter); s.DelayRx(latency, jitter) })
+	if latency <= 0 {
+		return n.each(links, func(*faultProxy) {})
+	}
+	return n.each(links, func(p *faultProxy) {
+		p.set(func(f *faults) { f.latency, f.jitter = latency, jitter })
+	})
 }
 
 // Undelay removes the latency.
 func (n *Network) Undelay(links ...Link) error {
-	return n.each(links, func(s proxy.Server) { s.UndelayTx(); s.UndelayRx() })
+	return n.each(links, func(p *faultProxy) { p.set(func(f *faults) { f.latency, f.jitter = 0, 0 }) })
 }
 
 // Retransmit models a share (0..1) of lost packets on the links, in both
 // directions. TCP resends a lost packet after a retransmission timeout,
 // so a lost chunk arrives late but intact: each chunk the proxy reads is,
 // with probability share, held for rto before it is forwarded. (Dropping
-// the bytes instead would corrupt the stream, which TCP never does.)
+// the bytes instead would corrupt the stream, which TCP never does.) One
+// source of randomness, seeded with seed, decides for all the links.
 func (n *Network) Retransmit(share float64, rto time.Duration, seed int64, links ...Link) error {
 	var mu sync.Mutex
 	r := rand.New(rand.NewSource(seed))
-	lose := func(b []byte) []byte {
+	lose := func() bool {
 		mu.Lock()
-		lost := r.Float64() < share
-		mu.Unlock()
-		if lost {
-			time.Sleep(rto)
-		}
-		return b
+		defer mu.Unlock()
+		return r.Float64() < share
 	}
-	return n.each(links, func(s proxy.Server) { s.ModifyTx(lose); s.ModifyRx(lose) })
+	return n.each(links, func(p *faultProxy) { p.set(func(f *faults) { f.lose, f.rto = lose, rto }) })
 }
 
 // Unretransmit stops Retransmit.
 func (n *Network) Unretransmit(links ...Link) error {
-	return n.each(links, func(s proxy.Server) { s.UnmodifyTx(); s.UnmodifyRx() })
+	return n.each(links, func(p *faultProxy) { p.set(func(f *faults) { f.lose, f.rto = nil, 0 }) })
 }
 
 // BlackholeClient cuts the member's client proxy (traffic clients dial it;
@@ -324,7 +282,7 @@ func (n *Network) BlackholeClient(member string) error {
 	if err != nil {
 		return err
 	}
-	n.hold(s)
+	s.set(func(f *faults) { f.hold = true })
 	return nil
 }
 
@@ -334,11 +292,11 @@ func (n *Network) UnblackholeClient(member string) error {
 	if err != nil {
 		return err
 	}
-	n.release(s)
+	s.release(false)
 	return nil
 }
 
-func (n *Network) client(member string) (proxy.Server, error) {
+func (n *Network) client(member string) (*faultProxy, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s, ok := n.clients[member]
@@ -349,33 +307,30 @@ func (n *Network) client(member string) (proxy.Server, error) {
 }
 
 // Heal removes every fault from every proxy. It is the last word of every
-// network fault, and Close runs it too.
+// network fault, and Close runs it too. It resets no connection.
 func (n *Network) Heal() {
+	for _, p := range n.proxies() {
+		p.set(func(f *faults) { *f = faults{} })
+	}
+}
+
+// proxies is every client and link proxy.
+func (n *Network) proxies() []*faultProxy {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for s := range n.cut {
-		s.UnpauseTx()
-		s.UnpauseRx()
-	}
-	clear(n.cut)
-	var all []proxy.Server
+	var all []*faultProxy
 	for _, s := range n.clients {
 		all = append(all, s)
 	}
 	for _, froms := range n.links {
 		for _, l := range froms {
-			all = append(all, l.srv)
+			all = append(all, l)
 		}
 	}
-	for _, s := range all {
-		s.UndelayTx()
-		s.UndelayRx()
-		s.UnmodifyTx()
-		s.UnmodifyRx()
-	}
+	return all
 }
 
-func (n *Network) each(links []Link, f func(proxy.Server)) error {
+func (n *Network) each(links []Link, f func(*faultProxy)) error {
 	var errs []error
 	for _, l := range links {
 		s, err := n.link(l)
@@ -388,32 +343,22 @@ func (n *Network) each(links []Link, f func(proxy.Server)) error {
 	return errors.Join(errs...)
 }
 
-// close stops every proxy and demultiplexer.
+// close stops every demultiplexer and proxy, and waits for their
+// goroutines.
 func (n *Network) close() error {
 	n.mu.Lock()
 	n.closed = true
-	var servers []proxy.Server
-	for _, s := range n.clients {
-		servers = append(servers, s)
-	}
-	for _, froms := range n.links {
-		for _, l := range froms {
-			servers = append(servers, l.srv)
-		}
-	}
 	demuxes := make([]*demux, 0, len(n.demux))
 	for _, d := range n.demux {
 		demuxes = append(demuxes, d)
 	}
 	n.mu.Unlock()
-	var errs []error
 	for _, d := range demuxes {
 		d.close()
 	}
-	for _, s := range servers {
-		if err := s.Close(); err != nil && !isClosedErr(err) {
-			errs = append(errs, err)
-		}
+	var errs []error
+	for _, s := range n.proxies() {
+		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
 }
@@ -425,35 +370,6 @@ func senderName(from string) string {
 		return "(unknown sender)"
 	}
 	return from
-}
-
-// startProxy starts a pkg/v3/proxy server from → to and drains its error
-// channel (the proxy blocks on it otherwise).
-func startProxy(lg *zap.Logger, from, to string) (proxy.Server, error) {
-	s := proxy.NewServer(proxy.ServerConfig{
-		Logger: lg.Named("proxy").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
-		From:   url.URL{Scheme: "tcp", Host: from},
-		To:     url.URL{Scheme: "tcp", Host: to},
-	})
-	select {
-	case <-s.Ready():
-	case err := <-s.Error():
-		_ = s.Close()
-		return nil, err
-	case <-time.After(5 * time.Second):
-		_ = s.Close()
-		return nil, fmt.Errorf("proxy %s→%s not ready after 5s", from, to)
-	}
-	go func() {
-		for {
-			select {
-			case <-s.Error():
-			case <-s.Done():
-				return
-			}
-		}
-	}()
-	return s, nil
 }
 
 func hostPort(rawURL string) string {
@@ -472,7 +388,7 @@ type demux struct {
 	ln       net.Listener
 
 	mu    sync.Mutex
-	conns map[net.Conn]string // connection → sender name
+	conns map[net.Conn]struct{} // nil once closed
 	wg    sync.WaitGroup
 }
 
@@ -484,7 +400,7 @@ func newDemux(n *Network, receiver, addr string) (*demux, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &demux{n: n, receiver: receiver, ln: ln, conns: map[net.Conn]string{}}
+	d := &demux{n: n, receiver: receiver, ln: ln, conns: map[net.Conn]struct{}{}}
 	d.wg.Add(1)
 	go d.serve()
 	return d, nil
@@ -497,7 +413,7 @@ func (d *demux) serve() {
 		if err != nil {
 			return
 		}
-		if !d.track(c, UnknownSender) {
+		if !d.track(c) {
 			c.Close()
 			return
 		}
@@ -510,25 +426,14 @@ func (d *demux) serve() {
 	}
 }
 
-func (d *demux) track(c net.Conn, from string) bool {
+func (d *demux) track(c net.Conn) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conns == nil {
 		return false
 	}
-	d.conns[c] = from
+	d.conns[c] = struct{}{}
 	return true
-}
-
-// reset closes every connection from sender.
-func (d *demux) reset(from string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for c, f := range d.conns {
-		if f == from {
-			c.Close()
-		}
-	}
 }
 
 func (d *demux) untrack(c net.Conn) {
@@ -538,7 +443,8 @@ func (d *demux) untrack(c net.Conn) {
 	c.Close()
 }
 
-// handle reads the first request head, picks the link and splices.
+// handle reads the first request head, picks the link and hands the
+// connection to it, with what was read so far.
 func (d *demux) handle(in net.Conn) {
 	_ = in.SetReadDeadline(time.Now().Add(headerTimeout))
 	br := bufio.NewReaderSize(in, 16<<10)
@@ -550,35 +456,18 @@ func (d *demux) handle(in net.Conn) {
 		from = req.Header.Get("X-Server-From")
 	}
 	_ = in.SetReadDeadline(time.Time{})
-	addr, sender, ok := d.n.linkAddr(from, d.receiver)
+	link, ok := d.n.linkFor(from, d.receiver)
 	if !ok {
 		return
 	}
-	if !d.track(in, sender) {
-		return
-	}
-	out, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return
-	}
-	if !d.track(out, sender) {
-		out.Close()
-		return
-	}
-	defer d.untrack(out)
-	// What the header parser read (the head, and maybe more) goes first.
+	// What the header parser read (the head, and maybe more) goes first,
+	// then what br holds beyond it; after that the link reads in itself.
 	first := head.Bytes()
 	if parsed && from == "" {
 		first = closeAfter(first)
 	}
-	if _, err := out.Write(first); err != nil {
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(out, br); closeWrite(out); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(in, out); closeWrite(in); done <- struct{}{} }()
-	<-done
-	<-done
+	rest, _ := br.Peek(br.Buffered())
+	link.serve(in, append(first, rest...))
 }
 
 // closeAfter asks etcd to close a connection after its first request, for

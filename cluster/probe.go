@@ -309,7 +309,7 @@ func (n *Network) inMajority(member string, members []string) bool {
 	open := func(a, b string) bool {
 		for _, l := range []Link{{From: a, To: b}, {From: b, To: a}} {
 			p, ok := n.links[l.To][l.From]
-			if !ok || n.cut[p.srv] {
+			if !ok || p.held() {
 				return false
 			}
 		}

@@ -7,25 +7,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.etcd.io/etcd/pkg/v3/proxy"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
-// fakeLink stands for a link proxy: only its identity matters to
-// inMajority.
-type fakeLink struct {
-	proxy.Server
-	id string
-}
-
+// fakeNetwork has a link proxy, with no listener, for every pair of
+// members: inMajority only asks whether each holds its bytes.
 func fakeNetwork(members ...string) *Network {
 	n := newNetwork(nil)
 	for _, to := range members {
-		n.links[to] = map[string]*linkProxy{}
+		n.links[to] = map[string]*faultProxy{}
 		for _, from := range members {
 			if from != to {
-				n.links[to][from] = &linkProxy{srv: &fakeLink{id: from + ">" + to}}
+				n.links[to][from] = &faultProxy{changed: make(chan struct{})}
 			}
 		}
 	}
@@ -33,8 +27,9 @@ func fakeNetwork(members ...string) *Network {
 }
 
 func (n *Network) cutForTest(a, b string) {
-	n.cut[n.links[b][a].srv] = true
-	n.cut[n.links[a][b].srv] = true
+	for _, p := range []*faultProxy{n.links[b][a], n.links[a][b]} {
+		p.set(func(f *faults) { f.hold = true })
+	}
 }
 
 func TestInMajority(t *testing.T) {
@@ -95,8 +90,11 @@ func TestProberSeesFaults(t *testing.T) {
 
 	sleep := func(d time.Duration) { time.Sleep(d) }
 	sleep(time.Second)
-	pauseAt := now()
+	// The pause counts from when the process is stopped: a probe sent
+	// between the SIGSTOP and the stop may still be answered.
 	require.NoError(t, ms[1].Pause())
+	require.Eventually(t, func() bool { return ms[1].ProcessState() == "T" }, 5*time.Second, time.Millisecond, "stopped")
+	pauseAt := now()
 	sleep(3 * time.Second)
 	resumeAt := now()
 	require.NoError(t, ms[1].Resume())
