@@ -764,3 +764,14 @@ func (m *Member) stop(ctx context.Context, why string) error {
 	}
 	return nil
 }
+
+// SwitchRelease sets the etcd, etcdctl and etcdutl the next Start runs
+// (empty strings keep the current ones), as an upgrade or downgrade does,
+// and records the change: in the harness's log, and as a marker line in
+// the member's own log, so the log shows which release ran each process.
+// A running process is not affected.
+func (m *Member) SwitchRelease(from, to, etcd, etcdctl, etcdutl string) {
+	m.SetBinaries(etcd, etcdctl, etcdutl)
+	m.lg.Info("member changes release", zap.String("from", from), zap.String("to", to), zap.String("etcd", etcd))
+	m.appendLog(fmt.Sprintf("=== release %s: %s -> %s (%s) ===", time.Now().Format(time.RFC3339Nano), from, to, etcd))
+}
