@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
-	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/releases"
 )
 
@@ -49,8 +47,9 @@ const (
 //     migrate, v3.6 and later);
 //  3. R's etcdutl migrates the data dir down to P's storage version;
 //  4. it starts the member on P's binary. When the cluster version is
-//     above P (a cluster of R only), etcd must refuse: the lower member
-//     exits, logging "invalid downgrade", which the fault declares.
+//     above P (a cluster of R only), etcd must refuse: the lower binary
+//     exits, logging "invalid downgrade" (Member.TryStart runs it, outside
+//     the member's process record: a refused start is no crash).
 //     Otherwise the member must serve, and stays for the fault's duration;
 //  5. R's etcdutl migrates the data dir back up, and the member starts on
 //     R's binary again and catches up.
@@ -90,12 +89,18 @@ func clusterRelease(ctx context.Context, c *cluster.Cluster) (etcdbuild.Binaries
 		if err != nil {
 			return etcdbuild.Binaries{}, "", fmt.Errorf("%s: %w", need, err)
 		}
-		if m.EtcdutlPath() == "" {
+		// The member's own etcdutl, else the one built beside its etcd.
+		if p := m.EtcdutlPath(); p != "" {
+			b.Etcdutl = p
+		}
+		if p := m.EtcdctlPath(); p != "" {
+			b.Etcdctl = p
+		}
+		if b.Etcdutl == "" {
 			return etcdbuild.Binaries{}, "", fmt.Errorf("%s; %s has no etcdutl", need, m.Name())
 		}
 		if i == 0 {
 			first = b
-			first.Etcdctl, first.Etcdutl = m.EtcdctlPath(), m.EtcdutlPath()
 		} else if b.Version != first.Version {
 			return etcdbuild.Binaries{}, "", fmt.Errorf("%s; member-0 runs %s, %s runs %s", need, first.Version, m.Name(), b.Version)
 		}
@@ -192,7 +197,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.what, err)
 		}
-		st.add("%s: refused (%s), data dir unchanged", r.what, line)
+		st.add("%s: refused (%s", r.what, line)
 	}
 
 	// The offline downgrade.
@@ -201,7 +206,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		return fmt.Errorf("%s etcdutl migrate --target-version %s: %w", cur.Version, prevLine, err)
 	}
 	rec.Effect = env.now()
-	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, prevLine, migrated(out))
+	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, prevLine, migrated(out, prevLine))
 	migratedHashes, err := releases.HashDir(dir)
 	if err != nil {
 		return err
@@ -211,29 +216,18 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	m.SwitchRelease(cur.Version, prev.Version, prev.Etcd, prev.Etcdctl, prev.Etcdutl)
 	mustRefuse := !releases.AtLeast(prevLine, clusterLine)
 	if mustRefuse {
-		rec.Explains = append(rec.Explains, history.ExitExplained{
-			Member: m.Name(), Kinds: []history.ExitKind{history.ExitPanic, history.ExitFatal, history.ExitPlain},
-			LogContains: []string{"invalid downgrade"}, From: env.now(),
-			Why: fmt.Sprintf("%s refuses to join a cluster at version %s", prev.Version, before.Cluster),
-		})
-	}
-	if err := m.Start(hctx); err != nil {
-		return err
-	}
-	sctx, scancel := context.WithTimeout(hctx, refusedStartTimeout)
-	serveErr := m.WaitHealthy(sctx)
-	scancel()
-	switch {
-	case mustRefuse && serveErr == nil:
-		return fmt.Errorf("%s started in a cluster at version %s: etcd should have refused it", prev.Version, before.Cluster)
-	case mustRefuse:
-		if !errors.Is(serveErr, cluster.ErrExited) {
-			return fmt.Errorf("%s should have refused to start (cluster version %s), but neither served nor exited: %w", prev.Version, before.Cluster, serveErr)
+		// etcd must refuse: the try runs outside the member's process
+		// record (a refused start is not a crash, and the crash stage
+		// counts any start that never serves as one).
+		out, exitErr, running, err := m.TryStart(hctx, prev.Etcd, refusedStartTimeout)
+		if err != nil {
+			return err
 		}
-		<-m.Exited()
-		log, _ := logSinceStart(m)
-		if !strings.Contains(log, "invalid downgrade") {
-			return fmt.Errorf("%s exited (%v) without saying \"invalid downgrade\": %s", prev.Version, m.ExitErr(), releases.FirstErrorLine(log))
+		if running {
+			return fmt.Errorf("%s kept running on %s data in a cluster at version %s: etcd should have refused it", prev.Version, prevLine, before.Cluster)
+		}
+		if !strings.Contains(out, "invalid downgrade") {
+			return fmt.Errorf("%s exited (%v) without saying \"invalid downgrade\": %s", prev.Version, exitErr, releases.FirstErrorLine(out))
 		}
 		after, err := releases.HashDir(dir)
 		if err != nil {
@@ -243,10 +237,11 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		if ch := releases.Changed(migratedHashes, after); len(ch) > 0 {
 			note = "data dir changed: " + strings.Join(ch, ", ")
 		}
-		st.add("%s on %s data in a %s cluster: refused (%v): %s; %s", prev.Version, prevLine, before.Cluster, m.ExitErr(), releases.FirstErrorLine(log), note)
-	case serveErr != nil:
-		return fmt.Errorf("%s did not serve after the migration to %s: %w", prev.Version, prevLine, serveErr)
-	default:
+		st.add("%s on %s data in a %s cluster: refused (%v): %s; %s", prev.Version, prevLine, before.Cluster, exitErr, releases.FirstErrorLine(out), note)
+	} else {
+		if err := restart(hctx, m); err != nil {
+			return fmt.Errorf("%s did not serve after the migration to %s: %w", prev.Version, prevLine, err)
+		}
 		v, _ := releases.ReadVersions(hctx, m.DirectClientURL())
 		st.add("%s serves on the migrated data: %s", prev.Version, v)
 		_ = sleepCtx(ctx, env.duration())
@@ -260,7 +255,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	if err != nil {
 		return fmt.Errorf("%s etcdutl migrate --target-version %s: %w", cur.Version, curLine, err)
 	}
-	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, curLine, migrated(out))
+	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, curLine, migrated(out, curLine))
 	m.SwitchRelease(prev.Version, cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
 	if err := restart(hctx, m); err != nil {
 		return err
@@ -292,7 +287,13 @@ func runEtcdutl(ctx context.Context, etcdutl, dataDir, target string) (string, e
 }
 
 // refusedUnchanged runs an etcdutl migrate that must fail, and checks that
-// it left every file of dataDir as it was. It returns etcdutl's error.
+// it left every file of dataDir as it was. It returns etcdutl's error and
+// what it found of the data dir. The one change it lets through, and
+// reports, is a rewrite of the backend: etcdutl v3.6.16 opens the backend
+// for writing and commits it as it closes it, also after refusing, so the
+// bolt file's pages change although the migration was refused (the same
+// happens when etcd v3.6.16 refuses to start on newer data; see the
+// releases package's guard test). Any other change is an error.
 func refusedUnchanged(ctx context.Context, etcdutl, dataDir, target string) (string, error) {
 	before, err := releases.HashDir(dataDir)
 	if err != nil {
@@ -306,19 +307,26 @@ func refusedUnchanged(ctx context.Context, etcdutl, dataDir, target string) (str
 	if herr != nil {
 		return "", herr
 	}
-	if ch := releases.Changed(before, after); len(ch) > 0 {
-		return "", fmt.Errorf("etcdutl migrate --target-version %s refused (%v) but changed %s", target, err, strings.Join(ch, ", "))
+	ch := releases.Changed(before, after)
+	if len(ch) == 0 {
+		return err.Error() + "), data dir unchanged", nil
 	}
-	return err.Error(), nil
+	if len(ch) == 1 && ch[0] == backendFile {
+		return err.Error() + "), FINDING: data dir not unchanged: the refused run rewrote " + backendFile, nil
+	}
+	return "", fmt.Errorf("etcdutl migrate --target-version %s refused (%v) but changed %s", target, err, strings.Join(ch, ", "))
 }
 
+// backendFile is the backend's path in a data dir.
+const backendFile = "member/snap/db"
+
 // migrated sums up what a successful etcdutl migrate said.
-func migrated(out string) string {
+func migrated(out, target string) string {
 	var said []string
 	for _, l := range strings.Split(out, "\n") {
 		switch {
 		case strings.Contains(l, "updated storage version"):
-			said = append(said, "updated storage version"+field(l, "new-storage-version"))
+			said = append(said, "updated storage version to "+target)
 		case strings.Contains(l, "storage version up-to-date"):
 			said = append(said, "storage version up-to-date"+field(l, "storage-version"))
 		}
@@ -351,17 +359,4 @@ func lastLine(out string) string {
 		l = l[:400] + "..."
 	}
 	return l
-}
-
-// logSinceStart is what the member's current (or last) process logged.
-func logSinceStart(m *cluster.Member) (string, error) {
-	raw, err := os.ReadFile(m.LogPath())
-	if err != nil {
-		return "", err
-	}
-	b := string(raw)
-	if i := strings.LastIndex(b, "=== start "); i >= 0 {
-		b = b[i:]
-	}
-	return b, nil
 }
