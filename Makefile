@@ -217,3 +217,15 @@ $(addprefix test-robustness-release-,$(RELEASE_LINES)): build
 	$(MAKE) test-robustness-exploratory ETCD_VERSION=$(RELEASE_$(@:test-robustness-release-%=%)) EXPLORE_DIR=$(MATRIX_DIR)/release-$(@:test-robustness-release-%=%) RUNS=$(RUNS) SHARD=$(SHARD) $(if $(SEED),SEED=$(SEED))
 
 test-robustness-releases: test-robustness-release-3.4 test-robustness-release-3.5 test-robustness-release-3.6 test-robustness-release-3.7
+
+.PHONY: test-storage-version-guard
+
+# The storage-version guard (releases/guard_test.go): data written by one
+# release (1 member), then the member started on another release's binary.
+# One GUARD line per (data version, binary version) pair: refused, with
+# the error line etcd logged, or started; and whether the data dir is
+# unchanged (every file's hash). Builds v3.5.35, v3.6.16 and v3.7.3 on
+# first use.
+test-storage-version-guard:
+	@ETCD_ROBUSTNESS_RELEASE_TESTS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestStorageVersionGuard$$' ./releases/ > results-guard.log 2>&1; code=$$?; \
+	grep -E '^GUARD ' results-guard.log; grep -E '^(--- FAIL|FAIL|ok) ' results-guard.log; rm -f results-guard.log; test $$code -eq 0

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
@@ -63,6 +64,10 @@ type Env struct {
 	// defrag). The run's implementation records them, so that the model
 	// sees them. nil: faults that need it are not available.
 	Requests Requests
+	// Release provisions another etcd release's binaries (etcd, etcdctl,
+	// etcdutl), for faults that move a member between releases. nil:
+	// faults that need it are not available.
+	Release func(ctx context.Context, version string) (etcdbuild.Binaries, error)
 }
 
 // Requests is how a trigger asks etcd to do something. Each request goes

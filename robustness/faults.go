@@ -14,6 +14,7 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
@@ -294,6 +295,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	err := fp.Inject(injectCtx, failpoint.Env{
 		Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(rnd.Int63())),
 		Now: clock.Now, Duration: step.spec.Duration, MinIsolation: minIsolation, Requests: reqs,
+		Release: etcdbuild.ReleaseFunc(cl.Members()[0].EtcdPath(), lg),
 	}, &rec)
 	inj.End = clock.Now()
 	inj.Targets = rec.Targets
