@@ -224,7 +224,7 @@ func All() []Failpoint {
 }
 
 func familyOrder(f Family) int {
-	return slices.Index([]Family{Process, Panic, Sleep, Network, Membership, Disk}, f)
+	return slices.Index([]Family{Process, Panic, Sleep, Network, Membership, Disk, Version}, f)
 }
 
 // Pick returns one fault, chosen with r, among those available for c that
@@ -271,8 +271,12 @@ func needsRestart(f Failpoint, c *cluster.Cluster) bool {
 // member's data onto a FUSE mount.
 func InRandomPool(f Failpoint) bool {
 	_, prep := f.(MemberPreparer)
-	return !prep
+	_, named := f.(byNameOnly)
+	return !prep && !named
 }
+
+// byNameOnly is a fault that `random` never picks, for the reason it gives.
+type byNameOnly interface{ ByNameOnly() string }
 
 // needsRequests marks faults whose trigger sends etcd requests.
 type needsRequests interface{ needsRequests() bool }

@@ -55,7 +55,7 @@ const (
 //     R's binary again and catches up.
 //
 // It needs Env.Release for P's binaries, and runs by name only (see
-// PrepareMember).
+// ByNameOnly).
 type OfflineMigrate struct{}
 
 // Name implements Failpoint.
@@ -73,11 +73,12 @@ func (OfflineMigrate) Available(ctx context.Context, c *cluster.Cluster) error {
 	return err
 }
 
-// PrepareMember implements MemberPreparer. The fault needs nothing set up,
-// but being a preparer keeps it out of `random`: it needs the previous
+// ByNameOnly keeps the fault out of `random`: it needs the previous
 // release's binaries, which a run may have to build (a minute) before it
 // can inject.
-func (OfflineMigrate) PrepareMember(*cluster.Member) error { return nil }
+func (OfflineMigrate) ByNameOnly() string {
+	return "it needs the previous release's binaries, which may take a build"
+}
 
 // clusterRelease is the one release every member runs, and its line,
 // or why the version faults cannot run.

@@ -80,7 +80,7 @@ func failpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name(), f.Family(), status)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault, picked from the seed before traffic starts; the lost-write disk fault runs by name only). A gofail point's bare name is its panic.\n", failpoint.Random)
+	fmt.Fprintf(stdout, "\n--failpoint takes one name, a comma-separated list, or %q (an available fault, picked from the seed before traffic starts; the lost-write disk fault and etcdutl-migrate run by name only). A gofail point's bare name is its panic.\n", failpoint.Random)
 	if ctx.Err() != nil { // interrupted, or the output was closed
 		return exitInterrupted
 	}
