@@ -156,21 +156,23 @@ func requireCompactionsAtSeenRevisions(t *testing.T, c history.Client) {
 	require.Positive(t, n)
 }
 
+// requireDistinctWrites checks a txn branch as etcd's gRPC layer does: no
+// key put twice, and none both put and deleted. A key may be deleted twice.
 func requireDistinctWrites(t *testing.T, ops []history.RequestOp) {
 	t.Helper()
-	keys := map[string]bool{}
+	puts, dels := map[string]bool{}, map[string]bool{}
 	for _, op := range ops {
-		var k string
 		switch {
 		case op.Put != nil:
-			k = op.Put.Key
+			require.False(t, puts[op.Put.Key], "a txn branch puts %s twice", op.Put.Key)
+			puts[op.Put.Key] = true
 		case op.DeleteRange != nil:
-			k = op.DeleteRange.Key
-		default:
-			continue
+			require.Empty(t, op.DeleteRange.RangeEnd, "txn deletes are single keys")
+			dels[op.DeleteRange.Key] = true
 		}
-		require.False(t, keys[k], "a txn branch writes %s twice", k)
-		keys[k] = true
+	}
+	for k := range puts {
+		require.False(t, dels[k], "a txn branch puts and deletes %s", k)
 	}
 }
 
@@ -220,4 +222,58 @@ func TestLookupUnknownProfile(t *testing.T) {
 	}
 	_, err = Etcd{}.Rates().Level("fast")
 	require.ErrorContains(t, err, `unknown traffic rate "fast" (valid: low, medium, high)`)
+}
+
+// Some txn branches read back a key they put or deleted earlier in the
+// same branch (the fake answers as etcd does, from the txn's own writes),
+// and some delete a key twice.
+func TestEtcdProfileTxnsReadTheirOwnWrites(t *testing.T) {
+	hs := runFake(testEtcd, newFakeEtcd(0), 4, 2000, time.Second, nil)
+	seen := map[string]int{}
+	for _, c := range hs {
+		for _, op := range c.Operations {
+			txn := op.Request.Txn
+			if txn == nil || op.Response == nil || op.Response.Txn == nil {
+				continue
+			}
+			ops := txn.Success
+			if !op.Response.Txn.Succeeded {
+				ops = txn.Failure
+			}
+			put, deleted := map[string]string{}, map[string]bool{}
+			for i, o := range ops {
+				switch {
+				case o.Put != nil:
+					put[o.Put.Key] = o.Put.Value
+				case o.DeleteRange != nil:
+					if deleted[o.DeleteRange.Key] {
+						seen["delete twice"]++
+					}
+					deleted[o.DeleteRange.Key] = true
+				case o.Range != nil && o.Range.RangeEnd == "":
+					got := op.Response.Txn.Responses[i].Range
+					if v, ok := put[o.Range.Key]; ok {
+						require.Len(t, got.KVs, 1)
+						require.Equal(t, v, got.KVs[0].Value, "the get sees the put before it")
+						require.Equal(t, op.Response.Header.Revision, got.KVs[0].ModRevision, "at the txn's revision")
+						seen["get after put"]++
+					}
+					if deleted[o.Range.Key] {
+						require.Empty(t, got.KVs, "the get sees the delete before it")
+						seen["get after delete"]++
+					}
+				case o.Range != nil:
+					for k := range put {
+						if k >= o.Range.Key && k < o.Range.RangeEnd {
+							seen["prefix after put"]++
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, k := range []string{"get after put", "get after delete", "prefix after put", "delete twice"} {
+		require.Positive(t, seen[k], "some txns send %s in one branch", k)
+	}
 }

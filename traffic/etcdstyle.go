@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -277,7 +278,9 @@ func (cl *etcdClient) leaseDue(now time.Time) (history.Request, bool) {
 }
 
 // txn is a transaction of one or two compares and up to three operations
-// on each branch; the keys a branch writes are distinct, as etcd requires.
+// on each branch; the keys a branch puts are distinct, as etcd requires.
+// Half the success branches and a third of the failure branches then read
+// back a key they wrote (readBack).
 func (cl *etcdClient) txn() history.Request {
 	r := cl.env.Rand
 	t := &history.TxnRequest{}
@@ -310,7 +313,53 @@ func (cl *etcdClient) txn() history.Request {
 			t.Failure = append(t.Failure, history.RequestOp{Range: &history.RangeRequest{Key: k}})
 		}
 	}
+	if r.Intn(2) == 0 {
+		t.Success = cl.readBack(t.Success)
+	}
+	if r.Intn(3) == 0 {
+		t.Failure = cl.readBack(t.Failure)
+	}
 	return history.Request{Txn: t}
+}
+
+// readBack appends to a branch an operation on a key the branch wrote
+// before it, which etcd then answers from the transaction's own writes: a
+// get of a key put or deleted, a prefix range over it, or a second delete
+// of a deleted key (a second put, or a put after a delete, would be a
+// duplicate key, which etcd refuses). A branch that writes nothing is
+// returned unchanged.
+func (cl *etcdClient) readBack(ops []history.RequestOp) []history.RequestOp {
+	var written []history.RequestOp
+	for _, o := range ops {
+		if o.Put != nil || o.DeleteRange != nil {
+			written = append(written, o)
+		}
+	}
+	if len(written) == 0 {
+		return ops
+	}
+	r := cl.env.Rand
+	w := written[r.Intn(len(written))]
+	var key string
+	if w.Put != nil {
+		key = w.Put.Key
+	} else {
+		key = w.DeleteRange.Key
+	}
+	switch n := r.Intn(10); {
+	case n < 6:
+		return append(ops, history.RequestOp{Range: &history.RangeRequest{Key: key}})
+	case n < 9:
+		p := key[:strings.LastIndexByte(key, '/')+1] // the key's group
+		rr := &history.RangeRequest{Key: p, RangeEnd: prefixEnd(p)}
+		if r.Intn(2) == 0 {
+			rr.CountOnly = true
+		}
+		return append(ops, history.RequestOp{Range: rr})
+	case w.DeleteRange != nil:
+		return append(ops, history.RequestOp{DeleteRange: &history.DeleteRangeRequest{Key: key}})
+	}
+	return append(ops, history.RequestOp{Range: &history.RangeRequest{Key: key}})
 }
 
 var (

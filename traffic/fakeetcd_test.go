@@ -196,10 +196,16 @@ func (e *fakeEtcd) sortedKeys(key, end string) []string {
 }
 
 func (e *fakeEtcd) rangeAt(r *history.RangeRequest) (*history.RangeResponse, error) {
+	return e.rangeIn(r, e.rev)
+}
+
+// rangeIn answers r with cur as the current revision: a txn that wrote
+// already reads its own writes, at the revision it writes at.
+func (e *fakeEtcd) rangeIn(r *history.RangeRequest, cur int64) (*history.RangeResponse, error) {
 	rev := r.Revision
 	switch {
 	case rev == 0:
-		rev = e.rev
+		rev = cur
 	case rev > e.rev:
 		return nil, rpctypes.ErrGRPCFutureRev
 	case rev < e.compacted:
@@ -264,7 +270,11 @@ func (e *fakeEtcd) write(req history.Request) (*history.Response, error) {
 			var r history.ResponseOp
 			switch {
 			case op.Range != nil:
-				rr, err := e.rangeAt(op.Range)
+				cur := e.rev
+				if changed {
+					cur = next
+				}
+				rr, err := e.rangeIn(op.Range, cur)
 				if err != nil {
 					return nil, err
 				}
