@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -275,5 +276,53 @@ func TestEtcdProfileTxnsReadTheirOwnWrites(t *testing.T) {
 	}
 	for _, k := range []string{"get after put", "get after delete", "prefix after put", "delete twice"} {
 		require.Positive(t, seen[k], "some txns send %s in one branch", k)
+	}
+}
+
+// Config.CompactionInterval sets how often the etcd and kubernetes
+// profiles compact; with etcd's suite's 100 ms, reads at a past revision
+// and compactions meet already-compacted revisions.
+func TestCompactionInterval(t *testing.T) {
+	etcdProfile, err := Lookup("etcd")
+	require.NoError(t, err)
+	kube, err := Lookup("kubernetes")
+	require.NoError(t, err)
+	const runFor = 1500 * time.Millisecond
+	tests := []struct {
+		name     string
+		p        Profile
+		interval time.Duration
+		min, max int
+	}{
+		{"etcd, the profile's 1-2 s", etcdProfile, 0, 0, 1},
+		{"etcd, every 100-200 ms", etcdProfile, 100 * time.Millisecond, 6, 15},
+		{"kubernetes, the profile's 1-2 s", kube, 0, 0, 2},
+		{"kubernetes, every 100-200 ms", kube, 100 * time.Millisecond, 5, 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := runFakeWith(tc.p, newFakeEtcd(0), 4, 1000, runFor, func(env *Env) { env.CompactionInterval = tc.interval })
+			compactions, compactedReads := 0, 0
+			for _, c := range hs {
+				var last time.Duration
+				for _, op := range c.Operations {
+					if op.Request.Compaction != nil {
+						if compactions > 0 && tc.interval > 0 && c.ID == 0 && tc.p == etcdProfile {
+							require.GreaterOrEqual(t, op.Call-last, tc.interval-10*time.Millisecond, "compactions at least the interval apart")
+						}
+						last = op.Call
+						compactions++
+					}
+					if r := op.Request.Range; r != nil && r.Revision > 0 && op.Error != nil && strings.Contains(op.Error.Message, "compacted") {
+						compactedReads++
+					}
+				}
+			}
+			require.GreaterOrEqual(t, compactions, tc.min)
+			require.LessOrEqual(t, compactions, tc.max)
+			if tc.interval > 0 && tc.p == etcdProfile {
+				require.Positive(t, compactedReads, "reads at a past revision meet the compaction")
+			}
+		})
 	}
 }

@@ -37,7 +37,8 @@ type Etcd struct {
 	// MaxLeases is the number of leases one client holds at a time.
 	MaxLeases int
 	// CompactEvery and DefragEvery bound the time between two compactions
-	// and between two defragmentations, uniformly at random.
+	// and between two defragmentations, uniformly at random. A run's
+	// Config.CompactionInterval replaces CompactEvery.
 	CompactEvery, DefragEvery [2]time.Duration
 }
 
@@ -58,6 +59,7 @@ func (Etcd) Rates() Rates {
 // Run implements Profile.
 func (p Etcd) Run(ctx context.Context, c Doer, env Env) {
 	now := time.Now()
+	p.CompactEvery = env.compactEvery(p.CompactEvery)
 	cl := &etcdClient{p: p, env: env, kvs: map[string]history.KeyValue{}, leaseSeq: 1}
 	if env.ClientID == 0 {
 		cl.nextCompact = now.Add(jitter(env.Rand, p.CompactEvery[0], p.CompactEvery[1]))
@@ -146,13 +148,20 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// pastRevision is a recent revision, usually not compacted yet; 0 (the
-// latest) before the client has seen any.
+// pastRevision is a recent revision: usually within 50 of the latest the
+// client saw, so not compacted yet, and one time in four up to 1000 back,
+// which reaches below the compactor's revision (it compacts at the
+// revision it saw one turn before). 0 (the latest) before the client has
+// seen any.
 func (cl *etcdClient) pastRevision() int64 {
 	if cl.rev <= 1 {
 		return 0
 	}
-	return max(1, cl.rev-cl.env.Rand.Int63n(50))
+	back := int64(50)
+	if cl.env.Rand.Intn(4) == 0 {
+		back = 1000
+	}
+	return max(1, cl.rev-cl.env.Rand.Int63n(back))
 }
 
 // next picks the next request: a lease's due renewal or revocation first,

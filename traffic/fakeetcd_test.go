@@ -391,6 +391,11 @@ func compareStrings(a, b string) int {
 // runFake runs profile p with n clients against e for d at qps, and
 // returns the histories.
 func runFake(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, onList func(int, string, int64)) []history.Client {
+	return runFakeWith(p, e, n, qps, d, func(env *Env) { env.OnList = onList })
+}
+
+// runFakeWith is runFake with each client's Env set up by setup.
+func runFakeWith(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, setup func(*Env)) []history.Client {
 	clock := history.NewClock()
 	limiter := newLimiter(qps)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -400,7 +405,9 @@ func runFake(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, onList
 	for i := range recs {
 		recs[i] = history.NewRecorder(i, clock)
 		wg.Go(func() {
-			p.Run(ctx, &fakeClient{etcd: e, rec: recs[i]}, Env{ClientID: i, Clients: n, Limiter: limiter, Rand: newRand(int64(i)), OnList: onList})
+			env := Env{ClientID: i, Clients: n, Limiter: limiter, Rand: newRand(int64(i))}
+			setup(&env)
+			p.Run(ctx, &fakeClient{etcd: e, rec: recs[i]}, env)
 		})
 	}
 	wg.Wait()
