@@ -156,7 +156,11 @@ func TestWatch(t *testing.T) {
 		{"compact: a watch from below the compact revision is canceled", prefixWatch(2, created(8), compactedCancel(4)), ""},
 		{"compact: canceled after delivering events it had", prefixWatch(2, created(8), events(e("key-a", 2)), compactedCancel(4)), ""},
 		{"compact: canceled with etcd's compacted error as the reason", prefixWatch(2, created(8),
-			func() history.WatchResponse { r := compactedCancel(4); r.CancelReason = "etcdserver: mvcc: required revision has been compacted"; return r }()), ""},
+			func() history.WatchResponse {
+				r := compactedCancel(4)
+				r.CancelReason = "etcdserver: mvcc: required revision has been compacted"
+				return r
+			}()), ""},
 		{"compact: a compact revision that does not cancel", prefixWatch(2, created(8), func() history.WatchResponse { r := compactedCancel(4); r.Canceled = false; return r }()), "compacted"},
 		{"compact: canceled for another reason", prefixWatch(2, created(8), func() history.WatchResponse { r := compactedCancel(4); r.CancelReason = "no leader"; return r }()), "compacted"},
 		{"compact: a compact revision no compaction asked for", prefixWatch(2, created(8), compactedCancel(5)), "compacted"},
