@@ -96,6 +96,19 @@ func compaction(rev int64) history.Operation {
 	return history.Operation{Request: history.Request{Compaction: &history.CompactionRequest{Revision: rev}}}
 }
 
+// progressAtOpen is w with a progress request sent right after it was opened.
+func progressAtOpen(w history.Watch) history.Watch {
+	w.Call = time.Second
+	w.ProgressRequests = []time.Duration{time.Second + time.Millisecond}
+	return w
+}
+
+// slowWatch is w read slowly, as the run's slow watch reads.
+func slowWatch(w history.Watch) history.Watch {
+	w.ReadDelay = 100 * time.Millisecond
+	return w
+}
+
 // prefixWatch watches key- from start, with previous values.
 func prefixWatch(start int64, resps ...history.WatchResponse) history.Watch {
 	return history.Watch{ID: 1, Request: history.WatchRequest{Key: "key-", RangeEnd: "key.", StartRevision: start, PrevKV: true},
@@ -151,6 +164,19 @@ func TestWatch(t *testing.T) {
 		{"an event no write made", prefixWatch(6, created(6), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 6, ModRevision: 6, Version: 1}})), "equal"},
 		{"an event past the committed log", prefixWatch(9, created(8), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 20, ModRevision: 20, Version: 1}})), "equal"},
 		{"a delete delivered as a put", prefixWatch(5, created(5), events(func() history.WatchEvent { x := e("key-a", 5); x.Type = "PUT"; return x }())), "equal"},
+		// Progress asked for right after a watch from the past was created,
+		// while etcd is still catching it up: the answer must wait for the
+		// backlog (etcd defers it), so one before the backlog is wrong.
+		{"catching up: progress deferred until the backlog is sent", progressAtOpen(prefixWatch(2, created(8), events(e("key-a", 2)), events(e("key-b", 3)),
+			events(e("key-a", 4)), events(e("key-a", 5)), events(e("key-b", 7)), events(e("key-a", 8), e("key-c", 8)), progress(8))), ""},
+		{"catching up: progress answered before the backlog", progressAtOpen(prefixWatch(2, created(8), progress(8), events(e("key-a", 2)))), "bookmarkable"},
+		{"catching up: progress in the middle of the backlog, past it", progressAtOpen(prefixWatch(2, created(8), events(e("key-a", 2)), progress(8), events(e("key-b", 3)))), "bookmarkable"},
+		// A slow watch, which etcd moved aside as a victim, gets the same
+		// checks: what etcd held back for it must still all come, once, in order.
+		{"slow: every event once, in order", slowWatch(prefixWatch(1, all...)), ""},
+		{"slow: an event held back for the victim lost", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)), events(e("key-a", 5)))), "reliable"},
+		{"slow: an event held back sent again", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-b", 3)), events(e("key-b", 3)))), "unique"},
+		{"slow: the held-back events after later ones", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)), events(e("key-b", 3)))), "ordered"},
 		// A compaction at 4 cancels watches that still needed revision 3 or
 		// below (see the loop: these cases have compactions at 4 and 6 recorded).
 		{"compact: a watch from below the compact revision is canceled", prefixWatch(2, created(8), compactedCancel(4)), ""},
