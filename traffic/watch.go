@@ -26,7 +26,7 @@ const DefaultCatchUpBound = 10 * time.Second
 // RequestProgress on each of its streams when WatchConfig leaves it zero.
 const DefaultProgressRequestInterval = 500 * time.Millisecond
 
-// DefaultSlowReadDelay is how long the run's slow watch waits before
+// DefaultSlowReadDelay is how long a slow watch waits before
 // reading each message while traffic runs, when WatchConfig leaves
 // SlowReadDelay zero.
 const DefaultSlowReadDelay = 100 * time.Millisecond
@@ -75,7 +75,7 @@ type WatchConfig struct {
 	// RequestProgress; zero means DefaultProgressRequestInterval and a
 	// negative value sends none.
 	ProgressRequestInterval time.Duration
-	// SlowReadDelay is how long the one slow watch of the run waits before
+	// SlowReadDelay is how long each watcher's slow watch waits before
 	// reading each message until traffic stops (then it reads at full
 	// speed to catch up); zero means DefaultSlowReadDelay and a negative
 	// value plans no slow watch.
@@ -164,8 +164,9 @@ type watchSpec struct {
 // one from 200 to 2,200 revisions back (a long backlog to catch up, or a
 // compacted start), one from a recent past revision, and one list-then-
 // watch; the first three ask for progress right after they are created.
-// With slow, the first watcher's first watch of the whole key space (from
-// now, with previous values) is the slow one.
+// With slow, each watcher has one more watch of the whole key space, from
+// now and with previous values (larger messages fill etcd's buffers
+// sooner), that reads slowly.
 func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration, slow bool) [][]watchSpec {
 	prefixKey, prefixRangeEnd := allKeys, allKeys
 	if ks.Prefix != "" {
@@ -198,10 +199,13 @@ func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration, slo
 			watchSpec{key: allKeys, end: allKeys, start: fromPast, offset: 200 + rnd.Int63n(2000), prevKV: rnd.Intn(2) == 0, progressAtOpen: true, at: anytime()},
 			watchSpec{key: prefixKey, end: prefixRangeEnd, start: fromPast, offset: 1 + rnd.Int63n(100), progressAtOpen: true, at: anytime()},
 			watchSpec{key: prefixKey, end: prefixRangeEnd, start: listThenWat, prevKV: true, at: anytime()})
+		if slow {
+			// One per watcher, so that a fault on one member leaves the
+			// others' slow watches going (a slow reader sees its stream
+			// break only once it has read what came before the break).
+			ws = append(ws, watchSpec{key: allKeys, end: allKeys, start: fromNow, prevKV: true, slow: true})
+		}
 		out[i] = ws
-	}
-	if slow && watchers > 0 {
-		out[0] = append(out[0], watchSpec{key: allKeys, end: allKeys, start: fromNow, prevKV: true, slow: true})
 	}
 	return out
 }
