@@ -326,3 +326,35 @@ func TestCompactionInterval(t *testing.T) {
 		})
 	}
 }
+
+// A quarter of the prefix ranges go as RangeStream; a client that meets a
+// member without it (etcd before v3.7) sends no more.
+func TestEtcdProfileSendsRangeStreams(t *testing.T) {
+	for _, noStream := range []bool{false, true} {
+		e := newFakeEtcd(0)
+		e.noStream = noStream
+		hs := runFake(testEtcd, e, 4, 2000, time.Second, nil)
+		streams, prefixes := 0, 0
+		for _, c := range hs {
+			sent := 0
+			for _, op := range c.Operations {
+				r := op.Request.Range
+				if r == nil || r.RangeEnd == "" {
+					continue
+				}
+				prefixes++
+				if r.Stream {
+					require.Equal(t, "range_stream", op.Request.Kind())
+					streams++
+					sent++
+				}
+			}
+			if noStream {
+				require.LessOrEqual(t, sent, 1, "client %d stops after Unimplemented", c.ID)
+			}
+		}
+		if !noStream {
+			require.InDelta(t, prefixes/4, streams, float64(prefixes)/8, "a quarter of %d prefix ranges", prefixes)
+		}
+	}
+}

@@ -19,7 +19,8 @@ func init() {
 }
 
 // Etcd is etcd-style traffic over all of etcd's KV and lease API: single
-// keys and prefix ranges, reads that are linearizable or serializable, at
+// keys and prefix ranges (some as streaming ranges on etcd v3.7 and
+// later), reads that are linearizable or serializable, at
 // the latest or a recent past revision, multi-operation transactions whose
 // compares test every target with every relation, and leases that are kept
 // alive for a while, revoked, or left to expire. Client 0 compacts at a
@@ -95,6 +96,9 @@ type etcdClient struct {
 	nextCompact time.Time
 	compactRev  int64
 	nextDefrag  time.Time
+	// noStream: a member answered a RangeStream with Unimplemented, so
+	// this client sends no more.
+	noStream bool
 }
 
 // heldLease is a lease this client granted and the plan for it: renewed
@@ -231,6 +235,9 @@ func (cl *etcdClient) rangePrefix() history.Request {
 	if r.Intn(5) == 0 {
 		req.Revision = cl.pastRevision()
 	}
+	// A quarter go as KV.RangeStream, until a member says it has no such
+	// method (etcd before v3.7).
+	req.Stream = !cl.noStream && r.Intn(4) == 0
 	return history.Request{Range: req}
 }
 
@@ -414,6 +421,9 @@ func (cl *etcdClient) compare(key string) history.Compare {
 // observe learns from etcd's answer: the revision, the keys it read or
 // wrote, the lease it granted.
 func (cl *etcdClient) observe(op history.Operation) {
+	if op.Error != nil && op.Error.Code == "Unimplemented" && op.Request.Range != nil && op.Request.Range.Stream {
+		cl.noStream = true
+	}
 	if op.Error != nil || op.Response == nil {
 		return
 	}

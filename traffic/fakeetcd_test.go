@@ -30,6 +30,8 @@ type fakeEtcd struct {
 	leases    map[int64]*fakeLease
 	flaky     float64
 	rnd       *rand.Rand
+	// noStream: answer RangeStream as etcd before v3.7 does, Unimplemented.
+	noStream bool
 }
 
 // fakeVersion is one change of a key: a put (kv) or a delete at rev.
@@ -107,6 +109,8 @@ func (e *fakeEtcd) header() history.Header { return history.Header{Revision: e.r
 
 func (e *fakeEtcd) apply(req history.Request) (*history.Response, error) {
 	switch {
+	case req.Range != nil && req.Range.Stream && e.noStream:
+		return nil, status.Error(codes.Unimplemented, "unknown method RangeStream for service etcdserverpb.KV")
 	case req.Range != nil:
 		r, err := e.rangeAt(req.Range)
 		if err != nil {
