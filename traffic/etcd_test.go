@@ -229,7 +229,7 @@ func TestLookupUnknownProfile(t *testing.T) {
 // same branch (the fake answers as etcd does, from the txn's own writes),
 // and some delete a key twice.
 func TestEtcdProfileTxnsReadTheirOwnWrites(t *testing.T) {
-	hs := runFake(testEtcd, newFakeEtcd(0), 4, 2000, time.Second, nil)
+	hs := runFake(testEtcd, newFakeEtcd(0), 4, 3000, 2*time.Second, nil)
 	seen := map[string]int{}
 	for _, c := range hs {
 		for _, op := range c.Operations {

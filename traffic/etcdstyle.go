@@ -363,9 +363,9 @@ func (cl *etcdClient) readBack(ops []history.RequestOp) []history.RequestOp {
 		key = w.DeleteRange.Key
 	}
 	switch n := r.Intn(10); {
-	case n < 6:
+	case n < 5:
 		return append(ops, history.RequestOp{Range: &history.RangeRequest{Key: key}})
-	case n < 9:
+	case n < 8:
 		p := key[:strings.LastIndexByte(key, '/')+1] // the key's group
 		rr := &history.RangeRequest{Key: p, RangeEnd: prefixEnd(p)}
 		if r.Intn(2) == 0 {
