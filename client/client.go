@@ -126,6 +126,8 @@ func (c *Client) Do(ctx context.Context, req history.Request) history.Operation 
 // send sends one request and returns etcd's answer in record form.
 func (c *Client) send(ctx context.Context, req history.Request) (*history.Response, error) {
 	switch {
+	case req.Range != nil && req.Range.Stream:
+		return c.rangeStream(ctx, req.Range)
 	case req.Range != nil:
 		r, err := c.kv.Range(ctx, req.Range.PB(), callOpts...)
 		if err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
@@ -55,6 +56,14 @@ func Classify(err error) *history.Error {
 		return &history.Error{Code: codes.DeadlineExceeded.String(), Message: err.Error(), Outcome: history.Unknown}
 	case errors.Is(err, context.Canceled):
 		return &history.Error{Code: codes.Canceled.String(), Message: err.Error(), Outcome: history.Unknown}
+	}
+	// A RangeStream that failed after some chunks: the read has no answer.
+	var mid *MidStreamError
+	if errors.As(err, &mid) {
+		out := Classify(mid.Err)
+		out.Message = fmt.Sprintf("range stream failed after %d chunks: %s", mid.Chunks, out.Message)
+		out.Outcome = history.Unknown
+		return out
 	}
 	var code codes.Code
 	var msg string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -64,6 +65,12 @@ type Stream struct {
 	sendMu sync.Mutex // gRPC allows one sender at a time
 	grpc   pb.Watch_WatchClient
 
+	// ctx is the stream's context; readDelay, in nanoseconds, is how long
+	// the receiving goroutine waits before reading each message (0: it
+	// reads as fast as etcd sends).
+	ctx       context.Context
+	readDelay atomic.Int64
+
 	mu  sync.Mutex
 	rec history.Watch
 }
@@ -75,6 +82,7 @@ type Stream struct {
 func (w *Watcher) Open(ctx context.Context, id int, req history.WatchRequest, resumedFrom int) *Stream {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Stream{
+		ctx:    ctx,
 		clock:  w.clock,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -152,11 +160,54 @@ func (s *Stream) RequestProgress() error {
 	return s.send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_ProgressRequest{ProgressRequest: &pb.WatchProgressRequest{}}})
 }
 
+// SetReadDelay makes the stream read slowly: it waits d before reading
+// each message etcd sent, so that etcd's send buffer for it fills up and
+// etcd moves its watcher aside as a victim. Zero reads at full speed
+// again, from the next message on (a wait under way is cut short within
+// maxReadPause).
+// The first positive delay is recorded (history.Watch.ReadDelay).
+func (s *Stream) SetReadDelay(d time.Duration) {
+	d = max(0, d)
+	s.readDelay.Store(int64(d))
+	s.mu.Lock()
+	if s.rec.ReadDelay == 0 {
+		s.rec.ReadDelay = d
+	}
+	s.mu.Unlock()
+}
+
+// maxReadPause bounds one wait of a slow reader, so that SetReadDelay(0)
+// takes effect soon.
+const maxReadPause = 50 * time.Millisecond
+
+// pauseBeforeRead waits the read delay, in steps of at most maxReadPause,
+// rechecking it after each; it returns early once the stream's context is
+// done.
+func (s *Stream) pauseBeforeRead() {
+	var waited time.Duration
+	for {
+		d := time.Duration(s.readDelay.Load()) - waited
+		if d <= 0 {
+			return
+		}
+		step := min(d, maxReadPause)
+		t := time.NewTimer(step)
+		select {
+		case <-t.C:
+			waited += step
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
 // receive records every message until the stream breaks, etcd cancels the
 // watch, or the stream is closed.
 func (s *Stream) receive() {
 	defer close(s.done)
 	for {
+		s.pauseBeforeRead()
 		r, err := s.grpc.Recv()
 		now := s.clock.Now()
 		if err != nil {

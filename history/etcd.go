@@ -76,13 +76,21 @@ type RangeRequest struct {
 	MaxModRevision    int64  `json:"max_mod_revision,omitempty"`
 	MinCreateRevision int64  `json:"min_create_revision,omitempty"`
 	MaxCreateRevision int64  `json:"max_create_revision,omitempty"`
+	// Stream: the request was sent as KV.RangeStream (etcd v3.7 and
+	// later), which answers in chunks, instead of KV.Range. It is not a
+	// field of etcd's message but which call carried it.
+	Stream bool `json:"stream,omitempty"`
 }
 
-// RangeResponse is etcd's RangeResponse.
+// RangeResponse is etcd's RangeResponse. A RangeStream's answer is its
+// chunks merged, as proto.Merge merges them.
 type RangeResponse struct {
 	KVs   []KeyValue `json:"kvs,omitempty"`
 	More  bool       `json:"more,omitempty"`
 	Count int64      `json:"count"`
+	// Chunks is how many messages a RangeStream answer came in (zero for
+	// KV.Range); not a field of etcd's message.
+	Chunks int `json:"chunks,omitempty"`
 }
 
 // PutRequest is etcd's PutRequest.
@@ -230,6 +238,8 @@ type DefragmentResponse struct{}
 // "lease_grant", ... (the JSON field name), or "" if none is set.
 func (r Request) Kind() string {
 	switch {
+	case r.Range != nil && r.Range.Stream:
+		return "range_stream"
 	case r.Range != nil:
 		return "range"
 	case r.Put != nil:

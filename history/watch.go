@@ -82,6 +82,10 @@ type Watch struct {
 	EndReason string        `json:"end_reason"`
 	// ResumedFrom is the ID of the watch this one resumes, -1 if none.
 	ResumedFrom int `json:"resumed_from"`
+	// ReadDelay, on a slow watch, is how long the watcher waited before
+	// reading each message while traffic ran (so Responses' times are when
+	// it read them, not when they arrived); zero on every other watch.
+	ReadDelay time.Duration `json:"read_delay,omitempty"`
 	// Target is the last committed revision, read with a linearizable read
 	// once traffic had stopped, that the watch had to catch up to before it
 	// was closed; 0 if it was not known (the read failed) or the watch had

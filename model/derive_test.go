@@ -71,3 +71,46 @@ func TestFromRecordGrantWithoutID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, LeaseRequest{ID: 7, TTL: 2, TTLExact: true, At: 1e6}, *req.Lease, "the answer gives the ID and the TTL etcd granted")
 }
+
+// A RangeStream is checked as the range it is: its merged chunks must be
+// the model's answer, so a chunk left out, a count of the chunks sent
+// rather than of the range, or a header without its revision is rejected;
+// a stream that failed after some chunks has no answer and changes nothing.
+func TestRangeStreamIsARange(t *testing.T) {
+	s := InitialState()
+	for _, k := range []string{"a", "b", "c"} {
+		s, _, _ = s.Apply(PutRequest(k, "v"+k))
+	}
+	stream := history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", Limit: 2, Stream: true}}
+	a, b := ht.KV("a", "va", 2), ht.KV("b", "vb", 3)
+	answer := func(rev int64, count int64, more bool, kvs ...history.KeyValue) *history.Response {
+		return &history.Response{Header: history.Header{Revision: rev, MemberID: 1}, Range: &history.RangeResponse{KVs: kvs, Count: count, More: more, Chunks: 2}}
+	}
+	tests := []struct {
+		name string
+		op   history.Operation
+		ok   bool
+	}{
+		{"the merged chunks", ht.Op(0, 1, 2, stream, answer(4, 3, true, a, b)), true},
+		{"a chunk left out", ht.Op(0, 1, 2, stream, answer(4, 3, true, a)), false},
+		{"the count of what was sent", ht.Op(0, 1, 2, stream, answer(4, 2, true, a, b)), false},
+		{"more left unset", ht.Op(0, 1, 2, stream, answer(4, 3, false, a, b)), false},
+		{"a header without its revision", ht.Op(0, 1, 2, stream, answer(0, 3, true, a, b)), false},
+		{"failed after a chunk", func() history.Operation {
+			o := ht.Op(0, 1, 2, stream, nil)
+			o.Error = &history.Error{Code: "OutOfRange", Message: "range stream failed after 1 chunks: etcdserver: mvcc: required revision has been compacted", Outcome: history.Unknown}
+			return o
+		}(), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, resp, err := FromRecord(tc.op)
+			require.NoError(t, err)
+			next := Step(s, req, resp)
+			require.Equal(t, tc.ok, len(next) > 0, "%s -> %s", req, resp)
+			for _, n := range next {
+				require.True(t, n.Equal(s), "a read changes nothing")
+			}
+		})
+	}
+}

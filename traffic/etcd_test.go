@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -156,21 +157,23 @@ func requireCompactionsAtSeenRevisions(t *testing.T, c history.Client) {
 	require.Positive(t, n)
 }
 
+// requireDistinctWrites checks a txn branch as etcd's gRPC layer does: no
+// key put twice, and none both put and deleted. A key may be deleted twice.
 func requireDistinctWrites(t *testing.T, ops []history.RequestOp) {
 	t.Helper()
-	keys := map[string]bool{}
+	puts, dels := map[string]bool{}, map[string]bool{}
 	for _, op := range ops {
-		var k string
 		switch {
 		case op.Put != nil:
-			k = op.Put.Key
+			require.False(t, puts[op.Put.Key], "a txn branch puts %s twice", op.Put.Key)
+			puts[op.Put.Key] = true
 		case op.DeleteRange != nil:
-			k = op.DeleteRange.Key
-		default:
-			continue
+			require.Empty(t, op.DeleteRange.RangeEnd, "txn deletes are single keys")
+			dels[op.DeleteRange.Key] = true
 		}
-		require.False(t, keys[k], "a txn branch writes %s twice", k)
-		keys[k] = true
+	}
+	for k := range puts {
+		require.False(t, dels[k], "a txn branch puts and deletes %s", k)
 	}
 }
 
@@ -220,4 +223,138 @@ func TestLookupUnknownProfile(t *testing.T) {
 	}
 	_, err = Etcd{}.Rates().Level("fast")
 	require.ErrorContains(t, err, `unknown traffic rate "fast" (valid: low, medium, high)`)
+}
+
+// Some txn branches read back a key they put or deleted earlier in the
+// same branch (the fake answers as etcd does, from the txn's own writes),
+// and some delete a key twice.
+func TestEtcdProfileTxnsReadTheirOwnWrites(t *testing.T) {
+	hs := runFake(testEtcd, newFakeEtcd(0), 4, 3000, 2*time.Second, nil)
+	seen := map[string]int{}
+	for _, c := range hs {
+		for _, op := range c.Operations {
+			txn := op.Request.Txn
+			if txn == nil || op.Response == nil || op.Response.Txn == nil {
+				continue
+			}
+			ops := txn.Success
+			if !op.Response.Txn.Succeeded {
+				ops = txn.Failure
+			}
+			put, deleted := map[string]string{}, map[string]bool{}
+			for i, o := range ops {
+				switch {
+				case o.Put != nil:
+					put[o.Put.Key] = o.Put.Value
+				case o.DeleteRange != nil:
+					if deleted[o.DeleteRange.Key] {
+						seen["delete twice"]++
+					}
+					deleted[o.DeleteRange.Key] = true
+				case o.Range != nil && o.Range.RangeEnd == "":
+					got := op.Response.Txn.Responses[i].Range
+					if v, ok := put[o.Range.Key]; ok {
+						require.Len(t, got.KVs, 1)
+						require.Equal(t, v, got.KVs[0].Value, "the get sees the put before it")
+						require.Equal(t, op.Response.Header.Revision, got.KVs[0].ModRevision, "at the txn's revision")
+						seen["get after put"]++
+					}
+					if deleted[o.Range.Key] {
+						require.Empty(t, got.KVs, "the get sees the delete before it")
+						seen["get after delete"]++
+					}
+				case o.Range != nil:
+					for k := range put {
+						if k >= o.Range.Key && k < o.Range.RangeEnd {
+							seen["prefix after put"]++
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, k := range []string{"get after put", "get after delete", "prefix after put", "delete twice"} {
+		require.Positive(t, seen[k], "some txns send %s in one branch", k)
+	}
+}
+
+// Config.CompactionInterval sets how often the etcd and kubernetes
+// profiles compact; with etcd's suite's 100 ms, reads at a past revision
+// and compactions meet already-compacted revisions.
+func TestCompactionInterval(t *testing.T) {
+	etcdProfile, err := Lookup("etcd")
+	require.NoError(t, err)
+	kube, err := Lookup("kubernetes")
+	require.NoError(t, err)
+	const runFor = 1500 * time.Millisecond
+	tests := []struct {
+		name     string
+		p        Profile
+		interval time.Duration
+		min, max int
+	}{
+		{"etcd, the profile's 1-2 s", etcdProfile, 0, 0, 1},
+		{"etcd, every 100-200 ms", etcdProfile, 100 * time.Millisecond, 6, 15},
+		{"kubernetes, the profile's 1-2 s", kube, 0, 0, 2},
+		{"kubernetes, every 100-200 ms", kube, 100 * time.Millisecond, 5, 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := runFakeWith(tc.p, newFakeEtcd(0), 4, 1000, runFor, func(env *Env) { env.CompactionInterval = tc.interval })
+			compactions, compactedReads := 0, 0
+			for _, c := range hs {
+				var last time.Duration
+				for _, op := range c.Operations {
+					if op.Request.Compaction != nil {
+						if compactions > 0 && tc.interval > 0 && c.ID == 0 && tc.p == etcdProfile {
+							require.GreaterOrEqual(t, op.Call-last, tc.interval-10*time.Millisecond, "compactions at least the interval apart")
+						}
+						last = op.Call
+						compactions++
+					}
+					if r := op.Request.Range; r != nil && r.Revision > 0 && op.Error != nil && strings.Contains(op.Error.Message, "compacted") {
+						compactedReads++
+					}
+				}
+			}
+			require.GreaterOrEqual(t, compactions, tc.min)
+			require.LessOrEqual(t, compactions, tc.max)
+			if tc.interval > 0 && tc.p == etcdProfile {
+				require.Positive(t, compactedReads, "reads at a past revision meet the compaction")
+			}
+		})
+	}
+}
+
+// A quarter of the prefix ranges go as RangeStream; a client that meets a
+// member without it (etcd before v3.7) sends no more.
+func TestEtcdProfileSendsRangeStreams(t *testing.T) {
+	for _, noStream := range []bool{false, true} {
+		e := newFakeEtcd(0)
+		e.noStream = noStream
+		hs := runFake(testEtcd, e, 4, 2000, time.Second, nil)
+		streams, prefixes := 0, 0
+		for _, c := range hs {
+			sent := 0
+			for _, op := range c.Operations {
+				r := op.Request.Range
+				if r == nil || r.RangeEnd == "" {
+					continue
+				}
+				prefixes++
+				if r.Stream {
+					require.Equal(t, "range_stream", op.Request.Kind())
+					streams++
+					sent++
+				}
+			}
+			if noStream {
+				require.LessOrEqual(t, sent, 1, "client %d stops after Unimplemented", c.ID)
+			}
+		}
+		if !noStream {
+			require.InDelta(t, prefixes/4, streams, float64(prefixes)/8, "a quarter of %d prefix ranges", prefixes)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -18,7 +19,8 @@ func init() {
 }
 
 // Etcd is etcd-style traffic over all of etcd's KV and lease API: single
-// keys and prefix ranges, reads that are linearizable or serializable, at
+// keys and prefix ranges (some as streaming ranges on etcd v3.7 and
+// later), reads that are linearizable or serializable, at
 // the latest or a recent past revision, multi-operation transactions whose
 // compares test every target with every relation, and leases that are kept
 // alive for a while, revoked, or left to expire. Client 0 compacts at a
@@ -36,7 +38,8 @@ type Etcd struct {
 	// MaxLeases is the number of leases one client holds at a time.
 	MaxLeases int
 	// CompactEvery and DefragEvery bound the time between two compactions
-	// and between two defragmentations, uniformly at random.
+	// and between two defragmentations, uniformly at random. A run's
+	// Config.CompactionInterval replaces CompactEvery.
 	CompactEvery, DefragEvery [2]time.Duration
 }
 
@@ -57,6 +60,7 @@ func (Etcd) Rates() Rates {
 // Run implements Profile.
 func (p Etcd) Run(ctx context.Context, c Doer, env Env) {
 	now := time.Now()
+	p.CompactEvery = env.compactEvery(p.CompactEvery)
 	cl := &etcdClient{p: p, env: env, kvs: map[string]history.KeyValue{}, leaseSeq: 1}
 	if env.ClientID == 0 {
 		cl.nextCompact = now.Add(jitter(env.Rand, p.CompactEvery[0], p.CompactEvery[1]))
@@ -92,6 +96,9 @@ type etcdClient struct {
 	nextCompact time.Time
 	compactRev  int64
 	nextDefrag  time.Time
+	// noStream: a member answered a RangeStream with Unimplemented, so
+	// this client sends no more.
+	noStream bool
 }
 
 // heldLease is a lease this client granted and the plan for it: renewed
@@ -145,13 +152,20 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// pastRevision is a recent revision, usually not compacted yet; 0 (the
-// latest) before the client has seen any.
+// pastRevision is a recent revision: usually within 50 of the latest the
+// client saw, so not compacted yet, and one time in four up to 1000 back,
+// which reaches below the compactor's revision (it compacts at the
+// revision it saw one turn before). 0 (the latest) before the client has
+// seen any.
 func (cl *etcdClient) pastRevision() int64 {
 	if cl.rev <= 1 {
 		return 0
 	}
-	return max(1, cl.rev-cl.env.Rand.Int63n(50))
+	back := int64(50)
+	if cl.env.Rand.Intn(4) == 0 {
+		back = 1000
+	}
+	return max(1, cl.rev-cl.env.Rand.Int63n(back))
 }
 
 // next picks the next request: a lease's due renewal or revocation first,
@@ -221,6 +235,9 @@ func (cl *etcdClient) rangePrefix() history.Request {
 	if r.Intn(5) == 0 {
 		req.Revision = cl.pastRevision()
 	}
+	// A quarter go as KV.RangeStream, until a member says it has no such
+	// method (etcd before v3.7).
+	req.Stream = !cl.noStream && r.Intn(4) == 0
 	return history.Request{Range: req}
 }
 
@@ -277,7 +294,9 @@ func (cl *etcdClient) leaseDue(now time.Time) (history.Request, bool) {
 }
 
 // txn is a transaction of one or two compares and up to three operations
-// on each branch; the keys a branch writes are distinct, as etcd requires.
+// on each branch; the keys a branch puts are distinct, as etcd requires.
+// Half the success branches and a third of the failure branches then read
+// back a key they wrote (readBack).
 func (cl *etcdClient) txn() history.Request {
 	r := cl.env.Rand
 	t := &history.TxnRequest{}
@@ -310,7 +329,53 @@ func (cl *etcdClient) txn() history.Request {
 			t.Failure = append(t.Failure, history.RequestOp{Range: &history.RangeRequest{Key: k}})
 		}
 	}
+	if r.Intn(2) == 0 {
+		t.Success = cl.readBack(t.Success)
+	}
+	if r.Intn(3) == 0 {
+		t.Failure = cl.readBack(t.Failure)
+	}
 	return history.Request{Txn: t}
+}
+
+// readBack appends to a branch an operation on a key the branch wrote
+// before it, which etcd then answers from the transaction's own writes: a
+// get of a key put or deleted, a prefix range over it, or a second delete
+// of a deleted key (a second put, or a put after a delete, would be a
+// duplicate key, which etcd refuses). A branch that writes nothing is
+// returned unchanged.
+func (cl *etcdClient) readBack(ops []history.RequestOp) []history.RequestOp {
+	var written []history.RequestOp
+	for _, o := range ops {
+		if o.Put != nil || o.DeleteRange != nil {
+			written = append(written, o)
+		}
+	}
+	if len(written) == 0 {
+		return ops
+	}
+	r := cl.env.Rand
+	w := written[r.Intn(len(written))]
+	var key string
+	if w.Put != nil {
+		key = w.Put.Key
+	} else {
+		key = w.DeleteRange.Key
+	}
+	switch n := r.Intn(10); {
+	case n < 5:
+		return append(ops, history.RequestOp{Range: &history.RangeRequest{Key: key}})
+	case n < 8:
+		p := key[:strings.LastIndexByte(key, '/')+1] // the key's group
+		rr := &history.RangeRequest{Key: p, RangeEnd: prefixEnd(p)}
+		if r.Intn(2) == 0 {
+			rr.CountOnly = true
+		}
+		return append(ops, history.RequestOp{Range: rr})
+	case w.DeleteRange != nil:
+		return append(ops, history.RequestOp{DeleteRange: &history.DeleteRangeRequest{Key: key}})
+	}
+	return append(ops, history.RequestOp{Range: &history.RangeRequest{Key: key}})
 }
 
 var (
@@ -356,6 +421,9 @@ func (cl *etcdClient) compare(key string) history.Compare {
 // observe learns from etcd's answer: the revision, the keys it read or
 // wrote, the lease it granted.
 func (cl *etcdClient) observe(op history.Operation) {
+	if op.Error != nil && op.Error.Code == "Unimplemented" && op.Request.Range != nil && op.Request.Range.Stream {
+		cl.noStream = true
+	}
 	if op.Error != nil || op.Response == nil {
 		return
 	}

@@ -30,6 +30,8 @@ type fakeEtcd struct {
 	leases    map[int64]*fakeLease
 	flaky     float64
 	rnd       *rand.Rand
+	// noStream: answer RangeStream as etcd before v3.7 does, Unimplemented.
+	noStream bool
 }
 
 // fakeVersion is one change of a key: a put (kv) or a delete at rev.
@@ -107,6 +109,8 @@ func (e *fakeEtcd) header() history.Header { return history.Header{Revision: e.r
 
 func (e *fakeEtcd) apply(req history.Request) (*history.Response, error) {
 	switch {
+	case req.Range != nil && req.Range.Stream && e.noStream:
+		return nil, status.Error(codes.Unimplemented, "unknown method RangeStream for service etcdserverpb.KV")
 	case req.Range != nil:
 		r, err := e.rangeAt(req.Range)
 		if err != nil {
@@ -196,10 +200,16 @@ func (e *fakeEtcd) sortedKeys(key, end string) []string {
 }
 
 func (e *fakeEtcd) rangeAt(r *history.RangeRequest) (*history.RangeResponse, error) {
+	return e.rangeIn(r, e.rev)
+}
+
+// rangeIn answers r with cur as the current revision: a txn that wrote
+// already reads its own writes, at the revision it writes at.
+func (e *fakeEtcd) rangeIn(r *history.RangeRequest, cur int64) (*history.RangeResponse, error) {
 	rev := r.Revision
 	switch {
 	case rev == 0:
-		rev = e.rev
+		rev = cur
 	case rev > e.rev:
 		return nil, rpctypes.ErrGRPCFutureRev
 	case rev < e.compacted:
@@ -264,7 +274,11 @@ func (e *fakeEtcd) write(req history.Request) (*history.Response, error) {
 			var r history.ResponseOp
 			switch {
 			case op.Range != nil:
-				rr, err := e.rangeAt(op.Range)
+				cur := e.rev
+				if changed {
+					cur = next
+				}
+				rr, err := e.rangeIn(op.Range, cur)
 				if err != nil {
 					return nil, err
 				}
@@ -381,6 +395,11 @@ func compareStrings(a, b string) int {
 // runFake runs profile p with n clients against e for d at qps, and
 // returns the histories.
 func runFake(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, onList func(int, string, int64)) []history.Client {
+	return runFakeWith(p, e, n, qps, d, func(env *Env) { env.OnList = onList })
+}
+
+// runFakeWith is runFake with each client's Env set up by setup.
+func runFakeWith(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, setup func(*Env)) []history.Client {
 	clock := history.NewClock()
 	limiter := newLimiter(qps)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -390,7 +409,9 @@ func runFake(p Profile, e *fakeEtcd, n int, qps float64, d time.Duration, onList
 	for i := range recs {
 		recs[i] = history.NewRecorder(i, clock)
 		wg.Go(func() {
-			p.Run(ctx, &fakeClient{etcd: e, rec: recs[i]}, Env{ClientID: i, Clients: n, Limiter: limiter, Rand: newRand(int64(i)), OnList: onList})
+			env := Env{ClientID: i, Clients: n, Limiter: limiter, Rand: newRand(int64(i))}
+			setup(&env)
+			p.Run(ctx, &fakeClient{etcd: e, rec: recs[i]}, env)
 		})
 	}
 	wg.Wait()

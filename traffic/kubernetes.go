@@ -102,6 +102,7 @@ func (p Kubernetes) Prefixes() []string {
 
 // Run implements Profile.
 func (p Kubernetes) Run(ctx context.Context, c Doer, env Env) {
+	p.CompactEvery = env.compactEvery(p.CompactEvery)
 	kc := &kubeClient{p: p, c: c, env: env, modRev: map[string]int64{}}
 	if env.ClientID < p.Compactors {
 		kc.nextCompact = time.Now().Add(jitter(env.Rand, p.CompactEvery[0], p.CompactEvery[1]))

@@ -69,3 +69,42 @@ func TestProfilesAgainstRealEtcd(t *testing.T) {
 		}
 	}
 }
+
+// With etcd's suite's compaction pace (every 100-200 ms) the etcd profile
+// compacts about ten times a second and real etcd still answers nothing
+// but the expected errors; reads at past revisions meet the compaction.
+func TestFrequentCompactionAgainstRealEtcd(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer cl.Close()
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	runCtx, stop := context.WithTimeout(ctx, 3*time.Second)
+	hs, err := Run(runCtx, Config{Profile: p, Endpoints: cl.Endpoints(), Clients: 4, QPS: 400, Seed: 3, Clock: history.NewClock(),
+		CompactionInterval: 100 * time.Millisecond})
+	stop()
+	require.NoError(t, err)
+	compactions, compactedReads := 0, 0
+	for _, c := range hs {
+		for i, op := range c.Operations {
+			if op.Request.Compaction != nil && op.Error == nil {
+				compactions++
+			}
+			if op.Error == nil {
+				continue
+			}
+			if op.Request.Range != nil && op.Error.Message == "etcdserver: mvcc: required revision has been compacted" {
+				compactedReads++
+			}
+			last := i == len(c.Operations)-1
+			stopped := last && (op.Error.Code == "Canceled" || op.Error.Code == "DeadlineExceeded")
+			require.True(t, expectedErrors[op.Error.Message] || stopped, "client %d: %s answered %s", c.ID, op.Request.Kind(), op.Error)
+		}
+	}
+	t.Logf("%d compactions, %d reads met one", compactions, compactedReads)
+	require.GreaterOrEqual(t, compactions, 12, "compactions every 100-200 ms for 3 s")
+	require.Positive(t, compactedReads)
+}

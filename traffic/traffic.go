@@ -48,6 +48,18 @@ type Env struct {
 	// Avoid lists the kinds of requests a profile must not send, because
 	// the etcd under test has a known bug there (KnownBugs).
 	Avoid []Avoidance
+	// CompactionInterval is Config.CompactionInterval: zero leaves the
+	// profile's own compaction interval.
+	CompactionInterval time.Duration
+}
+
+// compactEvery is the range a profile's compactor draws its pauses from:
+// [d, 2d) for the run's CompactionInterval d, else the profile's own.
+func (e Env) compactEvery(own [2]time.Duration) [2]time.Duration {
+	if d := e.CompactionInterval; d > 0 {
+		return [2]time.Duration{d, 2 * d}
+	}
+	return own
 }
 
 // Avoids reports whether the profile must leave out requests of kind a.
@@ -162,6 +174,11 @@ type Config struct {
 	OnList func(clientID int, prefix string, revision int64)
 	// Avoid is passed to every client's Env.
 	Avoid []Avoidance
+	// CompactionInterval, if positive, is how often the etcd and
+	// kubernetes profiles' compactors compact: each waits between d and
+	// 2d (etcd's own robustness suite compacts every 100-200 ms). Zero
+	// keeps each profile's default (1-2 s for both).
+	CompactionInterval time.Duration
 	// Counter, if set, counts every client's requests as they return.
 	Counter *client.Counter
 	Logger  *zap.Logger
@@ -195,6 +212,8 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 				Rand:     newRand(cfg.Seed + int64(i)),
 				OnList:   cfg.OnList,
 				Avoid:    cfg.Avoid,
+
+				CompactionInterval: cfg.CompactionInterval,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})

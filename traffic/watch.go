@@ -26,6 +26,11 @@ const DefaultCatchUpBound = 10 * time.Second
 // RequestProgress on each of its streams when WatchConfig leaves it zero.
 const DefaultProgressRequestInterval = 500 * time.Millisecond
 
+// DefaultSlowReadDelay is how long a slow watch waits before
+// reading each message while traffic runs, when WatchConfig leaves
+// SlowReadDelay zero.
+const DefaultSlowReadDelay = 100 * time.Millisecond
+
 // resumeBackoff is the pause before a broken watch is opened again.
 const resumeBackoff = 100 * time.Millisecond
 
@@ -70,7 +75,12 @@ type WatchConfig struct {
 	// RequestProgress; zero means DefaultProgressRequestInterval and a
 	// negative value sends none.
 	ProgressRequestInterval time.Duration
-	Logger                  *zap.Logger
+	// SlowReadDelay is how long each watcher's slow watch waits before
+	// reading each message until traffic stops (then it reads at full
+	// speed to catch up); zero means DefaultSlowReadDelay and a negative
+	// value plans no slow watch.
+	SlowReadDelay time.Duration
+	Logger        *zap.Logger
 }
 
 // KeySpace is the keys a traffic profile writes, for its watches: a
@@ -135,10 +145,29 @@ type watchSpec struct {
 	filters        []string
 	// at is when it opens, from the start of traffic.
 	at time.Duration
+	// progressAtOpen: every stream of the watch that starts at a past
+	// revision sends RequestProgress right after its create request,
+	// while etcd is still catching it up (an unsynced watcher, whose
+	// notification etcd must defer until it has sent the backlog).
+	progressAtOpen bool
+	// slow: the watch reads its stream slowly (WatchConfig.SlowReadDelay)
+	// until traffic stops, so that etcd moves its watcher aside as a
+	// victim; it sends no progress request while slow.
+	slow bool
 }
 
-// plan decides every watch of every watcher from the seed.
-func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration) [][]watchSpec {
+// plan decides every watch of every watcher from the seed. Besides the
+// watches opened at the start and at each quarter of the run, each
+// watcher opens four at random times all through it: one from revision 1
+// (below the compact revision once the profile has compacted, so etcd
+// must cancel it with the compact revision, and it resumes from there),
+// one from 200 to 2,200 revisions back (a long backlog to catch up, or a
+// compacted start), one from a recent past revision, and one list-then-
+// watch; the first three ask for progress right after they are created.
+// With slow, each watcher has one more watch of the whole key space, from
+// now and with previous values (larger messages fill etcd's buffers
+// sooner), that reads slowly.
+func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration, slow bool) [][]watchSpec {
 	prefixKey, prefixRangeEnd := allKeys, allKeys
 	if ks.Prefix != "" {
 		prefixKey, prefixRangeEnd = ks.Prefix, watchRangeEnd(ks.Prefix)
@@ -163,6 +192,18 @@ func plan(rnd *rand.Rand, watchers int, ks KeySpace, duration time.Duration) [][
 			if rnd.Intn(2) == 0 {
 				ws = append(ws, watchSpec{key: allKeys, end: allKeys, start: fromFuture, offset: 1 + rnd.Int63n(20), at: at})
 			}
+		}
+		anytime := func() time.Duration { return time.Duration(rnd.Int63n(int64(max(duration, 1)))) }
+		ws = append(ws,
+			watchSpec{key: prefixKey, end: prefixRangeEnd, start: fromFirst, prevKV: rnd.Intn(2) == 0, progressAtOpen: true, at: anytime()},
+			watchSpec{key: allKeys, end: allKeys, start: fromPast, offset: 200 + rnd.Int63n(2000), prevKV: rnd.Intn(2) == 0, progressAtOpen: true, at: anytime()},
+			watchSpec{key: prefixKey, end: prefixRangeEnd, start: fromPast, offset: 1 + rnd.Int63n(100), progressAtOpen: true, at: anytime()},
+			watchSpec{key: prefixKey, end: prefixRangeEnd, start: listThenWat, prevKV: true, at: anytime()})
+		if slow {
+			// One per watcher, so that a fault on one member leaves the
+			// others' slow watches going (a slow reader sees its stream
+			// break only once it has read what came before the break).
+			ws = append(ws, watchSpec{key: allKeys, end: allKeys, start: fromNow, prevKV: true, slow: true})
 		}
 		out[i] = ws
 	}
@@ -212,6 +253,9 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 	if cfg.ProgressRequestInterval == 0 {
 		cfg.ProgressRequestInterval = DefaultProgressRequestInterval
 	}
+	if cfg.SlowReadDelay == 0 {
+		cfg.SlowReadDelay = DefaultSlowReadDelay
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -238,7 +282,7 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 		cancel()
 		return nil, fmt.Errorf("watch traffic: %w", err)
 	}
-	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration)
+	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration, cfg.SlowReadDelay > 0)
 	n := 0
 	for i, w := range ws.watchers {
 		for _, spec := range specs[i] {
@@ -249,7 +293,7 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 		}
 	}
 	lg.Info("watch traffic started", zap.Int("watchers", len(ws.watchers)), zap.Int("watches", n),
-		zap.Duration("progress-request-interval", cfg.ProgressRequestInterval))
+		zap.Duration("progress-request-interval", cfg.ProgressRequestInterval), zap.Duration("slow-read-delay", cfg.SlowReadDelay))
 	return ws, nil
 }
 
@@ -306,10 +350,17 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 			ctx, cancel = context.WithDeadline(ws.ctx, ws.deadline)
 		}
 		s := w.w.Open(ctx, ws.newID(), req, resumedFrom)
+		slow := c.spec.slow && !ws.finished()
+		if slow {
+			s.SetReadDelay(ws.cfg.SlowReadDelay)
+		}
+		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 {
+			_ = s.RequestProgress() // the stream may have ended already: then nothing is sent
+		}
 		c.mu.Lock()
 		c.cur = s
 		c.mu.Unlock()
-		ws.drive(s)
+		ws.drive(s, slow)
 		if !s.Ended() { // only when the run's context is done
 			s.Close("done")
 		}
@@ -353,10 +404,13 @@ func pause(ctx context.Context, d time.Duration) bool {
 // drive keeps one stream going until it ends, or until Finish has seen it
 // catch up or run out of time (then it returns with the stream still
 // open, and Finish's verdict recorded by closing it).
-func (ws *Watchers) drive(s *client.Stream) {
+//
+// A slow stream sends no progress request until Finish begins, and then
+// reads at full speed.
+func (ws *Watchers) drive(s *client.Stream, slow bool) {
 	interval := ws.cfg.ProgressRequestInterval
 	var tick <-chan time.Time
-	if interval > 0 {
+	if interval > 0 && !slow {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
@@ -372,6 +426,7 @@ func (ws *Watchers) drive(s *client.Stream) {
 			_ = s.RequestProgress()
 		case <-finishing:
 			finishing = nil
+			s.SetReadDelay(0)
 			if ws.caughtUp(s) {
 				s.Close("done")
 				return

@@ -1,8 +1,16 @@
 package traffic
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"math/rand"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +36,13 @@ func TestWatchRangeEnd(t *testing.T) {
 }
 
 func TestPlanIsDeterministicAndCoversTheKinds(t *testing.T) {
-	a := plan(rand.New(rand.NewSource(7)), 4, WatchedKeys("etcd-kv"), 10*time.Second)
-	b := plan(rand.New(rand.NewSource(7)), 4, WatchedKeys("etcd-kv"), 10*time.Second)
+	a := plan(rand.New(rand.NewSource(8)), 4, WatchedKeys("etcd-kv"), 10*time.Second, true)
+	b := plan(rand.New(rand.NewSource(8)), 4, WatchedKeys("etcd-kv"), 10*time.Second, true)
 	require.Equal(t, a, b, "the same seed plans the same watches")
 	kinds := map[startKind]bool{}
 	var prevKV, notify, leader, filtered, single, midRun bool
+	var firstMidRun, longBacklog, progressAtOpen, slow int
+	quarters := map[time.Duration]bool{0: true, 2500 * time.Millisecond: true, 5 * time.Second: true, 7500 * time.Millisecond: true}
 	for _, ws := range a {
 		for _, s := range ws {
 			kinds[s.start] = true
@@ -43,12 +53,36 @@ func TestPlanIsDeterministicAndCoversTheKinds(t *testing.T) {
 			single = single || s.end == ""
 			midRun = midRun || s.at > 0
 			require.LessOrEqual(t, s.at, 10*time.Second)
+			if !quarters[s.at] && s.start == fromFirst {
+				firstMidRun++
+			}
+			if s.start == fromPast && s.offset >= 200 {
+				longBacklog++
+			}
+			if s.progressAtOpen {
+				progressAtOpen++
+				require.NotEqual(t, fromNow, s.start, "progress at open is for watches that start in the past")
+				require.False(t, s.progressNotify, "so the answers to the requests can be told from periodic ones")
+			}
+			if s.slow {
+				slow++
+				require.False(t, s.requireLeader || s.progressNotify, "a slow watch's times are when it read, so no timed check applies")
+			}
 		}
 	}
 	require.Len(t, kinds, 5, "from now, first, past, future, and list-then-watch")
-	require.True(t, prevKV && notify && leader && filtered && single && midRun)
+	require.True(t, prevKV && notify && leader && filtered && single && midRun, "prevKV %v notify %v leader %v filtered %v single %v midRun %v", prevKV, notify, leader, filtered, single, midRun)
+	require.Equal(t, 4, firstMidRun, "each watcher opens a watch from revision 1 at a random time")
+	require.Equal(t, 4, longBacklog, "and one with a long backlog")
+	require.Equal(t, 12, progressAtOpen)
+	require.Equal(t, 4, slow, "a slow watch on each watcher")
+	for _, ws := range plan(rand.New(rand.NewSource(8)), 4, WatchedKeys("etcd-kv"), 10*time.Second, false) {
+		for _, s := range ws {
+			require.False(t, s.slow, "none when the slow watch is off")
+		}
+	}
 	// A profile without a key space of its own watches every key.
-	for _, ws := range plan(rand.New(rand.NewSource(1)), 1, WatchedKeys("unknown"), time.Second) {
+	for _, ws := range plan(rand.New(rand.NewSource(1)), 1, WatchedKeys("unknown"), time.Second, true) {
 		for _, s := range ws {
 			require.Equal(t, allKeys, s.key)
 			require.Equal(t, allKeys, s.end)
@@ -129,4 +163,223 @@ func TestWatchersCatchUp(t *testing.T) {
 			}
 		}
 	}
+}
+
+// slowWatchers reads etcd's gauge of watchers that are not synced: those
+// catching up from a past revision and those moved aside as victims.
+func slowWatchers(ctx context.Context, m *cluster.Member) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.DirectClientURL()+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s's metrics: %w", m.Name(), err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "etcd_debugging_mvcc_slow_watcher_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int(f), err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("reading %s's metrics: %w", m.Name(), err)
+	}
+	return 0, fmt.Errorf("%s's metrics have no slow_watcher_total", m.Name())
+}
+
+// A watch from now that reads slowly fills etcd's buffer for it, and etcd
+// moves its watcher aside as a victim (the only watcher, synced at first,
+// shows in the slow-watcher gauge only then). Read at full speed again, it
+// gets every event in order.
+func TestSlowWatchBecomesAVictimAndCatchesUp(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	defer cl.Close()
+	clock := history.NewClock()
+	w, err := client.NewWatcher(cl.Endpoints(), 100, clock)
+	require.NoError(t, err)
+	defer w.Close()
+	s := w.Open(ctx, 0, history.WatchRequest{Key: "k/", RangeEnd: "k0", PrevKV: true}, -1)
+	defer s.Close("done")
+	s.SetReadDelay(DefaultSlowReadDelay)
+	require.Eventually(t, s.Created, 5*time.Second, 10*time.Millisecond)
+
+	// Values of 1 KiB fill gRPC's windows with a few hundred revisions.
+	pad := strings.Repeat("x", 1024)
+	var (
+		mu     sync.Mutex
+		puts   = map[int64]string{} // revision → value
+		victim bool
+	)
+	var stop atomic.Bool
+	defer stop.Store(true)
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			c, err := client.New(cl.Endpoints(), g, clock, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			for i := 0; !stop.Load(); i++ {
+				v := fmt.Sprintf("%d-%d-%s", g, i, pad)
+				op := c.Do(ctx, history.Put(fmt.Sprintf("k/%d", i%10), v))
+				if op.Error != nil {
+					t.Errorf("put: %v", op.Error)
+					return
+				}
+				mu.Lock()
+				puts[op.Response.Header.Revision] = v
+				mu.Unlock()
+			}
+		})
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !victim; {
+		n, err := slowWatchers(ctx, cl.Members()[0])
+		require.NoError(t, err)
+		victim = n > 0
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	require.True(t, victim, "etcd moved the slow watcher aside within 30 s of writes")
+
+	var last int64
+	for rev := range puts {
+		last = max(last, rev)
+	}
+	s.SetReadDelay(0)
+	require.Eventually(t, func() bool { _ = s.RequestProgress(); return s.Progress() >= last }, 20*time.Second, 50*time.Millisecond,
+		"the slow watch catches up to revision %d", last)
+	rec := s.Record()
+	require.Equal(t, DefaultSlowReadDelay, rec.ReadDelay)
+	var got []int64
+	for _, r := range rec.Responses {
+		for _, e := range r.Events {
+			require.True(t, puts[e.KV.ModRevision] == e.KV.Value, "the event at revision %d has the value put there", e.KV.ModRevision)
+			got = append(got, e.KV.ModRevision)
+		}
+	}
+	require.Len(t, got, len(puts), "every put, once")
+	require.True(t, slices.IsSorted(got), "in order")
+	// A synced watcher gets one revision per message; one moved aside gets
+	// its backlog from the unsynced path, several revisions at once.
+	batched := 0
+	for _, r := range rec.Responses {
+		if n := len(r.Events); n > 1 && r.Events[0].KV.ModRevision != r.Events[n-1].KV.ModRevision {
+			batched++
+		}
+	}
+	require.Positive(t, batched, "the backlog came from the unsynced path")
+	t.Logf("%d events, the slow watch became a victim; %d messages carried several revisions", len(got), batched)
+}
+
+// The watches of a run open all through it: one from revision 1 after a
+// compaction is canceled with the compact revision and resumed from it;
+// watches from the past ask for progress right after they are created; the
+// slow watch reads slowly, then catches up with the others.
+func TestWatchersOpenThroughTheRun(t *testing.T) {
+	const seed, runFor = 5, 3 * time.Second
+	compactEvery := 300 * time.Millisecond
+	late := 0
+	for _, ws := range plan(rand.New(rand.NewSource(seed)), 2, WatchedKeys("etcd"), runFor, true) {
+		for _, s := range ws {
+			if s.start == fromFirst && s.at > compactEvery+200*time.Millisecond {
+				late++
+			}
+		}
+	}
+	require.Positive(t, late, "seed %d plans a watch from revision 1 after the first compaction", seed)
+
+	bins := testetcd.Binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	defer cl.Close()
+	clock := history.NewClock()
+	c, err := client.New(cl.Endpoints(), 0, clock, 0)
+	require.NoError(t, err)
+	defer c.Close()
+	ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
+		Seed: seed, Clock: clock, FirstID: 100, Duration: runFor, Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	compactions := map[int64]bool{}
+	var last, seen int64
+	start := time.Now()
+	nextCompact := start.Add(compactEvery)
+	for i := 0; time.Since(start) < runFor; i++ {
+		op := c.Do(ctx, history.Put(fmt.Sprintf("key/%d/%d", i%4, i%5), fmt.Sprintf("v%d", i)))
+		require.Nil(t, op.Error)
+		last = op.Response.Header.Revision
+		if time.Now().After(nextCompact) {
+			if seen > 0 {
+				op := c.Do(ctx, history.Request{Compaction: &history.CompactionRequest{Revision: seen}})
+				require.Nil(t, op.Error)
+				compactions[seen] = true
+			}
+			seen, nextCompact = last, time.Now().Add(compactEvery)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	watches, _ := ws.Finish(last, 10*time.Second)
+
+	byID := map[int]history.Watch{}
+	for _, w := range watches {
+		byID[w.ID] = w
+	}
+	var compacted, resumed, askedAtOpen, answered, slow int
+	for _, w := range watches {
+		if n := len(w.Responses); n > 0 && w.Responses[n-1].CompactRevision > 0 {
+			r := w.Responses[n-1]
+			require.True(t, r.Canceled)
+			require.Empty(t, r.CancelReason)
+			require.True(t, compactions[r.CompactRevision], "watch %d canceled at compact revision %d, one of the test's", w.ID, r.CompactRevision)
+			require.Greater(t, r.CompactRevision, w.Request.StartRevision)
+			compacted++
+			continue
+		}
+		require.Equal(t, "done", w.EndReason, "watch %d %+v", w.ID, w.Request)
+		if w.ResumedFrom >= 0 {
+			prev := byID[w.ResumedFrom].Responses
+			if cr := prev[len(prev)-1].CompactRevision; cr > 0 {
+				require.Equal(t, cr, w.Request.StartRevision, "a compacted watch resumes from the compact revision")
+				resumed++
+			}
+		}
+		if w.Request.StartRevision > 0 && len(w.ProgressRequests) > 0 && w.ProgressRequests[0]-w.Call < 50*time.Millisecond {
+			askedAtOpen++
+			for _, r := range w.Responses {
+				if r.IsProgressNotify() {
+					answered++
+					break
+				}
+			}
+		}
+		if w.ReadDelay > 0 {
+			slow++
+			var prev int64
+			for _, r := range w.Responses {
+				for _, e := range r.Events {
+					require.Greater(t, e.KV.ModRevision, prev, "the slow watch's events are in order")
+					prev = e.KV.ModRevision
+				}
+			}
+			require.GreaterOrEqual(t, client.Progress(w), last, "the slow watch caught up")
+		}
+	}
+	t.Logf("%d watches: %d canceled for a compaction, %d resumed from the compact revision, %d asked for progress at once (%d got a notification), %d slow",
+		len(watches), compacted, resumed, askedAtOpen, answered, slow)
+	require.Positive(t, compacted, "a watch from before the compact revision is canceled")
+	require.Positive(t, resumed)
+	require.Positive(t, askedAtOpen)
+	require.Positive(t, answered)
+	require.Positive(t, slow)
 }

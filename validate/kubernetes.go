@@ -702,7 +702,9 @@ func compactionTimes(clients []history.Client) windows {
 // returns to an earlier one, so a second success is a violation. Counted
 // over acknowledged successes (the response says succeeded).
 //
-// For creates (M = 0) a second success is legal after a delete; with the
+// For creates (M = 0, a then branch that puts K; one that only deletes K
+// deletes nothing and may succeed any number of times) a second success is
+// legal after a delete; with the
 // replayed log, two acknowledged creates of K at revisions r1 < r2 need a
 // delete of K in Check.Events between them (and r1 != r2).
 //
@@ -757,7 +759,9 @@ func (K8sOptimisticUpdate) Validate(_ context.Context, c *Check) Result {
 			}
 			acked++
 			won := o.Response.Txn.Succeeded
-			if won {
+			// With M = 0 only a then branch that puts K creates it; one that
+			// only deletes K finds nothing to delete and may win again.
+			if won && (k.mod > 0 || putsKey(o.Request.Txn.Success, k.key)) {
 				if wins[k] == nil {
 					order = append(order, k)
 				}
@@ -843,6 +847,16 @@ func optimisticForm(r history.Request) (casKey, string, bool) {
 		}
 	}
 	return k, value, writes
+}
+
+// putsKey reports whether ops put key.
+func putsKey(ops []history.RequestOp, key string) bool {
+	for _, op := range ops {
+		if op.Put != nil && op.Put.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // deletedBetween reports whether events delete key at a revision in

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -392,6 +393,16 @@ func TestK8sOptimisticUpdate(t *testing.T) {
 			replayed: true, want: Illegal, msg: "created twice",
 		},
 		{
+			// The etcd profile's txns: with a missing key the compare holds
+			// and the delete finds nothing, so the key was never created.
+			name: "if(mod(k)==0) then delete(k) wins again and again",
+			ops: []history.Operation{
+				deleteIfAbsent(0, 0, "b", 6), deleteIfAbsent(1, 10, "b", 7),
+				update(0, 20, "b", 0, "v5", 8, true),
+			},
+			replayed: true, want: OK, msg: "1 acknowledged creates",
+		},
+		{
 			name: "a success whose put the committed log does not hold",
 			ops: []history.Operation{
 				update(0, 10, "a", 2, "v7", 3, true),
@@ -423,6 +434,17 @@ func TestK8sOptimisticUpdate(t *testing.T) {
 			require.Contains(t, r.Message+" "+r.Explanation, tc.msg)
 		})
 	}
+}
+
+// deleteIfAbsent is client's txn(if mod(key)==0 then delete(key), put(other))
+// that succeeded at rev.
+func deleteIfAbsent(client, at int, key string, rev int64) history.Operation {
+	req := history.Request{Txn: &history.TxnRequest{
+		Compare: []history.Compare{{Result: "EQUAL", Target: "MOD", Key: key}},
+		Success: []history.RequestOp{{DeleteRange: &history.DeleteRangeRequest{Key: key}}, {Put: &history.PutRequest{Key: "other", Value: fmt.Sprintf("o%d", rev)}}},
+	}}
+	return ht.Op(client, at, at+1, req, &history.Response{Header: history.Header{Revision: rev}, Txn: &history.TxnResponse{Succeeded: true,
+		Responses: []history.ResponseOp{{DeleteRange: &history.DeleteRangeResponse{}}, {Put: &history.PutResponse{}}}}})
 }
 
 // probes are /readyz polls of member id every 250 ms from ms from to ms

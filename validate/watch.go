@@ -100,6 +100,15 @@ var watchChecks = []watchCheck{
 	// event the replayed log does not hold (at a revision up to L, or past
 	// L) was never committed.
 	{name: "equal", replay: true, check: checkEqual, count: countEvents},
+	// compacted: a response with a compact revision C cancels the watch
+	// (Canceled set, with no cancel reason or etcd's compacted error) and
+	// is the stream's last; a recorded compaction asked for revision C;
+	// and C is above what the watch still needed: above S (S > 0) and
+	// above its last event's revision + 1, since etcd cancels only a
+	// watcher whose next revision is below C (revision C itself stays
+	// readable). With the replay, C is also at most L.
+	{name: "compacted", check: checkCompacted, count: countCompacted},
+	{name: "compacted", replay: true, check: checkCompactedCommitted, count: countCompacted},
 	// caught-up: when traffic stopped, every open watch delivered an event
 	// or a progress notification at or above the last committed revision
 	// (read with a linearizable read) within the bound; one recorded as
@@ -149,6 +158,17 @@ func countProgress(w history.Watch) int {
 	n := 0
 	for _, r := range w.Responses {
 		if r.IsProgressNotify() {
+			n++
+		}
+	}
+	return n
+}
+
+// countCompacted: the responses that carry a compact revision.
+func countCompacted(w history.Watch) int {
+	n := 0
+	for _, r := range w.Responses {
+		if r.CompactRevision > 0 {
 			n++
 		}
 	}
@@ -205,10 +225,12 @@ type watchEnv struct {
 	// compactedBelow is the highest revision a recorded compaction asked
 	// for: revisions below it may be unreadable.
 	compactedBelow int64
+	// compactions are the revisions recorded compactions asked for.
+	compactions map[int64]bool
 }
 
 func newWatchEnv(c *Check) *watchEnv {
-	env := &watchEnv{byRev: map[int64][]model.Event{}}
+	env := &watchEnv{byRev: map[int64][]model.Event{}, compactions: map[int64]bool{}}
 	if c.Replayed != nil {
 		env.replayed = true
 		env.last = int64(len(c.Replayed) - 1)
@@ -224,6 +246,7 @@ func newWatchEnv(c *Check) *watchEnv {
 		for _, op := range cl.Operations {
 			if op.Request.Compaction != nil {
 				env.compactedBelow = max(env.compactedBelow, op.Request.Compaction.Revision)
+				env.compactions[op.Request.Compaction.Revision] = true
 			}
 		}
 	}
@@ -713,6 +736,53 @@ func checkEqual(env *watchEnv, w history.Watch) *WatchFinding {
 		if diff := watchDiffKV(d.ev.KV, r.KV); diff != "" {
 			return watchFindingAt(d.resp, evRev(d.ev), "watch %d delivered %s as %s, but the replayed log has %s (%s)",
 				w.ID, watchShowEvent(d.ev), watchShowKV(d.ev.KV), watchShowModelKV(r.KV), diff)
+		}
+	}
+	return nil
+}
+
+// compactedCancelReason reports whether reason may go with a cancellation
+// for a compaction: etcd's watch stream leaves it empty, and a cancel for a
+// start revision it cannot serve names its compacted error.
+func compactedCancelReason(reason string) bool {
+	return reason == "" || strings.Contains(reason, "compacted")
+}
+
+func checkCompacted(env *watchEnv, w history.Watch) *WatchFinding {
+	var lastEv int64
+	for i, r := range w.Responses {
+		if r.CompactRevision <= 0 {
+			for _, e := range r.Events {
+				lastEv = max(lastEv, evRev(e))
+			}
+			continue
+		}
+		c := r.CompactRevision
+		switch {
+		case !r.Canceled:
+			return watchFindingAt(i, c, "watch %d got compact revision %d in response %d, which does not cancel the watch", w.ID, c, i)
+		case !compactedCancelReason(r.CancelReason):
+			return watchFindingAt(i, c, "watch %d was canceled with compact revision %d but the reason %q, not a compaction", w.ID, c, r.CancelReason)
+		case i != len(w.Responses)-1:
+			return watchFindingAt(i+1, c, "watch %d was canceled for compact revision %d in response %d, and response %d came after it", w.ID, c, i, i+1)
+		case len(r.Events) > 0:
+			return watchFindingAt(i, c, "watch %d was canceled for compact revision %d in a response that also carries %d events", w.ID, c, len(r.Events))
+		case !env.compactions[c]:
+			return watchFindingAt(i, c, "watch %d was canceled for compact revision %d, but no recorded compaction asked for revision %d", w.ID, c, c)
+		case w.Request.StartRevision > 0 && c <= w.Request.StartRevision:
+			return watchFindingAt(i, c, "watch %d from revision %d was canceled for compact revision %d, which leaves revision %d readable", w.ID, w.Request.StartRevision, c, w.Request.StartRevision)
+		case lastEv > 0 && c <= lastEv+1:
+			return watchFindingAt(i, c, "watch %d was canceled for compact revision %d after delivering revision %d, although revision %d, the next it needed, is still readable",
+				w.ID, c, lastEv, lastEv+1)
+		}
+	}
+	return nil
+}
+
+func checkCompactedCommitted(env *watchEnv, w history.Watch) *WatchFinding {
+	for i, r := range w.Responses {
+		if r.CompactRevision > env.last {
+			return watchFindingAt(i, r.CompactRevision, "watch %d was canceled for compact revision %d, past the committed log, which ends at revision %d", w.ID, r.CompactRevision, env.last)
 		}
 	}
 	return nil

@@ -86,6 +86,29 @@ func progress(rev int64) history.WatchResponse {
 	return history.WatchResponse{Header: history.Header{Revision: rev}}
 }
 
+// compactedCancel is etcd's cancellation of a watch whose next revision was
+// compacted: no header revision, no reason, the compact revision.
+func compactedCancel(rev int64) history.WatchResponse {
+	return history.WatchResponse{Canceled: true, CompactRevision: rev}
+}
+
+func compaction(rev int64) history.Operation {
+	return history.Operation{Request: history.Request{Compaction: &history.CompactionRequest{Revision: rev}}}
+}
+
+// progressAtOpen is w with a progress request sent right after it was opened.
+func progressAtOpen(w history.Watch) history.Watch {
+	w.Call = time.Second
+	w.ProgressRequests = []time.Duration{time.Second + time.Millisecond}
+	return w
+}
+
+// slowWatch is w read slowly, as the run's slow watch reads.
+func slowWatch(w history.Watch) history.Watch {
+	w.ReadDelay = 100 * time.Millisecond
+	return w
+}
+
 // prefixWatch watches key- from start, with previous values.
 func prefixWatch(start int64, resps ...history.WatchResponse) history.Watch {
 	return history.Watch{ID: 1, Request: history.WatchRequest{Key: "key-", RangeEnd: "key.", StartRevision: start, PrevKV: true},
@@ -141,6 +164,36 @@ func TestWatch(t *testing.T) {
 		{"an event no write made", prefixWatch(6, created(6), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 6, ModRevision: 6, Version: 1}})), "equal"},
 		{"an event past the committed log", prefixWatch(9, created(8), events(history.WatchEvent{Type: "PUT", KV: history.KeyValue{Key: "key-z", Value: "9", CreateRevision: 20, ModRevision: 20, Version: 1}})), "equal"},
 		{"a delete delivered as a put", prefixWatch(5, created(5), events(func() history.WatchEvent { x := e("key-a", 5); x.Type = "PUT"; return x }())), "equal"},
+		// Progress asked for right after a watch from the past was created,
+		// while etcd is still catching it up: the answer must wait for the
+		// backlog (etcd defers it), so one before the backlog is wrong.
+		{"catching up: progress deferred until the backlog is sent", progressAtOpen(prefixWatch(2, created(8), events(e("key-a", 2)), events(e("key-b", 3)),
+			events(e("key-a", 4)), events(e("key-a", 5)), events(e("key-b", 7)), events(e("key-a", 8), e("key-c", 8)), progress(8))), ""},
+		{"catching up: progress answered before the backlog", progressAtOpen(prefixWatch(2, created(8), progress(8), events(e("key-a", 2)))), "bookmarkable"},
+		{"catching up: progress in the middle of the backlog, past it", progressAtOpen(prefixWatch(2, created(8), events(e("key-a", 2)), progress(8), events(e("key-b", 3)))), "bookmarkable"},
+		// A slow watch, which etcd moved aside as a victim, gets the same
+		// checks: what etcd held back for it must still all come, once, in order.
+		{"slow: every event once, in order", slowWatch(prefixWatch(1, all...)), ""},
+		{"slow: an event held back for the victim lost", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)), events(e("key-a", 5)))), "reliable"},
+		{"slow: an event held back sent again", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-b", 3)), events(e("key-b", 3)))), "unique"},
+		{"slow: the held-back events after later ones", slowWatch(prefixWatch(1, created(1), events(e("key-a", 2)), events(e("key-a", 4)), events(e("key-b", 3)))), "ordered"},
+		// A compaction at 4 cancels watches that still needed revision 3 or
+		// below (see the loop: these cases have compactions at 4 and 6 recorded).
+		{"compact: a watch from below the compact revision is canceled", prefixWatch(2, created(8), compactedCancel(4)), ""},
+		{"compact: canceled after delivering events it had", prefixWatch(2, created(8), events(e("key-a", 2)), compactedCancel(4)), ""},
+		{"compact: canceled with etcd's compacted error as the reason", prefixWatch(2, created(8),
+			func() history.WatchResponse {
+				r := compactedCancel(4)
+				r.CancelReason = "etcdserver: mvcc: required revision has been compacted"
+				return r
+			}()), ""},
+		{"compact: a compact revision that does not cancel", prefixWatch(2, created(8), func() history.WatchResponse { r := compactedCancel(4); r.Canceled = false; return r }()), "compacted"},
+		{"compact: canceled for another reason", prefixWatch(2, created(8), func() history.WatchResponse { r := compactedCancel(4); r.CancelReason = "no leader"; return r }()), "compacted"},
+		{"compact: a compact revision no compaction asked for", prefixWatch(2, created(8), compactedCancel(5)), "compacted"},
+		{"compact: the start revision is still readable", prefixWatch(4, created(8), compactedCancel(4)), "compacted"},
+		{"compact: the next revision needed is still readable", prefixWatch(2, created(8), events(e("key-a", 2), e("key-b", 3)), compactedCancel(4)), "compacted"},
+		{"compact: a message after the cancel", prefixWatch(2, created(8), compactedCancel(4), compactedCancel(4)), "compacted"},
+		{"compact: past the committed log", prefixWatch(2, created(8), compactedCancel(9)), "compacted"},
 		{"did not catch up", with(prefixWatch(1, all[:3]...), func(w *history.Watch) { w.EndReason, w.Target, w.End = "caught-up timeout", 8, 12*time.Second }), "caught-up"},
 	}
 	for _, tt := range tests {
@@ -149,6 +202,9 @@ func TestWatch(t *testing.T) {
 			check.Watches = []history.Watch{tt.watch}
 			if tt.name == "previous value missing after a compaction" {
 				check.Clients = []history.Client{{ID: 9, Operations: []history.Operation{{Request: history.Request{Compaction: &history.CompactionRequest{Revision: 4}}}}}}
+			}
+			if strings.HasPrefix(tt.name, "compact:") {
+				check.Clients = []history.Client{{ID: 9, Operations: []history.Operation{compaction(4), compaction(6), compaction(9)}}}
 			}
 			r := Watch{}.Validate(context.Background(), &check)
 			if tt.want == "" {
