@@ -235,7 +235,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		clients, err := traffic.Run(trafficCtx, traffic.Config{
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
 			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
-			Avoid: avoidances(sc.KnownBugsAvoided), Counter: &prog.counter,
+			Avoid: avoidances(sc.KnownBugsAvoided), Counter: &prog.counter, CompactionInterval: sc.CompactionInterval,
 		})
 		done <- trafficResult{clients, err}
 	}()

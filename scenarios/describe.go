@@ -32,6 +32,9 @@ func (s Scenario) Describe() string {
 	case traffic.Spread:
 		parts[1] += ", each spread over every member"
 	}
+	if s.CompactionInterval > 0 {
+		parts[1] += fmt.Sprintf(", compacting every %s–%s", s.CompactionInterval, 2*s.CompactionInterval)
+	}
 	parts = append(parts, s.describeWatch())
 	if e := s.Etcd.Describe(); e != "" {
 		parts = append(parts, "etcd with "+e)
@@ -141,7 +144,7 @@ func (s Scenario) WhatRan() string {
 // and faults.
 func sameRun(a, b Scenario) bool {
 	return a.Members == b.Members && a.Traffic == b.Traffic && a.Duration == b.Duration && a.QPS == b.QPS &&
-		a.Clients == b.Clients && a.Placement == b.Placement && a.Failpoint == b.Failpoint &&
+		a.Clients == b.Clients && a.Placement == b.Placement && a.Failpoint == b.Failpoint && a.CompactionInterval == b.CompactionInterval &&
 		slices.Equal(a.Schedule(), b.Schedule()) && (a.Watch == nil) == (b.Watch == nil) && (a.Watch == nil || *a.Watch == *b.Watch) &&
 		(a.Etcd == nil) == (b.Etcd == nil) && (a.Etcd == nil || *a.Etcd == *b.Etcd) && (a.Explore == nil) == (b.Explore == nil)
 }

@@ -134,6 +134,10 @@ func (s Scenario) Draw(seed int64, releases []string) (Scenario, error) {
 			ProgressNotifyInterval:  weighted(r, []time.Duration{0, 100 * time.Millisecond, time.Second}, []int{50, 30, 20}),
 		}
 	}
+	s.CompactionInterval = weighted(r, []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond}, []int{50, 30, 20})
+	if s.Traffic == "etcd-kv" {
+		s.CompactionInterval = 0 // it sends no compaction
+	}
 	n := 1 + r.Intn(3)
 	s.Failpoint = strings.TrimSuffix(strings.Repeat("random,", n), ",")
 	s.Faults = nil

@@ -50,6 +50,7 @@ func TestDrawCoversTheSpace(t *testing.T) {
 		saw("placement", s.Placement)
 		saw("watch", s.Watch != nil)
 		saw("faults", len(s.Schedule()))
+		saw("compaction", s.CompactionInterval)
 		require.Equal(t, s.Explore.Faults, len(s.Schedule()))
 		for _, f := range s.Schedule() {
 			require.Equal(t, "random", f.Name, "picked by the run, once the cluster is up")
@@ -69,7 +70,7 @@ func TestDrawCoversTheSpace(t *testing.T) {
 			require.GreaterOrEqual(t, election, 5*heartbeat, "etcd refuses an election timeout under 5 heartbeats")
 		}
 	}
-	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "faults": 3, "snapshot": 3, "batch": 3, "election": 2}
+	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "faults": 3, "compaction": 3, "snapshot": 3, "batch": 3, "election": 2}
 	for what, n := range want {
 		require.Len(t, seen[what], n, "%s drawn: %v", what, seen[what])
 	}

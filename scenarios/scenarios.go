@@ -59,6 +59,10 @@ type Scenario struct {
 	// EtcdVersion pins a release (for reproductions of past bugs); empty
 	// means the version the user chose.
 	EtcdVersion string `json:"etcd_version,omitempty"`
+	// CompactionInterval, if set, is how often the traffic's compactor
+	// compacts: it waits between the interval and twice it (etcd's own
+	// suite compacts every 100–200 ms). Zero keeps the profile's 1–2 s.
+	CompactionInterval time.Duration `json:"compaction_interval,omitempty"`
 	// Watch is the scenario's watch traffic (watch.go); nil runs none.
 	Watch *Watch `json:"watch,omitempty"`
 	// Etcd are etcd settings every member runs with; nil leaves etcd's
