@@ -229,7 +229,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 		zap.Float64("qps", sc.QPS), zap.Duration("duration", sc.Duration))
 	trafficStart := clock.Now()
 	prog := &progress{}
-	stopProgress := prog.log(trafficCtx, lg, clock, trafficStart, ProgressInterval)
+	stopProgress := prog.log(trafficCtx, lg, clock, trafficStart, ProgressInterval, cfg.Status)
 	defer stopProgress()
 	go func() {
 		clients, err := traffic.Run(trafficCtx, traffic.Config{

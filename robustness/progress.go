@@ -2,10 +2,12 @@ package robustness
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/etcd-robustness/etcd-robustness/client"
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -34,31 +36,59 @@ func (p *progress) currentFault() string {
 	return p.fault
 }
 
+// StatusInterval is how often a run updates its status line (Config.Status).
+const StatusInterval = time.Second
+
 // log logs a progress line every interval until ctx is done or the
 // returned stop is called: the time since traffic started, the requests
 // per second over the last interval, the requests and errors so far, and
-// the fault under way.
-func (p *progress) log(ctx context.Context, lg *zap.Logger, clock *history.Clock, start, interval time.Duration) (stop func()) {
+// the fault under way. With status set (a terminal), it also gives it the
+// same figures as one short line every StatusInterval, and "" once it
+// stops, so that the line can be cleared.
+func (p *progress) log(ctx context.Context, lg *zap.Logger, clock *history.Clock, start, interval time.Duration, status func(string)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		var prev client.Counts
-		last := clock.Now()
+		var tick <-chan time.Time
+		if status != nil {
+			st := time.NewTicker(StatusInterval)
+			defer st.Stop()
+			defer status("")
+			tick = st.C
+		}
+		var prev, sprev client.Counts
+		last, slast := clock.Now(), clock.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-tick:
+				now, counts := clock.Now(), p.counter.Counts()
+				status(progressText(progressFields(now-start, now-slast, sprev, counts, p.currentFault())))
+				sprev, slast = counts, now
 			case <-t.C:
+				now, counts := clock.Now(), p.counter.Counts()
+				lg.Info("traffic progress", progressFields(now-start, now-last, prev, counts, p.currentFault())...)
+				prev, last = counts, now
 			}
-			now, counts := clock.Now(), p.counter.Counts()
-			lg.Info("traffic progress", progressFields(now-start, now-last, prev, counts, p.currentFault())...)
-			prev, last = counts, now
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// progressText is a progress line's fields as a status line: "traffic
+// 12s: 1850 requests/s, 18450 requests (3 failed, 0 unknown), fault kill".
+func progressText(fields []zap.Field) string {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	m := enc.Fields
+	return fmt.Sprintf("traffic %v: %v requests/s, %v requests (%v failed, %v unknown), fault %v",
+		m["elapsed"], m["requests/s"], m["requests"], m["failed"], m["unknown"], m["fault"])
 }
 
 // progressFields are one progress line's fields: elapsed since traffic

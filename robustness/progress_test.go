@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestProgressLog(t *testing.T) {
 	p := &progress{}
 	clock := history.NewClock()
 	p.setFault("pause-leader")
-	stop := p.log(context.Background(), zap.New(core), clock, clock.Now(), 20*time.Millisecond)
+	stop := p.log(context.Background(), zap.New(core), clock, clock.Now(), 20*time.Millisecond, nil)
 	for range 50 {
 		p.counter.Counts() // concurrent reads are safe
 		time.Sleep(2 * time.Millisecond)
@@ -61,4 +62,26 @@ func TestProgressLog(t *testing.T) {
 	line := logs.All()[0]
 	require.Equal(t, "traffic progress", line.Message)
 	require.Equal(t, "pause-leader", line.ContextMap()["fault"])
+}
+
+// With a status function (a terminal), the same figures come as a short
+// line every StatusInterval, and "" once traffic ends, to clear it.
+func TestProgressStatus(t *testing.T) {
+	p := &progress{}
+	clock := history.NewClock()
+	p.setFault("kill")
+	var mu sync.Mutex
+	var lines []string
+	stop := p.log(context.Background(), zap.NewNop(), clock, clock.Now(), time.Hour, func(l string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, l)
+	})
+	time.Sleep(StatusInterval + 300*time.Millisecond)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, lines, 2, "one status line, then the clear")
+	require.Regexp(t, `^traffic 1(\.\d)?s: 0 requests/s, 0 requests \(0 failed, 0 unknown\), fault kill$`, lines[0])
+	require.Equal(t, "", lines[1])
 }

@@ -48,6 +48,10 @@ type Config struct {
 	// Replay, when set, is the run this one replays: Scenario and Seed
 	// are its, and the result compares the two (Result.Replay).
 	Replay *report.Original
+	// Status, if set, gets a one-line status every second while traffic
+	// runs (elapsed, requests/s, errors, the fault under way), and "" when
+	// traffic ends: the CLI keeps it as one updating line on a terminal.
+	Status func(line string)
 	Logger *zap.Logger
 }
 
