@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -234,4 +237,319 @@ func decompress(f *os.File, name string) ([]byte, error) {
 		return nil, &corruptError{name, fmt.Errorf("its JSON is over %d GiB, more than a record may be", MaxRecordJSON>>30)}
 	}
 	return b, nil
+}
+
+// Decoding a record streams: the decompressed JSON goes through the
+// SHA-256 and into a json.Decoder that reads the top-level object field by
+// field, and the two long arrays (clients and watches) element by element,
+// so that neither the JSON nor json.Decoder's copy of a whole value is ever
+// held: only the record itself and one element's JSON. (Reading the 60 s
+// high-rate run's 359 MB of JSON whole took 1.8 GB besides the record.)
+
+// streamedFields are the record's arrays decoded one element at a time.
+var streamedFields = map[string]bool{"clients": true, "watches": true}
+
+// recordFields maps each JSON name of Record's fields (those of the
+// embedded validate.Input included) to the field in rec.
+func recordFields(rec *Record) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i))
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			out[name] = v.Field(i)
+		}
+	}
+	walk(reflect.ValueOf(rec).Elem())
+	return out
+}
+
+// readErrors is the decompressed record as json reads it: it remembers
+// the first error of the decompressor (a *corruptError, worded like
+// decompress's), counts the bytes against MaxRecordJSON and hashes them.
+type readErrors struct {
+	r    io.Reader
+	name string
+	n    int64
+	hash hash.Hash
+	err  error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	r.hash.Write(p[:n])
+	switch {
+	case err == nil || err == io.EOF:
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		r.err = &corruptError{r.name, fmt.Errorf("%w (the file is cut short)", err)}
+	case errors.Is(err, zstd.ErrWindowSizeExceeded):
+		r.err = &corruptError{r.name, fmt.Errorf("%w: the frame asks for a window over the %d MiB Load allows", err, MaxRecordWindow>>20)}
+	default:
+		r.err = &corruptError{r.name, err}
+	}
+	if r.err == nil && r.n > MaxRecordJSON {
+		r.err = &corruptError{r.name, fmt.Errorf("its JSON is over %d GiB, more than a record may be", MaxRecordJSON>>30)}
+	}
+	if r.err != nil {
+		return n, r.err
+	}
+	return n, err
+}
+
+// openRecord opens the first form of the record dir holds (in readRecord's
+// order) as a reader of its JSON. close releases it.
+func openRecord(dir string) (r io.Reader, name string, closeFn func(), err error) {
+	for _, name := range []string{RecordFile, RecordZstdFile, RecordGzipFile} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, name, nil, err
+		}
+		switch filepath.Ext(name) {
+		case ".zst":
+			zr, err := recordDecoder(f)
+			if err != nil {
+				f.Close()
+				return nil, name, nil, &corruptError{name, err}
+			}
+			return zr, name, func() { zr.Close(); f.Close() }, nil
+		case ".gz":
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				f.Close()
+				return nil, name, nil, &corruptError{name, err}
+			}
+			return zr, name, func() { zr.Close(); f.Close() }, nil
+		}
+		return f, name, func() { f.Close() }, nil
+	}
+	return nil, RecordFile, nil, fs.ErrNotExist
+}
+
+// headerError is a record of another format or version.
+type headerError struct{ msg string }
+
+func (e *headerError) Error() string { return e.msg }
+
+// checkHeader rejects a record of another format or version.
+func checkHeader(dir, name, format string, version int) error {
+	if format != Format {
+		return &headerError{fmt.Sprintf("report %s is corrupt: %s has format %q, not %q", dir, name, format, Format)}
+	}
+	if version != Version {
+		return &headerError{fmt.Sprintf("report %s: %s is version %d; this etcd-robustness reads version %d only", dir, name, version, Version)}
+	}
+	return nil
+}
+
+// decodeRecord reads dir's record into rec, streaming (see above), and
+// returns the form it read and its JSON's SHA-256 in hex. Its errors are
+// whole lines, as Load returns them, but for fs.ErrNotExist: a record of
+// another format or version is named as such first, then a record that
+// does not decompress, then JSON that is not a record of this version
+// (an unknown field, a wrong type, JSON cut short).
+func decodeRecord(dir string, rec *Record) (name, digest string, err error) {
+	r, name, closeFn, err := openRecord(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return name, "", err
+	}
+	var cerr *corruptError
+	if errors.As(err, &cerr) {
+		return name, "", fmt.Errorf("report %s is corrupt: %w", dir, err)
+	}
+	if err != nil {
+		return name, "", fmt.Errorf("report: %w", err)
+	}
+	defer closeFn()
+	in := &readErrors{r: r, name: name, hash: sha256.New()}
+	headChecked, err := decodeFields(dir, name, json.NewDecoder(in), rec)
+	if err == nil {
+		// The rest (a newline) belongs to the JSON the checksum covers.
+		_, err = io.Copy(io.Discard, in)
+	}
+	if err != nil {
+		if he := (*headerError)(nil); errors.As(err, &he) {
+			return name, "", err
+		}
+		if !headChecked {
+			// Fields came before the header, or the JSON broke before it:
+			// read the header the slow way, so that another version is
+			// named as such rather than as a field this one does not know.
+			if herr := slowHeader(dir, name); herr != nil {
+				return name, "", herr
+			}
+		}
+		// A decompression error explains a JSON error that follows from
+		// it: read on to find one.
+		if in.err == nil {
+			io.Copy(io.Discard, in)
+		}
+		if in.err != nil {
+			return name, "", fmt.Errorf("report %s is corrupt: %w", dir, in.err)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = errors.New("unexpected end of JSON input")
+		}
+		return name, "", fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
+	}
+	return name, hex.EncodeToString(in.hash.Sum(nil)), nil
+}
+
+// slowHeader reads the record whole to check its header, as Load did
+// before it streamed: only when the stream broke before the header.
+func slowHeader(dir, name string) error {
+	b, _, err := readRecord(dir)
+	if err != nil {
+		return nil
+	}
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil
+	}
+	return checkHeader(dir, name, head.Format, head.Version)
+}
+
+// decodeFields decodes the record's top-level object from dec, field by
+// field, rejecting fields the record does not have. The header (format
+// and version, which Write puts first) is checked as soon as both are
+// read, before any other field; headChecked says whether it was.
+func decodeFields(dir, name string, dec *json.Decoder, rec *Record) (headChecked bool, err error) {
+	dec.DisallowUnknownFields()
+	fields := recordFields(rec)
+	if err := expectDelim(dec, '{'); err != nil {
+		return false, err
+	}
+	seen := map[string]bool{}
+	check := func() error {
+		headChecked = true
+		return checkHeader(dir, name, rec.Format, rec.Version)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return headChecked, err
+		}
+		key, _ := tok.(string)
+		if !headChecked && key != "format" && key != "version" && seen["format"] && seen["version"] {
+			if err := check(); err != nil {
+				return headChecked, err
+			}
+		}
+		field, ok := fields[key]
+		if !ok {
+			for k, f := range fields { // encoding/json matches names regardless of case
+				if strings.EqualFold(k, key) {
+					key, field, ok = k, f, true
+					break
+				}
+			}
+		}
+		if !ok {
+			return headChecked, fmt.Errorf("json: unknown field %q", key)
+		}
+		seen[key] = true
+		if streamedFields[key] {
+			err = decodeArray(dec, field)
+		} else {
+			err = dec.Decode(field.Addr().Interface())
+		}
+		if err != nil {
+			return headChecked, err
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return headChecked, err
+	}
+	if !headChecked {
+		if err := check(); err != nil {
+			return headChecked, err
+		}
+	}
+	return headChecked, nil
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return fmt.Errorf("json: %v where %v was expected", tok, d)
+	}
+	return nil
+}
+
+// decodeArray decodes a JSON array (or null) into the slice field one
+// element at a time. Each element's slices of its own (a watch's
+// responses, a client's operations) are copied to their length: json
+// grows them by doubling, which would otherwise keep up to twice the room
+// they need.
+func decodeArray(dec *json.Decoder, field reflect.Value) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		field.SetZero()
+		return nil
+	}
+	if tok != json.Delim('[') {
+		return fmt.Errorf("json: cannot unmarshal %v into a list", tok)
+	}
+	field.SetLen(0)
+	for dec.More() {
+		elem := reflect.New(field.Type().Elem())
+		if err := dec.Decode(elem.Interface()); err != nil {
+			return err
+		}
+		fitSlices(elem.Elem())
+		field.Set(reflect.Append(field, elem.Elem()))
+	}
+	_, err = dec.Token() // ']'
+	if err != nil {
+		return err
+	}
+	if field.IsNil() {
+		field.Set(reflect.MakeSlice(field.Type(), 0, 0)) // [] as json.Unmarshal reads it
+	}
+	field.Set(field.Slice3(0, field.Len(), field.Len()))
+	return nil
+}
+
+// fitSlices copies each slice field of the struct v whose capacity is
+// well over its length to one of its length.
+func fitSlices(v reflect.Value) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() != reflect.Slice || !f.CanSet() || f.Cap() <= f.Len()+f.Len()/8 {
+			continue
+		}
+		fit := reflect.MakeSlice(f.Type(), f.Len(), f.Len())
+		reflect.Copy(fit, f)
+		f.Set(fit)
+	}
 }
