@@ -19,7 +19,7 @@ STAGE_ROW = grep -E '^$(1)  '
 CHECK_ROW = grep -Eq '^  $(1) +$(2)  '
 NOT_PASSED = awk 'NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
 
-.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser throughput
+.PHONY: all build test test-unit bench run reproduce-14370 no-false-alarm clean test-browser throughput scale
 
 all: build
 
@@ -48,6 +48,22 @@ bench:
 # harness process (clients and the cluster's proxies) used.
 throughput:
 	ETCD_ROBUSTNESS_VERSION=$(ETCD_VERSION) ETCD_ROBUSTNESS_THROUGHPUT=1 $(GO) test -count=1 -v -run '^TestThroughput$$' -timeout 10m ./traffic/
+
+# Issue 17's scale run: DURATION (60s; 300s for five minutes) of high-rate
+# etcd traffic with watches on 3 members and three faults, kept. After the
+# verdict it prints the run's operations, committed entries and watch
+# responses, each stage's time, the check's share of the traffic time, the
+# harness's peak RSS and the report's size (summary.json's "scale").
+# Exits with run's status.
+DURATION ?= 60s
+SEED ?= 1
+scale: build
+	@out=$$(mktemp); \
+	./bin/etcd-robustness run --etcd-version $(ETCD_VERSION) --members 3 --traffic etcd --rate high --watch \
+	  --failpoint kill,pause-leader,blackhole-member --duration $(DURATION) --seed $(SEED) --keep >$$out; status=$$?; \
+	cat $$out; dir=$$(sed -n 's/^report: //p' $$out); rm -f $$out; echo; \
+	if [ -n "$$dir" ]; then ./bin/etcd-robustness summary --scale "$$dir"; else echo "scale: no report was written"; fi; \
+	exit $$status
 
 # The default scenario, end to end, building etcd as needed.
 run: build

@@ -89,6 +89,9 @@ type Summary struct {
 	Outcome      string            `json:"outcome"`
 	Verdict      string            `json:"verdict"`
 	Results      []validate.Result `json:"results"`
+	// Scale is the run's size and cost (WriteScale); nil in a summary
+	// written before it was kept.
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 // Write writes the record, the summary, history.html when a result carries
