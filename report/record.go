@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -79,34 +81,49 @@ func recordWindow(size int) int {
 	return w
 }
 
-// sizedEncoder makes the zstd encoder at the first Write, sized for what
-// it is given: json.Encoder writes a value's whole JSON in one Write.
-// Should it write in parts, the record would still be whole, only
-// compressed with a smaller window (TestRecordWindow would catch that).
+// sizedEncoder makes the zstd encoder once it knows the window the
+// record needs: it holds what it is given until that reaches RecordWindow
+// (the window then is RecordWindow) or until Close (the window then is the
+// one that holds it all), so a record written in parts gets the window it
+// would get written whole.
 type sizedEncoder struct {
-	w  io.Writer
-	zw *zstd.Encoder
+	w   io.Writer
+	zw  *zstd.Encoder
+	buf []byte
 }
 
 func (e *sizedEncoder) Write(p []byte) (int, error) {
-	if e.zw == nil {
-		zw, err := recordEncoder(e.w, len(p))
-		if err != nil {
-			return 0, err
-		}
-		e.zw = zw
+	if e.zw != nil {
+		return e.zw.Write(p)
 	}
-	return e.zw.Write(p)
+	e.buf = append(e.buf, p...)
+	if len(e.buf) < RecordWindow {
+		return len(p), nil
+	}
+	if err := e.start(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// start makes the encoder for what is held and writes it.
+func (e *sizedEncoder) start() error {
+	zw, err := recordEncoder(e.w, len(e.buf))
+	if err != nil {
+		return err
+	}
+	e.zw = zw
+	_, err = zw.Write(e.buf)
+	e.buf = nil
+	return err
 }
 
 // Close finishes the frame (an empty one when nothing was written).
 func (e *sizedEncoder) Close() error {
 	if e.zw == nil {
-		zw, err := recordEncoder(e.w, 0)
-		if err != nil {
+		if err := e.start(); err != nil {
 			return err
 		}
-		e.zw = zw
 	}
 	return e.zw.Close()
 }
@@ -117,11 +134,12 @@ func recordDecoder(r io.Reader) (*zstd.Decoder, error) {
 
 // writeRecord writes rec as dir/record.json.zst, and the JSON's SHA-256 to
 // dir/record.json.sha256. The JSON streams through the hash and the
-// encoder into the file: the compressed record is never held in memory.
-// (encoding/json builds the whole JSON in its buffer before writing it, so
-// that is held once.) The file appears under its name only once it is
-// complete, and any other form of the record in dir is removed, so that
-// Load cannot read a stale one.
+// encoder into the file: neither the JSON (made a field or an array
+// element at a time, see encodeRecord) nor the compressed record is held
+// whole; the encoder holds at most RecordWindow before it starts. The
+// file appears under its name only once it is complete, and any other
+// form of the record in dir is removed, so that Load cannot read a stale
+// one.
 func writeRecord(dir string, rec Record) (err error) {
 	path := filepath.Join(dir, RecordZstdFile)
 	tmp := path + ".tmp"
@@ -157,11 +175,13 @@ func writeRecord(dir string, rec Record) (err error) {
 }
 
 // encodeRecord writes rec's JSON, zstd-compressed, to w and returns the
-// JSON's SHA-256 in hex. The JSON is json.Marshal's, with a newline.
+// JSON's SHA-256 in hex. The JSON is json.Marshal's, with a newline, but
+// made field by field and, for the long arrays (streamedFields), element
+// by element (encodeFields), so that it is never held whole.
 func encodeRecord(w io.Writer, rec Record) (string, error) {
 	zw := &sizedEncoder{w: w}
 	h := sha256.New()
-	if err := json.NewEncoder(io.MultiWriter(h, zw)).Encode(rec); err != nil {
+	if err := encodeFields(io.MultiWriter(h, zw), &rec); err != nil {
 		zw.Close()
 		return "", fmt.Errorf("report: encoding %s: %w", RecordFile, err)
 	}
@@ -169,6 +189,106 @@ func encodeRecord(w io.Writer, rec Record) (string, error) {
 		return "", fmt.Errorf("report: writing %s: %w", RecordZstdFile, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// recordField is one of Record's JSON fields, in the order json.Marshal
+// writes them.
+type recordField struct {
+	name      string
+	omitEmpty bool
+	v         reflect.Value
+}
+
+// recordFieldList lists rec's fields as json.Marshal writes them: in
+// order, those of the embedded validate.Input in its place.
+func recordFieldList(rec *Record) []recordField {
+	var out []recordField
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i))
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			out = append(out, recordField{name: name, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty"), v: v.Field(i)})
+		}
+	}
+	walk(reflect.ValueOf(rec).Elem())
+	return out
+}
+
+// recordFields maps each JSON name of Record's fields to the field in rec.
+func recordFields(rec *Record) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	for _, f := range recordFieldList(rec) {
+		out[f.name] = f.v
+	}
+	return out
+}
+
+// isEmpty is encoding/json's test for omitempty.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
+// encodeFields writes rec as json.Marshal does, and a newline.
+func encodeFields(w io.Writer, rec *Record) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	sep := byte('{')
+	for _, f := range recordFieldList(rec) {
+		if f.omitEmpty && isEmpty(f.v) {
+			continue
+		}
+		bw.WriteByte(sep)
+		sep = ','
+		name, _ := json.Marshal(f.name)
+		bw.Write(name)
+		bw.WriteByte(':')
+		if !streamedFields[f.name] || f.v.IsNil() {
+			b, err := json.Marshal(f.v.Interface())
+			if err != nil {
+				return err
+			}
+			bw.Write(b)
+			continue
+		}
+		bw.WriteByte('[')
+		for i := range f.v.Len() {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			b, err := json.Marshal(f.v.Index(i).Interface())
+			if err != nil {
+				return err
+			}
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+		}
+		bw.WriteByte(']')
+	}
+	if sep == '{' {
+		bw.WriteByte('{')
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
 }
 
 // corruptError is a record file that could not be decompressed: cut
@@ -248,33 +368,6 @@ func decompress(f *os.File, name string) ([]byte, error) {
 
 // streamedFields are the record's arrays decoded one element at a time.
 var streamedFields = map[string]bool{"clients": true, "watches": true}
-
-// recordFields maps each JSON name of Record's fields (those of the
-// embedded validate.Input included) to the field in rec.
-func recordFields(rec *Record) map[string]reflect.Value {
-	out := map[string]reflect.Value{}
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(v.Field(i))
-				continue
-			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			out[name] = v.Field(i)
-		}
-	}
-	walk(reflect.ValueOf(rec).Elem())
-	return out
-}
 
 // readErrors is the decompressed record as json reads it: it remembers
 // the first error of the decompressor (a *corruptError, worded like

@@ -64,3 +64,20 @@ func TestLoadStreamed(t *testing.T) {
 		})
 	}
 }
+
+// The record is written field by field and element by element, yet its
+// JSON is json.Marshal's, byte for byte.
+func TestEncodeFieldsIsMarshal(t *testing.T) {
+	small, _ := sample()
+	noWatches := small
+	noWatches.Clients = nil
+	for name, rec := range map[string]Record{"sample": small, "everything": watchRecordWithEverything(), "empty": {}, "nil clients": noWatches} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(rec)
+			require.NoError(t, err)
+			var got bytes.Buffer
+			require.NoError(t, encodeFields(&got, &rec))
+			require.Equal(t, string(want)+"\n", got.String())
+		})
+	}
+}
