@@ -37,6 +37,11 @@ import (
 // Checks that need no replay run on every record. The others need the
 // replayed committed log; without it the stage is inconclusive and says
 // which checks did not run.
+//
+// The log is replayed once, by the patch stage; the stage indexes its
+// events by revision and by key, and reads each stream once, running every
+// check as it goes, so its time grows with the events delivered and the
+// replayed events the watches match, not with streams times the log.
 type Watch struct{}
 
 // Name implements Validator.
@@ -81,7 +86,7 @@ type streamCounts struct {
 
 // watchChecks are the checks in the order they run and are reported,
 // indexed by the ck constants. Every part of every check reads a stream in
-// the same single pass (checkStream).
+// the same single pass (streamChecker.check).
 var watchChecks = [numWatchChecks]watchCheck{
 	// filter: every event's key is in the watch's range (the key itself
 	// when RangeEnd is empty; every key from Key on when RangeEnd is
@@ -442,9 +447,9 @@ func watchReplayMissing(c *Check) string {
 // named check's verdict and how many items it read over all streams (the
 // most any of its parts read).
 //
-// Each stream is read once, by checkStream, which runs every part of every
-// check as it goes; the parts' first findings are then put in the order
-// the checks are defined in.
+// Each stream is read once, by streamChecker.check, which runs every part
+// of every check as it goes; the parts' first findings are then put in the
+// order the checks are defined in.
 func findWatchViolation(c *Check) (*WatchFinding, []string, []NamedCheck) {
 	env := newWatchEnv(c)
 	order := make([]int, len(c.Watches))
