@@ -18,7 +18,6 @@
 package report
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -94,6 +93,9 @@ type Summary struct {
 	Results      []validate.Result `json:"results"`
 	// Replay compares a replayed run with its original.
 	Replay *Replay `json:"replay,omitempty"`
+	// Scale is the run's size and cost (WriteScale); nil in a summary
+	// written before it was kept.
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 // Write writes the record, the summary, history.html when a result carries
@@ -174,38 +176,15 @@ func load(dir string) (Record, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return rec, fmt.Errorf("%s is not a report directory (it must hold %s)", dir, RecordFile)
 	}
-	b, name, err := readRecord(dir)
+	name, digest, err := decodeRecord(dir, &rec)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "history")); err == nil {
 			return rec, fmt.Errorf("report %s was written by an older etcd-robustness (record version 1: history/client-N.json, no %s); this one reads version %d, so run the scenario again to check it", dir, RecordFile, Version)
 		}
 		return rec, fmt.Errorf("report %s is corrupt: %s is missing", dir, RecordFile)
 	}
-	if cerr := (*corruptError)(nil); errors.As(err, &cerr) {
-		return rec, fmt.Errorf("report %s is corrupt: %w", dir, err)
-	}
 	if err != nil {
-		return rec, fmt.Errorf("report: %w", err)
-	}
-	// The header first, so that another version is named as such rather
-	// than reported as a field this version does not know.
-	var head struct {
-		Format  string `json:"format"`
-		Version int    `json:"version"`
-	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
-	}
-	if head.Format != Format {
-		return rec, fmt.Errorf("report %s is corrupt: %s has format %q, not %q", dir, name, head.Format, Format)
-	}
-	if head.Version != Version {
-		return rec, fmt.Errorf("report %s: %s is version %d; this etcd-robustness reads version %d only", dir, name, head.Version, Version)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
+		return rec, err
 	}
 	if err := checkRecord(rec); err != nil {
 		return rec, fmt.Errorf("report %s is corrupt: %s: %w", dir, name, err)
@@ -214,7 +193,7 @@ func load(dir string) (Record, error) {
 	if err != nil {
 		return rec, fmt.Errorf("report %s is corrupt: %s is missing, so damage to %s cannot be ruled out", dir, ChecksumFile, name)
 	}
-	if got := sha256Hex(b); !strings.HasPrefix(string(want), got+" ") {
+	if !strings.HasPrefix(string(want), digest+" ") {
 		return rec, fmt.Errorf("report %s is corrupt: %s does not match its checksum in %s (the file was changed or damaged)", dir, name, ChecksumFile)
 	}
 	return rec, nil

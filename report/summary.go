@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
@@ -357,4 +359,115 @@ var summaryTmpl = template.Must(template.New("summary").Funcs(funcs).Funcs(templ
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// Scale is how big a run was and what checking and keeping it cost
+// (summary.json's "scale"; reports written before it have none).
+type Scale struct {
+	// Operations are the clients' operations; Entries the committed log's
+	// entries; WatchResponses every message the watch streams received.
+	Operations     int `json:"operations"`
+	Entries        int `json:"entries"`
+	WatchResponses int `json:"watch_responses"`
+	// CheckSeconds is the time of every stage together (each stage's own
+	// is its result's took); TrafficSeconds the span of the traffic, from
+	// the first call to the last return of the clients' operations (the
+	// final read's left out).
+	CheckSeconds   float64 `json:"check_seconds"`
+	TrafficSeconds float64 `json:"traffic_seconds"`
+	// PeakRSSBytes is the harness process's peak resident memory when
+	// the report was written (getrusage's maxrss): traffic, check and
+	// report together.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// ReportBytes is the report directory's size, summary.json aside.
+	ReportBytes int64 `json:"report_bytes"`
+}
+
+// CheckShare is the check's time as a share of the traffic's (0 without
+// traffic).
+func (s Scale) CheckShare() float64 {
+	if s.TrafficSeconds <= 0 {
+		return 0
+	}
+	return s.CheckSeconds / s.TrafficSeconds
+}
+
+// ScaleOf measures rec and results: every figure but the process's and
+// the report's.
+func ScaleOf(rec Record, results []validate.Result) Scale {
+	s := Scale{Operations: history.Count(rec.Clients).Operations}
+	if rec.Persisted != nil {
+		s.Entries = len(rec.Persisted.Entries)
+	}
+	for _, w := range rec.Watches {
+		s.WatchResponses += len(w.Responses)
+	}
+	var took time.Duration
+	for _, r := range results {
+		took += r.Took
+	}
+	s.CheckSeconds = took.Seconds()
+	first, last := time.Duration(-1), time.Duration(0)
+	for _, c := range rec.Clients {
+		if c.ID == rec.FinalRead {
+			continue
+		}
+		for _, op := range c.Operations {
+			if first < 0 || op.Call < first {
+				first = op.Call
+			}
+			last = max(last, op.Return)
+		}
+	}
+	if first >= 0 {
+		s.TrafficSeconds = (last - first).Seconds()
+	}
+	return s
+}
+
+// PeakRSS is this process's peak resident memory in bytes, 0 if unknown.
+func PeakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// WriteScale adds the run's Scale to dir's summary.json, once Write has
+// written the report: the figures of rec and results, this process's peak
+// RSS so far, and the directory's size.
+func WriteScale(dir string, rec Record, results []validate.Result) (Scale, error) {
+	s := ScaleOf(rec, results)
+	s.PeakRSSBytes = PeakRSS()
+	sum, err := LoadSummary(dir)
+	if err != nil {
+		return s, err
+	}
+	s.ReportBytes = DirSize(dir)
+	if fi, err := os.Stat(filepath.Join(dir, SummaryFile)); err == nil {
+		s.ReportBytes -= fi.Size()
+	}
+	sum.Scale = &s
+	return s, writeJSON(filepath.Join(dir, SummaryFile), sum, "  ")
+}
+
+// WriteScaleFigures prints a report's Scale for a person: the sizes, each
+// stage's time, the check's share of the traffic time, the peak RSS and
+// the report's size.
+func WriteScaleFigures(w io.Writer, dir string, sum Summary) error {
+	s := sum.Scale
+	if s == nil {
+		_, err := fmt.Fprintf(w, "%s: no scale figures (written before summary.json had them)\n", dir)
+		return err
+	}
+	fmt.Fprintf(w, "%s\n  operations %d, committed entries %d, watch responses %d\n", dir, s.Operations, s.Entries, s.WatchResponses)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range sum.Results {
+		fmt.Fprintf(tw, "  %s\t%s\n", r.Validator, r.Took.Round(time.Millisecond))
+	}
+	tw.Flush()
+	_, err := fmt.Fprintf(w, "  check %.1fs for %.1fs of traffic (%.1f%%); peak RSS %.2f GB; report %.1f MB\n",
+		s.CheckSeconds, s.TrafficSeconds, 100*s.CheckShare(), float64(s.PeakRSSBytes)/1e9, float64(s.ReportBytes)/1e6)
+	return err
 }

@@ -233,6 +233,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := report.Write(dir, rec, res.Summary(rec)); err != nil {
 			return res, setupErr("writing the report: %w", err)
 		}
+		// The run's size and cost go into summary.json once the report is
+		// written (its size is one of them).
+		if s, err := report.WriteScale(dir, rec, res.Results); err != nil {
+			lg.Warn("recording the run's scale in the summary", zap.Error(err))
+		} else {
+			lg.Info("scale", zap.Int("operations", s.Operations), zap.Int("entries", s.Entries), zap.Int("watch-responses", s.WatchResponses),
+				zap.Float64("check-seconds", s.CheckSeconds), zap.Float64("traffic-seconds", s.TrafficSeconds),
+				zap.Int64("peak-rss-bytes", s.PeakRSSBytes), zap.Int64("report-bytes", s.ReportBytes))
+		}
 	}
 	return res, nil
 }

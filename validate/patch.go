@@ -252,7 +252,11 @@ func internalKinds(kinds map[string]int) string {
 // tell nothing are dropped, and writes etcd declined go to p.declined.
 func derive(clients []history.Client) (*Patched, []derived) {
 	p := &Patched{}
-	var ops []derived
+	n := 0
+	for _, cl := range clients {
+		n += len(cl.Operations)
+	}
+	ops := make([]derived, 0, n) // allocated once, not grown by doubling
 	for _, cl := range clients {
 		for i, rec := range cl.Operations {
 			req, resp, err := model.FromRecord(rec)
@@ -512,6 +516,7 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 			pinIdentical(ops, g, entries, revs, seen)
 		}
 	}
+	p.Ops = make([]Op, 0, len(ops)) // room for every client operation, grown once more for the server's
 	for _, o := range ops {
 		if o.drop {
 			continue

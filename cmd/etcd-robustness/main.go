@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -327,13 +328,18 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if fs.NArg() != 1 {
 		return usageErr(stderr, errors.New("usage: etcd-robustness check [--check-timeout D] REPORT_DIR"))
 	}
+	stopCPU := startCPUProfile(stderr)
 	rec, err := report.Load(fs.Arg(0))
 	if err != nil {
+		stopCPU()
 		return usageErr(stderr, err)
 	}
 	lg := newLogger(stderr)
 	defer lg.Sync()
 	res := robustness.Check(ctx, lg, rec, validate.Options{CheckTimeout: *checkTimeout})
+	stopCPU()
+	writeHeapProfile(stderr)
+	runtime.KeepAlive(rec)
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())
 		return exitInterrupted

@@ -17,15 +17,19 @@ func summaryCmd(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("summary", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("html", "summary.html", "where to write the HTML page (empty: none)")
+	scale := fs.Bool("scale", false, "print each report's scale figures instead (sizes, stage times, the check's share of the traffic time, peak RSS, report size)")
 	if err := fs.Parse(args); err != nil {
 		return exitSetup
 	}
 	if fs.NArg() == 0 {
-		return usageErr(stderr, errors.New("usage: etcd-robustness summary [--html FILE] DIR... (report directories, or directories of them)"))
+		return usageErr(stderr, errors.New("usage: etcd-robustness summary [--html FILE] [--scale] DIR... (report directories, or directories of them)"))
 	}
 	dirs, err := report.FindReports(fs.Args())
 	if err != nil {
 		return usageErr(stderr, err)
+	}
+	if *scale {
+		return scaleFigures(dirs, stdout, stderr)
 	}
 	var rows []report.Row
 	code := exitPass
@@ -55,6 +59,22 @@ func summaryCmd(_ context.Context, args []string, stdout, stderr io.Writer) int 
 			return usageErr(stderr, err)
 		}
 		fmt.Fprintf(stdout, "%d runs; page: %s\n", len(rows), *out)
+	}
+	return code
+}
+
+// scaleFigures prints the scale figures of each report's summary.json.
+func scaleFigures(dirs []string, stdout, stderr io.Writer) int {
+	code := exitPass
+	for _, d := range dirs {
+		sum, err := report.LoadSummary(d)
+		if err == nil {
+			err = report.WriteScaleFigures(stdout, d, sum)
+		}
+		if err != nil {
+			usageErr(stderr, err)
+			code = exitSetup
+		}
 	}
 	return code
 }
