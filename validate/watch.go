@@ -83,7 +83,7 @@ type watchCheck struct {
 // streamCounts are what one stream gives the checks to read.
 type streamCounts struct {
 	events, puts, eventResponses, progress, compacted int
-	resumable, catchUp                     bool
+	resumable, catchUp                                bool
 }
 
 // watchChecks are the checks in the order they run and are reported,
