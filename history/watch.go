@@ -59,6 +59,32 @@ func (r WatchResponse) IsProgressNotify() bool {
 	return len(r.Events) == 0 && !r.Created && !r.Canceled && r.CompactRevision == 0 && r.Header.Revision != 0 && r.Error == nil
 }
 
+// ProgressBeforeCreated explains why a progress notification that arrives
+// before the watch's created response vouches for nothing on it. etcd
+// (seen on v3.6.16) can send a stream-wide progress notification (watch ID
+// -1) ahead of a new watch's created response, and ahead of the catch-up
+// events it holds back until that response is sent: its send loop buffers
+// a watch's own responses until the watch is announced, but not the
+// stream-wide ones. clientv3 hands such a notification only to the watches
+// already created on the stream, so no client of it reads one as covering
+// a watch it has not seen created. The checks read it the same way.
+const ProgressBeforeCreated = "a progress notification before the watch's created response covers no event of it"
+
+// Vouches reports whether response i is a progress notification that
+// vouches for this watch: one that comes after the watch's created
+// response (see ProgressBeforeCreated).
+func (w *Watch) Vouches(i int) bool {
+	if !w.Responses[i].IsProgressNotify() {
+		return false
+	}
+	for j := range i {
+		if w.Responses[j].Created {
+			return true
+		}
+	}
+	return false
+}
+
 // Watch is one watch stream from open to close.
 type Watch struct {
 	// ID is unique in the run; ClientID is the watcher that opened it.

@@ -348,8 +348,8 @@ func (K8sProgressAfterRequest) Validate(_ context.Context, c *Check) Result {
 			continue
 		}
 		var notes []history.WatchResponse
-		for _, r := range w.Responses {
-			if r.IsProgressNotify() {
+		for i, r := range w.Responses {
+			if w.Vouches(i) {
 				notes = append(notes, r)
 			}
 		}
@@ -489,7 +489,7 @@ func (K8sFutureWatch) Validate(_ context.Context, c *Check) Result {
 			continue
 		}
 		checked++
-		for _, r := range w.Responses {
+		for i, r := range w.Responses {
 			if r.Created && r.Header.Revision < f {
 				future++
 			}
@@ -498,7 +498,7 @@ func (K8sFutureWatch) Validate(_ context.Context, c *Check) Result {
 					findings = append(findings, fmt.Sprintf("watch %d from revision %d delivered %s at revision %d", w.ID, f, e.Type, e.KV.ModRevision))
 				}
 			}
-			if r.IsProgressNotify() && r.Header.Revision < f {
+			if w.Vouches(i) && r.Header.Revision < f {
 				findings = append(findings, fmt.Sprintf("watch %d from revision %d got a progress notification at revision %d at %s",
 					w.ID, f, r.Header.Revision, r.Time.Round(time.Millisecond)))
 			}
@@ -600,7 +600,7 @@ func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 func vouched(w history.Watch) (got []history.WatchEvent, start, upTo int64, compacted, ok bool) {
 	start = w.Request.StartRevision
 	created := int64(-1)
-	for _, r := range w.Responses {
+	for i, r := range w.Responses {
 		if r.Error != nil {
 			break
 		}
@@ -615,7 +615,7 @@ func vouched(w history.Watch) (got []history.WatchEvent, start, upTo int64, comp
 			got = append(got, e)
 			upTo = max(upTo, e.KV.ModRevision)
 		}
-		if r.IsProgressNotify() {
+		if w.Vouches(i) {
 			upTo = max(upTo, r.Header.Revision)
 		}
 	}

@@ -387,8 +387,8 @@ func caughtUp(events []model.Event, ws []history.Watch, rev int64) (time.Duratio
 				}
 			}
 		}
-		for _, r := range w.Responses {
-			if r.IsProgressNotify() && r.Header.Revision >= rev {
+		for i, r := range w.Responses {
+			if w.Vouches(i) && r.Header.Revision >= rev {
 				better(r.Time, fmt.Sprintf("a progress notification at revision %d", r.Header.Revision))
 			}
 			for _, e := range r.Events {

@@ -23,8 +23,10 @@ import (
 //   - A response group is a response together with the fragments before it
 //     (responses with Fragment set carry part of one revision's events).
 //   - A progress notification is a response with no event that neither
-//     creates nor cancels the watch (history.WatchResponse.IsProgressNotify);
-//     its revision is its header's.
+//     creates nor cancels the watch (history.WatchResponse.IsProgressNotify),
+//     after the response that created it: one that etcd sends before it
+//     covers nothing on the watch (history.ProgressBeforeCreated); its
+//     revision is its header's.
 //   - The replayed events are the events of the committed log replayed
 //     through the model (Check.Events); one matches a watch if its key is in
 //     the watch's range and its type is not filtered out.
@@ -634,6 +636,7 @@ func (sc *streamChecker) check(w *history.Watch) (found [numWatchChecks]*WatchFi
 		vouched           int64 // matching events up to here were verified (bookmarkable)
 		reached           int64 // caught-up
 		anyEvent          bool
+		announced         bool // the created response has arrived
 	)
 	if s > 0 {
 		guaranteed = s
@@ -646,7 +649,12 @@ func (sc *streamChecker) check(w *history.Watch) (found [numWatchChecks]*WatchFi
 		if guaranteed == 0 && r.Created {
 			guaranteed = r.Header.Revision + 1
 		}
-		progress := r.IsProgressNotify()
+		// A progress notification before the created response vouches for
+		// nothing on this watch (history.ProgressBeforeCreated).
+		progress := announced && r.IsProgressNotify()
+		if r.Created {
+			announced = true
+		}
 		if progress {
 			n.progress++
 			reached = max(reached, r.Header.Revision)
