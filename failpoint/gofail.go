@@ -255,6 +255,17 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 	// failpoint panic of this process is this fault's.
 	rec.explain(env, m, "gofail panic at "+f.point.name, []string{"failpoint panic"},
 		history.ExitPanic, history.ExitFatal)
+	if f.point.trigger == sentSnapshot && strings.HasPrefix(f.point.name, "raft") {
+		// A panic in the raft loop unwinds through its deferred calls,
+		// which stop the peer transport, while the apply goroutine may be
+		// applying the snapshot the loop handed it: its AddPeer then
+		// panics with "transport stopped", and that panic, not the
+		// failpoint's, ends the process (seen on v3.6.16 at
+		// raftAfterApplySnap). It is this fault's doing only on this
+		// process, within the fault, with that stack.
+		rec.explain(env, m, "gofail panic at "+f.point.name+", ended by the apply goroutine's AddPeer on the transport the raft loop stopped while unwinding",
+			[]string{"transport stopped", "rafthttp.(*Transport).AddPeer", "applySnapshot"}, history.ExitPanic, history.ExitFatal)
+	}
 	exited := m.Exited()
 	mark := markLog(m)
 	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),

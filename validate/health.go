@@ -63,7 +63,13 @@ const (
 //     served, through consensus, a request sent at s+HealthNotReadyBound
 //     or later and answered by e: a successful linearizable Range, Put,
 //     DeleteRange or Txn whose response header names the member. The same
-//     holds for liveness probes and any successful request.
+//     holds for liveness probes and any successful request. A request sent
+//     while a fault aimed at the member was under way (from the
+//     injection's start until it healed and the cluster recovered) is not
+//     judged: then a readiness probe may time out while a request with a
+//     longer deadline is served (a gofail sleep slows every apply; a
+//     member restarted after a panic catches up a backlog), and that says
+//     nothing against /readyz. The stage's message counts them.
 //
 // With no probe at all (a record from before probes), the verdict is
 // Inconclusive.
@@ -138,6 +144,7 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 	var explanation string
 	var faultedChecked, readiness, liveness int
 	var longest time.Duration
+	underFault := 0
 	longestAt := ""
 	var noID []string
 	for _, m := range members {
@@ -195,6 +202,10 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 					if sv.op.Call < s || sv.op.Return > e {
 						continue
 					}
+					if aimedAt(c.Injections, m, sv.op.Call) {
+						underFault++
+						continue
+					}
 					if d := sv.op.Call - s; d > longest {
 						longest, longestAt = d, fmt.Sprintf("%s, %s from %v", m, kind, s.Round(time.Millisecond))
 					}
@@ -226,6 +237,9 @@ func (Health) Validate(_ context.Context, c *Check) Result {
 		readiness, liveness, len(members), faultedChecked, HealthFaultGrace, HealthNotReadyBound)
 	if longestAt != "" {
 		msg += fmt.Sprintf(" (longest: a request sent %v into a stretch, %s)", longest.Round(time.Millisecond), longestAt)
+	}
+	if underFault > 0 {
+		msg += fmt.Sprintf("; %d requests a member served while it said not ready or not live were sent during a fault aimed at it, and not judged", underFault)
 	}
 	if len(noID) > 0 {
 		return Result{Verdict: Inconclusive, Message: msg + fmt.Sprintf("; but the raft ID of %s is unknown, so the requests it served were not compared with its probes", strings.Join(noID, ", ")), Checked: len(c.Probes), CheckedWhat: "probes"}
@@ -307,6 +321,17 @@ func faultMeaning(f string) string {
 		return "its peer links were cut so that it could not reach a majority of the members"
 	}
 	return f
+}
+
+// aimedAt reports whether an injection that targeted member was under way
+// at t: from its start until it healed and the cluster recovered.
+func aimedAt(injs []history.Injection, member string, t time.Duration) bool {
+	for _, inj := range injs {
+		if inj.Start <= t && t <= inj.End && slices.Contains(inj.Targets, member) {
+			return true
+		}
+	}
+	return false
 }
 
 // injectionsAt names the injections that targeted member and were under

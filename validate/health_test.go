@@ -105,6 +105,11 @@ func TestHealth(t *testing.T) {
 			healthy("member-b", idB)...),
 			[]history.Operation{readBy(0, 5500, 5510, idA, false)}, Illegal,
 			[]string{"member-a said not ready from 2s to", "get(k) (client 0 #0)"}},
+		{"the same, while a fault aimed at the member was under way: not judged", append(
+			append(pollsOf("member-a", idA, "/readyz", 0, 10000, between(2000, 7000, 503, 200), none), pollsOf("member-a", idA, "/livez", 0, 10000, always(200), none)...),
+			healthy("member-b", idB)...),
+			[]history.Operation{readBy(0, 5500, 5510, idA, false)}, OK,
+			[]string{"1 requests a member served while it said not ready or not live were sent during a fault aimed at it, and not judged"}},
 		{"not ready for 5 s, served only serializable reads", append(
 			append(pollsOf("member-a", idA, "/readyz", 0, 10000, between(2000, 7000, 503, 200), none), pollsOf("member-a", idA, "/livez", 0, 10000, always(200), none)...),
 			healthy("member-b", idB)...),
@@ -129,9 +134,20 @@ func TestHealth(t *testing.T) {
 		{"only endpoints not served", []history.Probe{{Member: "member-a", Endpoint: "/readyz", Status: 404}}, nil, Inconclusive, nil},
 		{"member ID unknown", append(healthy("member-a", 0), healthy("member-b", idB)...), nil, Inconclusive, []string{"raft ID of member-a is unknown"}},
 	}
+	// Cases whose faults are aimed elsewhere than the shared inj.
+	injFor := map[string][]history.Injection{
+		"the same, while a fault aimed at the member was under way: not judged": {{Name: "raftBeforeSave:sleep", Targets: []string{"member-a"}, Start: 3 * time.Second, Effect: 3010 * time.Millisecond, End: 6500 * time.Millisecond}},
+		"not live while serving serializable reads":                             {{Name: "kill", Targets: []string{"member-b"}, Start: 3 * time.Second, Effect: 3010 * time.Millisecond, End: 6500 * time.Millisecond}},
+		"not ready for 5 s while serving linearizable reads":                    []history.Injection{{Name: "kill", Targets: []string{"member-b"}, Start: 3 * time.Second, Effect: 3010 * time.Millisecond, End: 6500 * time.Millisecond}},
+		"overlapping polls, all hung, while serving":                            []history.Injection{{Name: "kill", Targets: []string{"member-b"}, Start: 3 * time.Second, Effect: 3010 * time.Millisecond, End: 6500 * time.Millisecond}},
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Check{Input: Input{Probes: tt.probes, Clients: ht.Clients(tt.ops...), Injections: inj}}
+			injections := inj
+			if o, ok := injFor[tt.name]; ok {
+				injections = o
+			}
+			c := &Check{Input: Input{Probes: tt.probes, Clients: ht.Clients(tt.ops...), Injections: injections}}
 			r := Health{}.Validate(context.Background(), c)
 			require.Equal(t, tt.want, r.Verdict, r.Message)
 			for _, s := range tt.contains {
