@@ -255,7 +255,8 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 	// failpoint panic of this process is this fault's.
 	rec.explain(env, m, "gofail panic at "+f.point.name, []string{"failpoint panic"},
 		history.ExitPanic, history.ExitFatal)
-	if f.point.trigger == sentSnapshot && strings.HasPrefix(f.point.name, "raft") {
+	unwound := f.point.trigger == sentSnapshot && strings.HasPrefix(f.point.name, "raft")
+	if unwound {
 		// A panic in the raft loop unwinds through its deferred calls,
 		// which stop the peer transport, while the apply goroutine may be
 		// applying the snapshot the loop handed it: its AddPeer then
@@ -332,7 +333,10 @@ wait:
 	// Go exits with status 2 on a panic; where etcd recovers it (defrag)
 	// it logs it and exits with 1. Either way the log names it.
 	var exitErr *exec.ExitError
-	if !errors.As(m.ExitErr(), &exitErr) || exitErr.ExitCode() == 0 || !mark.contains("failpoint panic") {
+	// On a snapshot point of the raft loop the apply goroutine's
+	// "transport stopped" panic may end the process first (see above).
+	panicked := mark.contains("failpoint panic") || (unwound && mark.contains("transport stopped"))
+	if !errors.As(m.ExitErr(), &exitErr) || exitErr.ExitCode() == 0 || !panicked {
 		err := fmt.Errorf("%s exited with %v, and its log has no failpoint panic", m.Name(), m.ExitErr())
 		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
 	}
