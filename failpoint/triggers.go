@@ -40,7 +40,24 @@ func (p point) fire(ctx context.Context, env Env, m *cluster.Member) (stop func(
 			return err
 		}, env.Logger, "compaction"), nil
 	case sentSnapshot:
-		return noop, forceSnapshot(ctx, env, m)
+		if err := forceSnapshot(ctx, env, m); err != nil {
+			return noop, err
+		}
+		// The leader may let the follower catch up from its log after all
+		// (a snapshot in flight to another member pauses its compaction;
+		// seen on 5 members): until the point fires, cut it off again
+		// every snapshotRetry.
+		return background(ctx, func(ctx context.Context) error {
+			for {
+				if err := sleepCtx(ctx, snapshotRetry); err != nil {
+					return nil
+				}
+				env.Logger.Info("no snapshot point reached yet; cutting the follower off again", zap.String("member", m.Name()))
+				if err := forceSnapshot(ctx, env, m); err != nil {
+					return err
+				}
+			}
+		}, env.Logger, "snapshot"), nil
 	case watchStream:
 		return watchMember(ctx, m)
 	}
@@ -105,6 +122,10 @@ func forceSnapshot(ctx context.Context, env Env, m *cluster.Member) error {
 	env.Logger.Info("follower cut off until it needs a snapshot", zap.String("member", m.Name()), zap.Uint64("leader ahead by", ahead))
 	return net.Unblackhole(links...)
 }
+
+// snapshotRetry is how long a snapshot trigger waits for its point after
+// healing the cut before it cuts the follower off again.
+const snapshotRetry = 8 * time.Second
 
 // snapshotGap is how far the leader must get ahead of a cut-off follower
 // before it has surely compacted its log past it.
