@@ -31,6 +31,17 @@ const (
 	// revision written before End within it after End. Watchers ask for
 	// progress every 500 ms, and members notify progress every 500 ms.
 	RecoveryWatchBound = 3 * time.Second
+	// watchSyncRevisions and watchSyncInterval are how fast etcd brings an
+	// unsynced watch up to date: its watchable store reads at most 1,000
+	// revisions (watchBatchMaxRevs) for its unsynced watchers every 100 ms
+	// (syncWatchers' loop). A watcher that must catch up a backlog of B
+	// revisions gets B/1000 × 100 ms more than RecoveryWatchBound.
+	watchSyncRevisions = 1000
+	watchSyncInterval  = 100 * time.Millisecond
+	// watchResumeSlack is the harness's own delay before a broken watch is
+	// opened again (traffic's maxResumeBackoff): a watcher one of whose
+	// streams broke during the fault gets it too.
+	watchResumeSlack = time.Second
 	// recoveryBaseline is the longest baseline window before a fault;
 	// shorter (down to recoveryMinBaseline) when the fault comes early or
 	// right after another one.
@@ -72,7 +83,11 @@ const RecoveryWindow = max(RecoveryWriteBound, RecoveryThroughputBound+time.Seco
 //     at revision R or later (etcd sends one only to a stream whose
 //     watchers are all synced), an event at revision R or later, or, when
 //     the replayed log's events are known (Check.Events), the last event
-//     at or below R that its watch selects.
+//     at or below R that its watch selects. A watcher that must catch up
+//     a backlog (R minus the highest revision it had shown before the
+//     fault's Start) gets etcd's own sync time for it on top
+//     (watchSyncRevisions per watchSyncInterval), and one whose stream
+//     broke during the fault the harness's resume delay (watchResumeSlack).
 //
 // A part is Illegal when the bound passed with the traffic still running
 // and no evidence came; Inconclusive when there is too little data (the
@@ -318,13 +333,14 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 			continue
 		}
 		at, proof := caughtUp(c.Events, ws, target)
+		own := watcherDeadline(ws, inj, target)
 		switch {
-		case at >= 0 && at <= deadline:
+		case at >= 0 && at <= own:
 			ok = append(ok, fmt.Sprint(id))
 			slowest = max(slowest, at-inj.End)
 		case at >= 0:
 			worst = Illegal
-			late = append(late, fmt.Sprintf("watcher %d showed it had caught up to revision %d only %v after the fault healed (%s)", id, target, (at-inj.End).Round(time.Millisecond), proof))
+			late = append(late, fmt.Sprintf("watcher %d showed it had caught up to revision %d only %v after the fault healed (%s; its bound was %v)", id, target, (at-inj.End).Round(time.Millisecond), proof, (own-inj.End).Round(time.Millisecond)))
 		case !through:
 			worst = worse(worst, Inconclusive)
 			unproven = append(unproven, fmt.Sprint(id))
@@ -348,6 +364,39 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 		msg += fmt.Sprintf("; watchers %s gave no progress notification or event to show it (or stopped watching before the bound)", strings.Join(unproven, ", "))
 	}
 	return partVerdict{verdict: worst, msg: msg}
+}
+
+// watcherDeadline is when watcher ws must have shown it caught up to
+// target: RecoveryWatchBound after the heal, plus etcd's sync time for the
+// backlog it had to catch up, plus the harness's resume delay if one of
+// its streams broke during the fault.
+func watcherDeadline(ws []history.Watch, inj history.Injection, target int64) time.Duration {
+	var shown int64
+	broke := false
+	for _, w := range ws {
+		for i, r := range w.Responses {
+			if r.Time > inj.Start {
+				break
+			}
+			for _, e := range r.Events {
+				shown = max(shown, e.KV.ModRevision)
+			}
+			if w.Vouches(i) {
+				shown = max(shown, r.Header.Revision)
+			}
+		}
+		if w.End >= inj.Start && w.End <= inj.End && w.EndReason != "done" {
+			broke = true
+		}
+	}
+	d := inj.End + RecoveryWatchBound
+	if backlog := target - shown; shown > 0 && backlog > 0 {
+		d += time.Duration((backlog+watchSyncRevisions-1)/watchSyncRevisions) * watchSyncInterval
+	}
+	if broke {
+		d += watchResumeSlack
+	}
+	return d
 }
 
 // asked reports whether a watcher asked for progress in [from, to].

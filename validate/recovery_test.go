@@ -157,3 +157,33 @@ func TestRecovery(t *testing.T) {
 		})
 	}
 }
+
+// A watcher's bound grows with the backlog etcd must sync for it (1,000
+// revisions per 100 ms) and with the harness's resume delay when one of
+// its streams broke during the fault; nothing else moves it.
+func TestWatcherDeadline(t *testing.T) {
+	inj := history.Injection{Name: "kill", Start: 10 * time.Second, End: 20 * time.Second}
+	seen := func(rev int64, at time.Duration) history.WatchResponse {
+		return history.WatchResponse{Time: at, Header: history.Header{Revision: rev},
+			Events: []history.WatchEvent{{Type: "PUT", KV: history.KeyValue{Key: "k", ModRevision: rev}}}}
+	}
+	tests := []struct {
+		name   string
+		ws     []history.Watch
+		target int64
+		want   time.Duration
+	}{
+		{"no backlog", []history.Watch{{Responses: []history.WatchResponse{seen(100, 9*time.Second)}, End: 30 * time.Second, EndReason: "done"}}, 100, 23 * time.Second},
+		{"9,000 revisions behind", []history.Watch{{Responses: []history.WatchResponse{seen(1000, 9*time.Second)}, End: 30 * time.Second, EndReason: "done"}}, 10000, 23*time.Second + 900*time.Millisecond},
+		{"events after the fault's start do not count as shown", []history.Watch{{Responses: []history.WatchResponse{seen(1000, 9*time.Second), seen(9000, 11*time.Second)}, End: 30 * time.Second, EndReason: "done"}}, 10000, 23*time.Second + 900*time.Millisecond},
+		{"a stream broke during the fault", []history.Watch{
+			{Responses: []history.WatchResponse{seen(100, 9*time.Second)}, End: 15 * time.Second, EndReason: "error"},
+			{Call: 16 * time.Second, End: 30 * time.Second, EndReason: "done"}}, 100, 24 * time.Second},
+		{"nothing shown before: no backlog known", []history.Watch{{End: 30 * time.Second, EndReason: "done"}}, 5000, 23 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, watcherDeadline(tt.ws, inj, tt.target))
+		})
+	}
+}
