@@ -90,7 +90,7 @@ func TestInterruptLeavesNothingBehind(t *testing.T) {
 	results := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "--etcd-bin", filepath.Dir(bins.Etcd), "--results-dir", results, "--duration", "60s")
+	cmd := exec.CommandContext(ctx, bin, "run", "--scenario", "basic", "--etcd-bin", filepath.Dir(bins.Etcd), "--results-dir", results, "--duration", "60s")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

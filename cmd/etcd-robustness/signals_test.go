@@ -89,7 +89,7 @@ func TestOutputCutShortLeavesNothingBehind(t *testing.T) {
 
 	// started runs a scenario and returns once its traffic runs.
 	started := func(t *testing.T, results string) (*exec.Cmd, io.ReadCloser, *bufio.Scanner, []int) {
-		cmd := exec.Command(bin, "run", "--etcd-bin", etcdDir, "--results-dir", results, "--duration", "60s")
+		cmd := exec.Command(bin, "run", "--scenario", "basic", "--etcd-bin", etcdDir, "--results-dir", results, "--duration", "60s")
 		cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 		stderr, err := cmd.StderrPipe()
 		require.NoError(t, err)
