@@ -129,6 +129,8 @@ func TestInProcessFaults(t *testing.T) {
 		defer cancel()
 		_, err = DialClient(ctx, p.addr)
 		require.Error(t, err, "nothing listens there any more")
-		require.Zero(t, proxyGoroutines())
+		// A copy loop woken by the close may still be on its way out (seen
+		// once under -race on a loaded machine); one that stays is a leak.
+		require.Eventually(t, func() bool { return proxyGoroutines() == 0 }, 2*time.Second, 10*time.Millisecond, "a proxy goroutine outlived close")
 	})
 }
