@@ -126,6 +126,11 @@ func (m *Member) DirectClientURL() string { return m.clientListen }
 // Index is the member's number: member-3 has index 3.
 func (m *Member) Index() int { return m.index }
 
+// DirectPeerURL is the member's own peer listener (http://host:port),
+// past the fault proxy: for the harness's own requests to etcd's peer
+// handlers (/downgrade/enabled, /version).
+func (m *Member) DirectPeerURL() string { return m.peerListen }
+
 // PeerURL returns the advertised peer URL.
 func (m *Member) PeerURL() string { return m.peerAdvertise }
 
@@ -813,4 +818,22 @@ func (m *Member) TryStart(ctx context.Context, etcdPath string, wait time.Durati
 	}
 	m.scanMu.Unlock()
 	return string(out), runErr, stillRunning, nil
+}
+
+// MoveLeaderTo asks m, which must be the leader, to hand leadership to
+// to, and waits (within ctx) until etcd reports the transfer done.
+func (m *Member) MoveLeaderTo(ctx context.Context, to *Member) error {
+	id, err := to.ID(ctx)
+	if err != nil {
+		return err
+	}
+	cli, err := m.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("move leader from %s to %s: %w", m.name, to.name, err)
+	}
+	defer cli.Close()
+	if _, err := cli.MoveLeader(ctx, id); err != nil {
+		return fmt.Errorf("move leader from %s to %s: %w", m.name, to.name, err)
+	}
+	return nil
 }

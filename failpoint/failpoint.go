@@ -97,6 +97,9 @@ type Record struct {
 	// Faults that explain no exit (pauses, partitions, delays, sleeps)
 	// declare nothing, so any exit during them is a finding.
 	Explains []history.ExitExplained
+	// Steps are the steps of a fault of several (a version fault's swaps),
+	// each with its run-clock time, for the report's timeline.
+	Steps []history.FaultStep
 }
 
 func (r *Record) target(ms ...*cluster.Member) {
@@ -273,6 +276,16 @@ func InRandomPool(f Failpoint) bool {
 	_, prep := f.(MemberPreparer)
 	_, named := f.(byNameOnly)
 	return !prep && !named
+}
+
+// Timeout is how long the run lets f's Inject take, heal included: def,
+// unless f asks for longer (a version fault restarts every member, one
+// after another, and waits for etcd's own version monitors).
+func Timeout(f Failpoint, def time.Duration) time.Duration {
+	if t, ok := f.(interface{ InjectTimeout() time.Duration }); ok && t.InjectTimeout() > def {
+		return t.InjectTimeout()
+	}
+	return def
 }
 
 // byNameOnly is a fault that `random` never picks, for the reason it gives.

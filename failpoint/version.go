@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/releases"
 )
 
@@ -119,16 +120,22 @@ func clusterRelease(ctx context.Context, c *cluster.Cluster) (etcdbuild.Binaries
 	return first, line, nil
 }
 
-// steps is the fault's account of what it did, for Record.Detail.
+// steps is the fault's account of what it did, for Record.Detail (the
+// log) and Record.Steps (the report's timeline).
 type steps struct {
 	env   Env
+	rec   *Record
 	lines []string
 }
 
 func (s *steps) add(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
+	at := s.env.now()
 	s.env.Logger.Info("version fault step", zap.String("step", line))
-	s.lines = append(s.lines, fmt.Sprintf("[%.1fs] %s", s.env.now().Seconds(), line))
+	s.lines = append(s.lines, fmt.Sprintf("[%.1fs] %s", at.Seconds(), line))
+	if s.rec != nil {
+		s.rec.Steps = append(s.rec.Steps, history.FaultStep{At: at, What: line})
+	}
 }
 
 func (s *steps) String() string { return strings.Join(s.lines, "; ") }
@@ -152,7 +159,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		return err
 	}
 	rec.target(m)
-	st := &steps{env: env}
+	st := &steps{env: env, rec: rec}
 	defer func() { rec.Detail = st.String() }()
 
 	before, err := releases.ReadVersions(ctx, m.DirectClientURL())

@@ -137,6 +137,16 @@ type Injection struct {
 	// fault accounts for (a gofail panic, a stopped disk, a removal); see
 	// ExitExplained. Faults that explain no exit declare nothing.
 	Explains []ExitExplained `json:"explains,omitempty"`
+	// Steps are what a fault of several steps did, each at its run-clock
+	// time (a version fault: each member's release and the cluster's
+	// versions before and after each step), for the report's timeline.
+	Steps []FaultStep `json:"steps,omitempty"`
+}
+
+// FaultStep is one step of a fault, as the fault recorded it.
+type FaultStep struct {
+	At   time.Duration `json:"at"`
+	What string        `json:"what"`
 }
 
 // Recorder collects one client's operations. It is not safe for concurrent

@@ -289,7 +289,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	}
 	lg.Info("injecting fault", zap.String("failpoint", fp.Name()))
 	// A member that never recovers must not hang the run.
-	injectCtx, cancel := context.WithTimeout(ctx, injectTimeout)
+	injectCtx, cancel := context.WithTimeout(ctx, failpoint.Timeout(fp, injectTimeout))
 	defer cancel()
 	var rec failpoint.Record
 	err := fp.Inject(injectCtx, failpoint.Env{
@@ -301,6 +301,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	inj.Targets = rec.Targets
 	inj.Effect = rec.Effect
 	inj.Explains = rec.Explains
+	inj.Steps = rec.Steps
 	for i := range inj.Explains {
 		if inj.Explains[i].Until == 0 {
 			inj.Explains[i].Until = inj.End

@@ -1,0 +1,176 @@
+package failpoint
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
+	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
+	"github.com/etcd-robustness/etcd-robustness/releases"
+)
+
+func TestDowngradeLines(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		versions  []string
+		high, low string
+		err       string
+	}{
+		{name: "one 3.7 release", versions: []string{"v3.7.3", "v3.7.3", "v3.7.3"}, high: "3.7", low: "3.6"},
+		{name: "one 3.6 release", versions: []string{"v3.6.16", "v3.6.16", "v3.6.16"}, high: "3.6", low: "3.5"},
+		{name: "mixed 3.7 and 3.6", versions: []string{"v3.6.16", "v3.7.3", "v3.6.16"}, high: "3.7", low: "3.6"},
+		{name: "3.5 has no online downgrade", versions: []string{"v3.5.35", "v3.5.35", "v3.5.35"}, err: "from v3.6 on"},
+		{name: "a skip of a line", versions: []string{"v3.7.3", "v3.5.35", "v3.7.3"}, err: "member-1 runs v3.5.35, neither 3.7 nor 3.6"},
+		{name: "not a version", versions: []string{"v3.7.3", "main"}, err: "not an etcd version"},
+		{name: "no member", versions: nil, err: "no member"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			high, low, err := downgradeLines(tc.versions)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.high, high)
+			require.Equal(t, tc.low, low)
+		})
+	}
+}
+
+func state(name, server, cluster, storage, downgrade string) memberState {
+	return memberState{Name: name, Versions: releases.Versions{Server: server, Cluster: cluster, Storage: storage}, Downgrade: downgrade}
+}
+
+// TestSettledAt: a downgrade is finished only when every member runs the
+// lower line, reports the lower cluster version and (v3.6+) storage
+// version, and no downgrade enabled; each missing piece is named.
+func TestSettledAt(t *testing.T) {
+	done := []memberState{
+		state("member-0", "3.6.16", "3.6.0", "3.6.0", "false"),
+		state("member-1", "3.6.16", "3.6.0", "3.6.0", "false"),
+	}
+	lines := []string{"3.6", "3.6"}
+	for _, tc := range []struct {
+		name   string
+		change func(ss []memberState)
+		line   string
+		why    string
+	}{
+		{name: "finished", change: func([]memberState) {}},
+		{name: "a member still on the higher release", change: func(ss []memberState) { ss[1].Server = "3.7.3"; ss[1].Storage = "3.6.0" }, why: "member-1 runs 3.7.3, not 3.6"},
+		{name: "cluster version not lowered", change: func(ss []memberState) { ss[0].Cluster = "3.7.0" }, why: "member-0 reports cluster version 3.7.0"},
+		{name: "storage version not lowered", change: func(ss []memberState) { ss[0].Storage = "3.7.0" }, why: `member-0 reports storage version "3.7.0"`},
+		{name: "no storage version on 3.6", change: func(ss []memberState) { ss[0].Storage = "" }, why: `member-0 reports storage version ""`},
+		{name: "downgrade still enabled", change: func(ss []memberState) { ss[1].Downgrade = "true" }, why: "member-1 reports downgrade enabled true"},
+		{name: "downgrade unknown", change: func(ss []memberState) { ss[1].Downgrade = "unknown (connection refused)" }, why: "member-1 reports downgrade enabled unknown"},
+		{name: "a member that does not answer", change: func(ss []memberState) { ss[0].Err = "down" }, why: "member-0: down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := append([]memberState(nil), done...)
+			tc.change(ss)
+			ok, why := settledAt(ss, "3.6", lines)
+			if tc.why == "" {
+				require.True(t, ok, why)
+				return
+			}
+			require.False(t, ok)
+			require.Contains(t, why, tc.why)
+		})
+	}
+	// v3.5 keeps no storage version: none is asked of a 3.5 server.
+	ok, why := settledAt([]memberState{state("member-0", "3.5.35", "3.5.0", "", "false")}, "3.5", []string{"3.5"})
+	require.True(t, ok, why)
+}
+
+// TestReadyToDowngrade: no member may start on the lower release before
+// every member reports the lower cluster version and storage version.
+func TestReadyToDowngrade(t *testing.T) {
+	ok, why := readyToDowngrade([]memberState{
+		state("member-0", "3.7.3", "3.6.0", "3.6.0", "true"),
+		state("member-1", "3.7.3", "3.6.0", "3.7.0", "true"),
+	}, "3.6")
+	require.False(t, ok)
+	require.Equal(t, `member-1 reports storage version "3.7.0", not 3.6`, why)
+	ok, why = readyToDowngrade([]memberState{state("member-0", "3.7.3", "3.7.0", "3.7.0", "true")}, "3.6")
+	require.False(t, ok)
+	require.Contains(t, why, "cluster version 3.7.0, not 3.6")
+	ok, why = readyToDowngrade([]memberState{
+		state("member-0", "3.7.3", "3.6.0", "3.6.0", "true"),
+		state("member-1", "3.6.16", "3.6.0", "3.6.0", "true"),
+	}, "3.6")
+	require.True(t, ok, why)
+}
+
+// TestDowngradeFaults: both are registered in the version family, run by
+// name only, and ask the run for more time than a fault gets by default.
+func TestDowngradeFaults(t *testing.T) {
+	for _, name := range []string{"downgrade", "downgrade-upgrade"} {
+		f, err := Lookup(name)
+		require.NoError(t, err)
+		require.Equal(t, Version, f.Family())
+		require.False(t, InRandomPool(f), "%s needs another release's binaries", name)
+		require.Equal(t, downgradeTimeout, Timeout(f, 2*time.Minute))
+	}
+	k, err := Lookup("kill")
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Minute, Timeout(k, 2*time.Minute))
+}
+
+// TestDowngradeOnRealBinaries: the downgrade, and the upgrade back, on a
+// 3-member cluster of the tested release under writes. Every step is
+// recorded with each member's versions, every member ends on its own
+// release, and every exit is the harness's own stop. It needs the
+// release before the tested one (built on first use), so it runs only
+// with ETCD_ROBUSTNESS_FAULT_TESTS (make test-downgrade).
+func TestDowngradeOnRealBinaries(t *testing.T) {
+	if os.Getenv("ETCD_ROBUSTNESS_FAULT_TESTS") == "" {
+		t.Skip("needs the release before the tested one: set ETCD_ROBUSTNESS_FAULT_TESTS=1 (make test-downgrade)")
+	}
+	bins := testetcd.Binaries(t)
+	line, err := releases.Line(bins.Version)
+	require.NoError(t, err)
+	if !releases.AtLeast(line, "3.6") {
+		t.Skipf("%s has no online downgrade", bins.Version)
+	}
+	low, _ := releases.Previous(line)
+	c := startCluster(t, 3)
+	c.writes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), downgradeTimeout)
+	defer cancel()
+	f, err := Lookup("downgrade-upgrade")
+	require.NoError(t, err)
+	require.NoError(t, f.Available(ctx, c.c))
+	env := c.env
+	env.Release = etcdbuild.ReleaseFunc(bins.Etcd, zap.NewNop())
+	var rec Record
+	require.NoError(t, f.Inject(ctx, env, &rec))
+	t.Logf("detail: %s", rec.Detail)
+	require.Len(t, rec.Targets, 3)
+	require.NotZero(t, rec.Effect)
+	var what []string
+	for _, s := range rec.Steps {
+		what = append(what, s.What)
+	}
+	all := strings.Join(what, "\n")
+	for _, want := range []string{
+		"before: member-0 server " + strings.TrimPrefix(bins.Version, "v"),
+		"downgrade validate " + low, "downgrade enable " + low,
+		"cluster version and storage versions lowered",
+		"started on " + releases.Newest[low],
+		"downgrade to " + low + " finished",
+		"upgrade back to " + line + " finished",
+	} {
+		require.Contains(t, all, want)
+	}
+	require.GreaterOrEqual(t, len(rec.Steps), 2+2*3+2*3+2)
+	for _, m := range c.c.Members() {
+		require.Equal(t, bins.Etcd, m.EtcdPath(), "%s is back on its release", m.Name())
+		requireExitsAccounted(t, m, rec)
+	}
+}
