@@ -2,6 +2,7 @@
 GO ?= go
 ETCD_VERSION ?= v3.7.3
 RUNS ?= 5
+comma := ,
 
 # Reading run's output (stdout; see "Reading the verdict" in README.md):
 # OUTCOME is the first word of the first line, PASS, FAIL or INCONCLUSIVE.
@@ -235,6 +236,34 @@ $(addprefix test-robustness-release-,$(RELEASE_LINES)): build
 	$(MAKE) test-robustness-exploratory ETCD_VERSION=$(RELEASE_$(@:test-robustness-release-%=%)) EXPLORE_DIR=$(MATRIX_DIR)/release-$(@:test-robustness-release-%=%) RUNS=$(RUNS) SHARD=$(SHARD) $(if $(SEED),SEED=$(SEED))
 
 test-robustness-releases: test-robustness-release-3.4 test-robustness-release-3.5 test-robustness-release-3.6 test-robustness-release-3.7
+
+.PHONY: test-downgrade test-robustness-downgrade
+
+# The online downgrade faults on real binaries, without traffic
+# (failpoint/downgrade_test.go): downgrade-upgrade on 3 members of each
+# release in DOWNGRADE_FROM, to the newest release of the line before
+# (built on first use). About 20 s each.
+DOWNGRADE_FROM ?= v3.7.3 v3.6.16
+test-downgrade:
+	@for v in $(DOWNGRADE_FROM); do ETCD_ROBUSTNESS_VERSION=$$v ETCD_ROBUSTNESS_FAULT_TESTS=1 $(GO) test -count=1 -timeout 10m -run '^TestDowngradeOnRealBinaries$$' ./failpoint/ || exit 1; done
+
+# The downgrade and downgrade-upgrade faults under the exploratory draws
+# (traffic, watches, etcd settings from the seed) on 3 members of each
+# release in DOWNGRADE_FROM, seeds 1 to DOWNGRADE_RUNS. With
+# DOWNGRADE_MIXED=v3.6.16 the members are drawn from both releases
+# instead (the cluster is already at the lower cluster version). One line
+# per run; every report is kept under DOWNGRADE_DIR. Fails if a run did
+# not pass.
+DOWNGRADE_RUNS ?= 10
+DOWNGRADE_FAULTS ?= downgrade downgrade-upgrade
+DOWNGRADE_DIR ?= $(MATRIX_DIR)/downgrade
+DOWNGRADE_SEED ?= 1
+test-robustness-downgrade: build
+	@fail=0; for v in $(DOWNGRADE_FROM); do for f in $(DOWNGRADE_FAULTS); do for i in $$(seq $(DOWNGRADE_SEED) $$(($(DOWNGRADE_SEED)+$(DOWNGRADE_RUNS)-1))); do \
+	  out=$$(./bin/etcd-robustness run --etcd-version $$v$(if $(DOWNGRADE_MIXED),$(comma)$(DOWNGRADE_MIXED)) --members 3 --failpoint $$f --seed $$i --keep --results-dir $(DOWNGRADE_DIR) 2>/dev/null); code=$$?; \
+	  echo "$$v$(if $(DOWNGRADE_MIXED),$(comma)$(DOWNGRADE_MIXED)) $$f seed=$$i: exit $$code, $$(echo "$$out" | $(OUTCOME)): $$(echo "$$out" | head -1 | cut -d: -f2- | cut -c1-120)"; \
+	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
+	done; done; done; echo "test-robustness-downgrade: $$fail runs did not pass"; test $$fail -eq 0
 
 .PHONY: test-storage-version-guard
 

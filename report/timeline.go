@@ -126,6 +126,11 @@ func Timeline(rec Record) template.HTML {
 			if i == 0 {
 				fmt.Fprintf(&s, `<text x="%.1f" y="%.0f" fill="#8a5a00">%s</text>`, x(from)+2, top+12, html.EscapeString(inj.Name+" "+strings.Join(inj.Targets, ",")))
 			}
+			// A fault's own steps (a version fault's restarts), as ticks.
+			for _, st := range inj.Steps {
+				fmt.Fprintf(&s, `<line class="step" x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#8a5a00" stroke-width="1"><title>%s</title></line>`,
+					x(st.At), top, x(st.At), top+tlPanel, html.EscapeString(st.At.Round(time.Millisecond).String()+": "+st.What))
+			}
 		}
 		fmt.Fprintf(&s, `<text x="%d" y="%.0f" text-anchor="end">%.0f</text><text x="%d" y="%.0f" text-anchor="end">0</text>`, tlLeft-4, top+10, maxY, tlLeft-4, y0)
 		fmt.Fprintf(&s, `<text x="%d" y="%.0f" text-anchor="end" fill="#555">%s</text>`, tlLeft-4, top+tlPanel/2, html.EscapeString(unit))

@@ -181,6 +181,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	// After any restart the faults' flags needed, so that the leader is
+	// where the draw put it when traffic starts.
+	if err := placeLeader(ctx, lg, &sc, cl); err != nil {
+		return nil, &SetupError{Err: err}
+	}
 	if sc.Flags != "" || sc.Explore != nil {
 		sc.Description = sc.Describe() // it names the faults picked
 	}

@@ -23,7 +23,17 @@ func (s Scenario) Describe() string {
 		clients = "1 client"
 	}
 	if s.Explore != nil && len(s.Explore.MemberVersions) > 0 {
-		members += " (running " + strings.Join(s.Explore.MemberVersions, ", ") + ")"
+		members += " (running " + strings.Join(s.Explore.MemberVersions, ", ")
+		if x := s.Explore; x.Older != "" {
+			members += "; a " + x.Older + " on the older release, the leader on the " + x.LeaderOn + " side"
+			if x.Leader != "" {
+				members += ": " + x.Leader
+				if x.Moved {
+					members += ", moved there"
+				}
+			}
+		}
+		members += ")"
 	}
 	parts := []string{members, fmt.Sprintf("%s traffic for %s at %g requests/s from %s%s", s.Traffic, s.Duration, s.QPS, clients, s.rateNote())}
 	switch s.Placement {

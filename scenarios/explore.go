@@ -25,6 +25,19 @@ type Exploration struct {
 	// MemberVersions is each member's release, by member index, when
 	// several releases were given.
 	MemberVersions []string `json:"member_versions,omitempty"`
+	// Older, when several releases were given, is how many members run a
+	// release older than the newest: "minority" or "majority" of the
+	// cluster ("half" for an even size with no strict either, "" for one
+	// member).
+	Older string `json:"older,omitempty"`
+	// LeaderOn is the side the leader is on when traffic starts, "newer"
+	// or "older": the run moves the leadership there (MoveLeader) if the
+	// first election put it on the other side.
+	LeaderOn string `json:"leader_on,omitempty"`
+	// Leader is the member that led when traffic started, and Moved
+	// whether the run moved the leadership there (the run fills both).
+	Leader string `json:"leader,omitempty"`
+	Moved  bool   `json:"leader_moved,omitempty"`
 	// Faults is how many faults were drawn; each is picked, once the
 	// cluster is up, among those available for its binaries and size.
 	Faults int `json:"faults"`
@@ -186,28 +199,94 @@ func (s Scenario) DrawVersions() Scenario {
 		return s
 	}
 	x := *s.Explore
-	x.MemberVersions = nil
+	x.MemberVersions, x.Older, x.LeaderOn, x.Leader, x.Moved = nil, "", "", "", false
 	if len(x.Releases) > 1 {
-		x.MemberVersions = drawVersions(rand.New(rand.NewSource(x.Seed^versionSalt)), x.Releases, s.Members)
+		x.MemberVersions, x.Older, x.LeaderOn = drawVersions(rand.New(rand.NewSource(x.Seed^versionSalt)), x.Releases, s.Members)
 	}
 	s.Explore = &x
 	return s
 }
 
-// drawVersions gives each of members a release: every release is used
-// when there are enough members (a random few when there are not), the
-// rest are drawn, and the order is shuffled so that the first member
-// (often the first leader) may run any.
-func drawVersions(r *rand.Rand, releases []string, members int) []string {
-	perm := r.Perm(len(releases))
-	out := make([]string, members)
-	for i := range out {
-		if i < len(perm) {
-			out[i] = releases[perm[i]]
-		} else {
-			out[i] = releases[r.Intn(len(releases))]
+// drawVersions gives each of members a release. The newest release given
+// is the newer side; every other is older. It draws whether a minority or
+// a majority of the members run an older release (each drawn among the
+// older ones), and which side the leader is to be on, then shuffles the
+// members' order so that the first member (often the first leader) may
+// run either. One member runs any of the releases.
+func drawVersions(r *rand.Rand, releases []string, members int) (versions []string, older, leaderOn string) {
+	newest := releases[0]
+	for _, v := range releases[1:] {
+		if versionLess(newest, v) {
+			newest = v
 		}
 	}
-	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	var olds []string
+	for _, v := range releases {
+		if v != newest && !slices.Contains(olds, v) {
+			olds = append(olds, v)
+		}
+	}
+	if members == 1 || len(olds) == 0 {
+		out := make([]string, members)
+		for i := range out {
+			out[i] = releases[r.Intn(len(releases))]
+		}
+		return out, "", ""
+	}
+	// Minority: 1..(n-1)/2 older; majority: n/2+1..n-1.
+	minLo, minHi := 1, (members-1)/2
+	majLo, majHi := members/2+1, members-1
+	var k int
+	switch {
+	case minHi >= minLo && (majHi < majLo || r.Intn(2) == 0):
+		older, k = "minority", minLo+r.Intn(minHi-minLo+1)
+	case majHi >= majLo:
+		older, k = "majority", majLo+r.Intn(majHi-majLo+1)
+	default: // two members
+		older, k = "half", members/2
+	}
+	leaderOn = []string{"newer", "older"}[r.Intn(2)]
+	versions = make([]string, members)
+	for i := range versions {
+		if i < k {
+			versions[i] = olds[r.Intn(len(olds))]
+		} else {
+			versions[i] = newest
+		}
+	}
+	r.Shuffle(len(versions), func(i, j int) { versions[i], versions[j] = versions[j], versions[i] })
+	return versions, older, leaderOn
+}
+
+// versionLess orders etcd versions ("v3.6.16" < "v3.7.3"), by major,
+// minor and patch, then as strings.
+func versionLess(a, b string) bool {
+	var av, bv [3]int
+	_, errA := fmt.Sscanf(strings.TrimPrefix(a, "v"), "%d.%d.%d", &av[0], &av[1], &av[2])
+	_, errB := fmt.Sscanf(strings.TrimPrefix(b, "v"), "%d.%d.%d", &bv[0], &bv[1], &bv[2])
+	if errA != nil || errB != nil || av == bv {
+		return a < b
+	}
+	return slices.Compare(av[:], bv[:]) < 0
+}
+
+// LeaderSide is the indexes of the members on the side the leader is to
+// be on, or nil when the draw left the leader where the election put it.
+func (x *Exploration) LeaderSide() []int {
+	if x == nil || x.LeaderOn == "" {
+		return nil
+	}
+	newest := x.MemberVersions[0]
+	for _, v := range x.MemberVersions {
+		if versionLess(newest, v) {
+			newest = v
+		}
+	}
+	var out []int
+	for i, v := range x.MemberVersions {
+		if (v == newest) == (x.LeaderOn == "newer") {
+			out = append(out, i)
+		}
+	}
 	return out
 }

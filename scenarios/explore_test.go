@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -102,4 +103,68 @@ func TestDrawLeavesOtherScenarios(t *testing.T) {
 	got, err := basic.Draw(7, []string{"v3.7.3"})
 	require.NoError(t, err)
 	require.Equal(t, basic, got)
+}
+
+// TestDrawMixedVersions: with an older and a newer release, a minority or
+// a majority of the members runs the older one, as recorded; the leader
+// is drawn on either side, and LeaderSide names the members there; both
+// are drawn again, the same way, from the same seed.
+func TestDrawMixedVersions(t *testing.T) {
+	ex, err := Lookup(ExploreName)
+	require.NoError(t, err)
+	seen := map[string]int{}
+	for _, members := range []int{2, 3, 4, 5} {
+		for seed := int64(0); seed < 100; seed++ {
+			s, err := ex.Draw(seed, []string{"v3.7.3", "v3.6.16"})
+			require.NoError(t, err)
+			s.Members = members
+			s = s.DrawVersions()
+			x := s.Explore
+			older := 0
+			for _, v := range x.MemberVersions {
+				if v == "v3.6.16" {
+					older++
+				}
+			}
+			switch x.Older {
+			case "minority":
+				require.Less(t, 2*older, members, "seed %d: %v", seed, x.MemberVersions)
+				require.Positive(t, older)
+			case "majority":
+				require.Greater(t, 2*older, members, "seed %d: %v", seed, x.MemberVersions)
+				require.Less(t, older, members, "the newer release runs too")
+			case "half":
+				require.Equal(t, members, 2*older)
+			default:
+				t.Fatalf("seed %d: older %q", seed, x.Older)
+			}
+			side := x.LeaderSide()
+			require.NotEmpty(t, side)
+			for _, i := range side {
+				require.Equal(t, x.LeaderOn == "older", x.MemberVersions[i] == "v3.6.16")
+			}
+			seen[fmt.Sprint(members, x.Older, x.LeaderOn)]++
+			again := s.DrawVersions()
+			require.Equal(t, x, again.Explore, "the same seed draws the same")
+			require.Contains(t, s.Describe(), "a "+x.Older+" on the older release, the leader on the "+x.LeaderOn+" side")
+		}
+	}
+	for _, want := range []string{"3minoritynewer", "3minorityolder", "3majoritynewer", "3majorityolder", "5minorityolder", "5majoritynewer", "2halfolder", "4majorityolder", "4minoritynewer"} {
+		require.Positive(t, seen[want], "%s never drawn: %v", want, seen)
+	}
+	// One member runs either release, with no side to draw.
+	s, err := ex.Draw(1, []string{"v3.7.3", "v3.6.16"})
+	require.NoError(t, err)
+	s.Members = 1
+	x := s.DrawVersions().Explore
+	require.Len(t, x.MemberVersions, 1)
+	require.Empty(t, x.Older)
+	require.Nil(t, x.LeaderSide())
+}
+
+func TestVersionLess(t *testing.T) {
+	require.True(t, versionLess("v3.6.16", "v3.7.3"))
+	require.True(t, versionLess("v3.6.1", "v3.6.16"), "numeric, not string order")
+	require.False(t, versionLess("v3.7.3", "v3.6.16"))
+	require.False(t, versionLess("v3.7.3", "v3.7.3"))
 }
