@@ -253,17 +253,40 @@ func decodeEntry(e *raftpb.Entry) Entry {
 		out.Kind = KindConfChange
 		if cc.Unmarshal(e.Data) != nil {
 			out.Kind = KindOther
+		} else {
+			out.raw = canonical(&cc, out.raw)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
 		out.Kind = KindConfChange
 		if cc.Unmarshal(e.Data) != nil {
 			out.Kind = KindOther
+		} else {
+			out.raw = canonical(&cc, out.raw)
 		}
 	default:
 		out.Kind = KindOther
 	}
 	return out
+}
+
+// canonical is a conf change as the harness's raftpb encodes it, so that
+// Merge compares conf changes by what they say, not by how a release
+// encoded them. Releases encode the same change differently: the
+// bootstrap entries every member writes for itself at raft indexes 1 to
+// n (one ConfChangeAddNode per initial member) are `08 00 10 00 ...` from
+// v3.6.16, which writes the zero ID, and `10 00 ...` from v3.7.3, which
+// leaves it out, so a new cluster of both releases would otherwise
+// "disagree" on its first entries. The fields are every field the change
+// has (type, node, context, ID; V2: transition, changes, context); one a
+// later release might add would not be compared. If the change does not
+// encode, its bytes as persisted are kept.
+func canonical(m interface{ Marshal() ([]byte, error) }, raw string) string {
+	b, err := m.Marshal()
+	if err != nil {
+		return raw
+	}
+	return string(b)
 }
 
 // decodeNormal decodes the data of a non-empty normal entry: an

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -447,4 +448,30 @@ func copyDir(t *testing.T, dir string) string {
 		require.NoError(t, os.WriteFile(filepath.Join(dst, de.Name()), b, 0o600))
 	}
 	return dst
+}
+
+// TestConfChangeEncodings: the bootstrap conf change a member writes for
+// itself is encoded differently by v3.6.16 (it writes the zero ID) and
+// v3.7.3 (it leaves it out); the bytes below are member-1's first entry
+// in each release's WAL of one mixed cluster (2026-12-02). They are the
+// same change, so they are the same entry; a change to another node, or
+// with another context, is not.
+func TestConfChangeEncodings(t *testing.T) {
+	hexEntry := func(h string) *Entry {
+		b, err := hex.DecodeString(h)
+		require.NoError(t, err)
+		e := decodeEntry(&raftpb.Entry{Index: 1, Term: 1, Type: raftpb.EntryConfChange, Data: b})
+		return &e
+	}
+	const ctx = "22527b226964223a323239373936313637363239393439363631342c227065657255524c73223a5b22687474703a2f2f3132372e302e302e313a3336303639225d2c226e616d65223a226d656d6265722d31227d"
+	v37 := hexEntry("100018a6d9abfa82fffff11f" + ctx)
+	v36 := hexEntry("0800100018a6d9abfa82fffff11f" + ctx)
+	require.Equal(t, KindConfChange, v37.Kind)
+	require.True(t, sameEntry(v36, v37), "one change, two encodings")
+	otherNode := hexEntry("0800100018a6d9abfa82fffff11e" + ctx)
+	require.False(t, sameEntry(v36, otherNode), "another node")
+	otherCtx := hexEntry("0800100018a6d9abfa82fffff11f" + strings.Replace(ctx, "2d31", "2d32", 1))
+	require.False(t, sameEntry(v36, otherCtx), "another context")
+	removal := hexEntry("0800100118a6d9abfa82fffff11f" + ctx)
+	require.False(t, sameEntry(v36, removal), "another type")
 }
