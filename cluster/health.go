@@ -164,6 +164,22 @@ func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
 	return best.m, nil
 }
 
+// WaitLeader polls Leader every 200 ms until a member leads or ctx is
+// done.
+func (c *Cluster) WaitLeader(ctx context.Context) (*Member, error) {
+	for {
+		l, err := c.Leader(ctx)
+		if err == nil {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // status asks this member alone for its maintenance status.
 func (m *Member) status(ctx context.Context) (*clientv3.StatusResponse, error) {
 	cli, err := m.dial(ctx)

@@ -382,17 +382,7 @@ func pick(ctx context.Context, env Env, t Target) (*cluster.Member, error) {
 
 // waitLeader polls for a leader until ctx is done.
 func waitLeader(ctx context.Context, c *cluster.Cluster) (*cluster.Member, error) {
-	for {
-		l, err := c.Leader(ctx)
-		if err == nil {
-			return l, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return c.WaitLeader(ctx)
 }
 
 // needMembers is the Available check of faults that need a cluster size.

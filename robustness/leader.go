@@ -31,7 +31,7 @@ func placeLeader(ctx context.Context, lg *zap.Logger, sc *scenarios.Scenario, cl
 	}
 	ctx, cancel := context.WithTimeout(ctx, leaderTimeout)
 	defer cancel()
-	leader, err := waitForLeader(ctx, cl)
+	leader, err := cl.WaitLeader(ctx)
 	if err != nil {
 		return fmt.Errorf("placing the leader on the %s side: %w", x.LeaderOn, err)
 	}
@@ -42,7 +42,7 @@ func placeLeader(ctx context.Context, lg *zap.Logger, sc *scenarios.Scenario, cl
 		if err := leader.MoveLeaderTo(ctx, to); err != nil {
 			return fmt.Errorf("placing the leader on the %s side: %w", x.LeaderOn, err)
 		}
-		if leader, err = waitForLeader(ctx, cl); err != nil {
+		if leader, err = cl.WaitLeader(ctx); err != nil {
 			return fmt.Errorf("placing the leader on the %s side: %w", x.LeaderOn, err)
 		}
 		if leader != to {
@@ -55,19 +55,4 @@ func placeLeader(ctx context.Context, lg *zap.Logger, sc *scenarios.Scenario, cl
 	lg.Info("leader placed", zap.String("leader", leader.Name()), zap.String("release", x.MemberVersions[leader.Index()]),
 		zap.String("side", x.LeaderOn), zap.Bool("moved", placed.Moved))
 	return nil
-}
-
-// waitForLeader polls for the leader every 200 ms until ctx is done.
-func waitForLeader(ctx context.Context, cl *cluster.Cluster) (*cluster.Member, error) {
-	for {
-		l, err := cl.Leader(ctx)
-		if err == nil {
-			return l, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
