@@ -380,8 +380,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 				continue
 			}
 			if err := restart(hctx, m); err != nil {
-				b := rs.bins[i]
-				m.SwitchRelease("", b.Version, b.Etcd, b.Etcdctl, b.Etcdutl)
+				_ = switchBinaries(m, "", rs.bins[i], nil)
 				_ = restart(hctx, m)
 			}
 		}
@@ -499,7 +498,9 @@ func switchMember(ctx context.Context, env Env, m *cluster.Member, from string, 
 		return err
 	}
 	st.add("%s stopped (%s)", m.Name(), from)
-	m.SwitchRelease(from, to.Version, to.Etcd, to.Etcdctl, to.Etcdutl)
+	if err := switchBinaries(m, from, to, st); err != nil {
+		return err
+	}
 	if err := restart(ctx, m); err != nil {
 		return fmt.Errorf("%s on %s: %w", m.Name(), to.Version, err)
 	}
@@ -540,4 +541,56 @@ func caughtUp(ctx context.Context, c *cluster.Cluster, m *cluster.Member) error 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// switchBinaries sets m's next start to release to, with its extra etcd
+// flags spelled as that release knows them (respell); st, if given,
+// records a respelled flag.
+func switchBinaries(m *cluster.Member, from string, to etcdbuild.Binaries, st *steps) error {
+	args, changed, err := respell(m.ExtraArgs(), to.Etcd)
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", m.Name(), to.Version, err)
+	}
+	m.SwitchRelease(from, to.Version, to.Etcd, to.Etcdctl, to.Etcdutl)
+	if len(changed) > 0 {
+		m.SetExtraArgs(args)
+		if st != nil {
+			st.add("%s's flags for %s: %s", m.Name(), to.Version, strings.Join(changed, ", "))
+		}
+	}
+	return nil
+}
+
+// experimental is the prefix etcd gave flags before v3.6 made them plain
+// (v3.6 takes both; v3.5 only the prefixed, v3.7 only the plain).
+const experimental = "--experimental-"
+
+// respell spells each --NAME=VALUE of args as the etcd binary at etcdPath
+// knows it: the plain name if it has it, else the --experimental- one.
+// It returns the args, what it changed ("--a -> --b"), or an error naming
+// a flag the binary has in neither spelling.
+func respell(args []string, etcdPath string) ([]string, []string, error) {
+	out := make([]string, 0, len(args))
+	var changed []string
+	for _, a := range args {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || !strings.HasPrefix(name, "--") {
+			out = append(out, a)
+			continue
+		}
+		plain := "--" + strings.TrimPrefix(strings.TrimPrefix(name, experimental), "--")
+		names := []string{plain}
+		if plain != "--" {
+			names = append(names, experimental+strings.TrimPrefix(plain, "--"))
+		}
+		got, err := etcdFlag(etcdPath, names...)
+		if err != nil {
+			return nil, nil, err
+		}
+		if got != name {
+			changed = append(changed, name+" -> "+got)
+		}
+		out = append(out, got+"="+value)
+	}
+	return out, changed, nil
 }

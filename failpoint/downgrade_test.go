@@ -3,6 +3,7 @@ package failpoint
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +174,29 @@ func TestDowngradeOnRealBinaries(t *testing.T) {
 		require.Equal(t, bins.Etcd, m.EtcdPath(), "%s is back on its release", m.Name())
 		requireExitsAccounted(t, m, rec)
 	}
+}
+
+// TestRespell: a member moved to another release gets its flags in that
+// release's spelling: the plain name where the binary has it, else the
+// --experimental- one; a flag it has in neither spelling is an error.
+func TestRespell(t *testing.T) {
+	dir := t.TempDir()
+	fake := func(name, help string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\ncat <<'EOF'\n"+help+"\nEOF\n"), 0o755))
+		return p
+	}
+	v35 := fake("etcd35", "  --snapshot-count '10000'\n  --experimental-compaction-batch-limit 1000\n  --heartbeat-interval '100'")
+	v37 := fake("etcd37", "  --snapshot-count '10000'\n  --compaction-batch-limit 1000\n  --heartbeat-interval '100'")
+	args := []string{"--snapshot-count=100", "--compaction-batch-limit=10", "--heartbeat-interval=50", "bare"}
+	got, changed, err := respell(args, v35)
+	require.NoError(t, err)
+	require.Equal(t, []string{"--snapshot-count=100", "--experimental-compaction-batch-limit=10", "--heartbeat-interval=50", "bare"}, got)
+	require.Equal(t, []string{"--compaction-batch-limit -> --experimental-compaction-batch-limit"}, changed)
+	back, changed, err := respell(got, v37)
+	require.NoError(t, err)
+	require.Equal(t, args, back)
+	require.Equal(t, []string{"--experimental-compaction-batch-limit -> --compaction-batch-limit"}, changed)
+	_, _, err = respell([]string{"--watch-progress-notify-interval=1s"}, v37)
+	require.ErrorContains(t, err, "has none of the flags --watch-progress-notify-interval, --experimental-watch-progress-notify-interval")
 }
