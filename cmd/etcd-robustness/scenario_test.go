@@ -94,5 +94,5 @@ func TestExploreDraws(t *testing.T) {
 	require.Len(t, m.versions, 3, "one release per member, drawn")
 	require.ElementsMatch(t, []string{"v3.6.16", "v3.7.3"}, slices.Compact(slices.Sorted(slices.Values(m.versions))), "every release given runs")
 	require.Equal(t, m.sc.Explore.MemberVersions, m.versions)
-	require.Contains(t, m.sc.Description, "(running "+strings.Join(m.versions, ", ")+")")
+	require.Contains(t, m.sc.Description, "(running "+strings.Join(m.versions, ", ")+"; a "+m.sc.Explore.Older+" on the older release, the leader on the "+m.sc.Explore.LeaderOn+" side)")
 }
