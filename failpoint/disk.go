@@ -2,6 +2,7 @@ package failpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -381,7 +382,8 @@ func restartOnLostData(ctx, hctx context.Context, env Env, rec *Record, m *clust
 	if err != nil {
 		if m.Running() {
 			endDeclaration()
-			return fmt.Sprintf("neither served nor exited within %v", lostDataStart), fmt.Errorf("%s on the data its lying disk left: %w", m.Name(), err)
+			return fmt.Sprintf("neither served nor exited within %v (its last warning: %s)", lostDataStart, lastWarning(m)),
+				fmt.Errorf("%s on the data its lying disk left: %w", m.Name(), err)
 		}
 		endDeclaration()
 		outcome := "refused to start it: " + lastCrash(m)
@@ -443,6 +445,22 @@ func lastCrash(m *cluster.Member) string {
 		return e.Status
 	}
 	return "no exit recorded"
+}
+
+// lastWarning is the message of the last warning or error m logged.
+func lastWarning(m *cluster.Member) string {
+	b, err := os.ReadFile(m.LogPath())
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var l struct{ Level, Msg string }
+		if json.Unmarshal([]byte(lines[i]), &l) == nil && (l.Level == "warn" || l.Level == "error") {
+			return l.Msg
+		}
+	}
+	return "none"
 }
 
 func clipLine(s string) string {
