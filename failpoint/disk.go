@@ -88,14 +88,9 @@ func fuseAvailable() error {
 
 // Inject implements Failpoint.
 func (LoseUnsynced) Inject(ctx context.Context, env Env, rec *Record) error {
-	m, err := pick(ctx, env, AnyMember)
+	m, l, err := lazyTarget(ctx, env, rec)
 	if err != nil {
 		return err
-	}
-	rec.target(m)
-	l := m.LazyFS()
-	if l == nil {
-		return fmt.Errorf("%s's data dir is not on a LazyFS (the run prepares it when the fault is named)", m.Name())
 	}
 	// A slow disk: each fsync is held 300 ms, so written bytes stay
 	// unsynced for a while. Wait until a WAL file has some, then the disk
@@ -111,15 +106,7 @@ func (LoseUnsynced) Inject(ctx context.Context, env Env, rec *Record) error {
 			break
 		}
 	}
-	// A stopped disk fails etcd's fsyncs: etcd may end on its own, with a
-	// fatal or panic line, a moment before the SIGKILL.
-	rec.explain(env, m, "its disk was stopped (fsyncs fail) before the SIGKILL", nil,
-		history.ExitPanic, history.ExitFatal, history.ExitSignal, history.ExitPlain)
-	l.Crash()
-	env.Logger.Info("killing member to lose its unsynced writes", zap.String("member", m.Name()))
-	killErr := m.Kill()
-	// What the files held at the kill, beyond their last fsync.
-	unsynced := nonZero(l.Unsynced())
+	unsynced, killErr := crashDisk(env, rec, m, l, "killing member to lose its unsynced writes")
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
 	if killErr != nil {
@@ -139,6 +126,33 @@ func (LoseUnsynced) Inject(ctx context.Context, env Env, rec *Record) error {
 		return errors.Join(fmt.Errorf("%s had no unsynced writes to its WAL or backend when it was killed (only: %s)", m.Name(), describe(unsynced)), err)
 	}
 	return err
+}
+
+// lazyTarget picks a random member, on a LazyFS, as the fault's target.
+func lazyTarget(ctx context.Context, env Env, rec *Record) (*cluster.Member, *cluster.LazyFS, error) {
+	m, err := pick(ctx, env, AnyMember)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec.target(m)
+	l := m.LazyFS()
+	if l == nil {
+		return nil, nil, fmt.Errorf("%s's data dir is not on a LazyFS (the run prepares it when the fault is named)", m.Name())
+	}
+	return m, l, nil
+}
+
+// crashDisk stops m's disk and SIGKILLs m, logging what, and returns what
+// each file held at the kill beyond its last fsync. A stopped disk fails
+// etcd's fsyncs: etcd may end on its own, with a fatal or panic line, a
+// moment before the SIGKILL, which rec declares.
+func crashDisk(env Env, rec *Record, m *cluster.Member, l *cluster.LazyFS, what string) (map[string]int64, error) {
+	rec.explain(env, m, "its disk was stopped (fsyncs fail) before the SIGKILL", nil,
+		history.ExitPanic, history.ExitFatal, history.ExitSignal, history.ExitPlain)
+	l.Crash()
+	env.Logger.Info(what, zap.String("member", m.Name()))
+	err := m.Kill()
+	return nonZero(l.Unsynced()), err
 }
 
 // walFiles are the WAL files among m.
@@ -280,14 +294,9 @@ const (
 
 // Inject implements Failpoint.
 func (f LyingFsync) Inject(ctx context.Context, env Env, rec *Record) error {
-	m, err := pick(ctx, env, AnyMember)
+	m, l, err := lazyTarget(ctx, env, rec)
 	if err != nil {
 		return err
-	}
-	rec.target(m)
-	l := m.LazyFS()
-	if l == nil {
-		return fmt.Errorf("%s's data dir is not on a LazyFS (the run prepares it when the fault is named)", m.Name())
 	}
 	env.Logger.Info("the disk lies about fsync", zap.String("member", m.Name()), zap.String("failpoint", f.Name()))
 	l.LieSyncs(f.lies)
@@ -305,12 +314,7 @@ func (f LyingFsync) Inject(ctx context.Context, env Env, rec *Record) error {
 		}
 	}
 	lied := l.Lied()
-	rec.explain(env, m, "its disk was stopped (fsyncs fail) before the SIGKILL", nil,
-		history.ExitPanic, history.ExitFatal, history.ExitSignal, history.ExitPlain)
-	l.Crash()
-	env.Logger.Info("killing member on its lying disk", zap.String("member", m.Name()))
-	killErr := m.Kill()
-	dropped := nonZero(l.Unsynced())
+	dropped, killErr := crashDisk(env, rec, m, l, "killing member on its lying disk")
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
 	if killErr != nil {

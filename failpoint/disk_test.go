@@ -113,12 +113,7 @@ func TestLyingFsync(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, m := range c.c.Members() {
-		require.NoError(t, m.Stop(ctx))
-		require.NoError(t, f.PrepareMember(m))
-		require.NoError(t, m.Start(ctx))
-	}
-	require.NoError(t, c.c.WaitHealthy(ctx))
+	onLazyFS(ctx, t, c, f)
 	c.writes(t)
 
 	t.Run("the bbolt file loses what its fsyncs acknowledged", func(t *testing.T) {
@@ -158,4 +153,16 @@ func TestLyingFsync(t *testing.T) {
 			require.Equal(t, rec.Targets[0], e.Member, "the fault declares only its target's exits")
 		}
 	})
+}
+
+// onLazyFS restarts each member on a LazyFS, as the run does for a disk
+// fault, and waits until the cluster is healthy.
+func onLazyFS(ctx context.Context, t *testing.T, c *testCluster, f MemberPreparer) {
+	t.Helper()
+	for _, m := range c.c.Members() {
+		require.NoError(t, m.Stop(ctx))
+		require.NoError(t, f.PrepareMember(m))
+		require.NoError(t, m.Start(ctx))
+	}
+	require.NoError(t, c.c.WaitHealthy(ctx))
 }
