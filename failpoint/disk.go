@@ -444,6 +444,13 @@ func lastCrash(m *cluster.Member) string {
 			continue
 		}
 		if l := e.FirstCrashLine(); l != "" {
+			var z struct{ Level, Msg, Error string }
+			if json.Unmarshal([]byte(l), &z) == nil && z.Msg != "" {
+				l = z.Level + ": " + z.Msg
+				if z.Error != "" {
+					l += ": " + z.Error
+				}
+			}
 			return fmt.Sprintf("%s (%s)", clipLine(l), e.Status)
 		}
 		return e.Status
