@@ -79,19 +79,19 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 			if _, resp, _ := s.Apply(e.Request); resp.Status != model.StatusFailed {
 				continue
 			}
-			what := "a keepalive"
+			what, What := "a keepalive", "A keepalive"
 			if k == g {
-				what = "the grant"
+				what, What = "the grant", "The grant"
 			}
 			before := e.Request.Lease.Before
 			deadline := k.Call + time.Duration(ttl)*time.Second
 			msg := fmt.Sprintf("lease %d was revoked by the leader's expiry (%s), applied by %s, before %s: %s (%s) sent at %s was answered with TTL %ds",
 				e.Request.Lease.ID, e.Source, before, deadline, what, k.Source, k.Call, ttl)
 			expl := fmt.Sprintf("Lease %d was granted by %s with TTL %ds. %s, %s, sent at %s, was answered with a TTL of %ds, so etcd promised to keep the lease until at least %s. "+
-				"The committed log holds a revoke of it that no client sent (%s), the leader's expiry, and the evidence shows it applied by %s, %s before that promise ran out. "+
+				"The committed log holds the leader's expiry of it (%s), and the evidence shows it applied by %s, %s before that promise ran out. "+
 				"No order of the history explains it: the grant comes first, the keepalive before the revoke (after it etcd answers TTL 0), and an expiry before the deadline is not etcd's behavior. "+
 				"This is what etcd #15247 looked like: a leader blocked or paused for longer than the TTL, whose lessor never saw the renewals a newer leader answered, revoking the lease once it runs again.",
-				e.Request.Lease.ID, g.Source, g.Request.Lease.TTL, what, k.Source, k.Call, ttl, deadline, e.Source, before, (deadline - before).Round(time.Millisecond))
+				e.Request.Lease.ID, g.Source, g.Request.Lease.TTL, What, k.Source, k.Call, ttl, deadline, e.Source, before, (deadline - before).Round(time.Millisecond))
 			involved := []string{g.Source, e.Source}
 			if k != g {
 				involved = []string{g.Source, k.Source, e.Source}
