@@ -14,11 +14,11 @@ comma := ,
 # check that did not pass has its row under its stage, indented by two
 # spaces. NOT_PASSED prints, indented, the first line, the report's path,
 # every stage and named check whose verdict is not ok, and the faults not
-# injected.
+# injected (not the WHY paragraph after them).
 OUTCOME = sed -n '1s/:.*//p'
 STAGE_ROW = grep -E '^$(1)  '
 CHECK_ROW = grep -Eq '^  $(1) +$(2)  '
-NOT_PASSED = awk 'NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
+NOT_PASSED = awk '/^WHY / { exit } NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
 
 .PHONY: all build test test-unit lint-workflows test-robustness-exploratory bench run reproduce-14370 no-false-alarm clean test-browser throughput scale
 

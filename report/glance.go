@@ -225,3 +225,49 @@ func WriteStages(w io.Writer, results []validate.Result, injections []history.In
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// WriteWhy writes, after the table, what the first violation is in full:
+// its stage or named check, its whole message and, when the stage gave
+// one, its explanation in words, wrapped at 100 columns. It writes nothing
+// when no stage found a violation.
+func WriteWhy(w io.Writer, results []validate.Result) error {
+	for _, r := range results {
+		if r.Verdict != validate.Illegal {
+			continue
+		}
+		name, msg := stageFinding(r)
+		text := oneLine(msg)
+		if r.Explanation != "" {
+			text += "\n" + oneLine(r.Explanation)
+		}
+		if _, err := fmt.Fprintf(w, "\nWHY (%s):\n", name); err != nil {
+			return err
+		}
+		for _, para := range strings.Split(text, "\n") {
+			if _, err := fmt.Fprintln(w, wrap(para, 100, "  ")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// wrap breaks s into lines of at most width columns at spaces, each
+// starting with indent.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := indent
+	for _, word := range strings.Fields(s) {
+		if len(line) > len(indent) && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line)
+	return b.String()
+}

@@ -195,3 +195,40 @@ func TestCheckedColumn(t *testing.T) {
 		require.Equal(t, tc.want, Checked(tc.r), "%+v", tc.r)
 	}
 }
+
+func TestWriteWhy(t *testing.T) {
+	long := strings.Repeat("word ", 60)
+	tests := []struct {
+		name    string
+		results []validate.Result
+		want    []string
+	}{
+		{"a pass says nothing", []validate.Result{{Validator: "watch", Verdict: validate.OK, Message: "fine"}}, nil},
+		{"an inconclusive stage says nothing", []validate.Result{{Validator: "final-read", Verdict: validate.Inconclusive, Message: "no read"}}, nil},
+		{"the first violation, its message and explanation, wrapped",
+			[]validate.Result{
+				{Validator: "patch", Verdict: validate.OK, Message: "ok"},
+				{Validator: "linearizability", Verdict: validate.Illegal, Message: "lease 7 was revoked early", Explanation: long},
+				{Validator: "watch", Verdict: validate.Illegal, Message: "second"},
+			},
+			[]string{"", "WHY (linearizability):", "  lease 7 was revoked early"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			require.NoError(t, WriteWhy(&b, tc.results))
+			if tc.want == nil {
+				require.Empty(t, b.String())
+				return
+			}
+			lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+			require.Equal(t, tc.want, lines[:3])
+			require.NotContains(t, b.String(), "second")
+			require.Greater(t, len(lines), 4, "the explanation is wrapped over several lines")
+			for _, l := range lines[3:] {
+				require.LessOrEqual(t, len(l), 100)
+				require.True(t, strings.HasPrefix(l, "  word"), l)
+			}
+		})
+	}
+}

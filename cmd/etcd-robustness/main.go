@@ -365,6 +365,7 @@ func verdict(stdout io.Writer, res *robustness.Result, dir string) int {
 	if len(res.Results) > 0 || len(report.NotInjected(res.Injections)) > 0 {
 		fmt.Fprintln(stdout)
 		res.WriteStages(stdout)
+		report.WriteWhy(stdout, res.Results)
 	}
 	if res.Outcome == robustness.Pass {
 		return exitPass
