@@ -16,13 +16,16 @@ import (
 // TCP sockets (/proc/net/tcp) gives the inode of the socket at in's
 // remote end, and the process that holds a descriptor of that socket
 // dialed it. The dialing socket is established before accept returns, so
-// it is found unless its process already closed it; one more look 10 ms
-// later covers a table read while the kernel was still adding it.
-func dialerOf(in net.Conn, pids map[int]string) (string, bool) {
+// it is found unless its process already closed it (closed: the kernel
+// keeps an orphaned socket, with no inode, until its last bytes and FIN
+// are through; seen for a few peer connections etcd dials at startup).
+// One more look 10 ms later covers a table read while the kernel was
+// still adding it.
+func dialerOf(in net.Conn, pids map[int]string) (sender string, found, closed bool) {
 	local, ok1 := in.LocalAddr().(*net.TCPAddr)
 	remote, ok2 := in.RemoteAddr().(*net.TCPAddr)
 	if !ok1 || !ok2 || remote.IP.To4() == nil || len(pids) == 0 {
-		return "", false
+		return "", false, false
 	}
 	for try := 0; try < 2; try++ {
 		if try > 0 {
@@ -32,14 +35,17 @@ func dialerOf(in net.Conn, pids map[int]string) (string, bool) {
 		if !ok {
 			continue
 		}
+		if inode == 0 {
+			return "", false, true
+		}
 		link := fmt.Sprintf("socket:[%d]", inode)
 		for pid, name := range pids {
 			if holdsSocket(pid, link) {
-				return name, true
+				return name, true, false
 			}
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // tcpAddrHex is an IPv4 address as /proc/net/tcp prints it: the address's
@@ -49,7 +55,8 @@ func tcpAddrHex(a *net.TCPAddr) string {
 }
 
 // socketInode is the inode of the TCP socket from local to remote (as
-// tcpAddrHex prints them), if the table has it.
+// tcpAddrHex prints them), if the table has it: 0 for an orphaned socket,
+// one its process closed.
 func socketInode(local, remote string) (uint64, bool) {
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
@@ -64,7 +71,7 @@ func socketInode(local, remote string) (uint64, bool) {
 			continue
 		}
 		inode, err := strconv.ParseUint(fields[9], 10, 64)
-		if err != nil || inode == 0 {
+		if err != nil {
 			return 0, false
 		}
 		return inode, true

@@ -54,22 +54,32 @@ func TestDialerOfTellsTheDialingProcess(t *testing.T) {
 	fromSelf := accept(t, ln)
 
 	self, kid := os.Getpid(), child.Process.Pid
+	// This process dials a third and closes it at once.
+	gone, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, _ = gone.Write([]byte("x"))
+	fromGone := accept(t, ln)
+	require.NoError(t, gone.Close())
+
 	tests := []struct {
-		name   string
-		conn   net.Conn
-		pids   map[int]string
-		want   string
-		wantOK bool
+		name       string
+		conn       net.Conn
+		pids       map[int]string
+		want       string
+		wantOK     bool
+		wantClosed bool
 	}{
-		{"the child's connection, among both", fromChild, map[int]string{self: "self", kid: "child"}, "child", true},
-		{"this process's connection, among both", fromSelf, map[int]string{self: "self", kid: "child"}, "self", true},
-		{"the child's connection, the child not among them", fromChild, map[int]string{self: "self"}, "", false},
-		{"no process to look in", fromSelf, map[int]string{}, "", false},
+		{"the child's connection, among both", fromChild, map[int]string{self: "self", kid: "child"}, "child", true, false},
+		{"this process's connection, among both", fromSelf, map[int]string{self: "self", kid: "child"}, "self", true, false},
+		{"the child's connection, the child not among them", fromChild, map[int]string{self: "self"}, "", false, false},
+		{"no process to look in", fromSelf, map[int]string{}, "", false, false},
+		{"a connection its dialer closed", fromGone, map[int]string{self: "self"}, "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := dialerOf(tt.conn, tt.pids)
+			got, ok, closed := dialerOf(tt.conn, tt.pids)
 			assert.Equal(t, tt.wantOK, ok)
+			assert.Equal(t, tt.wantClosed, closed)
 			assert.Equal(t, tt.want, got)
 		})
 	}

@@ -513,8 +513,12 @@ func (d *demux) handleBySender(in net.Conn) {
 			pids[pid] = m.name
 		}
 	}
-	from, ok := dialerOf(in, pids)
-	if !ok {
+	from, found, closed := dialerOf(in, pids)
+	switch {
+	case closed:
+		// Its dialer can send nothing more: what it sent goes through.
+		from = UnknownSender
+	case !found:
 		from = UnknownSender
 		d.n.lg.Warn("peer connection from no member's process: on the unknown-sender link",
 			zap.String("receiver", d.receiver), zap.String("from", in.RemoteAddr().String()))
