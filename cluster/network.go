@@ -28,7 +28,11 @@ import (
 //     connection, in the process, to the fault proxy of that one link
 //     (sender → receiver), which dials the receiver's real peer listener.
 //     Connections that name no sender (version and health probes) go to the
-//     receiver's "unknown sender" link.
+//     receiver's "unknown sender" link. Under peer TLS (Config.TLS) the
+//     header is encrypted and the proxies do not terminate TLS: the
+//     demultiplexer tells the sender by the member process that dialed the
+//     connection instead (dialerOf, from /proc), and forwards every byte
+//     as it came.
 //
 // A proxy only on each member's advertised port would not isolate a member,
 // because a member also dials out to its peers (etcd #17737); with one proxy
