@@ -167,6 +167,9 @@ func newCluster(cfg Config) (*Cluster, error) {
 
 	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg), clock: &runClock{origin: time.Now(), now: cfg.Now}}
 	if cfg.TLS {
+		if !canTellDialers {
+			return nil, errors.New("cluster config: TLS needs Linux: the peer proxies tell a TLS connection's sender by its process, from /proc")
+		}
 		if c.sec, err = newSecurity(dir); err != nil {
 			return nil, err
 		}
