@@ -168,7 +168,7 @@ reproduce-22209: build
 	  test $$? -eq 1 && found=$$((found+1)); \
 	done; echo "etcd #22209 on $(KNOWN_BUG_VERSION): $$found of $(RUNS) runs did not pass"
 
-.PHONY: profile-matrix watch-matrix
+.PHONY: profile-matrix watch-matrix tls-matrix
 
 # Each traffic profile against each release, on 1 and 3 members, with a
 # kill and with a gofail panic, RUNS seeds each. One line per run; fails if
@@ -203,6 +203,20 @@ watch-matrix: build
 	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
 	done; done; done; echo "watch-matrix: $$fail runs did not pass"; \
 	./bin/etcd-robustness summary --html $(MATRIX_DIR)/watch/summary.html $(MATRIX_DIR)/watch | sed -n '/^CHECK/,$$p'; test $$fail -eq 0
+
+# Client and peer TLS (--tls: certificates made for each run, kept in its
+# report's tls/) against each release on 1 and 3 members, with a kill and
+# a random fault, RUNS seeds each, on the default scenario's draws for the
+# seed. One line per run; fails if any run does not pass; every report is
+# kept under MATRIX_DIR/tls.
+TLS_FAULTS ?= kill random
+tls-matrix: build
+	@rm -rf $(MATRIX_DIR)/tls; fail=0; for v in $(MATRIX_VERSIONS); do for m in 1 3; do for f in $(TLS_FAULTS); do for i in $$(seq 1 $(RUNS)); do \
+	  out=$$(./bin/etcd-robustness run --tls --etcd-version $$v --members $$m --failpoint $$f --seed $$i --keep --results-dir $(MATRIX_DIR)/tls 2>/dev/null); code=$$?; \
+	  echo "tls $$v members=$$m $$f seed=$$i: exit $$code, $$(echo "$$out" | $(OUTCOME))"; \
+	  test $$code -eq 0 || { fail=$$((fail+1)); echo "$$out" | $(NOT_PASSED); }; \
+	done; done; done; done; echo "tls-matrix: $$fail runs did not pass"; \
+	./bin/etcd-robustness summary --html $(MATRIX_DIR)/tls/summary.html $(MATRIX_DIR)/tls | sed -n '/^CHECK/,$$p'; test $$fail -eq 0
 
 # The default scenario, explore, RUNS times: each run draws its cluster,
 # traffic, watches, 1-3 faults and etcd settings from its seed (see

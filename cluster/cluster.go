@@ -57,6 +57,9 @@ type Config struct {
 	// Exits); nil means time since the cluster was created, until
 	// SetClock gives one.
 	Now func() time.Duration
+	// TLS serves clients and peers over TLS only, with certificates made
+	// for the run in Dir/tls (see security.go).
+	TLS bool
 }
 
 // Cluster is a set of etcd processes forming one etcd cluster.
@@ -67,6 +70,7 @@ type Cluster struct {
 	token   string
 	network *Network
 	clock   *runClock
+	sec     *security // nil: plaintext
 
 	membersMu sync.Mutex
 	members   []*Member // current members
@@ -162,12 +166,26 @@ func newCluster(cfg Config) (*Cluster, error) {
 	}
 
 	c := &Cluster{lg: lg, dir: dir, token: token, network: newNetwork(lg), clock: &runClock{origin: time.Now(), now: cfg.Now}}
+	if cfg.TLS {
+		if !canTellDialers {
+			return nil, errors.New("cluster config: TLS needs Linux: the peer proxies tell a TLS connection's sender by its process, from /proc")
+		}
+		if c.sec, err = newSecurity(dir); err != nil {
+			return nil, err
+		}
+		// Peer connections are TLS from their first byte: the network
+		// tells their senders apart by the process that dialed them.
+		c.network.bySender = true
+	}
 	c.network.ports = ports[cfg.Size*portsPerMember:]
 	members := make([]*Member, cfg.Size)
 	peers := make([]string, cfg.Size)
 	for i := range members {
-		members[i] = c.newMember(i, ports[i*portsPerMember:(i+1)*portsPerMember],
+		members[i], err = c.newMember(i, ports[i*portsPerMember:(i+1)*portsPerMember],
 			pick(cfg.EtcdPaths, i), pick(cfg.EtcdctlPaths, i), pick(cfg.EtcdutlPaths, i), cfg.ExtraArgs)
+		if err != nil {
+			return nil, err
+		}
 		peers[i] = members[i].name + "=" + members[i].peerAdvertise
 	}
 	initialCluster := strings.Join(peers, ",")
@@ -177,6 +195,7 @@ func newCluster(cfg Config) (*Cluster, error) {
 			_ = c.network.close()
 			return nil, fmt.Errorf("cluster network: %w", err)
 		}
+		c.registerClient(m)
 		c.network.setMemberID(computeMemberID([]string{m.peerAdvertise}, token), m.name)
 	}
 	c.members = members
@@ -195,11 +214,17 @@ func pick(paths []string, i int) string {
 	return paths[i]
 }
 
-// newMember builds (but does not start) member-i on the given five ports.
-func (c *Cluster) newMember(i int, ports []int, etcd, etcdctl, etcdutl string, extraArgs []string) *Member {
+// newMember builds (but does not start) member-i on the given five ports,
+// with its certificate under TLS.
+func (c *Cluster) newMember(i int, ports []int, etcd, etcdctl, etcdutl string, extraArgs []string) (*Member, error) {
 	name := fmt.Sprintf("member-%d", i)
-	url := func(p int) string { return fmt.Sprintf("http://127.0.0.1:%d", p) }
+	scheme := c.sec.scheme()
+	url := func(p int) string { return fmt.Sprintf("%s://127.0.0.1:%d", scheme, p) }
 	memberDir := filepath.Join(c.dir, name)
+	tls, err := c.sec.member(name)
+	if err != nil {
+		return nil, err
+	}
 	return &Member{
 		name:            name,
 		index:           i,
@@ -219,7 +244,8 @@ func (c *Cluster) newMember(i int, ports []int, etcd, etcdctl, etcdutl string, e
 		etcdctlPath:     etcdctl,
 		etcdutlPath:     etcdutl,
 		exited:          closedChan(),
-	}
+		tls:             tls,
+	}, nil
 }
 
 // computeMemberID is the raft member ID etcd gives a member of the initial
@@ -409,6 +435,10 @@ func (c *Cluster) Close() error {
 			errs = append(errs, m.unmountLazyFS())
 		}
 		errs = append(errs, c.network.close())
+		c.unregisterClients()
+		if c.sec != nil {
+			c.sec.http.CloseIdleConnections()
+		}
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr

@@ -50,11 +50,9 @@ func startCluster(t *testing.T, cfg Config) *Cluster {
 // client returns a client that talks to the given member only.
 func client(t *testing.T, m *Member) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.ClientURL()},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	cfg := ClientConfig([]string{m.ClientURL()})
+	cfg.DialTimeout = 5 * time.Second
+	cli, err := clientv3.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })
 	return cli

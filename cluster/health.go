@@ -12,7 +12,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // healthKey is the key read by health checks.
@@ -210,10 +209,7 @@ func (m *Member) ID(ctx context.Context) (uint64, error) {
 // dial connects a client to this member alone, through its real listener:
 // the harness's own checks take a path no fault cuts.
 func (m *Member) dial(ctx context.Context) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.DirectClientURL()},
-		DialTimeout: healthDialTimeout,
-		Context:     ctx,
-		Logger:      zap.NewNop(),
-	})
+	cfg := ClientConfig([]string{m.DirectClientURL()})
+	cfg.DialTimeout, cfg.Context = healthDialTimeout, ctx
+	return clientv3.New(cfg)
 }

@@ -68,6 +68,7 @@ type Member struct {
 	initialCluster string
 	token          string
 	extraArgs      []string
+	tls            *memberTLS // its certificate's files; nil: plaintext
 	lg             *zap.Logger
 	clock          *runClock // the cluster's: times exits on the run's clock
 
@@ -326,6 +327,7 @@ func (m *Member) args(state string) []string {
 		"--logger", "zap",
 		"--log-outputs", "stderr",
 	}
+	args = append(args, m.tls.args()...)
 	return append(args, m.extraArgs...)
 }
 

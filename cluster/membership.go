@@ -37,13 +37,17 @@ func (c *Cluster) AddMember(ctx context.Context) (*Member, error) {
 		return nil, err
 	}
 	first := members[0]
-	m := c.newMember(next, ports[:portsPerMember], first.EtcdPath(), first.EtcdctlPath(), first.EtcdutlPath(), first.ExtraArgs())
+	m, err := c.newMember(next, ports[:portsPerMember], first.EtcdPath(), first.EtcdctlPath(), first.EtcdutlPath(), first.ExtraArgs())
+	if err != nil {
+		return nil, fmt.Errorf("add member: %w", err)
+	}
 	c.network.mu.Lock()
 	c.network.ports = append(c.network.ports, ports[portsPerMember:]...)
 	c.network.mu.Unlock()
 	if err := c.network.addMember(m); err != nil {
 		return nil, fmt.Errorf("add %s: %w", m.name, err)
 	}
+	c.registerClient(m)
 	if err := c.join(ctx, m, append(members, m)); err != nil {
 		return m, err
 	}

@@ -28,7 +28,11 @@ import (
 //     connection, in the process, to the fault proxy of that one link
 //     (sender → receiver), which dials the receiver's real peer listener.
 //     Connections that name no sender (version and health probes) go to the
-//     receiver's "unknown sender" link.
+//     receiver's "unknown sender" link. Under peer TLS (Config.TLS) the
+//     header is encrypted and the proxies do not terminate TLS: the
+//     demultiplexer tells the sender by the member process that dialed the
+//     connection instead (dialerOf, from /proc), and forwards every byte
+//     as it came.
 //
 // A proxy only on each member's advertised port would not isolate a member,
 // because a member also dials out to its peers (etcd #17737); with one proxy
@@ -47,6 +51,12 @@ type Network struct {
 	links   map[string]map[string]*faultProxy // receiver → sender ("" = unknown) → link proxy
 	ids     map[string]string                 // raft member ID (hex) → member name
 	listen  map[string]string                 // member name → real peer listen URL
+	members map[string]*Member                // member name → member
+	// bySender makes the demultiplexers tell a connection's sender by the
+	// process that dialed it rather than by its first request's header:
+	// under peer TLS the header is encrypted, and the proxies forward
+	// bytes without terminating TLS.
+	bySender bool
 	// ports were allocated together with the members' ports, so that no
 	// link proxy takes a port a member has not bound yet. Each link proxy
 	// also listens on its own port, so a link can be dialed directly (the
@@ -62,6 +72,7 @@ func newNetwork(lg *zap.Logger) *Network {
 		links:   map[string]map[string]*faultProxy{},
 		ids:     map[string]string{},
 		listen:  map[string]string{},
+		members: map[string]*Member{},
 	}
 }
 
@@ -85,6 +96,7 @@ func (n *Network) addMember(m *Member) error {
 	cs.serveInProcess()
 	n.clients[m.name] = cs
 	n.listen[m.name] = m.peerListen
+	n.members[m.name] = m
 	n.links[m.name] = map[string]*faultProxy{}
 	// Links into the new member, from every member (itself excluded) and from unknown senders.
 	senders := []string{UnknownSender}
@@ -151,6 +163,18 @@ func (n *Network) linkFor(fromID, receiver string) (*faultProxy, bool) {
 	if !ok {
 		from = UnknownSender
 	}
+	return n.linkFromLocked(from, receiver)
+}
+
+// linkFrom is the link proxy of the connections sender (a member name, or
+// UnknownSender) dials to receiver.
+func (n *Network) linkFrom(sender, receiver string) (*faultProxy, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.linkFromLocked(sender, receiver)
+}
+
+func (n *Network) linkFromLocked(from, receiver string) (*faultProxy, bool) {
 	l, ok := n.links[receiver][from]
 	if !ok {
 		l, ok = n.links[receiver][UnknownSender]
@@ -446,6 +470,10 @@ func (d *demux) untrack(c net.Conn) {
 // handle reads the first request head, picks the link and hands the
 // connection to it, with what was read so far.
 func (d *demux) handle(in net.Conn) {
+	if d.n.bySender {
+		d.handleBySender(in)
+		return
+	}
 	_ = in.SetReadDeadline(time.Now().Add(headerTimeout))
 	br := bufio.NewReaderSize(in, 16<<10)
 	var head bytes.Buffer
@@ -468,6 +496,42 @@ func (d *demux) handle(in net.Conn) {
 	}
 	rest, _ := br.Peek(br.Buffered())
 	link.serve(in, append(first, rest...))
+}
+
+// handleBySender hands the connection to the link of the member whose
+// etcd process dialed it (dialerOf), reading nothing: under peer TLS
+// every byte is the TLS stream's, forwarded as it is. A connection no
+// member's process dialed, or that could not be told (its dialer gone
+// already, or no /proc), goes to the unknown-sender link, and is logged:
+// it would pass a partition of its dialer.
+func (d *demux) handleBySender(in net.Conn) {
+	d.n.mu.Lock()
+	members := make([]*Member, 0, len(d.n.members))
+	for _, m := range d.n.members {
+		members = append(members, m)
+	}
+	d.n.mu.Unlock()
+	pids := map[int]string{}
+	for _, m := range members {
+		if _, pid, _, ok := m.current(); ok {
+			pids[pid] = m.name
+		}
+	}
+	from, found, closed := dialerOf(in, pids)
+	switch {
+	case closed:
+		// Its dialer can send nothing more: what it sent goes through.
+		from = UnknownSender
+	case !found:
+		from = UnknownSender
+		d.n.lg.Warn("peer connection from no member's process: on the unknown-sender link",
+			zap.String("receiver", d.receiver), zap.String("from", in.RemoteAddr().String()))
+	}
+	link, ok := d.n.linkFrom(from, d.receiver)
+	if !ok {
+		return
+	}
+	link.serve(in, nil)
 }
 
 // closeAfter asks etcd to close a connection after its first request, for

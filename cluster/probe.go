@@ -102,6 +102,10 @@ func (c *Cluster) StartProber(ctx context.Context, now func() time.Duration) *Pr
 		// next poll, and a restarted member is reached at once.
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	}
+	if c.sec != nil {
+		// Over TLS, with the harness's client certificate.
+		p.client.Transport.(*http.Transport).TLSClientConfig = c.sec.client.Clone()
+	}
 	p.wg.Go(func() { p.supervise(ctx) })
 	return p
 }

@@ -26,14 +26,22 @@ type MemberState struct {
 // endStateTimeout bounds the questions to one member.
 const endStateTimeout = 10 * time.Second
 
-// TakeEndState asks the member at endpoint (alone) for its revision,
-// compact revision and HashKV. It retries until ctx or its own bound runs
-// out, and records an error instead of failing.
-func TakeEndState(ctx context.Context, lg *zap.Logger, member, endpoint string) MemberState {
+// TakeEndState asks the member at cfg's one endpoint (alone) for its
+// revision, compact revision and HashKV, as a client configured by cfg
+// (the cluster's client configuration: cluster.ClientConfig). It retries
+// until ctx or its own bound runs out, and records an error instead of
+// failing.
+func TakeEndState(ctx context.Context, lg *zap.Logger, member string, cfg clientv3.Config) MemberState {
 	ctx, cancel := context.WithTimeout(ctx, endStateTimeout)
 	defer cancel()
 	out := MemberState{Member: member}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), Context: ctx})
+	if len(cfg.Endpoints) != 1 {
+		out.Error = fmt.Sprintf("end state of %s: want one endpoint, got %v", member, cfg.Endpoints)
+		return out
+	}
+	endpoint := cfg.Endpoints[0]
+	cfg.DialTimeout, cfg.Context = 2*time.Second, ctx
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		out.Error = fmt.Sprintf("connecting to %s: %v", endpoint, err)
 		return out

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/etcd-robustness/etcd-robustness/cluster"
 )
 
 // Versions are what a running member says of the releases at /version:
@@ -29,8 +31,9 @@ func (v Versions) String() string {
 // versionTimeout bounds one /version request.
 const versionTimeout = 2 * time.Second
 
-// ReadVersions asks the member listening on clientURL (http://host:port)
-// for its /version.
+// ReadVersions asks the member listening on clientURL (http://host:port,
+// or https:// for a member of a TLS cluster of this process, asked with the
+// cluster's client certificate) for its /version.
 func ReadVersions(ctx context.Context, clientURL string) (Versions, error) {
 	ctx, cancel := context.WithTimeout(ctx, versionTimeout)
 	defer cancel()
@@ -38,7 +41,7 @@ func ReadVersions(ctx context.Context, clientURL string) (Versions, error) {
 	if err != nil {
 		return Versions{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cluster.HTTPClient(clientURL).Do(req)
 	if err != nil {
 		return Versions{}, fmt.Errorf("GET %s/version: %w", clientURL, err)
 	}

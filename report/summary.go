@@ -25,6 +25,8 @@ type Row struct {
 	Seed     int64
 	Versions string
 	Members  int
+	// TLS is whether the members served client and peer TLS.
+	TLS bool
 	// Traffic is the traffic profile that ran.
 	Traffic string
 	Faults  string
@@ -109,7 +111,7 @@ func ReadRow(dir string) (Row, error) {
 		return Row{}, err
 	}
 	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: ScenarioTitle(rec, sum), Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
-		Members: rec.Scenario.Members, Traffic: rec.Scenario.Traffic, Violation: FirstViolation(rec, sum), Start: rec.Start}
+		Members: rec.Scenario.Members, TLS: rec.Scenario.TLS, Traffic: rec.Scenario.Traffic, Violation: FirstViolation(rec, sum), Start: rec.Start}
 	for _, res := range sum.Results {
 		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))
 	}
@@ -247,7 +249,7 @@ type DrawCount struct {
 	Runs, Passed int
 }
 
-// Draws counts what the runs drew: each fault injected, each traffic
+// Draws counts what the runs drew: each fault injected, TLS on or off, each traffic
 // profile and each cluster size, most drawn first within each.
 func Draws(rows []Row) []DrawCount {
 	counts := map[[2]string]*DrawCount{}
@@ -264,6 +266,7 @@ func Draws(rows []Row) []DrawCount {
 	for _, r := range rows {
 		pass := r.Outcome == "PASS"
 		add("members", fmt.Sprint(r.Members), pass)
+		add("tls", map[bool]string{true: "on", false: "off"}[r.TLS], pass)
 		if r.Traffic != "" {
 			add("traffic", r.Traffic, pass)
 		}
@@ -279,7 +282,7 @@ func Draws(rows []Row) []DrawCount {
 	for _, c := range counts {
 		out = append(out, *c)
 	}
-	order := map[string]int{"members": 0, "traffic": 1, "fault": 2}
+	order := map[string]int{"members": 0, "tls": 1, "traffic": 2, "fault": 3}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.What != b.What {

@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	lg.Info("starting cluster", zap.Int("members", sc.Members), zap.Strings("versions", versions), zap.String("dir", dir))
 	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg,
-		ExtraArgs: memberEtcdArgs(lg, sc, etcdPaths)})
+		ExtraArgs: memberEtcdArgs(lg, sc, etcdPaths), TLS: sc.TLS})
 	if err != nil {
 		keep = true
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
@@ -341,7 +341,9 @@ func endStates(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster) []evide
 		out := make([]evidence.MemberState, len(members))
 		var wg sync.WaitGroup
 		for i, m := range members {
-			wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL()) })
+			wg.Go(func() {
+				out[i] = evidence.TakeEndState(ctx, lg, m.Name(), cluster.ClientConfig([]string{m.ClientURL()}))
+			})
 		}
 		wg.Wait()
 		if settled(out) {

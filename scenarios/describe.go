@@ -35,6 +35,9 @@ func (s Scenario) Describe() string {
 		}
 		members += ")"
 	}
+	if s.TLS {
+		members += " over TLS (client and peer, client certificates required)"
+	}
 	parts := []string{members, fmt.Sprintf("%s traffic for %s at %g requests/s from %s%s", s.Traffic, s.Duration, s.QPS, clients, s.rateNote())}
 	switch s.Placement {
 	case traffic.Pinned:
@@ -153,7 +156,7 @@ func (s Scenario) WhatRan() string {
 // sameRun reports whether a and b run the same cluster, traffic, watches
 // and faults.
 func sameRun(a, b Scenario) bool {
-	return a.Members == b.Members && a.Traffic == b.Traffic && a.Duration == b.Duration && a.QPS == b.QPS &&
+	return a.Members == b.Members && a.TLS == b.TLS && a.Traffic == b.Traffic && a.Duration == b.Duration && a.QPS == b.QPS &&
 		a.Clients == b.Clients && a.Placement == b.Placement && a.Failpoint == b.Failpoint && a.CompactionInterval == b.CompactionInterval &&
 		slices.Equal(a.Schedule(), b.Schedule()) && (a.Watch == nil) == (b.Watch == nil) && (a.Watch == nil || *a.Watch == *b.Watch) &&
 		(a.Etcd == nil) == (b.Etcd == nil) && (a.Etcd == nil || *a.Etcd == *b.Etcd) && (a.Explore == nil) == (b.Explore == nil)

@@ -24,6 +24,8 @@ func TestDescribe(t *testing.T) {
 		{"a schedule with durations, watches", Scenario{Members: 5, Traffic: "etcd", Duration: 30 * time.Second, QPS: 9, Clients: 2,
 			Faults: []Fault{{Name: "blackhole-member", Start: 3 * time.Second, Duration: 25 * time.Second}}, Watch: &Watch{SnapshotCount: 100}},
 			"5 members; etcd traffic for 30s at 9 requests/s from 2 clients; watches on every member and over the cluster (snapshot count 100); fault: blackhole-member at 3s for 25s"},
+		{"over TLS", Scenario{Members: 3, TLS: true, Traffic: "etcd", Duration: time.Second, QPS: 1, Clients: 1, Failpoint: "kill"},
+			"3 members over TLS (client and peer, client certificates required); etcd traffic for 1s at 1 requests/s from 1 client; no watches; fault: kill at 250ms"},
 		{"no fault", Scenario{Members: 3, Traffic: "etcd", Duration: time.Second, QPS: 1, Clients: 1, Watch: &Watch{}},
 			"3 members; etcd traffic for 1s at 1 requests/s from 1 client; watches on every member and over the cluster; no fault"},
 	}

@@ -95,7 +95,7 @@ const exploreDuration = 10 * time.Second
 func init() {
 	register(Scenario{
 		Name:        ExploreName,
-		Description: "drawn from the seed: cluster size, traffic profile, rate and placement, watches, 1–3 faults available for the binaries and the size, and etcd's snapshot, compaction and election settings",
+		Description: "drawn from the seed: cluster size, client and peer TLS (one run in four), traffic profile, rate and placement, watches, 1–3 faults available for the binaries and the size, and etcd's snapshot, compaction and election settings",
 		Members:     3,
 		Failpoint:   "random",
 		Traffic:     "etcd",
@@ -178,6 +178,7 @@ func (s Scenario) Draw(seed int64, releases []string) (Scenario, error) {
 		s.Etcd = e
 	}
 	s.Explore = &Exploration{Seed: seed, Faults: n, Releases: slices.Clone(releases)}
+	s.TLS = drawTLS(seed)
 	s = s.DrawVersions()
 	s, err := s.Resolve()
 	if err != nil {
@@ -185,6 +186,16 @@ func (s Scenario) Draw(seed int64, releases []string) (Scenario, error) {
 	}
 	s.Description = s.Describe()
 	return s, s.Validate()
+}
+
+// tlsSalt keeps the draw of TLS apart from the others, so that adding it
+// changed no other draw of a seed.
+const tlsSalt = 0x7157_7157
+
+// drawTLS is whether an explore run of this seed runs over TLS: one run
+// in four.
+func drawTLS(seed int64) bool {
+	return rand.New(rand.NewSource(seed^tlsSalt)).Intn(4) == 0
 }
 
 // versionSalt keeps the draw of the members' releases apart from the

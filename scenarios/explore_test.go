@@ -50,6 +50,12 @@ func TestDrawCoversTheSpace(t *testing.T) {
 		saw("rate", s.Rate)
 		saw("placement", s.Placement)
 		saw("watch", s.Watch != nil)
+		saw("tls", s.TLS)
+		if s.TLS {
+			require.Contains(t, s.Description, "over TLS", "seed %d", seed)
+		} else {
+			require.NotContains(t, s.Description, "TLS", "seed %d", seed)
+		}
 		saw("faults", len(s.Schedule()))
 		saw("compaction", s.CompactionInterval)
 		require.Equal(t, s.Explore.Faults, len(s.Schedule()))
@@ -71,7 +77,9 @@ func TestDrawCoversTheSpace(t *testing.T) {
 			require.GreaterOrEqual(t, election, 5*heartbeat, "etcd refuses an election timeout under 5 heartbeats")
 		}
 	}
-	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "faults": 3, "compaction": 3, "snapshot": 3, "batch": 3, "election": 2}
+	// One run in four is over TLS.
+	require.InDelta(t, 500, seen["tls"][true], 60, "runs over TLS of 2000: %v", seen["tls"])
+	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "tls": 2, "faults": 3, "compaction": 3, "snapshot": 3, "batch": 3, "election": 2}
 	for what, n := range want {
 		require.Len(t, seen[what], n, "%s drawn: %v", what, seen[what])
 	}

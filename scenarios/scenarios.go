@@ -25,6 +25,10 @@ type Scenario struct {
 	Flags string `json:"flags,omitempty"`
 	// Members is the cluster size: 1, 3 or 5.
 	Members int `json:"members"`
+	// TLS runs the members with client and peer TLS, each asking for a
+	// certificate of the run's CA (made at run time, kept in the report's
+	// tls/ directory); every client of the run presents one.
+	TLS bool `json:"tls,omitempty"`
 	// Failpoint is a --failpoint spec: a name from package failpoint,
 	// "random", or a comma-separated list of either. The faults are spread
 	// over the run (see Schedule), unless Faults gives their times.

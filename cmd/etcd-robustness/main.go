@@ -126,6 +126,7 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 		binDir       = fs.String("etcd-bin", "", "directory with prebuilt etcd binaries to test instead of a release build")
 		cacheDir     = fs.String("cache-dir", "", "where etcd builds are cached (default $ETCD_ROBUSTNESS_CACHE or the user cache dir)")
 		members      = fs.Int("members", 0, "cluster size: 1, 3 or 5 (default: the scenario's)")
+		tlsOn        = fs.Bool("tls", false, "run the members with client and peer TLS, certificates made for the run and kept in the report's tls/ (default: the scenario's; explore draws it); --tls=false turns it off")
 		fp           = fs.String("failpoint", "", "faults to inject (default: the scenario's): a name, a comma-separated list, or random; see `etcd-robustness failpoints`")
 		duration     = fs.Duration("duration", 0, "how long traffic runs (default: the scenario's)")
 		trafficName  = fs.String("traffic", "", "traffic profile (default: the scenario's): "+strings.Join(traffic.Names(), ", ")+"; see `etcd-robustness list`")
@@ -172,6 +173,9 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	if set["members"] {
 		sc.Members = *members
 		sc = sc.DrawVersions()
+	}
+	if set["tls"] {
+		sc.TLS = *tlsOn
 	}
 	if set["failpoint"] {
 		sc.Failpoint = *fp
@@ -248,7 +252,7 @@ func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Resul
 
 // scenarioFlags are the flags that change the scenario, in the order
 // overrides lists them.
-var scenarioFlags = []string{"members", "traffic", "rate", "qps", "clients", "placement", "watch", "watch-progress-requests", "failpoint", "duration"}
+var scenarioFlags = []string{"members", "tls", "traffic", "rate", "qps", "clients", "placement", "watch", "watch-progress-requests", "failpoint", "duration"}
 
 // overrides lists the flags given that change the scenario, each with its
 // value ("--traffic etcd", "--watch=false"). An etcd release or build other
@@ -261,10 +265,10 @@ func overrides(fs *flag.FlagSet, set map[string]bool, pinned string, versions []
 		}
 		v := fs.Lookup(name).Value.String()
 		switch {
-		case name == "watch" && v == "true":
-			out = append(out, "--watch")
-		case name == "watch":
-			out = append(out, "--watch="+v)
+		case (name == "watch" || name == "tls") && v == "true":
+			out = append(out, "--"+name)
+		case name == "watch" || name == "tls":
+			out = append(out, "--"+name+"="+v)
 		default:
 			out = append(out, "--"+name+" "+v)
 		}

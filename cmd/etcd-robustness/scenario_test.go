@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,6 +37,9 @@ func TestScenarioFlags(t *testing.T) {
 		{"watches on", []string{"--scenario", "basic", "--watch-progress-requests", "100ms"},
 			"basic, with flags: --watch-progress-requests 100ms",
 			"3 members; etcd-kv traffic for 10s at 200 requests/s from 6 clients (medium rate); watches on every member and over the cluster (progress requested every 100ms); fault: kill at 2.5s"},
+		{"over TLS", []string{"--scenario", "basic", "--tls", "--members", "1"},
+			"basic, with flags: --members 1 --tls",
+			"1 member over TLS (client and peer, client certificates required); etcd-kv traffic for 10s at 200 requests/s from 6 clients (medium rate); no watches; fault: kill at 2.5s"},
 		{"a rate level over a schedule", []string{"--scenario", "pause-and-partition", "--rate", "low"},
 			"pause-and-partition, with flags: --rate low",
 			"3 members; etcd-kv traffic for 20s at 100 requests/s from 4 clients (low rate); no watches; faults: pause-leader at 3s for 2s, then partition-majority at 8s for 3s, then raftBeforeSave:sleep at 14s for 2s"},
@@ -84,6 +88,19 @@ func TestExploreDraws(t *testing.T) {
 	require.Equal(t, int64(11), a.sc.Explore.Seed)
 	require.Equal(t, a.sc.Describe(), a.sc.Description)
 	require.Equal(t, "explore", a.sc.Title())
+
+	// --tls=false turns a drawn TLS off, --tls turns it on.
+	for seed := 1; seed < 40; seed++ {
+		s := strconv.Itoa(seed)
+		drawn := parse("--seed", s).sc.TLS
+		require.False(t, parse("--seed", s, "--tls=false").sc.TLS)
+		on := parse("--seed", s, "--tls")
+		require.True(t, on.sc.TLS)
+		require.Equal(t, "explore, with flags: --tls", on.sc.Title())
+		if drawn {
+			require.Contains(t, parse("--seed", s).sc.Description, "over TLS")
+		}
+	}
 
 	c := parse("--seed", "11", "--members", "5", "--traffic", "kubernetes")
 	require.Equal(t, 5, c.sc.Members)
