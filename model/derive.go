@@ -42,6 +42,11 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 	if req.Lease != nil {
 		l := *req.Lease
 		l.At = op.Call
+		if resp.Status == StatusOK && op.Response != nil {
+			// The term a grant was applied in, or a keepalive answered
+			// in (see State.applyRevoke).
+			l.Term = op.Response.Header.RaftTerm
+		}
 		if req.Type == LeaseGrant {
 			if resp.Status == StatusOK {
 				// etcd raises a TTL below its minimum: the answer says

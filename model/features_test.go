@@ -176,11 +176,11 @@ func TestLeaseExpiry(t *testing.T) {
 		req    Request
 		states int
 	}{
-		{"expiry after the TTL ran out", s, LeaseExpiryRequest(7, 13*sec), 1},
-		{"expiry bounded before the TTL ran out", s, LeaseExpiryRequest(7, 11*sec), 0},
-		{"expiry whose time is unknown", s, LeaseExpiryRequest(7, 0), 1},
-		{"expiry before a keepalive's TTL ran out", renewed, LeaseExpiryRequest(7, 13*sec), 0},
-		{"expiry after a keepalive's TTL ran out", renewed, LeaseExpiryRequest(7, 19*sec), 1},
+		{"expiry after the TTL ran out", s, LeaseExpiryRequest(7, 13*sec, 0), 1},
+		{"expiry bounded before the TTL ran out", s, LeaseExpiryRequest(7, 11*sec, 0), 0},
+		{"expiry whose time is unknown", s, LeaseExpiryRequest(7, 0, 0), 1},
+		{"expiry before a keepalive's TTL ran out", renewed, LeaseExpiryRequest(7, 13*sec, 0), 0},
+		{"expiry after a keepalive's TTL ran out", renewed, LeaseExpiryRequest(7, 19*sec, 0), 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,9 +190,9 @@ func TestLeaseExpiry(t *testing.T) {
 	// A client's revoke may come at any time.
 	require.Len(t, Step(s, LeaseRevokeRequest(7), Response{Revision: 3, Lease: &LeaseResponse{}}), 1)
 	// An early expiry of unknown outcome is only possible as not applied.
-	require.Len(t, Step(s, LeaseExpiryRequest(7, 11*sec), Response{Status: StatusUnknown}), 1)
+	require.Len(t, Step(s, LeaseExpiryRequest(7, 11*sec, 0), Response{Status: StatusUnknown}), 1)
 	// A key of an expired lease still read after the expiry is a violation.
-	expired := Step(s, LeaseExpiryRequest(7, 13*sec), applied)[0]
+	expired := Step(s, LeaseExpiryRequest(7, 13*sec, 0), applied)[0]
 	require.Empty(t, Step(expired, GetRequest("k"), ok(3, OpResult{KVs: []KeyValue{{Key: "k", Value: "v", CreateRevision: 3, ModRevision: 3, Version: 1, Lease: 7}}, Count: 1})))
 	// A grant whose answer was not seen may have got a higher TTL.
 	g := Request{Type: LeaseGrant, Lease: &LeaseRequest{ID: 8, TTL: 1}}
@@ -218,4 +218,56 @@ func TestStatePast(t *testing.T) {
 	require.Len(t, events, 2)
 	require.Equal(t, Event{Type: EventDelete, Revision: 5, KV: KeyValue{Key: "b", ModRevision: 5},
 		PrevKV: &KeyValue{Key: "b", Value: "2", CreateRevision: 3, ModRevision: 3, Version: 1, Lease: 5}}, events[0])
+}
+
+// termed sets the raft term of a lease request: a grant's or keepalive's
+// answer header, or an expiry's log entry.
+func termed(r Request, term uint64) Request {
+	l := *r.Lease
+	l.Term = term
+	r.Lease = &l
+	return r
+}
+
+// An old leader paused past a lease's TTL still holds itself primary when
+// it runs again, and revokes the leases its lessor holds as expired; raft
+// forwards the revoke to the new leader, which commits it in its later
+// term (etcd #15247). Its lessor saw the grant and the keepalives answered
+// up to the grant's term, never those a later leader renewed. An expiry
+// before even that deadline, or one committed in the grant's own term, is
+// still rejected.
+func TestLeaseExpiryByAStaleLeader(t *testing.T) {
+	const sec = time.Second
+	granted := apply(t, InitialState(), termed(LeaseGrantRequest(7, 10, 2*sec), 3), PutWithLeaseRequest("k", "v", 7))
+	// Renewed at 8 s by the leader of term 3 (deadline 18 s), and at 15 s
+	// by the leader of term 4 (deadline 25 s).
+	renewed := apply(t, granted, termed(LeaseKeepAliveRequest(7, 8*sec), 3), termed(LeaseKeepAliveRequest(7, 15*sec), 4))
+	unknownTerm := apply(t, granted, termed(LeaseKeepAliveRequest(7, 8*sec), 3), LeaseKeepAliveRequest(7, 15*sec))
+	noGrantTerm := apply(t, apply(t, InitialState(), LeaseGrantRequest(7, 10, 2*sec), PutWithLeaseRequest("k", "v", 7)),
+		termed(LeaseKeepAliveRequest(7, 8*sec), 3), termed(LeaseKeepAliveRequest(7, 15*sec), 4))
+	applied := Response{Status: StatusApplied}
+	tests := []struct {
+		name   string
+		state  State
+		req    Request
+		states int
+	}{
+		{"committed in a later term, after the grant's term's deadline", renewed, termed(LeaseExpiryRequest(7, 20*sec, 0), 4), 1},
+		{"committed in a later term, before the grant's term's deadline", renewed, termed(LeaseExpiryRequest(7, 17*sec, 0), 4), 0},
+		{"committed in the grant's term, before the deadline", renewed, termed(LeaseExpiryRequest(7, 20*sec, 0), 3), 0},
+		{"committed in no known term", renewed, LeaseExpiryRequest(7, 20*sec, 0), 0},
+		{"after the deadline, in any term", renewed, termed(LeaseExpiryRequest(7, 26*sec, 0), 3), 1},
+		{"the later keepalive's answer names no term", unknownTerm, termed(LeaseExpiryRequest(7, 20*sec, 0), 4), 0},
+		{"the grant's answer names no term", noGrantTerm, termed(LeaseExpiryRequest(7, 20*sec, 0), 4), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Len(t, Step(tc.state, tc.req, applied), tc.states)
+		})
+	}
+	// The terms are part of the state: a renewal in the grant's term and
+	// one in a later term with the same deadline leave different states.
+	a := apply(t, granted, termed(LeaseKeepAliveRequest(7, 8*sec), 3))
+	b := apply(t, granted, termed(LeaseKeepAliveRequest(7, 8*sec), 4))
+	require.False(t, a.Equal(b))
 }

@@ -161,6 +161,9 @@ type LeaseRequest struct {
 	// deadline.
 	Expiry bool          `json:"expiry,omitempty"`
 	Before time.Duration `json:"before,omitempty"`
+	// Term is the raft term of a grant's or keepalive's answer header, or
+	// of an expiry's log entry (0: not known). See State.applyRevoke.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // CompactRequest compacts the store at Revision.
@@ -343,8 +346,8 @@ func LeaseRevokeRequest(id int64) Request {
 
 // LeaseExpiryRequest is the leader's revoke of an expired lease id,
 // applied no later than before (zero: unknown).
-func LeaseExpiryRequest(id int64, before time.Duration) Request {
-	return Request{Type: LeaseRevoke, Lease: &LeaseRequest{ID: id, Expiry: true, Before: before}}
+func LeaseExpiryRequest(id int64, before time.Duration, term uint64) Request {
+	return Request{Type: LeaseRevoke, Lease: &LeaseRequest{ID: id, Expiry: true, Before: before, Term: term}}
 }
 
 // LeaseKeepAliveRequest renews lease id, called at at.

@@ -19,9 +19,17 @@ type Lease struct {
 	TTLExact bool
 	// Deadline is the earliest time the lease may legitimately expire: the
 	// latest, over its grant and every keepalive answered with a TTL, of
-	// the request's call time plus the TTL. Leader changes only extend
-	// leases, so an expiry before Deadline is a bug.
+	// the request's call time plus the TTL. A leader's promotion only
+	// extends leases, so an expiry before Deadline by the leader that
+	// renewed them all is a bug.
 	Deadline time.Duration
+	// GrantTerm is the raft term in the grant's answer (0: not known), and
+	// GrantTermDeadline the latest call time plus TTL over the grant and
+	// the keepalives answered in a term at or below it (or in no known
+	// term): the least the lessor of the leader that committed the grant
+	// can hold, if it never saw a later leader's renewals. See applyRevoke.
+	GrantTerm         uint64
+	GrantTermDeadline time.Duration
 }
 
 // snapshot is the key space at one revision; it points at the one before,
@@ -92,6 +100,8 @@ func leaseHash(l Lease) uint64 {
 	h := mix(uint64(l.ID))
 	h = mix(h ^ uint64(l.TTL))
 	h = mix(h ^ uint64(l.Deadline))
+	h = mix(h ^ l.GrantTerm)
+	h = mix(h ^ uint64(l.GrantTermDeadline))
 	if l.TTLExact {
 		h = mix(h ^ 1)
 	}
@@ -549,20 +559,22 @@ func (s State) applyGrant(r *LeaseRequest) (State, Response, []Event) {
 	if _, ok := s.leases.Get(r.ID); ok {
 		return s, failed(ErrLeaseExists), nil
 	}
-	l := Lease{ID: r.ID, TTL: r.TTL, TTLExact: r.TTLExact, Deadline: r.At + time.Duration(r.TTL)*time.Second}
+	d := r.At + time.Duration(r.TTL)*time.Second
+	l := Lease{ID: r.ID, TTL: r.TTL, TTLExact: r.TTLExact, Deadline: d, GrantTerm: r.Term, GrantTermDeadline: d}
 	return s.setLease(l), Response{Revision: s.Revision, Lease: &LeaseResponse{ID: r.ID, TTL: r.TTL, MinTTL: !r.TTLExact}}, nil
 }
 
 // applyRevoke revokes a lease and deletes its keys, in key order, at one
 // revision (none if it had no keys). An expiry before the lease's deadline
-// is not etcd's behavior: it fails with a message no etcd gives, so no
-// answer matches it, and an applied one has no state to go to (Step).
+// is not etcd's behavior (see earlyExpiry): it fails with a message no
+// etcd gives, so no answer matches it, and an applied one has no state to
+// go to (Step).
 func (s State) applyRevoke(r *LeaseRequest) (State, Response, []Event) {
 	l, ok := s.leases.Get(r.ID)
 	if !ok {
 		return s, failed(ErrLeaseNotFound), nil
 	}
-	if r.Expiry && r.Before > 0 && r.Before < l.Deadline {
+	if r.Expiry && earlyExpiry(l, r) {
 		return s, failed(errEarlyExpiry), nil
 	}
 	w := newWriter(s)
@@ -578,6 +590,43 @@ func (s State) applyRevoke(r *LeaseRequest) (State, Response, []Event) {
 	return next, Response{Revision: next.Revision, Lease: &LeaseResponse{}}, w.events
 }
 
+// earlyExpiry says whether the leader's expiry r of lease l, applied at
+// r.Before at the latest, came before any lessor that may propose it held
+// the lease as expired.
+//
+// Every keepalive is renewed by one leader's lessor, and a leader promoted
+// later extends every lease it holds by at least its TTL from then
+// (lessor.Promote), so that lessor's deadline is at least l.Deadline. But
+// the lessor of an older leader that was blocked or paused past the TTL
+// (etcd #15247) did not see the renewals made by the leader elected while
+// it was away. When it runs again it still holds itself primary until it
+// hears of the new term, finds the lease expired by its own clock, and
+// revokes it: EtcdServer.ensureLeadership skips its leadership check while
+// the raft loop ticks (isActive), which a paused process does again at
+// once, and raft forwards the revoke to the new leader, which commits it
+// in its own, later term. So when the revoke's entry is of a later term
+// than the grant's answer (r.Term > l.GrantTerm), the deadline it must
+// keep is only l.GrantTermDeadline: that of the leader of the grant's
+// term (the least term whose leader can hold the lease: the grant's
+// entry is at or below the term of its answer, and a stale leader of a
+// lower term never applied it), which saw the grant and, at most, the
+// keepalives answered in its term or before. A keepalive whose answer
+// names a later term was renewed by a later leader, which the stale one
+// never heard of; the one exception is a renewal racing the leader
+// change by one forwarding round trip (the answering member's header
+// names the term of the last entry it applied), where the lessor that
+// renewed it is then demoted and revokes nothing. With the grant's term
+// unknown, or no term change, l.Deadline holds.
+func earlyExpiry(l Lease, r *LeaseRequest) bool {
+	if r.Before <= 0 || r.Before >= l.Deadline {
+		return false
+	}
+	if l.GrantTerm != 0 && r.Term > l.GrantTerm {
+		return r.Before < l.GrantTermDeadline
+	}
+	return true
+}
+
 // errEarlyExpiry is the model's refusal of an expiry before the lease's
 // deadline; no etcd answer carries it.
 const errEarlyExpiry = "model: lease expired before its TTL ran out"
@@ -588,9 +637,15 @@ func (s State) applyKeepAlive(r *LeaseRequest) (State, Response, []Event) {
 	if !ok {
 		return s, Response{Revision: s.Revision, Lease: &LeaseResponse{ID: r.ID}}, nil
 	}
-	if d := r.At + time.Duration(l.TTL)*time.Second; d > l.Deadline {
-		l.Deadline = d
-		s = s.setLease(l)
+	d := r.At + time.Duration(l.TTL)*time.Second
+	next := l
+	next.Deadline = max(l.Deadline, d)
+	if r.Term == 0 || r.Term <= l.GrantTerm {
+		// Renewed, for all the model knows, by the grant's term's leader.
+		next.GrantTermDeadline = max(l.GrantTermDeadline, d)
+	}
+	if next != l {
+		s = s.setLease(next)
 	}
 	return s, Response{Revision: s.Revision, Lease: &LeaseResponse{ID: r.ID, TTL: l.TTL, MinTTL: !l.TTLExact}}, nil
 }

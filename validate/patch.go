@@ -940,7 +940,7 @@ func serverOps(p *Patched, log *evidence.Log, revs revisions, seen observers, gr
 func expiryOp(log *evidence.Log, revs revisions, seen observers, g *group, i, copy int) (Op, bool) {
 	e := log.Entries[i]
 	src := fmt.Sprintf("wal index %d, sent by no client", e.Index)
-	open := Op{ClientID: -1, Request: model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, 0),
+	open := Op{ClientID: -1, Request: model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, 0, e.Term),
 		Response: model.Response{Status: model.StatusApplied}, Open: true, Source: src + " (or by a client whose revoke's outcome is unknown)"}
 	if revs.effective == nil || revs.before[i] < 0 {
 		answered := 0
@@ -965,7 +965,7 @@ func expiryOp(log *evidence.Log, revs revisions, seen observers, g *group, i, co
 		after++
 	}
 	before := bound(0, seen.first(after))
-	op.Request = model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, max(before, 0))
+	op.Request = model.LeaseExpiryRequest(e.Request.LeaseRevoke.ID, max(before, 0), e.Term)
 	op.Return, op.Open = before, before < 0
 	return op, true
 }
