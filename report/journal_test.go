@@ -12,10 +12,14 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
-// journalRun journals ops operations of 4 clients and 2 watch streams with
-// a response each operation, from goroutines at once, as a run does.
-func journalRun(t *testing.T, j *Journal, ops int) {
+// journalRun opens a journal in a new directory and journals ops
+// operations of 4 clients and 2 watch streams with a response each
+// operation, from goroutines at once, as a run does.
+func journalRun(t *testing.T, ops int) (string, *Journal) {
 	t.Helper()
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	require.NoError(t, err)
 	for w := range 2 {
 		j.WatchOpened(history.Watch{ID: w, ClientID: 100 + w, Request: history.WatchRequest{Key: "k"}, ResumedFrom: -1})
 	}
@@ -33,13 +37,11 @@ func journalRun(t *testing.T, j *Journal, ops int) {
 		}()
 	}
 	wg.Wait()
+	return dir, j
 }
 
 func TestJournalRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	j, err := OpenJournal(dir)
-	require.NoError(t, err)
-	journalRun(t, j, 500)
+	dir, j := journalRun(t, 500)
 	require.NoError(t, j.Close())
 	require.NoError(t, j.Close(), "closing twice does nothing more")
 	j.Operation(history.Operation{ClientID: 9}) // after Close: not journaled
@@ -66,10 +68,7 @@ func TestJournalRoundTrip(t *testing.T) {
 // what was flushed reads back, the journal says it was cut short, and Load
 // names it instead of calling the report corrupt.
 func TestJournalCutShort(t *testing.T) {
-	dir := t.TempDir()
-	j, err := OpenJournal(dir)
-	require.NoError(t, err)
-	journalRun(t, j, 300)
+	dir, j := journalRun(t, 300)
 	j.mu.Lock()
 	j.flush() // what the flusher does every JournalFlush
 	j.mu.Unlock()
@@ -99,11 +98,8 @@ func TestJournalCutShort(t *testing.T) {
 
 // The run removes the journal once the record is written.
 func TestJournalRemove(t *testing.T) {
-	dir := t.TempDir()
-	j, err := OpenJournal(dir)
-	require.NoError(t, err)
-	journalRun(t, j, 10)
+	dir, j := journalRun(t, 10)
 	require.NoError(t, j.Remove())
-	_, err = os.Stat(filepath.Join(dir, JournalFile))
+	_, err := os.Stat(filepath.Join(dir, JournalFile))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
