@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,9 +33,19 @@ type LazyFS struct {
 	server  *fuse.Server
 
 	mu        sync.Mutex
-	files     map[string]*undoLog // backing path → what to restore
-	syncDelay time.Duration       // how long each fsync is held before it syncs
-	crashed   chan struct{}       // closed by Crash: nothing more reaches the disk
+	files     map[string]*undoLog   // backing path → what to restore
+	syncDelay time.Duration         // how long each fsync is held before it syncs
+	crashed   chan struct{}         // closed by Crash: nothing more reaches the disk
+	lie       func(rel string) bool // LieSyncs: files whose fsyncs succeed without syncing
+	lies      map[string]Lie        // relative path → the fsyncs it lied to
+}
+
+// Lie is what a lying disk did to one file: how many of its fsyncs
+// succeeded without syncing, and how many of its bytes the last of them
+// acknowledged that are not on disk (what a crash now loses of it).
+type Lie struct {
+	Fsyncs int
+	Bytes  int64
 }
 
 // undoLog is what a file held at its last fsync.
@@ -51,7 +62,7 @@ var ErrNoFUSE = errors.New("FUSE is not available")
 // MountLazyFS mounts a LazyFS of backing at mountpoint. It needs /dev/fuse,
 // and root (for mount(2)) or fusermount3.
 func MountLazyFS(backing, mountpoint string) (*LazyFS, error) {
-	l := &LazyFS{backing: backing, mount: mountpoint, files: map[string]*undoLog{}, crashed: make(chan struct{})}
+	l := &LazyFS{backing: backing, mount: mountpoint, files: map[string]*undoLog{}, crashed: make(chan struct{}), lies: map[string]Lie{}}
 	root := &fs.LoopbackRoot{Path: backing}
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
@@ -100,16 +111,61 @@ func (l *LazyFS) Unsynced() map[string]int64 {
 	out := map[string]int64{}
 	for p, u := range l.files {
 		rel, _ := filepath.Rel(l.backing, p)
-		var n int64
-		for _, b := range u.blocks {
-			n += int64(len(b))
-		}
-		if st, err := os.Stat(p); err == nil && st.Size() > u.size {
-			n += st.Size() - u.size
-		}
-		out[rel] = n
+		out[rel] = u.unsynced(p)
 	}
 	return out
+}
+
+// unsynced is how many bytes the file at p would lose: the saved blocks,
+// and what it grew by since its last fsync.
+func (u *undoLog) unsynced(p string) int64 {
+	var n int64
+	for _, b := range u.blocks {
+		n += int64(len(b))
+	}
+	if st, err := os.Stat(p); err == nil && st.Size() > u.size {
+		n += st.Size() - u.size
+	}
+	return n
+}
+
+// LieSyncs makes the disk lie: from now on an fsync (or fdatasync) of a
+// file whose path, relative to the backing dir, match accepts returns
+// success without syncing anything, so what the file held at its last
+// honest fsync is what a crash leaves of it (a disk or kernel that
+// acknowledges a flush it never did: ext4's fast commit bug, bbolt #562).
+// LieSyncs(nil) makes it honest again, as LoseUnsynced does.
+func (l *LazyFS) LieSyncs(match func(rel string) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lie = match
+}
+
+// Lied returns, by relative path, the fsyncs the disk lied to since
+// LoseUnsynced last ran.
+func (l *LazyFS) Lied() map[string]Lie {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.lies)
+}
+
+// lied reports whether an fsync of the file at p is to be a lie, and if
+// so counts it.
+func (l *LazyFS) lied(p string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rel, err := filepath.Rel(l.backing, p)
+	if l.lie == nil || err != nil || !l.lie(rel) {
+		return false
+	}
+	lie := l.lies[rel]
+	lie.Fsyncs++
+	lie.Bytes = 0
+	if u := l.files[p]; u != nil {
+		lie.Bytes = u.unsynced(p)
+	}
+	l.lies[rel] = lie
+	return true
 }
 
 // HoldSyncs makes every fsync wait d before it syncs, so that written but
@@ -138,13 +194,16 @@ func (l *LazyFS) state() (time.Duration, <-chan struct{}) {
 	return l.syncDelay, l.crashed
 }
 
-// LoseUnsynced puts every file back as it was at its last fsync, and ends
-// HoldSyncs and Crash. Call it only while nothing has the file system open
+// LoseUnsynced puts every file back as it was at its last fsync (its last
+// honest one, if the disk lied), and ends HoldSyncs, Crash and LieSyncs.
+// Call it only while nothing has the file system open
 // for writing (the member is dead). It returns the files it rolled back.
 func (l *LazyFS) LoseUnsynced() ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.syncDelay = 0
+	l.lie = nil
+	clear(l.lies)
 	select {
 	case <-l.crashed:
 		l.crashed = make(chan struct{})
@@ -368,6 +427,9 @@ func (f *lazyFile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	}
 	if f.l.down() {
 		return syscall.EIO
+	}
+	if f.l.lied(f.path()) {
+		return 0
 	}
 	errno := f.LoopbackFile.Fsync(ctx, flags)
 	if errno == 0 {

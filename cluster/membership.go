@@ -83,6 +83,29 @@ func (c *Cluster) ReplaceMember(ctx context.Context, m *Member) error {
 	if err := c.remove(ctx, m); err != nil {
 		return err
 	}
+	return c.rejoinWiped(ctx, m)
+}
+
+// ReplaceDownMember is ReplaceMember for a member whose process is down and
+// cannot start again (etcd refused its data): it is removed by the member
+// ID the harness last knew for it.
+func (c *Cluster) ReplaceDownMember(ctx context.Context, m *Member) error {
+	if m.Running() {
+		return fmt.Errorf("replace %s: %w", m.name, ErrRunning)
+	}
+	id := c.network.memberID(m.name)
+	if id == 0 {
+		return fmt.Errorf("replace %s: its member ID is not known", m.name)
+	}
+	if err := c.removeID(ctx, m, id); err != nil {
+		return err
+	}
+	return c.rejoinWiped(ctx, m)
+}
+
+// rejoinWiped empties the data dir of m, which is out of the cluster, adds
+// it back and starts it.
+func (c *Cluster) rejoinWiped(ctx context.Context, m *Member) error {
 	// Wipe what is in the data dir, not the dir: it may be a mountpoint.
 	entries, _ := os.ReadDir(m.dataDir)
 	for _, e := range entries {
@@ -102,7 +125,13 @@ func (c *Cluster) remove(ctx context.Context, m *Member) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", m.name, err)
 	}
-	err = c.askOther(ctx, m, func(ctx context.Context, cli *clientv3.Client) error {
+	return c.removeID(ctx, m, id)
+}
+
+// removeID asks another running member to remove the member id, which is
+// m, then stops m.
+func (c *Cluster) removeID(ctx context.Context, m *Member, id uint64) error {
+	err := c.askOther(ctx, m, func(ctx context.Context, cli *clientv3.Client) error {
 		_, err := cli.MemberRemove(ctx, id)
 		if err != nil && strings.Contains(err.Error(), "member not found") {
 			return nil // an earlier try went through

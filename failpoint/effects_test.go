@@ -354,12 +354,7 @@ func TestLoseUnsyncedWrites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// As the run does: each member restarts on a LazyFS.
-	for _, m := range c.c.Members() {
-		require.NoError(t, m.Stop(ctx))
-		require.NoError(t, f.PrepareMember(m))
-		require.NoError(t, m.Start(ctx))
-	}
-	require.NoError(t, c.c.WaitHealthy(ctx))
+	onLazyFS(ctx, t, c, f)
 	c.writes(t)
 	rec, err := injectObserved(t, c, f, 0, nil)
 	require.NoError(t, err)

@@ -156,4 +156,10 @@ type ExitExplained struct {
 	Until time.Duration `json:"until"`
 	// Why says what the fault did that accounts for it, for the report.
 	Why string `json:"why"`
+	// Startup, when set, makes the declaration account also for a
+	// process that ended before it ever served (MemberExit.Startup): a
+	// start the fault expects etcd may refuse, such as a member restarted
+	// on data its disk lost acknowledged bytes of. Without it, a start
+	// that never serves is always a finding.
+	Startup bool `json:"startup,omitempty"`
 }

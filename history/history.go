@@ -136,6 +136,9 @@ type Injection struct {
 	// Error is set when the fault could not be injected, did not take
 	// effect, or the cluster did not recover from it.
 	Error string `json:"error,omitempty"`
+	// Detail is what the fault says it did and saw (which bytes a disk
+	// fault dropped, what etcd did with the data it left), in words.
+	Detail string `json:"detail,omitempty"`
 	// Explains are the member exits and logged panic or fatal lines the
 	// fault accounts for (a gofail panic, a stopped disk, a removal); see
 	// ExitExplained. Faults that explain no exit declare nothing.

@@ -350,8 +350,8 @@ var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYP
 {{range .Scenario}}<tr><th>scenario {{.Key}}</th><td class="mono">{{.Value}}</td></tr>
 {{end}}</table>
 <h3>Faults</h3>
-{{if .Rec.Injections}}<table id="faults"><tr><th>fault</th><th>targets</th><th>began</th><th>took effect</th><th>healed</th><th>error</th></tr>
-{{range .Rec.Injections}}<tr><td>{{.Name}}</td><td>{{join .Targets ", "}}</td><td>{{ms .Start}}</td><td>{{faultFrom .}}</td><td>{{ms .End}}</td><td>{{.Error}}</td></tr>
+{{if .Rec.Injections}}<table id="faults"><tr><th>fault</th><th>targets</th><th>began</th><th>took effect</th><th>healed</th><th>error</th><th>detail</th></tr>
+{{range .Rec.Injections}}<tr><td>{{.Name}}</td><td>{{join .Targets ", "}}</td><td>{{ms .Start}}</td><td>{{faultFrom .}}</td><td>{{ms .End}}</td><td>{{.Error}}</td><td>{{.Detail}}</td></tr>
 {{end}}</table>{{else}}<p>No fault was injected.</p>{{end}}
 {{with .Rec.EndStates}}<h3>Members at the end</h3>
 <table><tr><th>member</th><th>revision</th><th>compact revision</th><th>hash</th><th>error</th></tr>

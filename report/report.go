@@ -55,7 +55,8 @@ const (
 //     etcd's request messages), when (call and return, ns since the run
 //     started), and what came back: etcd's response with its header, or an
 //     error with its gRPC code, message and outcome class;
-//   - injections[]: the faults, with targets and when they took effect;
+//   - injections[]: the faults, with targets, when they took effect, and
+//     what they say they did (detail);
 //   - final_read_client: the client that read every key at the end;
 //   - persisted: the committed raft log from the members' WALs, with each
 //     member's hard state; evidence_error when it could not be read;

@@ -301,6 +301,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	inj.Targets = rec.Targets
 	inj.Effect = rec.Effect
 	inj.Explains = rec.Explains
+	inj.Detail = rec.Detail
 	for i := range inj.Explains {
 		if inj.Explains[i].Until == 0 {
 			inj.Explains[i].Until = inj.End

@@ -58,8 +58,9 @@ const (
 //   - starts: every process the harness started served before it ended,
 //     or the harness ended it: a process that ended on its own before it
 //     ever served is a member that could not start (a restart after a
-//     fault that fails, a data dir that etcd refuses). No declaration
-//     accounts for it. One whose log says its port was taken by another
+//     fault that fails, a data dir that etcd refuses). Only a declaration
+//     that says so (ExitExplained.Startup: a fault that restarts the
+//     member on data its disk lost) accounts for it. One whose log says its port was taken by another
 //     process ("address already in use") is the harness's problem, and
 //     makes the check Inconclusive instead.
 //
@@ -229,16 +230,13 @@ type declared struct {
 
 // declaredBy is the first declaration that accounts for e, or nil.
 func declaredBy(e history.MemberExit, injections []history.Injection) *declared {
-	if e.Startup {
-		return nil
-	}
 	kind := e.Kind()
 	lines := strings.Join(e.Log, "\n")
 	for i := range injections {
 		inj := &injections[i]
 		for j := range inj.Explains {
 			d := &inj.Explains[j]
-			if d.Member != e.Member || (d.PID != 0 && d.PID != e.PID) || !slices.Contains(d.Kinds, kind) {
+			if d.Member != e.Member || (d.PID != 0 && d.PID != e.PID) || !slices.Contains(d.Kinds, kind) || (e.Startup && !d.Startup) {
 				continue
 			}
 			if slices.ContainsFunc(d.LogContains, func(s string) bool { return !strings.Contains(lines, s) }) {

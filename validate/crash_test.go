@@ -191,6 +191,22 @@ func TestCrash(t *testing.T) {
 			wantCheck: "starts",
 		},
 		{
+			name: "a refused start a lying disk declares",
+			exits: []history.MemberExit{{Member: "member-1", PID: 111, Started: sec(4.3), Time: sec(4.6), Status: "exit status 2", Startup: true,
+				Log: []string{`{"level":"panic","msg":"tocommit(120) is out of range [lastIndex(80)]. Was the raft log corrupted, truncated, or lost?"}`}}},
+			injections: []history.Injection{lyingDisk(true)},
+			want:       OK,
+		},
+		{
+			name: "a refused start a declaration without Startup does not cover",
+			exits: []history.MemberExit{{Member: "member-1", PID: 111, Started: sec(4.3), Time: sec(4.6), Status: "exit status 2", Startup: true,
+				Log: []string{`{"level":"panic","msg":"tocommit(120) is out of range [lastIndex(80)]. Was the raft log corrupted, truncated, or lost?"}`}}},
+			injections: []history.Injection{lyingDisk(false)},
+			want:       Illegal,
+			wantText:   []string{"member-1 could not start"},
+			wantCheck:  "starts",
+		},
+		{
 			name: "a member whose port was taken at its restart",
 			exits: []history.MemberExit{{Member: "member-1", PID: 111, Started: sec(4.3), Time: sec(4.6), Status: "exit status 1", Startup: true,
 				Log: []string{`{"level":"fatal","ts":"2026-12-01T20:21:47Z","msg":"discovery failed","error":"listen tcp 127.0.0.1:2380: bind: address already in use"}`}}},
@@ -285,4 +301,12 @@ func TestCrashLine(t *testing.T) {
 	require.Equal(t, history.ExitSignal, history.MemberExit{Status: "signal: killed"}.Kind())
 	require.Equal(t, history.ExitPlain, history.MemberExit{Status: "exit status 1", Log: []string{"Error: bad flag"}}.Kind())
 	require.True(t, strings.HasPrefix(history.MemberExit{Log: nilPanicLog}.FirstCrashLine(), "panic: runtime error"))
+}
+
+// lyingDisk is a lying-fsync injection on member-1 that declares its
+// restart's exits, and its refused start if startup is set.
+func lyingDisk(startup bool) history.Injection {
+	return history.Injection{Name: "lying-fsync-wal", Targets: []string{"member-1"}, Start: sec(2), Effect: sec(4.2), End: sec(9),
+		Explains: []history.ExitExplained{{Member: "member-1", Kinds: []history.ExitKind{history.ExitPanic, history.ExitFatal, history.ExitSignal, history.ExitPlain},
+			From: sec(4.25), Until: sec(8), Why: "restarted on data its disk lost", Startup: startup}}}
 }

@@ -86,6 +86,14 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		}
 		return r
 	}
+	// An expiry before a deadline etcd acknowledged fails every order
+	// (lease.go): no search needed to say so.
+	if e, found := earlyExpiry(p.Ops); found && noWitness != "" && !l.SearchOnly {
+		r.Verdict, r.Checked = Illegal, len(ops)
+		r.Message = fmt.Sprintf("%d operations are not linearizable: %s (checked in %s)", len(ops), e.message, time.Since(start).Round(time.Millisecond))
+		r.Explanation, r.Involved = e.explanation, e.involved
+		return r
+	}
 	// The witness's order failed somewhere: porcupine searches only around
 	// there (window.go), and the whole history only if that decides
 	// nothing, within what is left of the time limit.
