@@ -26,6 +26,11 @@ import (
 // blocked (on a WAL write, say) or paused for longer than a TTL still held
 // itself primary when it ran again, and its lessor, which never saw the
 // renewals a newer leader answered in the meantime, revoked the lease.
+// etcd v3.6/v3.7 still let a paused leader do so (ensureLeadership skips
+// its check while the raft loop ticks), so the model accepts such an
+// expiry when its entry's term is later than the grant's, against the
+// deadline of the grant's term's leader (State.applyRevoke); what is found
+// here is refused even so.
 func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 	type lease struct {
 		grants []*Op
@@ -90,7 +95,7 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 			expl := fmt.Sprintf("Lease %d was granted by %s with TTL %ds. %s, %s, sent at %s, was answered with a TTL of %ds, so etcd promised to keep the lease until at least %s. "+
 				"The committed log holds a revoke of it that no client sent (%s), the leader's expiry, and the evidence shows it applied by %s, %s before that promise ran out. "+
 				"No order of the history explains it: the grant comes first, the keepalive before the revoke (after it etcd answers TTL 0), and an expiry before the deadline is not etcd's behavior. "+
-				"This is what etcd #15247 looked like: a leader blocked or paused for longer than the TTL, whose lessor never saw the renewals a newer leader answered, revoking the lease once it runs again.",
+				"A leader blocked or paused past the TTL that revokes the lease by its own lessor, which never saw a newer leader's renewals (etcd #15247), is allowed for when the revoke's entry is of a later term than the grant; this one breaks even that leader's deadline, or has no such term change (or no known term).",
 				e.Request.Lease.ID, g.Source, g.Request.Lease.TTL, what, k.Source, k.Call, ttl, deadline, e.Source, before, (deadline - before).Round(time.Millisecond))
 			involved := []string{g.Source, e.Source}
 			if k != g {

@@ -29,7 +29,7 @@ func TestEarlyExpiry(t *testing.T) {
 			ops = append(ops, Op{ClientID: 1, Call: 4 * sec, Return: 4*sec + 10, Request: model.LeaseKeepAliveRequest(7, 4*sec),
 				Response: model.Response{Revision: 2, Lease: &model.LeaseResponse{ID: 7, TTL: 5}}, Source: "client 1 #0"})
 		}
-		return append(ops, Op{ClientID: -1, Call: 0, Return: expiryBy, Request: model.LeaseExpiryRequest(7, expiryBy),
+		return append(ops, Op{ClientID: -1, Call: 0, Return: expiryBy, Request: model.LeaseExpiryRequest(7, expiryBy, 0),
 			Response: model.Response{Status: model.StatusApplied, Revision: 3}, Source: "wal index 9"})
 	}
 	tests := []struct {
