@@ -607,16 +607,21 @@ func (s State) applyRevoke(r *LeaseRequest) (State, Response, []Event) {
 // in its own, later term. So when the revoke's entry is of a later term
 // than the grant's answer (r.Term > l.GrantTerm), the deadline it must
 // keep is only l.GrantTermDeadline: that of the leader of the grant's
-// term (the least term whose leader can hold the lease: the grant's
-// entry is at or below the term of its answer, and a stale leader of a
-// lower term never applied it), which saw the grant and, at most, the
-// keepalives answered in its term or before. A keepalive whose answer
-// names a later term was renewed by a later leader, which the stale one
-// never heard of; the one exception is a renewal racing the leader
-// change by one forwarding round trip (the answering member's header
-// names the term of the last entry it applied), where the lessor that
-// renewed it is then demoted and revokes nothing. With the grant's term
-// unknown, or no term change, l.Deadline holds.
+// term, the least term whose leader can hold the lease (a leader of a
+// lower term applies the grant only after it heard of the later term,
+// and so stepped down and demoted its lessor). The grant's answer names
+// that term: its header carries the term of the entry applied before it,
+// and each leader's entries follow its own empty entry. That leader saw
+// the grant and, at most, the keepalives answered in its term or before
+// (a header names the term of the last entry its member applied, which
+// may lag: then a keepalive a later leader renewed is counted too, which
+// only makes the rule stricter). A keepalive whose answer names a later
+// term was renewed by a later leader, which the stale one never heard of;
+// the one exception is a renewal racing the leader change by one
+// forwarding round trip, renewed by the stale lessor just before it was
+// demoted (a lessor renews no lease it holds as expired, so its deadline
+// is then past the renewal's and it revokes nothing early). With the
+// grant's term unknown, or no term change, l.Deadline holds.
 func earlyExpiry(l Lease, r *LeaseRequest) bool {
 	if r.Before <= 0 || r.Before >= l.Deadline {
 		return false
