@@ -616,12 +616,14 @@ func (s State) applyRevoke(r *LeaseRequest) (State, Response, []Event) {
 // (a header names the term of the last entry its member applied, which
 // may lag: then a keepalive a later leader renewed is counted too, which
 // only makes the rule stricter). A keepalive whose answer names a later
-// term was renewed by a later leader, which the stale one never heard of;
-// the one exception is a renewal racing the leader change by one
-// forwarding round trip, renewed by the stale lessor just before it was
-// demoted (a lessor renews no lease it holds as expired, so its deadline
-// is then past the renewal's and it revokes nothing early). With the
-// grant's term unknown, or no term change, l.Deadline holds.
+// term was renewed by a later leader, which the stale one never heard of,
+// except in one race this rule does not rule out: a renewal by the old
+// leader made before the new one was promoted, whose answer was filled
+// after the answering member applied the new term's first entry (within
+// one forwarding round trip). Every lessor's deadline is then past that
+// renewal's, and an expiry between the two deadlines would be accepted
+// wrongly. With the grant's term unknown, or no term change, l.Deadline
+// holds.
 func earlyExpiry(l Lease, r *LeaseRequest) bool {
 	if r.Before <= 0 || r.Before >= l.Deadline {
 		return false
