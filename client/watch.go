@@ -90,6 +90,9 @@ func (w *Watcher) Open(ctx context.Context, id int, req history.WatchRequest, re
 		rec: history.Watch{ID: id, ClientID: w.id, Endpoints: w.endpoints, Request: req,
 			Call: w.clock.Now(), ResumedFrom: resumedFrom},
 	}
+	if j := w.clock.Journal(); j != nil {
+		j.WatchOpened(s.rec)
+	}
 	if req.RequireLeader {
 		ctx = withRequireLeader(ctx)
 	}
@@ -272,6 +275,9 @@ func (s *Stream) record(r history.WatchResponse) {
 	s.mu.Lock()
 	s.rec.Responses = append(s.rec.Responses, r)
 	s.mu.Unlock()
+	if j := s.clock.Journal(); j != nil {
+		j.WatchResponse(s.rec.ID, r)
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:

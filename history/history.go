@@ -11,7 +11,10 @@ import (
 
 // Clock measures time since the start of a run. It uses Go's monotonic
 // clock, so wall-clock jumps do not reorder operations.
-type Clock struct{ start time.Time }
+type Clock struct {
+	start   time.Time
+	journal Journal
+}
 
 // NewClock starts a clock at zero now.
 func NewClock() *Clock { return &Clock{start: time.Now()} }
@@ -170,14 +173,18 @@ func (r *Recorder) Now() time.Duration { return r.clock.Now() }
 // Record appends an operation that was called at call and has just
 // returned with resp or err (exactly one is non-nil).
 func (r *Recorder) Record(call time.Duration, req Request, resp *Response, err *Error) {
-	r.client.Operations = append(r.client.Operations, Operation{
+	op := Operation{
 		ClientID: r.client.ID,
 		Call:     call,
 		Return:   r.clock.Now(),
 		Request:  req,
 		Response: resp,
 		Error:    err,
-	})
+	}
+	r.client.Operations = append(r.client.Operations, op)
+	if j := r.clock.Journal(); j != nil {
+		j.Operation(op)
+	}
 }
 
 // Client returns what was recorded so far.

@@ -182,6 +182,9 @@ func load(dir string) (Record, error) {
 		if _, err := os.Stat(filepath.Join(dir, "history")); err == nil {
 			return rec, fmt.Errorf("report %s was written by an older etcd-robustness (record version 1: history/client-N.json, no %s); this one reads version %d, so run the scenario again to check it", dir, RecordFile, Version)
 		}
+		if j, jerr := ReadJournal(dir); jerr == nil {
+			return rec, fmt.Errorf("report %s holds no %s, only the journal of a run that did not finish (%s: %s); read it with report.ReadJournal", dir, RecordFile, JournalFile, j.Counts())
+		}
 		return rec, fmt.Errorf("report %s is corrupt: %s is missing", dir, RecordFile)
 	}
 	if err != nil {

@@ -193,6 +193,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	lg.Info("faults planned", zap.String("failpoint", sc.Failpoint), zap.String("scenario", sc.Description))
 
 	clock := history.NewClock()
+	// What the clients and watchers record goes to the journal as well, as
+	// it is recorded, so that a harness that dies leaves it on disk; it is
+	// removed once the record is written, or with the run's directory.
+	journal, err := report.OpenJournal(dir)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	defer journal.Close()
+	clock.SetJournal(journal)
 	// The members' exits are timed on the run's clock.
 	cl.SetClock(clock.Now)
 	// Health probes cover traffic, faults, the final read and the end states.
@@ -221,6 +230,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Every end of an etcd process, and every panic or fatal line the
 	// members logged, for the crash stage.
 	in.Exits = cl.Exits()
+	if err := journal.Close(); err != nil {
+		lg.Warn("writing the journal", zap.Error(err))
+	}
 
 	rec := report.Record{Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(), Input: in}
 	res := Check(ctx, lg, rec, validate.Options{CheckTimeout: cfg.CheckTimeout, Visualize: cfg.KeepPassing})
@@ -237,6 +249,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Dir = dir
 		if err := report.Write(dir, rec, res.Summary(rec)); err != nil {
 			return res, setupErr("writing the report: %w", err)
+		}
+		if err := journal.Remove(); err != nil {
+			lg.Warn("removing the journal, which the record replaces", zap.Error(err))
 		}
 		// The run's size and cost go into summary.json once the report is
 		// written (its size is one of them).

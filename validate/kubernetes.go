@@ -3,6 +3,8 @@ package validate
 import (
 	"context"
 	"fmt"
+	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -338,7 +340,9 @@ func (K8sProgressAfterRequest) Validate(_ context.Context, c *Check) Result {
 	restarts := restartWindows(c.Injections)
 	var findings []string
 	requests, paired, periodic := 0, 0, 0
-	for _, w := range c.Watches {
+	var reqs []time.Duration
+	for wi := range c.Watches {
+		w := &c.Watches[wi]
 		if len(w.ProgressRequests) == 0 {
 			continue
 		}
@@ -347,36 +351,32 @@ func (K8sProgressAfterRequest) Validate(_ context.Context, c *Check) Result {
 			periodic++
 			continue
 		}
-		var notes []history.WatchResponse
-		for i, r := range w.Responses {
+		var notes []int // indices into w.Responses
+		for i := range w.Responses {
 			if w.Vouches(i) {
-				notes = append(notes, r)
+				notes = append(notes, i)
 			}
 		}
-		reqs := append([]time.Duration(nil), w.ProgressRequests...)
-		sort.Slice(reqs, func(i, j int) bool { return reqs[i] < reqs[j] })
+		reqs = append(reqs[:0], w.ProgressRequests...)
+		slices.Sort(reqs)
 		for j, t := range reqs {
 			next := time.Duration(1<<63 - 1)
 			if j+1 < len(reqs) {
 				next = reqs[j+1]
 			}
-			k := sort.Search(len(notes), func(i int) bool { return notes[i].Time > t })
-			if k == len(notes) || notes[k].Time >= next {
+			k := sort.Search(len(notes), func(i int) bool { return w.Responses[notes[i]].Time > t })
+			if k == len(notes) || w.Responses[notes[k]].Time >= next {
 				break // unanswered: later notifications cannot be paired for sure
 			}
-			n := notes[k]
+			n := &w.Responses[notes[k]]
 			paired++
 			m := n.Header.MemberID
 			if m == 0 {
 				continue
 			}
-			for _, o := range byMember[m] {
-				if o.Return >= t || o.Response.Header.Revision <= n.Header.Revision || restarts.any(o.Return, n.Time) {
-					continue
-				}
+			if o := byMember[m].newerBefore(t, n.Header.Revision, restarts.lastEndBy(n.Time)); o != nil {
 				findings = append(findings, fmt.Sprintf("watch %d asked for progress at %s and member %x answered at revision %d, but client %d's %s had returned at revision %d from that member at %s",
 					w.ID, t.Round(time.Millisecond), m, n.Header.Revision, o.ClientID, describeRecord(o.Request), o.Response.Header.Revision, o.Return.Round(time.Millisecond)))
-				break
 			}
 		}
 	}
@@ -397,27 +397,93 @@ func (K8sProgressAfterRequest) Validate(_ context.Context, c *Check) Result {
 	return Result{Verdict: OK, Message: msg, Checked: paired, CheckedWhat: "answered progress requests"}
 }
 
+// memberResponses are one member's successful KV responses, by return
+// time, with a sparse table of their revisions' maxima, so that whether
+// one in a stretch of them is above a revision takes constant time.
+type memberResponses struct {
+	ops []*history.Operation
+	// top[k][i] is the highest revision among ops[i : i+2^k].
+	top [][]int64
+}
+
 // responsesByMember lists every successful KV response by the member that
 // sent it, by return time.
-func responsesByMember(clients []history.Client) map[uint64][]history.Operation {
-	out := map[uint64][]history.Operation{}
-	for _, cl := range clients {
-		for _, o := range cl.Operations {
+func responsesByMember(clients []history.Client) map[uint64]*memberResponses {
+	out := map[uint64]*memberResponses{}
+	for ci := range clients {
+		for oi := range clients[ci].Operations {
+			o := &clients[ci].Operations[oi]
 			if o.Error != nil || o.Response == nil || o.Response.Header.MemberID == 0 || o.Response.Header.Revision == 0 {
 				continue
 			}
-			out[o.Response.Header.MemberID] = append(out[o.Response.Header.MemberID], o)
+			m := out[o.Response.Header.MemberID]
+			if m == nil {
+				m = &memberResponses{}
+				out[o.Response.Header.MemberID] = m
+			}
+			m.ops = append(m.ops, o)
 		}
 	}
-	for _, ops := range out {
-		sort.Slice(ops, func(i, j int) bool { return ops[i].Return < ops[j].Return })
+	for _, m := range out {
+		sort.SliceStable(m.ops, func(i, j int) bool { return m.ops[i].Return < m.ops[j].Return })
+		row := make([]int64, len(m.ops))
+		for i, o := range m.ops {
+			row[i] = o.Response.Header.Revision
+		}
+		m.top = append(m.top, row)
+		for w := 1; 2*w <= len(row); w *= 2 {
+			prev := m.top[len(m.top)-1]
+			next := make([]int64, len(prev)-w)
+			for i := range next {
+				next[i] = max(prev[i], prev[i+w])
+			}
+			m.top = append(m.top, next)
+		}
 	}
 	return out
+}
+
+// highest is the highest revision among ops[lo:hi], lo < hi.
+func (m *memberResponses) highest(lo, hi int) int64 {
+	k := bits.Len(uint(hi-lo)) - 1
+	return max(m.top[k][lo], m.top[k][hi-(1<<k)])
+}
+
+// newerBefore is the first response, by return time, that returned after
+// after and before t at a revision above rev; nil if none.
+func (m *memberResponses) newerBefore(t time.Duration, rev int64, after time.Duration) *history.Operation {
+	if m == nil {
+		return nil
+	}
+	lo := sort.Search(len(m.ops), func(i int) bool { return m.ops[i].Return > after })
+	hi := sort.Search(len(m.ops), func(i int) bool { return m.ops[i].Return >= t })
+	if lo >= hi || m.highest(lo, hi) <= rev {
+		return nil
+	}
+	for _, o := range m.ops[lo:hi] {
+		if o.Response.Header.Revision > rev {
+			return o
+		}
+	}
+	return nil
 }
 
 type window struct{ from, to time.Duration }
 
 type windows []window
+
+// lastEndBy is the latest end of a window that began at or before t, so
+// that a window meets [from, t] exactly when from <= lastEndBy(t); -1<<63
+// when none began by t.
+func (ws windows) lastEndBy(t time.Duration) time.Duration {
+	end := time.Duration(-1 << 63)
+	for _, w := range ws {
+		if w.from <= t {
+			end = max(end, w.to)
+		}
+	}
+	return end
+}
 
 // any reports whether a window meets [from, to].
 func (ws windows) any(from, to time.Duration) bool {
@@ -551,8 +617,9 @@ func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 	compactions := compactionTimes(c.Clients)
 	var findings []string
 	checked, events, acrossCompaction, canceled := 0, 0, 0, 0
-	for _, w := range c.Watches {
-		got, start, upTo, compacted, ok := vouched(w)
+	for wi := range c.Watches {
+		w := &c.Watches[wi]
+		cut, start, upTo, compacted, ok := vouched(w)
 		if !ok {
 			continue
 		}
@@ -571,15 +638,9 @@ func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 		if compactions.any(w.Call, end) {
 			acrossCompaction++
 		}
-		want := matching(c.Events, w.Request, start, upTo)
-		var delivered []history.WatchEvent
-		for _, e := range got {
-			if e.KV.ModRevision >= start && e.KV.ModRevision <= upTo {
-				delivered = append(delivered, e)
-			}
-		}
-		events += len(delivered)
-		if f := compareEvents(w, want, delivered, start, upTo); f != "" {
+		n, f := compareEvents(w, w.Responses[:cut], matching(c.Events, w.Request, start, upTo), start, upTo)
+		events += n
+		if f != "" {
 			findings = append(findings, f)
 		}
 	}
@@ -594,14 +655,18 @@ func (K8sWatchNoGap) Validate(_ context.Context, c *Check) Result {
 	return Result{Verdict: OK, Message: msg, Checked: checked, CheckedWhat: "watches"}
 }
 
-// vouched reads a watch up to its cancellation or error: its events, its
-// start revision S, the highest revision U it vouched for, and whether a
-// compaction canceled it. ok is false when S is unknown.
-func vouched(w history.Watch) (got []history.WatchEvent, start, upTo int64, compacted, ok bool) {
+// vouched reads a watch up to its cancellation or error: how many of its
+// responses come before (cut), its start revision S, the highest revision
+// U it vouched for, and whether a compaction canceled it. ok is false when
+// S is unknown.
+func vouched(w *history.Watch) (cut int, start, upTo int64, compacted, ok bool) {
 	start = w.Request.StartRevision
 	created := int64(-1)
+	first := int64(-1) // the first delivered event's revision
+	cut = len(w.Responses)
 	for i, r := range w.Responses {
 		if r.Error != nil {
+			cut = i
 			break
 		}
 		if r.Created && created < 0 {
@@ -609,10 +674,13 @@ func vouched(w history.Watch) (got []history.WatchEvent, start, upTo int64, comp
 		}
 		if r.Canceled || r.CompactRevision > 0 {
 			compacted = r.CompactRevision > 0
+			cut = i
 			break
 		}
 		for _, e := range r.Events {
-			got = append(got, e)
+			if first < 0 {
+				first = e.KV.ModRevision
+			}
 			upTo = max(upTo, e.KV.ModRevision)
 		}
 		if w.Vouches(i) {
@@ -623,61 +691,84 @@ func vouched(w history.Watch) (got []history.WatchEvent, start, upTo int64, comp
 		switch {
 		case created >= 0:
 			start = created + 1
-		case len(got) > 0:
-			start = got[0].KV.ModRevision
+		case first >= 0:
+			start = first
 		default:
-			return nil, 0, 0, compacted, false
+			return 0, 0, 0, compacted, false
 		}
-		if len(got) > 0 {
-			start = min(start, got[0].KV.ModRevision)
+		if first >= 0 {
+			start = min(start, first)
 		}
 	}
-	return got, start, upTo, compacted, true
+	return cut, start, upTo, compacted, true
+}
+
+// eventsOf are the matching events of the log a watch must deliver at
+// revisions from..to, walked in order without a copy.
+type eventsOf struct {
+	all             []model.Event
+	i               int
+	key, end        string
+	to              int64
+	noPut, noDelete bool
 }
 
 // matching are the events of the log a watch must deliver at revisions
 // from..to.
-func matching(all []model.Event, req history.WatchRequest, from, to int64) []model.Event {
-	i := sort.Search(len(all), func(i int) bool { return all[i].Revision >= from })
-	noPut, noDelete := false, false
+func matching(all []model.Event, req history.WatchRequest, from, to int64) eventsOf {
+	it := eventsOf{all: all, key: req.Key, end: req.RangeEnd, to: to}
+	it.i = sort.Search(len(all), func(i int) bool { return all[i].Revision >= from })
 	for _, f := range req.Filters {
 		switch f {
 		case "NOPUT":
-			noPut = true
+			it.noPut = true
 		case "NODELETE":
-			noDelete = true
+			it.noDelete = true
 		}
 	}
-	var out []model.Event
-	for ; i < len(all) && all[i].Revision <= to; i++ {
-		e := all[i]
-		if !inRange(e.KV.Key, req.Key, req.RangeEnd) || (noPut && e.Type == model.EventPut) || (noDelete && e.Type == model.EventDelete) {
+	return it
+}
+
+// next is the next event the watch must deliver; nil past the last.
+func (it *eventsOf) next() *model.Event {
+	for ; it.i < len(it.all) && it.all[it.i].Revision <= it.to; it.i++ {
+		e := &it.all[it.i]
+		if !inRange(e.KV.Key, it.key, it.end) || (it.noPut && e.Type == model.EventPut) || (it.noDelete && e.Type == model.EventDelete) {
 			continue
 		}
-		out = append(out, e)
+		it.i++
+		return e
 	}
-	return out
+	return nil
 }
 
 // compareEvents describes the first difference between the events a watch
-// must deliver and those it did; "" if none.
-func compareEvents(w history.Watch, want []model.Event, got []history.WatchEvent, from, to int64) string {
-	for i := 0; i < len(want) || i < len(got); i++ {
-		switch {
-		case i >= len(got):
-			return fmt.Sprintf("watch %d vouched for revisions %d to %d but never delivered %s", w.ID, from, to, want[i])
-		case i >= len(want):
-			return fmt.Sprintf("watch %d delivered %s %s at revision %d, which the committed log does not hold", w.ID, got[i].Type, got[i].KV.Key, got[i].KV.ModRevision)
-		}
-		g, e := got[i], want[i]
-		if g.KV.ModRevision != e.Revision || g.Type != string(e.Type) || g.KV.Key != e.KV.Key || (e.Type == model.EventPut && g.KV.Value != e.KV.Value) {
-			if g.KV.ModRevision > e.Revision || (g.KV.ModRevision == e.Revision && g.KV.Key > e.KV.Key) {
-				return fmt.Sprintf("watch %d skipped %s: it delivered %s %s=%s at revision %d next (gap)", w.ID, e, g.Type, g.KV.Key, g.KV.Value, g.KV.ModRevision)
+// must deliver (want) and those its responses delivered at revisions
+// from..to; "" if none. n counts the delivered events it compared.
+func compareEvents(w *history.Watch, responses []history.WatchResponse, want eventsOf, from, to int64) (n int, finding string) {
+	for ri := range responses {
+		for gi := range responses[ri].Events {
+			g := &responses[ri].Events[gi]
+			if g.KV.ModRevision < from || g.KV.ModRevision > to {
+				continue
 			}
-			return fmt.Sprintf("watch %d delivered %s %s=%s at revision %d where the committed log has %s", w.ID, g.Type, g.KV.Key, g.KV.Value, g.KV.ModRevision, e)
+			n++
+			e := want.next()
+			if e == nil {
+				return n, fmt.Sprintf("watch %d delivered %s %s at revision %d, which the committed log does not hold", w.ID, g.Type, g.KV.Key, g.KV.ModRevision)
+			}
+			if g.KV.ModRevision != e.Revision || g.Type != string(e.Type) || g.KV.Key != e.KV.Key || (e.Type == model.EventPut && g.KV.Value != e.KV.Value) {
+				if g.KV.ModRevision > e.Revision || (g.KV.ModRevision == e.Revision && g.KV.Key > e.KV.Key) {
+					return n, fmt.Sprintf("watch %d skipped %s: it delivered %s %s=%s at revision %d next (gap)", w.ID, *e, g.Type, g.KV.Key, g.KV.Value, g.KV.ModRevision)
+				}
+				return n, fmt.Sprintf("watch %d delivered %s %s=%s at revision %d where the committed log has %s", w.ID, g.Type, g.KV.Key, g.KV.Value, g.KV.ModRevision, *e)
+			}
 		}
 	}
-	return ""
+	if e := want.next(); e != nil {
+		return n, fmt.Sprintf("watch %d vouched for revisions %d to %d but never delivered %s", w.ID, from, to, *e)
+	}
+	return n, ""
 }
 
 // compactionTimes are the intervals of the clients' compaction requests.

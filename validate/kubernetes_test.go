@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,13 @@ func TestK8sProgressAfterRequest(t *testing.T) {
 			watch:      withRequests(watchOf(0, "a", "z", 0, 0, 1000, wCreated(1, 3), wProgress(60, 5, 1)), 50),
 			injections: []history.Injection{{Name: "kill", Start: ms(20), Effect: ms(21), End: ms(40)}},
 			want:       OK,
+		},
+		{
+			name:       "a restart before the read leaves the bound",
+			ops:        []history.Operation{read(10, 7, 1), read(42, 6, 1)},
+			watch:      withRequests(watchOf(0, "a", "z", 0, 0, 1000, wCreated(1, 3), wProgress(60, 5, 1)), 50),
+			injections: []history.Injection{{Name: "kill", Start: ms(20), Effect: ms(21), End: ms(40)}},
+			want:       Illegal, msg: "had returned at revision 6",
 		},
 		{
 			name:  "nothing to check without progress requests",
@@ -525,4 +533,32 @@ func TestKubernetesNamesTheFailedCheck(t *testing.T) {
 
 	r = run(Kubernetes{}, &Check{Replayed: states, Events: events})
 	require.Equal(t, OK, r.Verdict, r.Message)
+}
+
+// newerBefore, which answers from a table of maxima, finds the same
+// response as a scan of every response in return order would.
+func TestNewerBeforeAgreesWithAScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		n := 1 + rng.IntN(70)
+		var ops []history.Operation
+		for i := range n {
+			call := rng.IntN(1000)
+			o := ht.Op(i%4, call, call+rng.IntN(20), ht.Get("a"), ht.GetOK(int64(2+rng.IntN(50))))
+			o.Response.Header.MemberID = 1
+			ops = append(ops, o)
+		}
+		m := responsesByMember(ht.Clients(ops...))[1]
+		for range 20 {
+			at, rev, after := ms(rng.IntN(1100)), int64(rng.IntN(55)), ms(rng.IntN(1100)-100)
+			var want *history.Operation
+			for _, o := range m.ops {
+				if o.Return > after && o.Return < at && o.Response.Header.Revision > rev {
+					want = o
+					break
+				}
+			}
+			require.Same(t, want, m.newerBefore(at, rev, after), "round %d", round)
+		}
+	}
 }

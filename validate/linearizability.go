@@ -107,7 +107,11 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 			r.Message = fmt.Sprintf("%d operations are linearizable, in the committed log's order where it holds and by porcupine's search where it does not: %s (%d of unknown outcome left open; checked in %s; the log's order alone was no witness: %s)",
 				len(ops), wo.what, p.Open, took, noWitness)
 			if l.Visualize {
-				r.History = firstView(ops)
+				// The witness's order up to its first failing window is a
+				// linearization's prefix: when the view ends before it,
+				// it is drawn along that order in linear time, else
+				// searched (witnessView).
+				r.History = witnessView(ops, p.Ops, pos)
 			}
 			return r
 		case wo.result == porcupine.Illegal:

@@ -956,6 +956,8 @@ func expiryOp(log *evidence.Log, revs revisions, seen observers, g *group, i, co
 		return Op{}, false
 	}
 	if g != nil && len(g.unknown) > 0 {
+		// Whoever sent it, the replayed log pins where it took effect.
+		open.Response = revs.applied(i)
 		return open, true
 	}
 	op := Op{ClientID: -1, Response: revs.applied(i), Source: src}

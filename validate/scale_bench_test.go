@@ -120,6 +120,41 @@ func BenchmarkWatchStage(b *testing.B) {
 	}
 }
 
+// BenchmarkKubernetesStage is the Kubernetes checks on a generated run
+// whose committed log the patch stage has replayed, with half the watches
+// asking for progress (answered by their progress notifications).
+// events/s counts the delivered events.
+func BenchmarkKubernetesStage(b *testing.B) {
+	for _, sz := range scaleSizes {
+		b.Run(fmt.Sprintf("ops=%d/streams=%d", sz.ops, sz.streams), func(b *testing.B) {
+			c := &Check{Input: scaleInput(sz.ops, sz.streams, 1)}
+			for i := range c.Watches {
+				w := &c.Watches[i]
+				if i%2 == 1 {
+					continue
+				}
+				w.Request.ProgressNotify = false
+				for _, r := range w.Responses {
+					if r.WatchID == -1 {
+						w.ProgressRequests = append(w.ProgressRequests, r.Time-10*time.Millisecond)
+					}
+				}
+			}
+			if r := (PatchStage{}).Validate(context.Background(), c); r.Verdict != OK {
+				b.Fatal(r.Message)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := (Kubernetes{}).Validate(context.Background(), c)
+				if r.Verdict != OK || r.Checks[1].Checked == 0 {
+					b.Fatal(r.Message)
+				}
+			}
+			b.ReportMetric(float64(sz.ops*sz.streams)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkCheckGenerated is every stage on a generated run. input-MB is the
 // generated history's live heap; B/op what the check allocates.
 func BenchmarkCheckGenerated(b *testing.B) {

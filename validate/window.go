@@ -67,9 +67,12 @@ import (
 //     largest of the pinned grants' and keepalives', and leaving
 //     keepalives out only lowers them, which makes the search more
 //     permissive). That state is S0, the walk of P in O's order.
-//   - the leader's expiries are placed by their pinned revision: below
-//     S0's revision they are in P, above it in the time window; one at S0's
-//     revision could be on either side and rules T0 out.
+//   - the leader's expiries are placed by the revision the replayed log
+//     pins them at (logPin; also one no answer came after, and one a
+//     client's revoke of unknown outcome may have made: the log says where
+//     it took effect, whoever sent it): below S0's revision they are in P,
+//     above it in the time window; one at S0's revision could be on either
+//     side and rules T0 out, as does one the log does not pin.
 //
 // The time window holds the operations called in [T0, T1] and the
 // expiries after S0. One still running at T1 may take effect after it: a
@@ -422,6 +425,18 @@ func pinnedBelow(o *Op) (int64, bool) {
 	return 0, false
 }
 
+// logPin is the revision the committed log pins one of etcd's own
+// operations (a leader's expiry) at: the store's revision when its entry
+// was applied, from the replay. It holds also when no answer came after
+// the expiry (Open: its latest time is unknown), as it comes from the log,
+// not from an answer.
+func logPin(o *Op) (int64, bool) {
+	if r := o.Response; r.Status == model.StatusApplied && r.AppliedTo != 0 {
+		return r.AppliedTo, true
+	}
+	return 0, false
+}
+
 // forcedWindow builds the time window around the window s of the order: T1
 // is the last return in it, T0 the latest time at or before its first call
 // where the state is forced. It says why when there is none.
@@ -552,7 +567,7 @@ func timeWindowAt(patched []Op, ops []porcupine.Operation, pos []int, w *walked,
 		o := &patched[i]
 		before := p < k
 		if o.ClientID < 0 {
-			r, ok := pinnedBelow(o)
+			r, ok := logPin(o)
 			switch {
 			case t0 == 0:
 			case !ok || r == tw.start.Revision || before != (r < tw.start.Revision):

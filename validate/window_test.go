@@ -273,3 +273,53 @@ func BenchmarkLinearizabilityViolation(b *testing.B) {
 		return h
 	}, nil)
 }
+
+// A leader's expiry that no answer came after (the lease expired as the
+// run ended) is still pinned by the log at its revision, so it does not
+// rule out every forced time but 0: the time window around a violation
+// mid-history starts near it, not at the run's start. So is an expiry
+// whose lease a client's revoke of unknown outcome may have revoked.
+func TestWindowWithOpenExpiries(t *testing.T) {
+	h, log := generatedHistory(20_000, 1)
+	// Leases 7 and 8 are granted first and expire after the last put; a
+	// client's revoke of lease 8 times out at the end.
+	end := h[len(h)-1].Return
+	g7, g8 := op(9, 0, 0, grant(7, 1), grantOK(1, 7, 1)), op(9, 0, 0, grant(8, 1), grantOK(1, 8, 1))
+	g7.Return, g8.Call, g8.Return = 10*time.Microsecond, 20*time.Microsecond, 30*time.Microsecond
+	h = append(h, g7, g8, unknown(10, int(end/time.Millisecond)+1, int(end/time.Millisecond)+2000, revoke(8)))
+	var reqs []history.Request
+	reqs = append(reqs, grant(7, 1), grant(8, 1))
+	for _, e := range log.Entries {
+		reqs = append(reqs, *e.Request)
+	}
+	reqs = append(reqs, revoke(7), revoke(8))
+	log = logOf(reqs...)
+	// An acknowledged put's revision lowered, mid-history.
+	at := len(h) / 2
+	for h[at].Request.Put == nil {
+		at++
+	}
+	h = append([]history.Operation(nil), h...)
+	h[at].Response = ht.PutOK(h[at].Response.Header.Revision - 1)
+	c := stageInput(t, h, log)
+	require.Equal(t, 2, c.Patched.Server, "both revokes are the leader's expiries")
+	r := Linearizability{Timeout: time.Minute}.Validate(context.Background(), c)
+	require.Equal(t, Illegal, r.Verdict, r.Message)
+	require.NotContains(t, r.Message, "forced at 0s", r.Message)
+	require.Contains(t, r.Involved, sourceOf(t, c, h[at]), r.Explanation)
+}
+
+// A history the windowed search passes is drawn, for the report, along
+// the log's order when its first window lies past the drawing, rather
+// than searched again (which took 30 s on a 60 s run's record).
+func TestWindowedPassDrawnInLogOrder(t *testing.T) {
+	h, log := generatedHistory(5_000, 1)
+	c := stageInput(t, h, log)
+	breakOrder(c, [2]int{3000, 3002})
+	r := Linearizability{Timeout: time.Minute, Visualize: true}.Validate(context.Background(), c)
+	require.Equal(t, OK, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "porcupine searched")
+	require.NotNil(t, r.History)
+	require.Contains(t, r.History.Description, "in the committed log's order")
+	require.Len(t, r.History.Ops, MaxVisualizedOps)
+}
