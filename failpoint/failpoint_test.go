@@ -110,6 +110,27 @@ func (r testRequests) Compact(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, err
 }
 
+func (r testRequests) CompactAtTombstone(ctx context.Context) (int64, error) {
+	var eps []string
+	for _, m := range r.c.Members() {
+		eps = append(eps, m.DirectClientURL())
+	}
+	cli, err := r.client(eps...)
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "compaction-trigger", "x"); err != nil {
+		return 0, err
+	}
+	resp, err := cli.Delete(ctx, "compaction-trigger")
+	if err != nil {
+		return 0, err
+	}
+	_, err = cli.Compact(ctx, resp.Header.Revision)
+	return resp.Header.Revision, err
+}
+
 func (r testRequests) Defragment(ctx context.Context, m *cluster.Member) error {
 	cli, err := r.client(m.DirectClientURL())
 	if err != nil {

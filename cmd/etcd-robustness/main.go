@@ -218,7 +218,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer lg.Sync()
 	lg.Info("run", zap.String("scenario", sc.Title()), zap.String("what", sc.Description), zap.String("etcd", firstNonEmpty(a.binDir, strings.Join(a.versions, ","))), zap.Int("members", sc.Members),
 		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", a.seed))
-	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, a.binDir, a.cacheDir)
+	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, sc.EtcdPatches, a.binDir, a.cacheDir)
 	if err != nil {
 		return failed(ctx, stderr, err)
 	}
