@@ -92,12 +92,17 @@ func (r testRequests) client(eps ...string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-func (r testRequests) Compact(ctx context.Context) (int64, error) {
+// clientOfAll is a client of every member.
+func (r testRequests) clientOfAll() (*clientv3.Client, error) {
 	var eps []string
 	for _, m := range r.c.Members() {
 		eps = append(eps, m.DirectClientURL())
 	}
-	cli, err := r.client(eps...)
+	return r.client(eps...)
+}
+
+func (r testRequests) Compact(ctx context.Context) (int64, error) {
+	cli, err := r.clientOfAll()
 	if err != nil {
 		return 0, err
 	}
@@ -111,11 +116,7 @@ func (r testRequests) Compact(ctx context.Context) (int64, error) {
 }
 
 func (r testRequests) CompactAtTombstone(ctx context.Context) (int64, error) {
-	var eps []string
-	for _, m := range r.c.Members() {
-		eps = append(eps, m.DirectClientURL())
-	}
-	cli, err := r.client(eps...)
+	cli, err := r.clientOfAll()
 	if err != nil {
 		return 0, err
 	}
