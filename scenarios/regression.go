@@ -193,15 +193,16 @@ func init() {
 	// batches that removed it were committed and before the finished
 	// compaction was recorded restored a lower revision, and etcd handed
 	// out revisions again. A batch limit of 1 commits every batch, the
-	// compaction is at a fresh tombstone early in the run, and the traffic
-	// is slow enough that no write lands after it before the crash.
+	// compaction is at a fresh tombstone, and the traffic is slow enough
+	// that no write lands after it before the crash (the fault comes after
+	// the 2 s the recovery stage compares throughput with).
 	registerRegression(Regression{Issue: 17780, Summary: "revision goes down after a crash during compaction",
 		Release: "v3.5.13", Fixed: "v3.5.14", Catches: []string{"linearizability", "patch"}},
 		&Scenario{
-			Description: "etcd #17780 on v3.5.13 (patched with compactBeforeSetFinishedCompact): 1 member, 10 requests/s of KV traffic, batch limit 1, a panic in the last batch of a compaction at a tombstone",
+			Description: "etcd #17780 on v3.5.13 (patched with compactBeforeSetFinishedCompact): 1 member, 5 requests/s of KV traffic, batch limit 1, at 2.5 s a panic in the last batch of a compaction at a tombstone",
 			Members:     1, Failpoint: "compactBeforeSetFinishedCompact:panic",
-			Faults:  []Fault{{Name: "compactBeforeSetFinishedCompact:panic", Start: 500 * time.Millisecond}},
-			Traffic: "etcd-kv", Duration: 8 * time.Second, QPS: 10, Clients: 2,
+			Faults:  []Fault{{Name: "compactBeforeSetFinishedCompact:panic", Start: 2500 * time.Millisecond}},
+			Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 5, Clients: 2,
 			Etcd:        &EtcdSettings{CompactionBatchLimit: 1},
 			EtcdPatches: []string{"compactBeforeSetFinishedCompact"},
 		})
