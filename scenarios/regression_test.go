@@ -110,7 +110,7 @@ func TestLookupRegressionUnknown(t *testing.T) {
 }
 
 func TestCaughtBy(t *testing.T) {
-	r, err := scenarios.LookupRegression("18089")
+	r, err := scenarios.LookupRegression("17529")
 	require.NoError(t, err)
 	tests := []struct {
 		name    string
@@ -118,8 +118,8 @@ func TestCaughtBy(t *testing.T) {
 		want    string
 	}{
 		{"nothing illegal", nil, ""},
-		{"another stage only: not this bug", []string{"linearizability", "watch/caught-up"}, ""},
-		{"the first listed wins", []string{"watch/reliable", "watch/resumable"}, "watch/resumable"},
+		{"another stage only: not this bug", []string{"linearizability", "watch/caught-up", "watch/resumable"}, ""},
+		{"the first listed wins", []string{"kubernetes/k8s-watch-no-gap", "watch/reliable"}, "watch/reliable"},
 		{"a kubernetes check", []string{"kubernetes/k8s-watch-no-gap"}, "kubernetes/k8s-watch-no-gap"},
 	}
 	for _, tt := range tests {
