@@ -220,21 +220,13 @@ func init() {
 	// v3.5.12 also has, does not show instead.
 	registerRegression(Regression{Issue: 18089, Summary: "watch drops an event when compacting on a delete",
 		Release: "v3.5.12", Fixed: "v3.5.15", Catches: []string{"watch/resumable"}},
-		&Scenario{
-			Description: "etcd #18089 on v3.5.12: 1 member, etcd traffic compacting every 100–200 ms, watches resuming at compact revisions, the member SIGKILLed and restarted",
-			Members:     1, Failpoint: "kill", Traffic: "etcd", Duration: 12 * time.Second, Rate: traffic.Medium,
-			CompactionInterval: 100 * time.Millisecond, Watch: &Watch{},
-		})
+		resumeAtCompactions("etcd #18089 on v3.5.12"))
 	// etcd #19179: before v3.5.18 a watch opened at the revision of a
 	// compaction still being applied, when that revision was a delete,
 	// missed the delete. The same runs as #18089's.
 	registerRegression(Regression{Issue: 19179, Summary: "missing delete event on a watch opened at the compaction revision",
 		Release: "v3.5.17", Fixed: "v3.5.18", Catches: []string{"watch/resumable"}},
-		&Scenario{
-			Description: "etcd #19179 on v3.5.17: 1 member, etcd traffic compacting every 100–200 ms, watches resuming at compact revisions, the member SIGKILLed and restarted",
-			Members:     1, Failpoint: "kill", Traffic: "etcd", Duration: 12 * time.Second, Rate: traffic.Medium,
-			CompactionInterval: 100 * time.Millisecond, Watch: &Watch{},
-		})
+		resumeAtCompactions("etcd #19179 on v3.5.17"))
 	// etcd #20221: v3.6.0–3.6.1 sent a watch on a future revision progress
 	// notifications (and events) from before its start revision. Watches
 	// from future revisions with frequent progress notifications and
@@ -246,4 +238,14 @@ func init() {
 			Members:     1, Failpoint: "kill", Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 200, Clients: 6,
 			Watch: &Watch{ProgressRequestInterval: 100 * time.Millisecond, ProgressNotifyInterval: 100 * time.Millisecond},
 		})
+}
+
+// resumeAtCompactions is the scenario of #18089 and #19179: watches that
+// compactions cancel, resuming at the compact revisions.
+func resumeAtCompactions(what string) *Scenario {
+	return &Scenario{
+		Description: what + ": 1 member, etcd traffic compacting every 100–200 ms, watches resuming at compact revisions, the member SIGKILLed and restarted",
+		Members:     1, Failpoint: "kill", Traffic: "etcd", Duration: 12 * time.Second, Rate: traffic.Medium,
+		CompactionInterval: 100 * time.Millisecond, Watch: &Watch{},
+	}
 }
