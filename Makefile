@@ -20,7 +20,7 @@ STAGE_ROW = grep -E '^$(1)  '
 CHECK_ROW = grep -Eq '^  $(1) +$(2)  '
 NOT_PASSED = awk '/^WHY / { exit } NF && $$1 != "STAGE" && $$2 != "ok" { print "  " $$0 }'
 
-.PHONY: all build test test-unit lint-workflows test-robustness-exploratory bench run reproduce-14370 no-false-alarm clean test-browser throughput scale
+.PHONY: all build test test-unit lint-workflows test-robustness-exploratory bench run no-false-alarm clean test-browser throughput scale
 
 all: build
 
@@ -85,13 +85,41 @@ scale: build
 run: build
 	./bin/etcd-robustness run --etcd-version $(ETCD_VERSION)
 
-# etcd #14370: v3.5.4 loses an acknowledged write when a single member
-# crashes before saving its raft log. Expect a violation in some of the runs.
-reproduce-14370: build
-	@pass=0; fail=0; other=0; for i in $$(seq 1 $(RUNS)); do \
-	  ./bin/etcd-robustness run --etcd-version v3.5.4 --members 1 --failpoint raftBeforeSave --seed $$i; \
-	  case $$? in 0) pass=$$((pass+1));; 1) fail=$$((fail+1));; *) other=$$((other+1));; esac; \
-	done; echo "etcd #14370 on v3.5.4: $$fail of $(RUNS) runs found a violation ($$pass passed, $$other errors)"
+# The regression suite (scenarios/regression.go): one target per past etcd
+# bug, make test-robustness-issueNNNNN, pinned to the release that has it.
+# It runs until a run is caught by the stage or named check the bug's entry
+# names, or RUNS runs (default 10), and prints each run, the runs until
+# caught, their time and what caught it; it fails if nothing caught it.
+# FIXED=1 runs the first release with the fix instead: RUNS runs (default
+# 20), failing if any does not pass. FIXED_VERSION=vX runs another fixed
+# release. TRIES=5 repeats the runs-until-caught on fresh seeds and prints
+# the median. Reports of runs that did not pass, and the runs' log, go to
+# REGRESSION_DIR.
+REGRESSION_ISSUES = 13766 14370 14685 15220 15247 15271 17529 17780 18089 19179 20221
+REGRESSION_DIR ?= results/regression
+TRIES ?= 1
+FIXED ?=
+FIXED_VERSION ?=
+REGRESSION_TARGETS = $(addprefix test-robustness-issue,$(REGRESSION_ISSUES))
+.PHONY: $(REGRESSION_TARGETS) test-robustness-regressions track-record
+$(REGRESSION_TARGETS): test-robustness-issue%: build
+	./bin/etcd-robustness regression --results-dir $(REGRESSION_DIR) \
+	  $(if $(FIXED_VERSION),--etcd-version $(FIXED_VERSION),$(if $(FIXED),--fixed)) \
+	  $(if $(filter command line,$(origin RUNS)),--runs $(RUNS)) $(if $(filter-out 1,$(TRIES)),--tries $(TRIES)) $*
+
+# Every regression target in turn (long: run it in parts on a shared machine).
+test-robustness-regressions: $(REGRESSION_TARGETS)
+
+# The track record: each regression's runs-until-caught five times on
+# fresh seeds, with the median (one target after the other; long).
+track-record: build
+	@for i in $(REGRESSION_ISSUES); do ./bin/etcd-robustness regression --results-dir $(REGRESSION_DIR) --tries 5 $$i | tail -1; done
+
+# The names the first reproductions had.
+.PHONY: reproduce-14370 reproduce-15220 reproduce-15271
+reproduce-14370: test-robustness-issue14370
+reproduce-15220: test-robustness-issue15220
+reproduce-15271: test-robustness-issue15271
 
 # The same kind of run against a fixed release must pass every time.
 no-false-alarm: build
@@ -125,35 +153,6 @@ every-failpoint: build
 	  out=$$(./bin/etcd-robustness run --etcd-version $(ETCD_VERSION) --members 3 --failpoint $$n --seed 7 2>/dev/null); code=$$?; \
 	  echo "$$n: exit $$code: $$(echo "$$out" | head -1 | cut -c1-160)"; test $$code -eq 0 || fail=$$((fail+1)); \
 	done; echo "$$fail faults did not pass"; test $$fail -eq 0
-
-.PHONY: reproduce-15220 reproduce-15271
-
-# The release the watch reproductions run; WATCH_BUG_VERSION=v3.5.35 runs
-# the same runs against a fixed release, which must find nothing.
-WATCH_BUG_VERSION ?= v3.5.7
-
-# etcd #15220: before v3.5.8 a progress notification can come before the
-# events it vouches for. 1 member, SIGKILLed and restarted, watches asking
-# for progress every 20 ms (scenario watch-15220). Prints how many of 10
-# runs found a bookmarkable violation.
-reproduce-15220: build
-	@found=0; other=0; for i in $$(seq 1 10); do \
-	  out=$$(./bin/etcd-robustness run --scenario watch-15220 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
-	  echo "seed $$i: exit $$code: $$(echo "$$out" | $(OUTCOME)), $$(echo "$$out" | $(call STAGE_ROW,watch) | tr -s ' ' | cut -c1-160)"; \
-	  if echo "$$out" | $(call CHECK_ROW,watch/bookmarkable,illegal); then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
-	done; echo "etcd #15220 on $(WATCH_BUG_VERSION): $$found of 10 runs found a bookmarkable violation ($$other other non-passing runs)"
-
-# etcd #15271: before v3.5.8 a member that restores a snapshot from the
-# leader sends its watches old events again. 3 members, one cut off from
-# its peers for 25 s under heavy traffic (scenario watch-15271). Prints
-# how many of 20 runs found a watch going back in time (an event below
-# one already delivered, or delivered twice).
-reproduce-15271: build
-	@found=0; other=0; for i in $$(seq 1 20); do \
-	  out=$$(./bin/etcd-robustness run --scenario watch-15271 --etcd-version $(WATCH_BUG_VERSION) --seed $$i 2>/dev/null); code=$$?; \
-	  echo "seed $$i: exit $$code: $$(echo "$$out" | $(OUTCOME)), $$(echo "$$out" | $(call STAGE_ROW,watch) | tr -s ' ' | cut -c1-160)"; \
-	  if echo "$$out" | $(call CHECK_ROW,watch/(ordered|unique),illegal); then found=$$((found+1)); elif [ $$code -ne 0 ]; then other=$$((other+1)); fi; \
-	done; echo "etcd #15271 on $(WATCH_BUG_VERSION): $$found of 20 runs found a watch going back in time ($$other other non-passing runs)"
 
 .PHONY: reproduce-22209
 

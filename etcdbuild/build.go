@@ -42,6 +42,9 @@ type buildInfo struct {
 	FailpointDirs []string `json:"failpoint_dirs"`
 	// Failpoints are the names of the failpoints compiled in, sorted.
 	Failpoints []string `json:"failpoints"`
+	// Patches are the source patches applied (Patch.Failpoint), in the
+	// order applied; empty for a release as published.
+	Patches []string `json:"patches,omitempty"`
 	// NoSumDB lists the modules whose checksum database lookup failed and
 	// was skipped via GONOSUMDB (empty normally).
 	NoSumDB []string `json:"nosumdb,omitempty"`
@@ -58,6 +61,8 @@ type builder struct {
 	work string // the wrapper module
 	src  string // the writable copy of rel.srcModule, inside work
 	out  string // becomes the cache entry: bin/ and build-info.json
+	// patches are applied to src before the failpoints are enabled.
+	patches []Patch
 	// noSumDB are modules added to GONOSUMDB after their checksum database
 	// lookup failed.
 	noSumDB []string
@@ -71,10 +76,11 @@ type step struct {
 	run  func(ctx context.Context) error
 }
 
-// build builds rel into a temporary directory under etcdDir and renames the
-// result to entry. The temporary directory is always removed.
-func build(ctx context.Context, rel release, etcdDir, entry string, log *zap.Logger) error {
-	tmp, err := os.MkdirTemp(etcdDir, tempPattern(rel.version))
+// build builds rel, with patches applied to its source, into a temporary
+// directory under etcdDir and renames the result to entry. The temporary
+// directory is always removed.
+func build(ctx context.Context, rel release, patches []Patch, etcdDir, entry string, log *zap.Logger) error {
+	tmp, err := os.MkdirTemp(etcdDir, tempPattern(cacheKey(rel.version, patches)))
 	if err != nil {
 		return fmt.Errorf("creating etcd build dir: %w", err)
 	}
@@ -85,11 +91,12 @@ func build(ctx context.Context, rel release, etcdDir, entry string, log *zap.Log
 	}()
 
 	b := &builder{
-		rel:   rel,
-		log:   log,
-		work:  filepath.Join(tmp, "wrapper"),
-		out:   filepath.Join(tmp, "out"),
-		start: time.Now(),
+		rel:     rel,
+		patches: patches,
+		log:     log,
+		work:    filepath.Join(tmp, "wrapper"),
+		out:     filepath.Join(tmp, "out"),
+		start:   time.Now(),
 	}
 	b.src = filepath.Join(b.work, "src")
 	b.info = buildInfo{
@@ -104,12 +111,10 @@ func build(ctx context.Context, rel release, etcdDir, entry string, log *zap.Log
 		{"check the proxy serves the version", b.checkServed},
 		{"fetch modules", b.fetch},
 		{"copy source", b.copySource},
-		// Patches: old releases will need small source patches (e.g. one
-		// added `// gofail:` comment for a failpoint the release lacks) to
-		// be applied to b.src here, between copying the source and enabling
-		// the failpoints, e.g. {"apply patches", b.applyPatches} driven by a
-		// per-version patch list. Patched builds must then be cached under a
-		// key that names the patches, not just the version.
+		// Source patches (patch.go): a `// gofail:` comment the release
+		// lacks, added before gofail rewrites the source. A patched build
+		// is cached under a key that names its patches (cacheKey).
+		{"apply patches", b.applyPatches},
 		{"enable failpoints", b.enableFailpoints},
 		{"build binaries", b.buildBinaries},
 		{"verify", b.verify},
@@ -415,7 +420,7 @@ func (b *builder) verify(ctx context.Context) error {
 	if len(b.info.FailpointDirs) == 0 {
 		return errors.New("no gofail-enabled directories")
 	}
-	return nil
+	return b.checkPatched()
 }
 
 // recordInfo writes build-info.json, the last file of a cache entry.

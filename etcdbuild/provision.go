@@ -7,6 +7,9 @@
 //	<CacheDir>/etcd/<version>/bin/{etcd,etcdctl,etcdutl}
 //	<CacheDir>/etcd/<version>/build-info.json
 //
+// A build with source patches (Options.Patches, patch.go) is cached apart,
+// under <version>+<patch>[+<patch>...], never in the release's own entry.
+//
 // A build runs in a temporary directory <CacheDir>/etcd/.tmp-<version>_* that
 // is renamed into place only once complete, so an entry is either whole or
 // absent. Processes that provision the same version at once serialize on an
@@ -37,6 +40,9 @@ type Binaries struct {
 	// Etcdutl is the absolute path of etcdutl; it is "" for v3.4, which has
 	// none, and may be "" for FromDir.
 	Etcdutl string
+	// Patches are the source patches the build has (Patch.Failpoint),
+	// sorted; empty for a release as published.
+	Patches []string
 }
 
 // Options configure Provision.
@@ -45,6 +51,10 @@ type Options struct {
 	CacheDir string
 	// Logger receives progress; nil means no logging.
 	Logger *zap.Logger
+	// Patches name source patches (PatchNames) to build the release with.
+	// Those the release does not need (Patch.Applies) are left out, so the
+	// same list serves a bug's release and the release that fixed it.
+	Patches []string
 }
 
 // cacheDirEnv overrides the default cache directory.
@@ -92,13 +102,18 @@ func Provision(ctx context.Context, version string, opts Options) (Binaries, err
 	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
 		return Binaries{}, fmt.Errorf("etcd cache dir: %w", err)
 	}
+	ps, err := PatchesFor(v, opts.Patches)
+	if err != nil {
+		return Binaries{}, err
+	}
+	key := cacheKey(v, ps)
 	etcdDir := filepath.Join(cacheDir, "etcd")
-	entry := filepath.Join(etcdDir, v)
+	entry := filepath.Join(etcdDir, key)
 
 	// Fast path: entries only ever appear whole (by rename), so a complete
 	// one can be used without taking the lock.
-	if bins, ok := cached(v, entry); ok {
-		log.Info("using cached etcd", zap.String("version", v), zap.String("dir", entry))
+	if bins, ok := cached(v, ps, entry); ok {
+		log.Info("using cached etcd", zap.String("version", key), zap.String("dir", entry))
 		return bins, nil
 	}
 
@@ -110,27 +125,27 @@ func Provision(ctx context.Context, version string, opts Options) (Binaries, err
 	if err := os.MkdirAll(etcdDir, 0o755); err != nil {
 		return Binaries{}, fmt.Errorf("creating etcd cache dir: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(etcdDir, v+".lock"), log)
+	unlock, err := lockFile(ctx, filepath.Join(etcdDir, key+".lock"), log)
 	if err != nil {
-		return Binaries{}, fmt.Errorf("locking etcd %s cache entry: %w", v, err)
+		return Binaries{}, fmt.Errorf("locking etcd %s cache entry: %w", key, err)
 	}
 	defer unlock()
 
 	// Another process may have built it while we waited for the lock.
-	if bins, ok := cached(v, entry); ok {
-		log.Info("using cached etcd", zap.String("version", v), zap.String("dir", entry))
+	if bins, ok := cached(v, ps, entry); ok {
+		log.Info("using cached etcd", zap.String("version", key), zap.String("dir", entry))
 		return bins, nil
 	}
-	removeStaleTemps(etcdDir, v, log)
+	removeStaleTemps(etcdDir, key, log)
 
-	log.Info("building etcd", zap.String("version", v), zap.String("dir", entry))
+	log.Info("building etcd", zap.String("version", key), zap.String("dir", entry))
 	start := time.Now()
-	if err := build(ctx, rel, etcdDir, entry, log); err != nil {
+	if err := build(ctx, rel, ps, etcdDir, entry, log); err != nil {
 		return Binaries{}, err
 	}
-	log.Info("built etcd", zap.String("version", v), zap.Duration("duration", time.Since(start)))
+	log.Info("built etcd", zap.String("version", key), zap.Duration("duration", time.Since(start)))
 
-	bins, ok := cached(v, entry)
+	bins, ok := cached(v, ps, entry)
 	if !ok {
 		return Binaries{}, fmt.Errorf("etcd %s cache entry %s incomplete right after building it", v, entry)
 	}
@@ -139,11 +154,14 @@ func Provision(ctx context.Context, version string, opts Options) (Binaries, err
 
 // cached reports the binaries of a complete cache entry: one whose
 // build-info.json and bin/etcd both exist.
-func cached(version, entry string) (Binaries, bool) {
+func cached(version string, ps []Patch, entry string) (Binaries, bool) {
 	if !isFile(filepath.Join(entry, buildInfoFile)) {
 		return Binaries{}, false
 	}
 	bins := Binaries{Version: version, Etcd: filepath.Join(entry, binDir, "etcd")}
+	for _, p := range ps {
+		bins.Patches = append(bins.Patches, p.Failpoint)
+	}
 	if !isFile(bins.Etcd) {
 		return Binaries{}, false
 	}
@@ -198,13 +216,14 @@ func lockFile(ctx context.Context, path string, log *zap.Logger) (func(), error)
 	}, nil
 }
 
-// tempPattern is the os.MkdirTemp pattern of version's build dirs. "_" can
-// not occur in a version, so the pattern of v3.8.0 does not match the dirs of
-// v3.8.0-alpha.0.
-func tempPattern(version string) string { return ".tmp-" + version + "_*" }
+// tempPattern is the os.MkdirTemp pattern of the build dirs of a cache key
+// (a version, or a version and its patches). "_" can not occur in a key,
+// so the pattern of v3.8.0 does not match the dirs of v3.8.0-alpha.0, nor
+// those of v3.8.0+somePatch.
+func tempPattern(key string) string { return ".tmp-" + key + "_*" }
 
-// removeStaleTemps deletes build dirs of version left by a process that was
-// killed mid-build. The caller holds version's lock, so none is in use.
+// removeStaleTemps deletes build dirs of a cache key left by a process that
+// was killed mid-build. The caller holds the key's lock, so none is in use.
 func removeStaleTemps(etcdDir, version string, log *zap.Logger) {
 	stale, _ := filepath.Glob(filepath.Join(etcdDir, tempPattern(version)))
 	for _, dir := range stale {

@@ -76,6 +76,11 @@ type Requests interface {
 	// Compact compacts the key-value store at the current revision and
 	// returns that revision.
 	Compact(ctx context.Context) (int64, error)
+	// CompactAtTombstone puts a key, deletes it, and compacts at the
+	// delete's revision, so that the store's latest revision, if no other
+	// write came after it, is the tombstone the compaction removes. It
+	// returns that revision.
+	CompactAtTombstone(ctx context.Context) (int64, error)
 	// Defragment defragments one member's backend.
 	Defragment(ctx context.Context, m *cluster.Member) error
 }

@@ -92,17 +92,39 @@ func (r testRequests) client(eps ...string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-func (r testRequests) Compact(ctx context.Context) (int64, error) {
+// clientOfAll is a client of every member.
+func (r testRequests) clientOfAll() (*clientv3.Client, error) {
 	var eps []string
 	for _, m := range r.c.Members() {
 		eps = append(eps, m.DirectClientURL())
 	}
-	cli, err := r.client(eps...)
+	return r.client(eps...)
+}
+
+func (r testRequests) Compact(ctx context.Context) (int64, error) {
+	cli, err := r.clientOfAll()
 	if err != nil {
 		return 0, err
 	}
 	defer cli.Close()
 	resp, err := cli.Get(ctx, "compaction-trigger")
+	if err != nil {
+		return 0, err
+	}
+	_, err = cli.Compact(ctx, resp.Header.Revision)
+	return resp.Header.Revision, err
+}
+
+func (r testRequests) CompactAtTombstone(ctx context.Context) (int64, error) {
+	cli, err := r.clientOfAll()
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "compaction-trigger", "x"); err != nil {
+		return 0, err
+	}
+	resp, err := cli.Delete(ctx, "compaction-trigger")
 	if err != nil {
 		return 0, err
 	}

@@ -29,6 +29,10 @@ const (
 	defrag trigger = "defrag"
 	// compaction: a compaction (every member compacts).
 	compaction trigger = "compaction"
+	// tombstoneCompaction: a compaction at the revision of a delete made
+	// just before it (Requests.CompactAtTombstone): the compaction removes
+	// the store's latest revision, the case of etcd #17780.
+	tombstoneCompaction trigger = "compaction at a tombstone"
 	// batchedCompaction: a compaction of more revisions than the batch limit,
 	// which the members run with a small --compaction-batch-limit.
 	batchedCompaction trigger = "batched compaction"
@@ -101,7 +105,7 @@ var gofailPoints = []point{
 	// compaction
 	{name: "compactBeforeCommitScheduledCompact", target: AnyMember, trigger: compaction},
 	{name: "compactAfterCommitScheduledCompact", target: AnyMember, trigger: compaction},
-	{name: "compactBeforeSetFinishedCompact", target: AnyMember, trigger: compaction},
+	{name: "compactBeforeSetFinishedCompact", target: AnyMember, trigger: tombstoneCompaction},
 	{name: "compactAfterSetFinishedCompact", target: AnyMember, trigger: compaction},
 	{name: "compactAfterAcquiredBatchTxLock", target: AnyMember, trigger: compaction},
 	{name: "compactBeforeCommitBatch", target: AnyMember, trigger: batchedCompaction},
@@ -127,6 +131,36 @@ func init() {
 			register(GofailSleep{point: p})
 		}
 	}
+}
+
+// leaderStallTime is how long LeaderStall blocks the leader: longer than
+// etcd's default election timeout (1 s) and than the leases the etcd
+// traffic profile grants (2–5 s TTLs).
+const leaderStallTime = 6 * time.Second
+
+// LeaderStall blocks the leader's raft loop once, at raftBeforeSave, for
+// leaderStallTime (as a slow fdatasync or a starved CPU would): the other
+// members elect a new leader while the old one still believes it leads.
+// Keep the fault's duration longer than the stall, so the stall ends
+// within it. etcd #15247: before v3.5.13 the old leader then revoked the
+// leases it saw expire meanwhile, although clients kept them alive through
+// the new leader.
+type LeaderStall struct{ GofailSleep }
+
+// LeaderStallName is LeaderStall's fault name.
+const LeaderStallName = "stall-leader"
+
+// Name implements Failpoint.
+func (LeaderStall) Name() string { return LeaderStallName }
+
+// ByNameOnly keeps the fault out of random: a 6 s stall is a scenario's
+// choice (the regression of etcd #15247), not a draw.
+func (LeaderStall) ByNameOnly() string {
+	return "it stalls the leader for 6 s, longer than the election timeout; it runs by name"
+}
+
+func init() {
+	register(LeaderStall{GofailSleep{point: point{name: "raftBeforeSave", target: Leader, sleep: true}, Each: leaderStallTime, Once: true}})
 }
 
 // GofailPanicFor returns the panic fault of a gofail point (with a custom
@@ -372,6 +406,9 @@ type GofailSleep struct {
 	point
 	// Each is how long one pass sleeps; zero means 200 ms.
 	Each time.Duration
+	// Once makes only the first pass sleep (gofail's 1*sleep): one stall
+	// of Each, however long the fault lasts.
+	Once bool
 	// TriggerTimeout: as in GofailPanic.
 	TriggerTimeout time.Duration
 }
@@ -430,7 +467,11 @@ func (f GofailSleep) Inject(ctx context.Context, env Env, rec *Record) error {
 	hold := env.duration()
 	env.Logger.Info("arming gofail sleep", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),
 		zap.Duration("each", each), zap.Duration("for", hold))
-	if err := gofailSet(ctx, m, f.point.name, fmt.Sprintf("sleep(%d)", each.Milliseconds())); err != nil {
+	action := fmt.Sprintf("sleep(%d)", each.Milliseconds())
+	if f.Once {
+		action = "1*" + action
+	}
+	if err := gofailSet(ctx, m, f.point.name, action); err != nil {
 		return err
 	}
 	defer func() {

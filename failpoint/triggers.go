@@ -14,7 +14,7 @@ import (
 )
 
 func (p point) needsRequests() bool {
-	return p.trigger == defrag || p.trigger == compaction || p.trigger == batchedCompaction
+	return p.trigger == defrag || p.trigger == compaction || p.trigger == batchedCompaction || p.trigger == tombstoneCompaction
 }
 
 // fire drives the point's code path on member m. Triggers that keep going
@@ -30,13 +30,17 @@ func (p point) fire(ctx context.Context, env Env, m *cluster.Member) (stop func(
 			return noop, errors.New("a defrag trigger needs a recording client, and none was given")
 		}
 		return background(ctx, func(ctx context.Context) error { return env.Requests.Defragment(ctx, m) }, env.Logger, "defrag"), nil
-	case compaction, batchedCompaction:
+	case compaction, batchedCompaction, tombstoneCompaction:
 		if env.Requests == nil {
 			return noop, errors.New("a compaction trigger needs a recording client, and none was given")
 		}
+		compact := env.Requests.Compact
+		if p.trigger == tombstoneCompaction {
+			compact = env.Requests.CompactAtTombstone
+		}
 		return background(ctx, func(ctx context.Context) error {
-			rev, err := env.Requests.Compact(ctx)
-			env.Logger.Info("compaction trigger", zap.Int64("revision", rev), zap.Error(err))
+			rev, err := compact(ctx)
+			env.Logger.Info("compaction trigger", zap.String("trigger", string(p.trigger)), zap.Int64("revision", rev), zap.Error(err))
 			return err
 		}, env.Logger, "compaction"), nil
 	case sentSnapshot:

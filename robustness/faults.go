@@ -392,6 +392,9 @@ type recordingRequests struct {
 	mu     sync.Mutex
 	nextID int
 	all    []*client.Client
+	// tombstones counts CompactAtTombstone's puts, whose values it makes
+	// unique.
+	tombstones int
 }
 
 func (r *recordingRequests) newClient(endpoints []string) (*client.Client, error) {
@@ -406,14 +409,19 @@ func (r *recordingRequests) newClient(endpoints []string) (*client.Client, error
 	return c, nil
 }
 
-// Compact implements failpoint.Requests: it reads the current revision
-// and compacts there, both through one recording client.
-func (r *recordingRequests) Compact(ctx context.Context) (int64, error) {
+// compactClient is a recording client of every member.
+func (r *recordingRequests) compactClient() (*client.Client, error) {
 	var eps []string
 	for _, m := range r.cl.Members() {
 		eps = append(eps, m.DirectClientURL())
 	}
-	c, err := r.newClient(eps)
+	return r.newClient(eps)
+}
+
+// Compact implements failpoint.Requests: it reads the current revision
+// and compacts there, both through one recording client.
+func (r *recordingRequests) Compact(ctx context.Context) (int64, error) {
+	c, err := r.compactClient()
 	if err != nil {
 		return 0, err
 	}
@@ -424,6 +432,33 @@ func (r *recordingRequests) Compact(ctx context.Context) (int64, error) {
 	rev := get.Response.Header.Revision
 	op := c.Do(ctx, history.Request{Compaction: &history.CompactionRequest{Revision: rev}})
 	if op.Error != nil {
+		return rev, fmt.Errorf("compacting at %d: %w", rev, op.Error)
+	}
+	return rev, nil
+}
+
+// CompactAtTombstone implements failpoint.Requests: a put and a delete of
+// one key, then a compaction at the delete's revision, all through one
+// recording client. Each value is unique, as the traffic's are.
+func (r *recordingRequests) CompactAtTombstone(ctx context.Context) (int64, error) {
+	c, err := r.compactClient()
+	if err != nil {
+		return 0, err
+	}
+	const key = "compaction-trigger"
+	r.mu.Lock()
+	r.tombstones++
+	value := fmt.Sprintf("tombstone-trigger-%d", r.tombstones)
+	r.mu.Unlock()
+	if op := c.Do(ctx, history.Put(key, value)); op.Error != nil {
+		return 0, fmt.Errorf("putting %s: %w", key, op.Error)
+	}
+	del := c.Do(ctx, history.Delete(key))
+	if del.Error != nil || del.Response == nil {
+		return 0, fmt.Errorf("deleting %s: %v", key, del.Error)
+	}
+	rev := del.Response.Header.Revision
+	if op := c.Do(ctx, history.Request{Compaction: &history.CompactionRequest{Revision: rev}}); op.Error != nil {
 		return rev, fmt.Errorf("compacting at %d: %w", rev, op.Error)
 	}
 	return rev, nil

@@ -493,10 +493,11 @@ func makeRunDir(resultsDir, name string, seed int64) (string, error) {
 
 // ProvisionEtcd returns the etcd binaries for a run: the prebuilt ones in
 // binDir if it is set, else each release in versions built (or taken from
-// the cache in cacheDir) with every gofail failpoint enabled. One version
-// serves every member; several give one member each (a mixed-version
-// cluster).
-func ProvisionEtcd(ctx context.Context, lg *zap.Logger, versions []string, binDir, cacheDir string) ([]etcdbuild.Binaries, error) {
+// the cache in cacheDir) with every gofail failpoint enabled, and with the
+// source patches named in patches that the release needs
+// (etcdbuild.Options.Patches). One version serves every member; several
+// give one member each (a mixed-version cluster).
+func ProvisionEtcd(ctx context.Context, lg *zap.Logger, versions, patches []string, binDir, cacheDir string) ([]etcdbuild.Binaries, error) {
 	if binDir != "" {
 		b, err := etcdbuild.FromDir(ctx, binDir)
 		if err != nil {
@@ -510,7 +511,7 @@ func ProvisionEtcd(ctx context.Context, lg *zap.Logger, versions []string, binDi
 		b, ok := built[v]
 		if !ok {
 			var err error
-			if b, err = etcdbuild.Provision(ctx, v, etcdbuild.Options{CacheDir: cacheDir, Logger: lg}); err != nil {
+			if b, err = etcdbuild.Provision(ctx, v, etcdbuild.Options{CacheDir: cacheDir, Logger: lg, Patches: patches}); err != nil {
 				return nil, &SetupError{Err: err}
 			}
 			built[v] = b

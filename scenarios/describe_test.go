@@ -68,8 +68,8 @@ func TestWhatRan(t *testing.T) {
 		{"as registered", ran, def.Description},
 		{"changed by flags, recorded before Flags", changed, "1 member; etcd-kv traffic for 10s at 200 requests/s from 6 clients (medium rate); no watches; fault: raftBeforeSave:panic at 2.5s"},
 		{"changed by flags, recorded with them", changed.Overridden([]string{"--members 1", "--failpoint raftBeforeSave:panic"}), changed.Describe()},
-		{"not a registered scenario keeps its text", Scenario{Name: "issue-14370", Description: "custom", Members: 1}, "custom"},
-		{"not a registered scenario, no text", Scenario{Name: "issue-14370", Members: 1, Traffic: "etcd-kv", Duration: time.Second, QPS: 1, Clients: 1, Failpoint: "kill"},
+		{"not a registered scenario keeps its text", Scenario{Name: "issue-99999", Description: "custom", Members: 1}, "custom"},
+		{"not a registered scenario, no text", Scenario{Name: "issue-99999", Members: 1, Traffic: "etcd-kv", Duration: time.Second, QPS: 1, Clients: 1, Failpoint: "kill"},
 			"1 member; etcd-kv traffic for 1s at 1 requests/s from 1 client; no watches; fault: kill at 250ms"},
 		{"nothing recorded", Scenario{}, ""},
 	}

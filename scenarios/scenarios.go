@@ -63,6 +63,10 @@ type Scenario struct {
 	// EtcdVersion pins a release (for reproductions of past bugs); empty
 	// means the version the user chose.
 	EtcdVersion string `json:"etcd_version,omitempty"`
+	// EtcdPatches name source patches (etcdbuild.PatchNames) that add a
+	// gofail point the scenario's faults need to releases that lack it;
+	// a release that has the point of its own is built as published.
+	EtcdPatches []string `json:"etcd_patches,omitempty"`
 	// CompactionInterval, if set, is how often the traffic's compactor
 	// compacts: it waits between the interval and twice it (etcd's own
 	// suite compacts every 100–200 ms). Zero keeps the profile's 1–2 s.

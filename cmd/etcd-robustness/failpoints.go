@@ -46,7 +46,7 @@ func failpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageErr(stderr, err)
 	}
 	lg := newLogger(stderr).WithOptions(zap.IncreaseLevel(zap.WarnLevel))
-	bins, err := robustness.ProvisionEtcd(ctx, lg, []string{v}, *binDir, *cacheDir)
+	bins, err := robustness.ProvisionEtcd(ctx, lg, []string{v}, nil, *binDir, *cacheDir)
 	if err != nil {
 		return failed(ctx, stderr, err)
 	}

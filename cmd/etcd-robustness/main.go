@@ -4,6 +4,7 @@
 //	etcd-robustness run [flags]     run a scenario (see -h)
 //	etcd-robustness check DIR       check a saved report again
 //	etcd-robustness list            list scenarios, failpoints and traffic profiles
+//	etcd-robustness regression N    reproduce etcd issue N on the release that has it (see -h)
 //
 // Exit status: 0 every check passed; 1 a violation was found or the run was
 // inconclusive; 2 usage or setup error; 130 interrupted.
@@ -80,7 +81,7 @@ func (o closedOutput) Write(p []byte) (int, error) {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "etcd-robustness: usage: etcd-robustness run|check|list [flags] (see etcd-robustness run -h)")
+		fmt.Fprintln(stderr, "etcd-robustness: usage: etcd-robustness run|check|summary|list|failpoints|regression [flags] (see etcd-robustness run -h)")
 		return exitSetup
 	}
 	switch args[0] {
@@ -92,13 +93,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return summaryCmd(ctx, args[1:], stdout, stderr)
 	case "failpoints":
 		return failpointsCmd(ctx, args[1:], stdout, stderr)
+	case "regression":
+		return regressionCmd(ctx, args[1:], stdout, stderr)
 	case "list":
 		fmt.Fprintf(stdout, "scenarios:  %s\nfailpoints: %s\ntraffic:\n",
 			strings.Join(scenarios.Names(), ", "), strings.Join(failpoint.Names(), ", "))
 		listTraffic(stdout)
 		return exitPass
 	default:
-		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list, failpoints)\n", args[0])
+		fmt.Fprintf(stderr, "etcd-robustness: unknown command %q (valid: run, check, summary, list, failpoints, regression)\n", args[0])
 		return exitSetup
 	}
 }
@@ -222,7 +225,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer lg.Sync()
 	lg.Info("run", zap.String("scenario", sc.Title()), zap.String("what", sc.Description), zap.String("etcd", firstNonEmpty(a.binDir, strings.Join(a.versions, ","))), zap.Int("members", sc.Members),
 		zap.String("failpoint", sc.Failpoint), zap.Duration("duration", sc.Duration), zap.Int64("seed", a.seed))
-	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, a.binDir, a.cacheDir)
+	bins, err := robustness.ProvisionEtcd(ctx, lg, a.versions, sc.EtcdPatches, a.binDir, a.cacheDir)
 	if err != nil {
 		return failed(ctx, stderr, err)
 	}

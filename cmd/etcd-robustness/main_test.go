@@ -36,8 +36,8 @@ func TestBadInput(t *testing.T) {
 		network bool // asks the Go module proxy
 		want    string
 	}{
-		{"no command", nil, false, "usage: etcd-robustness run|check|list"},
-		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, summary, list, failpoints)`},
+		{"no command", nil, false, "usage: etcd-robustness run|check|summary"},
+		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, summary, list, failpoints, regression)`},
 		{"unknown failpoint", []string{"run", "--failpoint", "nope"}, false, `unknown failpoint "nope" (valid: random, afterCommit:panic, afterCommit:sleep`},
 		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: basic, etcd, explore`},
 		{"bad members", []string{"run", "--members", "2"}, false, "members must be 1, 3 or 5, not 2"},
