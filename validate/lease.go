@@ -85,8 +85,8 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 			}
 			before := e.Request.Lease.Before
 			deadline := k.Call + time.Duration(ttl)*time.Second
-			msg := fmt.Sprintf("lease %d was revoked by the leader's expiry (%s), applied by %s, before %s: %s (%s) sent at %s was answered with TTL %ds",
-				e.Request.Lease.ID, e.Source, before, deadline, what, k.Source, k.Call, ttl)
+			msg := fmt.Sprintf("lease %d was revoked by the leader's expiry (%s), applied by %s, %s before %s: %s (%s) sent at %s was answered with TTL %ds",
+				e.Request.Lease.ID, e.Source, before, (deadline - before).Round(time.Millisecond), deadline, what, k.Source, k.Call, ttl)
 			expl := fmt.Sprintf("Lease %d was granted by %s with TTL %ds. %s, %s, sent at %s, was answered with a TTL of %ds, so etcd promised to keep the lease until at least %s. "+
 				"The committed log holds the leader's expiry of it (%s), and the evidence shows it applied by %s, %s before that promise ran out. "+
 				"No order of the history explains it: the grant comes first, the keepalive before the revoke (after it etcd answers TTL 0), and an expiry before the deadline is not etcd's behavior. "+
