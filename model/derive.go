@@ -377,6 +377,22 @@ var refusedBeforeProposal = map[string]bool{
 	"etcdserver: cluster ID mismatch": true,
 }
 
+// refusedAtApply are the errors etcd's applier gives a committed request
+// without applying it, that the model predicts from its state and the
+// request (its user and, read from the WAL, its auth revision): the auth
+// checks of apply/apply_auth.go.
+var refusedAtApply = map[string]bool{
+	ErrPermissionDenied: true,
+	ErrAuthOldRevision:  true,
+	ErrUserEmpty:        true,
+	ErrUserNotFound:     true, // an admin request by a user that no longer exists
+}
+
+// RefusedAtApply reports whether a committed request the model refuses
+// with message was refused by etcd's applier after it was committed, so
+// that it changed nothing.
+func RefusedAtApply(message string) bool { return refusedAtApply[message] }
+
 // RefusedBeforeProposal reports whether etcd gives the error only before it
 // proposes a request, so that a request it refused with one was never
 // committed. "database space exceeded", "permission denied" and "invalid
