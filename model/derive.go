@@ -31,6 +31,14 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 		resp.Status = StatusUnknown
 	case history.Failed:
 		resp.Status, resp.Error = StatusFailed, op.Error.Message
+		if op.Error.Message == ErrNoSpace && !op.Request.ReadOnly() {
+			// etcd's quota applier applies a put, a transaction or a
+			// grant and then answers this error (apply.go's
+			// quotaApplierV3); only under a NOSPACE alarm, or before
+			// proposal, does it refuse one without effect. The outcome is
+			// unknown; the patch stage settles it with the log.
+			resp.Status, resp.Error = StatusUnknown, ""
+		}
 	default:
 		if op.Response == nil {
 			return Request{}, Response{}, fmt.Errorf("operation of client %d at %s succeeded without a response", op.ClientID, op.Call)
@@ -329,7 +337,7 @@ func rangeResult(r *history.RangeResponse) OpResult {
 // the model must predict.
 var declined = map[string]bool{
 	"etcdserver: too many requests":             true,
-	"etcdserver: mvcc: database space exceeded": true,
+	ErrNoSpace: true, // for a read; a write is of unknown outcome (FromRecord)
 	"etcdserver: no leader":                     true,
 	"etcdserver: not capable":                   true,
 	"etcdserver: request is too large":          true,

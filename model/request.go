@@ -290,6 +290,7 @@ const (
 	ErrDuplicateKey  = "etcdserver: duplicate key given in txn request"
 	ErrValueProvided = "etcdserver: value is provided"
 	ErrLeaseProvided = "etcdserver: lease is provided"
+	ErrNoSpace       = "etcdserver: mvcc: database space exceeded"
 )
 
 // MaxLeaseTTL is etcd's largest lease TTL, in seconds.

@@ -214,7 +214,7 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 	}
 	msg += ")"
 	if s.refused > 0 {
-		msg += fmt.Sprintf("; %d committed entries refused at apply by auth (no effect, as etcd applies them)", s.refused)
+		msg += fmt.Sprintf("; %d committed entries refused at apply by auth or a NOSPACE alarm (no effect, as etcd applies them)", s.refused)
 	}
 	if internal := internalKinds(p.Internal); internal != "" {
 		msg += "; ignored " + internal
@@ -418,7 +418,10 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 			// a request refused for an old auth revision with a new token
 			// (its retry interceptor's shouldRefreshToken): the copy that
 			// counts is the one applied. The client's answer, if it is
-			// this refusal, is the model's to judge.
+			// this refusal, is the model's to judge. (A write refused
+			// under a NOSPACE alarm is not resent: its client saw the
+			// error, which derive makes an unknown outcome, settled as
+			// never applied when no other copy is in the log.)
 			out.refused++
 			continue
 		}
@@ -753,7 +756,7 @@ func unsent(log *evidence.Log, revs revisions, committed map[string][]int, order
 		case len(entries) > copies[id]:
 			if len(sent) == 0 {
 				out = append(out, notSent(log, r, entries,
-					"etcd commits a put, delete, transaction or compaction only when a client sends one (the harness starts the members without auto-compaction), so it applied a request nobody sent."))
+					"etcd commits a put, delete, transaction, compaction or auth admin request only when a client sends one (the harness starts the members without auto-compaction), so it applied a request nobody sent."))
 				continue
 			}
 			out = append(out, overCommitted(log, r, entries, sent, copies[id]))
@@ -1079,6 +1082,7 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event, []AuthA
 	var states []model.State
 	var events []model.Event
 	var auth []AuthAt
+	nospace := map[uint64]bool{} // members with a NOSPACE alarm raised
 	if ok {
 		states = []model.State{{}, state} // index 0 unused: revisions start at 1
 		auth = []AuthAt{{Revision: state.Revision, State: state}}
@@ -1093,11 +1097,23 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event, []AuthA
 			revs.before[i] = -1
 			continue
 		}
+		switch e.Alarm {
+		case "ACTIVATE NOSPACE":
+			nospace[e.AlarmMember] = true
+		case "DEACTIVATE NOSPACE":
+			delete(nospace, e.AlarmMember)
+		}
 		if ok && e.Request != nil {
 			req, err := model.RequestFromRecord(*e.Request)
 			if err != nil {
 				ok = false
 				revs.before[i] = -1
+				continue
+			}
+			if len(nospace) > 0 && capped(req) {
+				// etcd's capped applier refuses it without effect while
+				// a NOSPACE alarm is raised (apply.go's applierV3Capped).
+				revs.refused[i], revs.after[i] = model.ErrNoSpace, state.Revision
 				continue
 			}
 			var evs []model.Event
@@ -1124,6 +1140,30 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event, []AuthA
 		states, events, revs.effective, auth = nil, nil, nil, nil
 	}
 	return revs, states, events, auth
+}
+
+// capped reports whether etcd's capped applier refuses req: a put, a
+// transaction with a put in either branch (at any depth: its quota cost is
+// not zero), a lease grant.
+func capped(req model.Request) bool {
+	switch req.Type {
+	case model.LeaseGrant:
+		return true
+	case model.Txn:
+		return txnPuts(req.Txn)
+	}
+	return false
+}
+
+func txnPuts(t *model.TxnRequest) bool {
+	for _, ops := range [][]model.Op{t.Then, t.Else} {
+		for _, op := range ops {
+			if op.Type == model.OpPut || (op.Type == model.OpTxn && txnPuts(op.Txn)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // AuthAt is an auth state of the replayed log: the state an entry that
