@@ -336,12 +336,12 @@ func rangeResult(r *history.RangeResponse) OpResult {
 // the model cannot predict the refusal. Other definite errors are answers
 // the model must predict.
 var declined = map[string]bool{
-	"etcdserver: too many requests":             true,
-	ErrNoSpace: true, // for a read; a write is of unknown outcome (FromRecord)
-	"etcdserver: no leader":                     true,
-	"etcdserver: not capable":                   true,
-	"etcdserver: request is too large":          true,
-	"etcdserver: invalid auth token":            true,
+	"etcdserver: too many requests":    true,
+	ErrNoSpace:                         true, // for a read; a write is of unknown outcome (FromRecord)
+	"etcdserver: no leader":            true,
+	"etcdserver: not capable":          true,
+	"etcdserver: request is too large": true,
+	"etcdserver: invalid auth token":   true,
 	// The auth errors of a request clientv3 then resent with a new token
 	// (its retry interceptor's shouldRefreshToken), its last answer; or
 	// the refresh's own failure. "permission denied" is not among these:
