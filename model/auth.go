@@ -348,6 +348,10 @@ func (c *checker) txn(s State, t *TxnRequest) {
 	}
 }
 
+// PermissionError is the error etcd refuses req with for want of permission in
+// s (its user's, at the auth state of s), or "".
+func PermissionError(s State, req Request) string { return s.permission(req) }
+
 // permission is the error etcd refuses req with for want of permission in
 // s, or "". Lease grants need none; a revoke, a keepalive or a
 // time-to-live of a lease with keys needs, for a user who is not an admin,

@@ -93,16 +93,19 @@ func (env *watchEnv) memberFloor(member uint64, t time.Duration) int64 {
 
 // authBetween is every auth state in effect at some point of the log
 // while the store's revision was from lo to hi.
-func (env *watchEnv) authBetween(lo, hi int64) []model.State {
+func (env *watchEnv) authBetween(lo, hi int64) []model.State { return authBetween(env.auth, lo, hi) }
+
+// authBetween is every state of auth (in log order) in effect at some
+// point of the log while the store's revision was from lo to hi: the last
+// one set before the log reached revision lo, and every one set at
+// revision lo to hi.
+func authBetween(auth []AuthAt, lo, hi int64) []model.State {
 	var out []model.State
-	for i, a := range env.auth {
+	for i, a := range auth {
 		if a.Revision > hi {
 			break
 		}
-		// In effect at lo: the last state set before the log reached
-		// revision lo, or any set at revision lo to hi.
-		next := i + 1
-		if a.Revision >= lo || next == len(env.auth) || env.auth[next].Revision >= lo {
+		if next := i + 1; next == len(auth) || auth[next].Revision >= lo {
 			out = append(out, a.State)
 		}
 	}

@@ -130,3 +130,31 @@ func TestWatchPermittedWithoutAuth(t *testing.T) {
 		}
 	}
 }
+
+// A serializable read is checked against the member's own auth state,
+// which may be any the log had at its revision.
+func TestStaleReadPermitted(t *testing.T) {
+	base := authLog()
+	read := func(user string, rev int64) history.Client {
+		req := history.Request{Range: &history.RangeRequest{Key: "key-a", Serializable: true}, User: user}
+		kv := history.KeyValue{Key: "key-a", Value: "1", CreateRevision: 3, ModRevision: 3, Version: 1}
+		return history.Client{ID: 1, Operations: []history.Operation{{ClientID: 1, Call: 0, Return: 1, Request: req,
+			Response: &history.Response{Header: history.Header{Revision: rev}, Range: &history.RangeResponse{KVs: []history.KeyValue{kv}, Count: 1}}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		user string
+		rev  int64
+		want Verdict
+	}{
+		{"a user with read permission", "ro", 3, OK},
+		{"a user without it", "none", 3, Illegal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := *base
+			c.Clients = []history.Client{read(tc.user, tc.rev)}
+			r := StaleRead{}.Validate(context.Background(), &c)
+			require.Equal(t, tc.want, r.Verdict, r.Message)
+		})
+	}
+}
