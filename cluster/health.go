@@ -194,10 +194,10 @@ func (m *Member) ID(ctx context.Context) (uint64, error) {
 // dial connects a client to this member alone, through its real listener:
 // the harness's own checks take a path no fault cuts.
 func (m *Member) dial(ctx context.Context) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
+	return clientv3.New(WithRootCredentials(clientv3.Config{
 		Endpoints:   []string{m.DirectClientURL()},
 		DialTimeout: healthDialTimeout,
 		Context:     ctx,
 		Logger:      zap.NewNop(),
-	})
+	}))
 }

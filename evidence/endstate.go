@@ -29,11 +29,18 @@ const endStateTimeout = 10 * time.Second
 // TakeEndState asks the member at endpoint (alone) for its revision,
 // compact revision and HashKV. It retries until ctx or its own bound runs
 // out, and records an error instead of failing.
-func TakeEndState(ctx context.Context, lg *zap.Logger, member, endpoint string) MemberState {
+//
+// config, if not nil, completes the client's configuration (the harness
+// gives it root's credentials when it enabled auth).
+func TakeEndState(ctx context.Context, lg *zap.Logger, member, endpoint string, config func(clientv3.Config) clientv3.Config) MemberState {
 	ctx, cancel := context.WithTimeout(ctx, endStateTimeout)
 	defer cancel()
 	out := MemberState{Member: member}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), Context: ctx})
+	cfg := clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), Context: ctx}
+	if config != nil {
+		cfg = config(cfg)
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		out.Error = fmt.Sprintf("connecting to %s: %v", endpoint, err)
 		return out

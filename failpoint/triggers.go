@@ -82,7 +82,7 @@ func background(ctx context.Context, f func(context.Context) error, lg *zap.Logg
 // real listener), so that traffic's writes make it send watch responses.
 // A watch changes nothing, so it is not part of the recorded history.
 func watchMember(ctx context.Context, m *cluster.Member) (func(), error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.DirectClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(cluster.WithRootCredentials(clientv3.Config{Endpoints: []string{m.DirectClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}))
 	if err != nil {
 		return func() {}, fmt.Errorf("watch trigger on %s: %w", m.Name(), err)
 	}

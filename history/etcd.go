@@ -61,6 +61,9 @@ type AuthRequest struct {
 	RangeEnd   string `json:"range_end,omitempty"`
 	PermType   string `json:"perm_type,omitempty"`
 	NoPassword bool   `json:"no_password,omitempty"`
+	// Password is what a user add or password change sends; it is not
+	// recorded.
+	Password string `json:"-"`
 }
 
 // AuthResponse is the answer to an AuthRequest: only its header says

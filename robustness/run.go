@@ -336,7 +336,7 @@ func endStates(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster) []evide
 		out := make([]evidence.MemberState, len(members))
 		var wg sync.WaitGroup
 		for i, m := range members {
-			wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL()) })
+			wg.Go(func() { out[i] = evidence.TakeEndState(ctx, lg, m.Name(), m.ClientURL(), cluster.WithRootCredentials) })
 		}
 		wg.Wait()
 		if settled(out) {
