@@ -84,7 +84,12 @@ func (c *Conn) Close() error { return c.etcd.Close() }
 // connection of its own. It does not wait for a connection: requests to
 // an unreachable cluster fail and are recorded as failed.
 func New(endpoints []string, id int, clock *history.Clock, timeout time.Duration) (*Client, error) {
-	conn, err := Dial(endpoints)
+	return NewAs(endpoints, id, clock, timeout, nil)
+}
+
+// NewAs is New authenticated as cr (nil: see DialAs).
+func NewAs(endpoints []string, id int, clock *history.Clock, timeout time.Duration, cr *cluster.Credentials) (*Client, error) {
+	conn, err := DialAs(endpoints, cr)
 	if err != nil {
 		return nil, fmt.Errorf("client %d: %w", id, err)
 	}
