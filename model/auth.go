@@ -370,26 +370,20 @@ func (s State) permission(req Request) string {
 			return "" // the leader's own revoke carries no user
 		}
 		c.leaseKeys(s, req.Lease.ID)
-	case LeaseKeepAlive, LeaseTimeToLive:
+	case LeaseTimeToLive:
+		// etcd's LeaseTimeToLive: a user is required; the keys' read
+		// permission only when the keys are asked for.
 		if req.User == "" {
 			return ErrUserEmpty
 		}
-		if _, ok := s.leases.Get(req.Lease.ID); !ok || a.isAdmin(req.User) == "" {
-			return ""
+		if req.Lease.Keys {
+			return s.leaseKeysPermission(req, PermRead)
 		}
-		for it := s.snap.keys.Iterator(); !it.Done(); {
-			k, kv, _ := it.Next()
-			if kv.Lease != req.Lease.ID {
-				continue
-			}
-			typ := PermWrite
-			if req.Type == LeaseTimeToLive {
-				typ = PermRead
-			}
-			if msg := a.permitted(req.User, k, "", typ); msg != "" {
-				return msg
-			}
-		}
+	case LeaseKeepAlive:
+		// Only a leader checks a keepalive's permission (LeaseRenew's
+		// checkLeaseRenew); a follower forwards it to the leader's lessor,
+		// which does not. So etcd may refuse it or not: Step accepts a
+		// refusal when leaseKeysPermission would give one.
 	case Compact, LeaseLeases, Defragment:
 		// Compaction and defragmentation need an admin (etcd's
 		// maintenance and KV servers check it before they propose).
@@ -398,6 +392,31 @@ func (s State) permission(req Request) string {
 		}
 	}
 	return c.err
+}
+
+// leaseKeysPermission is etcd's check of a lease's keys for a user who is
+// not an admin: permission typ on each key attached to the lease.
+func (s State) leaseKeysPermission(req Request, typ PermType) string {
+	a := s.authState()
+	if !a.enabled {
+		return ""
+	}
+	if req.User == "" {
+		return ErrUserEmpty
+	}
+	if _, ok := s.leases.Get(req.Lease.ID); !ok || a.isAdmin(req.User) == "" {
+		return ""
+	}
+	for it := s.snap.keys.Iterator(); !it.Done(); {
+		k, kv, _ := it.Next()
+		if kv.Lease != req.Lease.ID {
+			continue
+		}
+		if msg := a.permitted(req.User, k, "", typ); msg != "" {
+			return msg
+		}
+	}
+	return ""
 }
 
 // applyAuth applies an auth admin request as etcd's auth store does. Only

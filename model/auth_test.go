@@ -239,7 +239,13 @@ func TestAuthLeasePermissions(t *testing.T) {
 	require.Empty(t, Step(s, as("wo", PutWithLeaseRequest("w/a", "1", 7)), okAt(s.Revision+1, OpResult{})),
 		"wo cannot attach a key to a lease holding x")
 	require.Len(t, Step(s, as("rw", LeaseRevokeRequest(7)), Response{Revision: s.Revision + 1, Lease: &LeaseResponse{}}), 1)
+	// A keepalive is checked only by a leader: refused or not.
 	require.Len(t, Step(s, as("wo", LeaseKeepAliveRequest(7, 0)), denied()), 1)
+	require.Len(t, Step(s, as("wo", LeaseKeepAliveRequest(7, 0)), Response{Revision: s.Revision, Lease: &LeaseResponse{ID: 7, TTL: 10}}), 1)
+	require.Empty(t, Step(s, as("rw", LeaseKeepAliveRequest(7, 0)), denied()), "rw may write x")
+	// A time-to-live checks the keys only when it asks for them.
+	require.Len(t, Step(s, as("ro", LeaseTimeToLiveRequest(7, true)), denied()), 1)
+	require.Empty(t, Step(s, as("ro", LeaseTimeToLiveRequest(7, false)), denied()))
 	// A lease without keys needs no permission.
 	s, _, _ = s.Apply(as(RootUser, LeaseGrantRequest(8, 10, 0)))
 	require.Len(t, Step(s, as("none", LeaseRevokeRequest(8)), Response{Revision: s.Revision, Lease: &LeaseResponse{}}), 1)
