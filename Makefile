@@ -154,6 +154,28 @@ every-failpoint: build
 	  echo "$$n: exit $$code: $$(echo "$$out" | head -1 | cut -c1-160)"; test $$code -eq 0 || fail=$$((fail+1)); \
 	done; echo "$$fail faults did not pass"; test $$fail -eq 0
 
+.PHONY: test-robustness-issue14571 auth-matrix
+
+# etcd #14571 (scenario auth-14571): with auth, a member that caught up from
+# a snapshot kept a stale permission cache and diverged (v3.5.5; fixed in
+# v3.5.6). AUTH_BUG_VERSION=v3.5.6 runs the same against the fixed release.
+AUTH_BUG_VERSION ?= v3.5.5
+AUTH_RUNS ?= 5
+test-robustness-issue14571: build
+	@pass=0; fail=0; other=0; for i in $$(seq 1 $(AUTH_RUNS)); do \
+	  out=$$(./bin/etcd-robustness run --scenario auth-14571 --etcd-version $(AUTH_BUG_VERSION) --seed $$i --results-dir results/matrix/auth-14571 2>/dev/null); code=$$?; \
+	  echo "seed $$i: exit $$code: $$(echo "$$out" | head -1 | cut -c1-200)"; \
+	  case $$code in 0) pass=$$((pass+1));; 1) fail=$$((fail+1));; *) other=$$((other+1));; esac; \
+	done; echo "etcd #14571 on $(AUTH_BUG_VERSION): $$fail of $(AUTH_RUNS) runs found a violation ($$pass passed, $$other other)"
+
+# Auth runs: simple and jwt tokens, v3.6.16 and v3.7.3, 1 and 3 members, a
+# kill, watches; AUTH_RUNS seeds each; fails if any run does not pass.
+auth-matrix: build
+	@bad=0; for v in v3.6.16 v3.7.3; do for m in 1 3; do for a in simple jwt; do for i in $$(seq 1 $(AUTH_RUNS)); do \
+	  out=$$(./bin/etcd-robustness run --scenario basic --auth $$a --etcd-version $$v --members $$m --traffic etcd --watch --duration 8s --seed $$i --results-dir results/matrix/auth 2>/dev/null) || bad=$$((bad+1)); \
+	  echo "$$v $$m members $$a seed $$i: $$(echo "$$out" | head -1 | cut -c1-160)"; \
+	done; done; done; done; echo "auth matrix: $$bad runs did not pass"; test $$bad -eq 0
+
 .PHONY: reproduce-22209
 
 # etcd #22209, found by the etcd profile here: v3.7's keys_only ranges leave

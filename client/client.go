@@ -41,6 +41,9 @@ type Conn struct {
 	etcd  *clientv3.Client
 	kv    pb.KVClient
 	lease pb.LeaseClient
+	// user is who the connection authenticates as ("" for no one): every
+	// request sent on it is recorded as made by this user.
+	user string
 }
 
 // reconnect caps gRPC's reconnect backoff at a second. Its default grows
@@ -58,12 +61,19 @@ var callOpts = []grpc.CallOption{grpc.WaitForReady(true)}
 
 // Dial connects to endpoints. It does not wait for a connection: requests
 // to an unreachable cluster fail.
-func Dial(endpoints []string) (*Conn, error) {
-	c, err := newEtcdClient(endpoints)
+//
+// With the cluster's auth enabled by the harness, it authenticates as
+// root (cluster.WithRootCredentials); DialAs as another user.
+func Dial(endpoints []string) (*Conn, error) { return DialAs(endpoints, nil) }
+
+// DialAs connects to endpoints as the user cr (nil: root, when the harness
+// enabled the cluster's auth, else no one).
+func DialAs(endpoints []string, cr *cluster.Credentials) (*Conn, error) {
+	c, err := newEtcdClient(endpoints, cr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %v: %w", endpoints, err)
 	}
-	return &Conn{etcd: c, kv: clientv3.RetryKVClient(c), lease: clientv3.RetryLeaseClient(c)}, nil
+	return &Conn{etcd: c, kv: clientv3.RetryKVClient(c), lease: clientv3.RetryLeaseClient(c), user: c.Username}, nil
 }
 
 // Close closes the connection.
@@ -73,7 +83,12 @@ func (c *Conn) Close() error { return c.etcd.Close() }
 // connection of its own. It does not wait for a connection: requests to
 // an unreachable cluster fail and are recorded as failed.
 func New(endpoints []string, id int, clock *history.Clock, timeout time.Duration) (*Client, error) {
-	conn, err := Dial(endpoints)
+	return NewAs(endpoints, id, clock, timeout, nil)
+}
+
+// NewAs is New authenticated as cr (nil: see DialAs).
+func NewAs(endpoints []string, id int, clock *history.Clock, timeout time.Duration, cr *cluster.Credentials) (*Client, error) {
+	conn, err := DialAs(endpoints, cr)
 	if err != nil {
 		return nil, fmt.Errorf("client %d: %w", id, err)
 	}
@@ -108,6 +123,9 @@ func (c *Client) History() history.Client { return c.rec.Client() }
 func (c *Client) Do(ctx context.Context, req history.Request) history.Operation {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if req.User == "" {
+		req.User = c.user
+	}
 	call := c.rec.Now()
 	resp, err := c.send(ctx, req)
 	herr := Classify(err)
@@ -199,8 +217,80 @@ func (c *Client) send(ctx context.Context, req history.Request) (*history.Respon
 			return nil, err
 		}
 		return &history.Response{Header: history.HeaderFromPB(r.Header), Defragment: &history.DefragmentResponse{}}, nil
+	case req.Auth != nil:
+		h, err := c.sendAuth(ctx, req.Auth)
+		if err != nil {
+			return nil, err
+		}
+		return &history.Response{Header: history.HeaderFromPB(h), Auth: &history.AuthResponse{}}, nil
 	}
 	panic(fmt.Sprintf("client: empty request %+v", req))
+}
+
+// sendAuth sends an auth admin request through clientv3's Auth API and
+// returns the answer's header.
+func (c *Client) sendAuth(ctx context.Context, a *history.AuthRequest) (*pb.ResponseHeader, error) {
+	e := c.etcd
+	switch a.Op {
+	case history.AuthEnable:
+		r, err := e.AuthEnable(ctx)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthDisable:
+		r, err := e.AuthDisable(ctx)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthUserAdd:
+		if a.NoPassword {
+			r, err := e.UserAddWithOptions(ctx, a.User, "", &clientv3.UserAddOptions{NoPassword: true})
+			return header(r, err, func() *pb.ResponseHeader { return r.Header })
+		}
+		r, err := e.UserAdd(ctx, a.User, a.Password)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthUserDelete:
+		r, err := e.UserDelete(ctx, a.User)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthUserChangePassword:
+		r, err := e.UserChangePassword(ctx, a.User, a.Password)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthUserGrantRole:
+		r, err := e.UserGrantRole(ctx, a.User, a.Role)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthUserRevokeRole:
+		r, err := e.UserRevokeRole(ctx, a.User, a.Role)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthRoleAdd:
+		r, err := e.RoleAdd(ctx, a.Role)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthRoleDelete:
+		r, err := e.RoleDelete(ctx, a.Role)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthRoleGrantPermission:
+		typ, ok := clientv3.PermissionType(0), false
+		switch a.PermType {
+		case "READ":
+			typ, ok = clientv3.PermissionType(clientv3.PermRead), true
+		case "WRITE":
+			typ, ok = clientv3.PermissionType(clientv3.PermWrite), true
+		case "READWRITE":
+			typ, ok = clientv3.PermissionType(clientv3.PermReadWrite), true
+		}
+		if !ok {
+			return nil, fmt.Errorf("client: permission type %q", a.PermType)
+		}
+		r, err := e.RoleGrantPermission(ctx, a.Role, a.Key, a.RangeEnd, typ)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	case history.AuthRoleRevokePermission:
+		r, err := e.RoleRevokePermission(ctx, a.Role, a.Key, a.RangeEnd)
+		return header(r, err, func() *pb.ResponseHeader { return r.Header })
+	}
+	return nil, fmt.Errorf("client: unknown auth request %q", a.Op)
+}
+
+// header is an answer's header, or its error.
+func header[T any](r *T, err error, h func() *pb.ResponseHeader) (*pb.ResponseHeader, error) {
+	if err != nil {
+		return nil, err
+	}
+	return h(), nil
 }
 
 // keepAliveOnce renews a lease once over its own stream, as clientv3's
@@ -225,17 +315,26 @@ func (c *Client) keepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveReques
 
 // newEtcdClient is the one clientv3 configuration of the recording clients
 // and watchers: the cluster's (cluster.ClientConfig: TLS when the members
-// serve it, no client logging), gRPC's reconnect backoff capped
-// (reconnect), keepalives, and cluster.DialClient, which connects a client
-// proxy of this process's cluster in process, under its faults, without
-// the TCP hop through it (a fifth of the harness's CPU at the high rate).
-// Under TLS the handshake runs over that connection, so the faults act on
-// the encrypted bytes, as the proxy's would.
-func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
+// serve it, root's credentials when the harness enabled their auth, no
+// client logging), gRPC's reconnect backoff capped (reconnect),
+// keepalives, and cluster.DialClient, which connects a client proxy of
+// this process's cluster in process, under its faults, without the TCP
+// hop through it (a fifth of the harness's CPU at the high rate). Under
+// TLS the handshake runs over that connection, so the faults act on the
+// encrypted bytes, as the proxy's would.
+//
+// cr is the user to authenticate as; nil is root when the harness enabled
+// the cluster's auth, else no one. clientv3 authenticates when it
+// connects, and again when etcd answers that the token is invalid or the
+// auth revision old.
+func newEtcdClient(endpoints []string, cr *cluster.Credentials) (*clientv3.Client, error) {
 	cfg := cluster.ClientConfig(endpoints)
 	cfg.DialTimeout = 5 * time.Second
 	cfg.DialKeepAliveTime = 10 * time.Second
 	cfg.DialKeepAliveTimeout = 5 * time.Second
 	cfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(reconnect), grpc.WithContextDialer(cluster.DialClient)}
+	if cr != nil {
+		cfg.Username, cfg.Password = cr.User, cr.Password
+	}
 	return clientv3.New(cfg)
 }

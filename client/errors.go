@@ -33,6 +33,13 @@ var definite = messages(
 	rpctypes.ErrGRPCRequestTooManyRequests, rpctypes.ErrGRPCNoSpace, rpctypes.ErrGRPCNoLeader,
 	rpctypes.ErrGRPCNotCapable, rpctypes.ErrGRPCPermissionDenied, rpctypes.ErrGRPCInvalidAuthToken,
 	rpctypes.ErrGRPCNotSupportedForLearner, rpctypes.ErrGRPCClusterIDMismatch,
+	// auth: refusals (etcd's applier refuses a committed request with the
+	// first three, with no effect), and the admin requests' errors.
+	rpctypes.ErrGRPCAuthOldRevision, rpctypes.ErrGRPCUserEmpty, rpctypes.ErrGRPCAuthFailed,
+	rpctypes.ErrGRPCUserAlreadyExist, rpctypes.ErrGRPCUserNotFound, rpctypes.ErrGRPCRoleAlreadyExist,
+	rpctypes.ErrGRPCRoleNotFound, rpctypes.ErrGRPCRoleEmpty, rpctypes.ErrGRPCRoleNotGranted,
+	rpctypes.ErrGRPCPermissionNotGranted, rpctypes.ErrGRPCInvalidAuthMgmt, rpctypes.ErrGRPCRootUserNotExist,
+	rpctypes.ErrGRPCRootRoleNotExist, rpctypes.ErrGRPCAuthNotEnabled, rpctypes.ErrGRPCPermissionNotGiven,
 )
 
 func messages(errs ...error) map[string]bool {

@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
@@ -29,17 +30,24 @@ type Watcher struct {
 	clock     *history.Clock
 	id        int
 	endpoints []string
+	user      string
 }
 
 // NewWatcher connects a watcher with history client id to endpoints. It
 // does not wait for a connection.
 func NewWatcher(endpoints []string, id int, clock *history.Clock) (*Watcher, error) {
-	c, err := newEtcdClient(endpoints)
+	return NewWatcherAs(endpoints, id, clock, nil)
+}
+
+// NewWatcherAs is NewWatcher authenticated as cr (nil: see DialAs); its
+// watches are recorded as made by that user.
+func NewWatcherAs(endpoints []string, id int, clock *history.Clock, cr *cluster.Credentials) (*Watcher, error) {
+	c, err := newEtcdClient(endpoints, cr)
 	if err != nil {
 		return nil, fmt.Errorf("watcher %d: connecting to %v: %w", id, endpoints, err)
 	}
 	return &Watcher{etcd: c, watch: pb.NewWatchClient(c.ActiveConnection()), clock: clock, id: id,
-		endpoints: append([]string(nil), endpoints...)}, nil
+		endpoints: append([]string(nil), endpoints...), user: c.Username}, nil
 }
 
 // Close closes the connection; open streams break.
@@ -87,7 +95,7 @@ func (w *Watcher) Open(ctx context.Context, id int, req history.WatchRequest, re
 		cancel: cancel,
 		done:   make(chan struct{}),
 		notify: make(chan struct{}, 1),
-		rec: history.Watch{ID: id, ClientID: w.id, Endpoints: w.endpoints, Request: req,
+		rec: history.Watch{ID: id, ClientID: w.id, Endpoints: w.endpoints, Request: req, User: w.user,
 			Call: w.clock.Now(), ResumedFrom: resumedFrom},
 	}
 	if j := w.clock.Journal(); j != nil {

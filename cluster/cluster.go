@@ -403,6 +403,7 @@ func (c *Cluster) ScanLogs() {
 // The run directory (data and logs) is left in place.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		defer authed.Delete(c)
 		c.membersMu.Lock()
 		c.closing = true
 		c.membersMu.Unlock()

@@ -140,14 +140,16 @@ func lookupSecurity(endpoints []string) *security {
 
 // ClientConfig is the clientv3 configuration every client of the members
 // starts from: the endpoints, the TLS configuration their cluster asks
-// for (none for plaintext), and no client logging. Callers add their own
-// timeouts, context and dial options.
+// for (none for plaintext), root's credentials when the harness enabled
+// the cluster's auth (WithRootCredentials), and no client logging. Callers
+// add their own timeouts, context and dial options, and a client that
+// runs as another user sets its own credentials.
 func ClientConfig(endpoints []string) clientv3.Config {
 	cfg := clientv3.Config{Endpoints: endpoints, Logger: zap.NewNop()}
 	if s := lookupSecurity(endpoints); s != nil {
 		cfg.TLS = s.client.Clone()
 	}
-	return cfg
+	return WithRootCredentials(cfg)
 }
 
 // ClientTLS is the client TLS configuration for endpoint's cluster, or nil

@@ -53,6 +53,10 @@ type Entry struct {
 	// "member-attr", "cluster-version", "alarm", "auth", "lease-checkpoint", "downgrade", "v2",
 	// "other".
 	Kind string `json:"kind,omitempty"`
+	// Alarm is, for an alarm entry, its action and alarm type as etcd
+	// names them ("ACTIVATE NOSPACE"), and the member it is for.
+	Alarm       string `json:"alarm,omitempty"`
+	AlarmMember uint64 `json:"alarm_member,omitempty"`
 
 	// raw is the entry's data as persisted, kept by ReadWAL so that Merge
 	// can tell two entries apart byte for byte. Merge drops it from the
@@ -248,6 +252,12 @@ func decodeEntry(e *raftpb.Entry) Entry {
 			return out
 		}
 		out.Request, out.Kind = decodeNormal(e.Data)
+		if out.Kind == KindAlarm {
+			var r pb.InternalRaftRequest
+			if r.Unmarshal(e.Data) == nil && r.Alarm != nil {
+				out.Alarm, out.AlarmMember = r.Alarm.Action.String()+" "+r.Alarm.Alarm.String(), r.Alarm.MemberID
+			}
+		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
 		out.Kind = KindConfChange

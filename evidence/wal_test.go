@@ -13,12 +13,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
 func TestReadWAL(t *testing.T) {
@@ -365,7 +368,10 @@ func TestDecodeEntry(t *testing.T) {
 		{"v2 sync (v3.4)", normal(&pb.Request{ID: 9, Method: "SYNC", Time: 1234}), "9/3:v2"},
 		{"v2 put (v3.4)", normal(&pb.Request{ID: 9, Method: "PUT", Path: "/foo", Val: "bar"}), "9/3:v2"},
 		{"alarm", normal(&pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE}}), "9/3:alarm"},
-		{"auth", normal(&pb.InternalRaftRequest{AuthUserAdd: &pb.AuthUserAddRequest{Name: "u"}}), "9/3:auth"},
+		// An admin request is a client's, recorded as one; an
+		// authentication is clientv3's own, which the record does not hold.
+		{"auth admin request", normal(&pb.InternalRaftRequest{AuthUserAdd: &pb.AuthUserAddRequest{Name: "u"}}), "9/3:request"},
+		{"auth status", normal(&pb.InternalRaftRequest{AuthStatus: &pb.AuthStatusRequest{}}), "9/3:auth"},
 		{"authenticate", normal(&pb.InternalRaftRequest{Authenticate: &pb.InternalAuthenticateRequest{Name: "u"}}), "9/3:auth"},
 		{"lease checkpoint", normal(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{
 			Checkpoints: []*pb.LeaseCheckpoint{{ID: 1, Remaining_TTL: 5}}}}), "9/3:lease-checkpoint"},
@@ -474,4 +480,25 @@ func TestConfChangeEncodings(t *testing.T) {
 	require.False(t, sameEntry(v36, otherCtx), "another context")
 	removal := hexEntry("0800100118a6d9abfa82fffff11f" + ctx)
 	require.False(t, sameEntry(v36, removal), "another type")
+}
+
+// A committed auth admin request is decoded with the user and auth
+// revision its header carries, so the patch stage can replay it and match
+// it against the admin client's record.
+func TestDecodeAuthEntry(t *testing.T) {
+	normal := func(m *pb.InternalRaftRequest) raftpb.Entry {
+		b, err := m.Marshal()
+		require.NoError(t, err)
+		return raftpb.Entry{Index: 9, Term: 3, Type: raftpb.EntryNormal, Data: b}
+	}
+	e := normal(&pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 1, Username: "root", AuthRevision: 7},
+		AuthRoleGrantPermission: &pb.AuthRoleGrantPermissionRequest{Name: "r", Perm: &authpb.Permission{Key: []byte("a/"), RangeEnd: []byte("a0"), PermType: authpb.READ}}})
+	got := decodeEntry(&e)
+	require.NotNil(t, got.Request)
+	require.Equal(t, history.Request{User: "root", AuthRevision: 7, Auth: &history.AuthRequest{Op: history.AuthRoleGrantPermission, Role: "r",
+		Key: "a/", RangeEnd: "a0", PermType: "READ"}}, *got.Request)
+	put := normal(&pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 2, Username: "alice", AuthRevision: 9}, Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}})
+	got = decodeEntry(&put)
+	require.Equal(t, "alice", got.Request.User)
+	require.Equal(t, uint64(9), got.Request.AuthRevision)
 }

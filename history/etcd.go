@@ -23,7 +23,52 @@ type Request struct {
 	LeaseLeases     *LeaseLeasesRequest     `json:"lease_leases,omitempty"`
 	Compaction      *CompactionRequest      `json:"compaction,omitempty"`
 	Defragment      *DefragmentRequest      `json:"defragment,omitempty"`
+	Auth            *AuthRequest            `json:"auth,omitempty"`
+	// User is the user the request was made as: the client's, as it sent
+	// it, or the one a committed entry's header names ("" for none).
+	User string `json:"user,omitempty"`
+	// AuthRevision is the auth revision a committed entry's header
+	// carries (the member stamps it when it proposes); a client does not
+	// know it and leaves it 0.
+	AuthRevision uint64 `json:"auth_revision,omitempty"`
 }
+
+// Auth admin requests, as AuthRequest.Op names them. Each is etcd's
+// Auth...Request of that name (AuthUserAddRequest, ...).
+const (
+	AuthEnable               = "auth_enable"
+	AuthDisable              = "auth_disable"
+	AuthUserAdd              = "user_add"
+	AuthUserDelete           = "user_delete"
+	AuthUserChangePassword   = "user_change_password"
+	AuthUserGrantRole        = "user_grant_role"
+	AuthUserRevokeRole       = "user_revoke_role"
+	AuthRoleAdd              = "role_add"
+	AuthRoleDelete           = "role_delete"
+	AuthRoleGrantPermission  = "role_grant_permission"
+	AuthRoleRevokePermission = "role_revoke_permission"
+)
+
+// AuthRequest is one of etcd's auth admin requests, named by Op, with the
+// fields it has: User (a user's name), Role, and a permission's Key,
+// RangeEnd and PermType ("READ", "WRITE", "READWRITE"). Passwords are not
+// recorded.
+type AuthRequest struct {
+	Op         string `json:"op"`
+	User       string `json:"user,omitempty"`
+	Role       string `json:"role,omitempty"`
+	Key        string `json:"key,omitempty"`
+	RangeEnd   string `json:"range_end,omitempty"`
+	PermType   string `json:"perm_type,omitempty"`
+	NoPassword bool   `json:"no_password,omitempty"`
+	// Password is what a user add or password change sends; it is not
+	// recorded.
+	Password string `json:"-"`
+}
+
+// AuthResponse is the answer to an AuthRequest: only its header says
+// anything.
+type AuthResponse struct{}
 
 // Response is etcd's answer to a Request: the header and the field that
 // matches the request.
@@ -40,6 +85,7 @@ type Response struct {
 	LeaseLeases     *LeaseLeasesResponse     `json:"lease_leases,omitempty"`
 	Compaction      *CompactionResponse      `json:"compaction,omitempty"`
 	Defragment      *DefragmentResponse      `json:"defragment,omitempty"`
+	Auth            *AuthResponse            `json:"auth,omitempty"`
 }
 
 // Header is etcd's ResponseHeader.
@@ -262,6 +308,8 @@ func (r Request) Kind() string {
 		return "compaction"
 	case r.Defragment != nil:
 		return "defragment"
+	case r.Auth != nil:
+		return "auth"
 	}
 	return ""
 }

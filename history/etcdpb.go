@@ -31,9 +31,52 @@ func RequestFromInternal(r *pb.InternalRaftRequest) (req Request, ok bool) {
 	case r.LeaseRevoke != nil:
 		req.LeaseRevoke = &LeaseRevokeRequest{ID: r.LeaseRevoke.ID}
 	default:
-		return req, false
+		a := authFromInternal(r)
+		if a == nil {
+			return req, false
+		}
+		req.Auth = a
+	}
+	if r.Header != nil {
+		req.User, req.AuthRevision = r.Header.Username, r.Header.AuthRevision
 	}
 	return req, true
+}
+
+// authFromInternal is the auth admin request a committed entry holds, or
+// nil (also for an authentication, which clientv3 sends on its own and
+// the record does not hold).
+func authFromInternal(r *pb.InternalRaftRequest) *AuthRequest {
+	switch {
+	case r.AuthEnable != nil:
+		return &AuthRequest{Op: AuthEnable}
+	case r.AuthDisable != nil:
+		return &AuthRequest{Op: AuthDisable}
+	case r.AuthUserAdd != nil:
+		return &AuthRequest{Op: AuthUserAdd, User: r.AuthUserAdd.Name, NoPassword: r.AuthUserAdd.Options != nil && r.AuthUserAdd.Options.NoPassword}
+	case r.AuthUserDelete != nil:
+		return &AuthRequest{Op: AuthUserDelete, User: r.AuthUserDelete.Name}
+	case r.AuthUserChangePassword != nil:
+		return &AuthRequest{Op: AuthUserChangePassword, User: r.AuthUserChangePassword.Name}
+	case r.AuthUserGrantRole != nil:
+		return &AuthRequest{Op: AuthUserGrantRole, User: r.AuthUserGrantRole.User, Role: r.AuthUserGrantRole.Role}
+	case r.AuthUserRevokeRole != nil:
+		return &AuthRequest{Op: AuthUserRevokeRole, User: r.AuthUserRevokeRole.Name, Role: r.AuthUserRevokeRole.Role}
+	case r.AuthRoleAdd != nil:
+		return &AuthRequest{Op: AuthRoleAdd, Role: r.AuthRoleAdd.Name}
+	case r.AuthRoleDelete != nil:
+		return &AuthRequest{Op: AuthRoleDelete, Role: r.AuthRoleDelete.Role}
+	case r.AuthRoleGrantPermission != nil:
+		a := &AuthRequest{Op: AuthRoleGrantPermission, Role: r.AuthRoleGrantPermission.Name}
+		if p := r.AuthRoleGrantPermission.Perm; p != nil {
+			a.Key, a.RangeEnd, a.PermType = string(p.Key), string(p.RangeEnd), p.PermType.String()
+		}
+		return a
+	case r.AuthRoleRevokePermission != nil:
+		return &AuthRequest{Op: AuthRoleRevokePermission, Role: r.AuthRoleRevokePermission.Role,
+			Key: string(r.AuthRoleRevokePermission.Key), RangeEnd: string(r.AuthRoleRevokePermission.RangeEnd)}
+	}
+	return nil
 }
 
 // RangeFromPB records a RangeRequest.

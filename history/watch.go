@@ -92,9 +92,12 @@ type Watch struct {
 	ClientID int `json:"client"`
 	// Endpoints are the client URLs the watcher could reach: one for a
 	// watcher pinned to a member, all for one spread over the cluster.
-	Endpoints []string      `json:"endpoints"`
-	Request   WatchRequest  `json:"request"`
-	Call      time.Duration `json:"call"`
+	Endpoints []string     `json:"endpoints"`
+	Request   WatchRequest `json:"request"`
+	// User is the user the watcher's stream is authenticated as ("" for
+	// none).
+	User string        `json:"user,omitempty"`
+	Call time.Duration `json:"call"`
 	// Responses are every message received, in order.
 	Responses []WatchResponse `json:"responses,omitempty"`
 	// ProgressRequests are the times the watcher sent RequestProgress on

@@ -31,6 +31,14 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 		resp.Status = StatusUnknown
 	case history.Failed:
 		resp.Status, resp.Error = StatusFailed, op.Error.Message
+		if op.Error.Message == ErrNoSpace && !op.Request.ReadOnly() {
+			// etcd's quota applier applies a put, a transaction or a
+			// grant and then answers this error (apply.go's
+			// quotaApplierV3); only under a NOSPACE alarm, or before
+			// proposal, does it refuse one without effect. The outcome is
+			// unknown; the patch stage settles it with the log.
+			resp.Status, resp.Error = StatusUnknown, ""
+		}
 	default:
 		if op.Response == nil {
 			return Request{}, Response{}, fmt.Errorf("operation of client %d at %s succeeded without a response", op.ClientID, op.Call)
@@ -65,7 +73,17 @@ func FromRecord(op history.Operation) (Request, Response, error) {
 // one read from a member's WAL (whose lease grants carry the ID the server
 // chose, and the TTL asked).
 func RequestFromRecord(r history.Request) (Request, error) {
+	req, err := requestFromRecord(r)
+	req.User, req.AuthRevision = r.User, r.AuthRevision
+	return req, err
+}
+
+func requestFromRecord(r history.Request) (Request, error) {
 	switch {
+	case r.Auth != nil:
+		a := r.Auth
+		return Request{Type: Auth, Auth: &AuthRequest{Op: AuthOp(a.Op), User: a.User, Role: a.Role, NoPassword: a.NoPassword,
+			Perm: Permission{Key: a.Key, End: a.RangeEnd, Type: PermType(a.PermType)}}}, nil
 	case r.Range != nil, r.Put != nil, r.DeleteRange != nil:
 		op, err := opFromRecord(history.RequestOp{Range: r.Range, Put: r.Put, DeleteRange: r.DeleteRange})
 		if err != nil {
@@ -73,19 +91,8 @@ func RequestFromRecord(r history.Request) (Request, error) {
 		}
 		return txnRequest(nil, []Op{op}, nil), nil
 	case r.Txn != nil:
-		t := &TxnRequest{}
-		for _, c := range r.Txn.Compare {
-			cmp, err := compareFromRecord(c)
-			if err != nil {
-				return Request{}, err
-			}
-			t.Conditions = append(t.Conditions, cmp)
-		}
-		var err error
-		if t.Then, err = opsFromRecord(r.Txn.Success); err != nil {
-			return Request{}, err
-		}
-		if t.Else, err = opsFromRecord(r.Txn.Failure); err != nil {
+		t, err := txnFromRecord(r.Txn)
+		if err != nil {
 			return Request{}, err
 		}
 		return Request{Type: Txn, Txn: t}, nil
@@ -108,6 +115,25 @@ func RequestFromRecord(r history.Request) (Request, error) {
 		return Request{Type: Defragment}, nil
 	}
 	return Request{}, &ErrUnsupported{r.Kind() + " requests"}
+}
+
+func txnFromRecord(r *history.TxnRequest) (*TxnRequest, error) {
+	t := &TxnRequest{}
+	for _, c := range r.Compare {
+		cmp, err := compareFromRecord(c)
+		if err != nil {
+			return nil, err
+		}
+		t.Conditions = append(t.Conditions, cmp)
+	}
+	var err error
+	if t.Then, err = opsFromRecord(r.Success); err != nil {
+		return nil, err
+	}
+	if t.Else, err = opsFromRecord(r.Failure); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 var (
@@ -180,8 +206,14 @@ func opFromRecord(o history.RequestOp) (Op, error) {
 	case o.DeleteRange != nil:
 		d := *o.DeleteRange
 		return Op{Type: OpDelete, Key: d.Key, End: d.RangeEnd, PrevKV: d.PrevKV}, nil
+	case o.Txn != nil:
+		t, err := txnFromRecord(o.Txn)
+		if err != nil {
+			return Op{}, err
+		}
+		return Op{Type: OpTxn, Txn: t}, nil
 	}
-	return Op{}, &ErrUnsupported{"nested transactions"}
+	return Op{}, &ErrUnsupported{"an empty transaction operation"}
 }
 
 func responseFromRecord(req history.Request, r history.Response) (Response, error) {
@@ -210,22 +242,7 @@ func responseFromRecord(req history.Request, r history.Response) (Response, erro
 		if r.Txn == nil {
 			return missing("txn")
 		}
-		t := &TxnResponse{Succeeded: r.Txn.Succeeded}
-		for _, op := range r.Txn.Responses {
-			var res OpResult
-			switch {
-			case op.Range != nil:
-				res = rangeResult(op.Range)
-			case op.DeleteRange != nil:
-				res = deleteResult(op.DeleteRange)
-			case op.Put != nil:
-				res.PrevKV = kvPtr(op.Put.PrevKV)
-			case op.Txn != nil:
-				return resp, &ErrUnsupported{"nested transactions"}
-			}
-			t.Results = append(t.Results, res)
-		}
-		resp.Txn = t
+		resp.Txn = txnResult(r.Txn)
 	case req.LeaseGrant != nil:
 		if r.LeaseGrant == nil {
 			return missing("lease grant")
@@ -271,6 +288,25 @@ func responseFromRecord(req history.Request, r history.Response) (Response, erro
 	return resp, nil
 }
 
+func txnResult(r *history.TxnResponse) *TxnResponse {
+	t := &TxnResponse{Succeeded: r.Succeeded}
+	for _, op := range r.Responses {
+		var res OpResult
+		switch {
+		case op.Range != nil:
+			res = rangeResult(op.Range)
+		case op.DeleteRange != nil:
+			res = deleteResult(op.DeleteRange)
+		case op.Put != nil:
+			res.PrevKV = kvPtr(op.Put.PrevKV)
+		case op.Txn != nil:
+			res.Txn = txnResult(op.Txn)
+		}
+		t.Results = append(t.Results, res)
+	}
+	return t
+}
+
 func kvPtr(kv *history.KeyValue) *KeyValue {
 	if kv == nil {
 		return nil
@@ -300,15 +336,21 @@ func rangeResult(r *history.RangeResponse) OpResult {
 // the model cannot predict the refusal. Other definite errors are answers
 // the model must predict.
 var declined = map[string]bool{
-	"etcdserver: too many requests":             true,
-	"etcdserver: mvcc: database space exceeded": true,
-	"etcdserver: no leader":                     true,
-	"etcdserver: not capable":                   true,
-	"etcdserver: request is too large":          true,
-	"etcdserver: permission denied":             true,
-	"etcdserver: invalid auth token":            true,
-	"etcdserver: rpc not supported for learner": true,
-	"etcdserver: cluster ID mismatch":           true,
+	"etcdserver: too many requests":    true,
+	ErrNoSpace:                         true, // for a read; a write is of unknown outcome (FromRecord)
+	"etcdserver: no leader":            true,
+	"etcdserver: not capable":          true,
+	"etcdserver: request is too large": true,
+	"etcdserver: invalid auth token":   true,
+	// The auth errors of a request clientv3 then resent with a new token
+	// (its retry interceptor's shouldRefreshToken), its last answer; or
+	// the refresh's own failure. "permission denied" is not among these:
+	// the model predicts it.
+	ErrAuthOldRevision: true,
+	ErrUserEmpty:       true,
+	"etcdserver: authentication failed, invalid user ID or password": true,
+	"etcdserver: rpc not supported for learner":                      true,
+	"etcdserver: cluster ID mismatch":                                true,
 }
 
 // Declined reports whether a definite error is a refusal the model does not
@@ -342,6 +384,22 @@ var refusedBeforeProposal = map[string]bool{
 	// proposed a client's request.
 	"etcdserver: cluster ID mismatch": true,
 }
+
+// refusedAtApply are the errors etcd's applier gives a committed request
+// without applying it, that the model predicts from its state and the
+// request (its user and, read from the WAL, its auth revision): the auth
+// checks of apply/apply_auth.go.
+var refusedAtApply = map[string]bool{
+	ErrPermissionDenied: true,
+	ErrAuthOldRevision:  true,
+	ErrUserEmpty:        true,
+	ErrUserNotFound:     true, // an admin request by a user that no longer exists
+}
+
+// RefusedAtApply reports whether a committed request the model refuses
+// with message was refused by etcd's applier after it was committed, so
+// that it changed nothing.
+func RefusedAtApply(message string) bool { return refusedAtApply[message] }
 
 // RefusedBeforeProposal reports whether etcd gives the error only before it
 // proposes a request, so that a request it refused with one was never

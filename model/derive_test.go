@@ -47,7 +47,7 @@ func TestFromRecordUnsupported(t *testing.T) {
 		req  history.Request
 	}{
 		{"range sorted by mod revision", history.Request{Range: &history.RangeRequest{Key: "a", RangeEnd: "z", SortTarget: "MOD", SortOrder: "ASCEND"}}},
-		{"nested transaction", history.Request{Txn: &history.TxnRequest{Success: []history.RequestOp{{Txn: &history.TxnRequest{}}}}}},
+		{"an empty operation in a nested transaction", history.Request{Txn: &history.TxnRequest{Success: []history.RequestOp{{Txn: &history.TxnRequest{Success: []history.RequestOp{{}}}}}}}},
 		{"compaction at revision 0", history.Request{Compaction: &history.CompactionRequest{}}},
 		{"compare on an unknown target", history.Request{Txn: &history.TxnRequest{Compare: []history.Compare{{Result: "EQUAL", Target: "SIZE", Key: "a"}}}}},
 	}

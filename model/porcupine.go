@@ -56,6 +56,9 @@ func Step(s State, req Request, resp Response) []State {
 		if (want.Status == StatusFailed && want.Error == resp.Error) || Declined(resp.Error) {
 			return []State{s}
 		}
+		if req.Type == LeaseKeepAlive && resp.Error != "" && s.leaseKeysPermission(req, PermWrite) == resp.Error {
+			return []State{s} // refused by a leader (State.permission)
+		}
 		return nil
 	}
 	panic(fmt.Sprintf("model: unknown response status %d", resp.Status))

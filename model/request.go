@@ -40,6 +40,9 @@ const (
 	// answers it from the state it is applied to, and the checks do not
 	// place it (see validate).
 	LeaseLeases RequestType = "lease_leases"
+	// Auth is an auth admin request (AuthRequest): users, roles,
+	// permissions, enabling auth.
+	Auth RequestType = "auth"
 )
 
 // OpType is one operation inside a transaction.
@@ -49,6 +52,10 @@ const (
 	OpRange  OpType = "range"
 	OpPut    OpType = "put"
 	OpDelete OpType = "delete"
+	// OpTxn is a nested transaction (Op.Txn): its conditions are read
+	// from the store as it was before the outer transaction, its
+	// operations run in place, at the outer transaction's revision.
+	OpTxn OpType = "txn"
 )
 
 // Op is a single KV operation.
@@ -70,6 +77,8 @@ type Op struct {
 	// the key must exist.
 	IgnoreValue bool `json:"ignore_value,omitempty"`
 	IgnoreLease bool `json:"ignore_lease,omitempty"`
+	// Txn is a nested transaction's request (OpTxn).
+	Txn *TxnRequest `json:"txn,omitempty"`
 }
 
 // RangeOptions are the options of a range, with etcd's meanings:
@@ -169,11 +178,20 @@ type CompactRequest struct {
 }
 
 // Request is what a client asked etcd to do.
+//
+// User is the user the request was made as ("" for none): with auth
+// enabled, the model checks its permissions. AuthRevision is the auth
+// revision the request carries, known only for a request read from a
+// member's WAL (0: unknown, not checked): etcd refuses one older than its
+// auth store's.
 type Request struct {
-	Type    RequestType     `json:"type"`
-	Txn     *TxnRequest     `json:"txn,omitempty"`
-	Lease   *LeaseRequest   `json:"lease,omitempty"`
-	Compact *CompactRequest `json:"compact,omitempty"`
+	Type         RequestType     `json:"type"`
+	Txn          *TxnRequest     `json:"txn,omitempty"`
+	Lease        *LeaseRequest   `json:"lease,omitempty"`
+	Compact      *CompactRequest `json:"compact,omitempty"`
+	Auth         *AuthRequest    `json:"auth,omitempty"`
+	User         string          `json:"user,omitempty"`
+	AuthRevision uint64          `json:"auth_revision,omitempty"`
 }
 
 // KeyValue is a key as a range returns it.
@@ -198,6 +216,8 @@ type OpResult struct {
 	PrevKVs []KeyValue `json:"prev_kvs,omitempty"`
 	// For a put with prev_kv: the key before, nil if it did not exist.
 	PrevKV *KeyValue `json:"prev_kv,omitempty"`
+	// For a nested transaction: its outcome.
+	Txn *TxnResponse `json:"txn,omitempty"`
 }
 
 // TxnResponse is the outcome of a TxnRequest.
@@ -270,6 +290,7 @@ const (
 	ErrDuplicateKey  = "etcdserver: duplicate key given in txn request"
 	ErrValueProvided = "etcdserver: value is provided"
 	ErrLeaseProvided = "etcdserver: lease is provided"
+	ErrNoSpace       = "etcdserver: mvcc: database space exceeded"
 )
 
 // MaxLeaseTTL is etcd's largest lease TTL, in seconds.
@@ -371,19 +392,23 @@ func txnRequest(conds []Compare, then, els []Op) Request {
 func (r Request) IsWrite() bool {
 	switch r.Type {
 	case Txn:
-		for _, ops := range [][]Op{r.Txn.Then, r.Txn.Else} {
-			for _, op := range ops {
-				if op.Type != OpRange {
-					return true
-				}
-			}
-		}
-		return false
+		return r.Txn.writes()
 	case LeaseTimeToLive, LeaseLeases, Defragment:
 		return false
 	default:
 		return true
 	}
+}
+
+func (t *TxnRequest) writes() bool {
+	for _, ops := range [][]Op{t.Then, t.Else} {
+		for _, op := range ops {
+			if op.Type != OpRange && (op.Type != OpTxn || op.Txn.writes()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Serializable reports whether etcd serves the request from the answering
@@ -429,6 +454,8 @@ func (r Request) String() string {
 		return fmt.Sprintf("lease-ttl(%d)", r.Lease.ID)
 	case Compact:
 		return fmt.Sprintf("compact(%d)", r.Compact.Revision)
+	case Auth:
+		return r.Auth.String()
 	default:
 		return fmt.Sprintf("<%s>", r.Type)
 	}
@@ -475,6 +502,8 @@ func (o Op) String() string {
 			return fmt.Sprintf("delete(%s..%s)", o.Key, o.End)
 		}
 		return fmt.Sprintf("delete(%s)", o.Key)
+	case OpTxn:
+		return TxnOf(o.Txn.Conditions, o.Txn.Then, o.Txn.Else).String()
 	default:
 		return fmt.Sprintf("<%s %s>", o.Type, o.Key)
 	}
@@ -560,11 +589,18 @@ func (r Response) Equal(o Response) bool {
 	if r.Txn == nil {
 		return true
 	}
-	if r.Txn.Succeeded != o.Txn.Succeeded || len(r.Txn.Results) != len(o.Txn.Results) {
+	return r.Txn.equal(o.Txn)
+}
+
+func (t *TxnResponse) equal(o *TxnResponse) bool {
+	if t.Succeeded != o.Succeeded || len(t.Results) != len(o.Results) {
 		return false
 	}
-	for i, a := range r.Txn.Results {
-		b := o.Txn.Results[i]
+	for i, a := range t.Results {
+		b := o.Results[i]
+		if (a.Txn == nil) != (b.Txn == nil) || (a.Txn != nil && !a.Txn.equal(b.Txn)) {
+			return false
+		}
 		if a.Deleted != b.Deleted || a.Count != b.Count || a.More != b.More || !slices.Equal(a.KVs, b.KVs) ||
 			!slices.Equal(a.PrevKVs, b.PrevKVs) || (a.PrevKV == nil) != (b.PrevKV == nil) || (a.PrevKV != nil && *a.PrevKV != *b.PrevKV) {
 			return false

@@ -38,9 +38,10 @@ type snapshot struct {
 // current one, and the leases. A State is immutable; Apply returns a new
 // one, sharing what did not change.
 //
-// Two states are Equal when their revision, compact revision, leases and
-// the keys at every readable revision (compact revision to current) are
-// equal: a read at an older revision tells them apart.
+// Two states are Equal when their revision, compact revision, leases, auth
+// (users, roles, permissions, auth revision, enabled) and the keys at every
+// readable revision (compact revision to current) are equal: a read at an
+// older revision tells them apart.
 type State struct {
 	Revision int64
 	// CompactRevision is the revision of the last compaction (0: none).
@@ -49,6 +50,8 @@ type State struct {
 
 	snap   *snapshot
 	leases *immutable.SortedMap[int64, Lease]
+	// auth is the auth store (model/auth.go); nil is a new cluster's.
+	auth *authState
 	// pastHash sums snapHash over the readable snapshots; leaseHash XORs
 	// leaseHash over the leases.
 	pastHash, leaseHash uint64
@@ -101,7 +104,7 @@ func leaseHash(l Lease) uint64 {
 // Hash is consistent with Equal. It is kept up to date by Apply, per
 // changed key, lease and readable revision, not recomputed.
 func (s State) Hash() uint64 {
-	return mix(uint64(s.Revision)) ^ mix(uint64(s.CompactRevision)+0x9E3779B97F4A7C15) ^ s.pastHash ^ s.leaseHash
+	return mix(uint64(s.Revision)) ^ mix(uint64(s.CompactRevision)+0x9E3779B97F4A7C15) ^ s.pastHash ^ s.leaseHash ^ s.authState().hash
 }
 
 // Equal reports whether two states are the same: see State. Shared
@@ -112,6 +115,9 @@ func (s State) Equal(o State) bool {
 		return false
 	}
 	if s.leases != o.leases && !mapsEqual(s.leases, o.leases) {
+		return false
+	}
+	if !s.authState().equal(o.authState()) {
 		return false
 	}
 	for a, b := s.snap, o.snap; a != b; a, b = a.prev, b.prev {
@@ -194,10 +200,22 @@ func (s State) String() string {
 // correct etcd gives, and the events the request produced (in the order a
 // watch delivers them; none for a read). It never fails: a request the
 // model does not know is a programming error and panics.
+//
+// With auth enabled, a request its user may not make is refused as etcd
+// refuses it (State.permission), after a transaction's argument checks
+// and before anything else.
 func (s State) Apply(req Request) (State, Response, []Event) {
+	if req.Type == Auth {
+		return s.applyAuth(req.Auth, req.User)
+	}
+	if req.Type != Txn {
+		if msg := s.permission(req); msg != "" {
+			return s, failed(msg), nil
+		}
+	}
 	switch req.Type {
 	case Txn:
-		return s.applyTxn(req.Txn)
+		return s.applyTxn(req)
 	case LeaseGrant:
 		return s.applyGrant(req.Lease)
 	case LeaseRevoke:
@@ -281,29 +299,67 @@ func (w *writer) current() *snapshot {
 	return &snapshot{rev: w.rev, keys: w.keys, hash: w.hash}
 }
 
-func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
+func (s State) applyTxn(req Request) (State, Response, []Event) {
+	t := req.Txn
 	if msg := checkArgs(t); msg != "" {
 		return s, failed(msg), nil
 	}
-	succeeded := true
-	for _, c := range t.Conditions {
-		if !s.compare(c) {
-			succeeded = false
-			break
-		}
+	if msg := s.permission(req); msg != "" {
+		return s, failed(msg), nil
 	}
-	ops := t.Then
-	if !succeeded {
-		ops = t.Else
-	}
-	// etcd checks the branch it takes before executing any of it: a
-	// failing check fails the whole request and changes nothing.
-	if msg := s.check(ops); msg != "" {
+	// etcd decides every branch, nested transactions' too, on the store
+	// as it was before the transaction, and checks the branches it takes
+	// before executing any of them: a failing check fails the whole
+	// request and changes nothing.
+	if msg := s.checkTxn(t); msg != "" {
 		return s, failed(msg), nil
 	}
 	// Every write in one transaction shares the next revision; the revision
 	// only moves if something was written.
 	w := newWriter(s)
+	resp := s.execTxn(w, t)
+	next := w.state()
+	return next, Response{Revision: next.Revision, Txn: resp}, w.events
+}
+
+// succeeds evaluates a transaction's conditions on s.
+func (s State) succeeds(t *TxnRequest) bool {
+	for _, c := range t.Conditions {
+		if !s.compare(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// branch is the operations a transaction runs, its conditions read on s.
+func (s State) branch(t *TxnRequest) ([]Op, bool) {
+	if s.succeeds(t) {
+		return t.Then, true
+	}
+	return t.Else, false
+}
+
+// checkTxn is etcd's checkTxn: check of the branches taken, nested ones
+// included.
+func (s State) checkTxn(t *TxnRequest) string {
+	ops, _ := s.branch(t)
+	if msg := s.check(ops); msg != "" {
+		return msg
+	}
+	for _, op := range ops {
+		if op.Type == OpTxn {
+			if msg := s.checkTxn(op.Txn); msg != "" {
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
+// execTxn runs the branch of t that s decides through w.
+func (s State) execTxn(w *writer, t *TxnRequest) *TxnResponse {
+	ops, succeeded := s.branch(t)
 	results := make([]OpResult, len(ops))
 	for i, op := range ops {
 		switch op.Type {
@@ -331,42 +387,101 @@ func (s State) applyTxn(t *TxnRequest) (State, Response, []Event) {
 				w.delete(kv)
 				results[i].Deleted++
 			}
+		case OpTxn:
+			results[i].Txn = s.execTxn(w, op.Txn)
 		default:
 			panic(fmt.Sprintf("model: unknown op type %q", op.Type))
 		}
 	}
-	next := w.state()
-	return next, Response{Revision: next.Revision, Txn: &TxnResponse{Succeeded: succeeded, Results: results}}, w.events
+	return &TxnResponse{Succeeded: succeeded, Results: results}
 }
 
 // checkArgs is the gRPC layer's check of a transaction, on both branches,
 // before anything else: a value or lease given with ignore_value or
 // ignore_lease, a key put twice or put and deleted in one branch. It
 // returns the error message, or "".
+//
+// Nested transactions are checked as etcd's checkIntervals does: a key a
+// nested transaction may put (in either branch) must not be put, or
+// deleted, by its siblings or its parent's level; the two branches of one
+// nested transaction may put the same key.
 func checkArgs(t *TxnRequest) string {
-	for _, ops := range [][]Op{t.Then, t.Else} {
-		for _, op := range ops {
-			if op.Type == OpPut && op.IgnoreValue && op.Value != "" {
-				return ErrValueProvided
-			}
-			if op.Type == OpPut && op.IgnoreLease && op.Lease != 0 {
-				return ErrLeaseProvided
-			}
-		}
+	if msg := checkIgnore(t); msg != "" {
+		return msg
 	}
 	for _, ops := range [][]Op{t.Then, t.Else} {
-		for i, a := range ops {
-			if a.Type != OpPut {
-				continue
-			}
-			for j, b := range ops {
-				if (b.Type == OpPut && j < i && b.Key == a.Key) || (b.Type == OpDelete && inRange(a.Key, b.Key, b.End)) {
-					return ErrDuplicateKey
+		if _, _, dup := txnIntervals(ops); dup {
+			return ErrDuplicateKey
+		}
+	}
+	return ""
+}
+
+func checkIgnore(t *TxnRequest) string {
+	for _, ops := range [][]Op{t.Then, t.Else} {
+		for _, op := range ops {
+			switch {
+			case op.Type == OpPut && op.IgnoreValue && op.Value != "":
+				return ErrValueProvided
+			case op.Type == OpPut && op.IgnoreLease && op.Lease != 0:
+				return ErrLeaseProvided
+			case op.Type == OpTxn:
+				if msg := checkIgnore(op.Txn); msg != "" {
+					return msg
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// txnIntervals is etcd's checkIntervals over one branch: the keys it may
+// put, the deletes it may make, and whether a key is put twice or put and
+// deleted.
+func txnIntervals(ops []Op) (puts map[string]bool, dels []Op, dup bool) {
+	for _, op := range ops {
+		if op.Type == OpDelete {
+			dels = append(dels, op)
+		}
+	}
+	deleted := func(k string) bool {
+		return slices.ContainsFunc(dels, func(d Op) bool { return inRange(k, d.Key, d.End) })
+	}
+	puts = map[string]bool{}
+	for _, op := range ops {
+		if op.Type != OpTxn {
+			continue
+		}
+		putsThen, delsThen, dup1 := txnIntervals(op.Txn.Then)
+		putsElse, delsElse, dup2 := txnIntervals(op.Txn.Else)
+		if dup1 || dup2 {
+			return nil, nil, true
+		}
+		for k := range putsThen {
+			if puts[k] || deleted(k) {
+				return nil, nil, true
+			}
+			puts[k] = true
+		}
+		for k := range putsElse {
+			if (puts[k] && !putsThen[k]) || deleted(k) {
+				return nil, nil, true
+			}
+			puts[k] = true
+		}
+		dels = append(dels, delsThen...)
+		dels = append(dels, delsElse...)
+	}
+	for _, op := range ops {
+		if op.Type != OpPut {
+			continue
+		}
+		if puts[op.Key] || deleted(op.Key) {
+			return nil, nil, true
+		}
+		puts[op.Key] = true
+	}
+	return puts, dels, false
 }
 
 // check is etcd's check of the branch a transaction takes, before it runs

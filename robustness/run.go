@@ -134,6 +134,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	if n := 2 + len(traffic.AuthUsers); sc.Auth != "" && sc.Clients < n {
+		// Two clients run as root (the compactor, the defragmenter); the
+		// others take each user in turn.
+		lg.Info("auth: more clients, so that every user runs one", zap.Int("clients", n), zap.Int("asked", sc.Clients))
+		sc.Clients = n
+	}
 	if err := lookupFaults(sc); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -156,9 +162,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 
+	extra := memberEtcdArgs(lg, sc, etcdPaths)
+	if sc.Auth != "" {
+		authArgs, err := authEtcdArgs(sc.Auth, dir)
+		if err != nil {
+			return nil, setupErr("auth: %w", err)
+		}
+		extra = mergeFlags(extra, authArgs)
+	}
 	lg.Info("starting cluster", zap.Int("members", sc.Members), zap.Strings("versions", versions), zap.String("dir", dir))
 	cl, err := cluster.Start(ctx, cluster.Config{Size: sc.Members, EtcdPaths: etcdPaths, Dir: dir, Logger: lg,
-		ExtraArgs: memberEtcdArgs(lg, sc, etcdPaths), TLS: sc.TLS})
+		ExtraArgs: extra, TLS: sc.TLS})
 	if err != nil {
 		keep = true
 		return nil, setupErr("starting the cluster (logs in %s): %w", dir, err)
@@ -207,9 +221,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Health probes cover traffic, faults, the final read and the end states.
 	prober := cl.StartProber(ctx, clock.Now)
 	defer prober.Stop()
+	admin, err := enableAuth(ctx, lg, sc.Auth, cl, clock)
+	if err != nil {
+		keep = true
+		return nil, setupErr("enabling auth (logs in %s): %w", dir, err)
+	}
 	watchers := startWatchers(ctx, lg, sc, cfg.Seed, cl, clock)
 	defer watchers.stop()
+	admin.run(ctx, cfg.Seed)
 	clients, injections := runTrafficAndFaults(ctx, lg, cfg, cl, clock, profile, plan)
+	clients = append(clients, admin.finish()...)
 	if err := ctx.Err(); err != nil {
 		// An interrupted run proves nothing; its directory goes like a temp dir.
 		return nil, fmt.Errorf("run interrupted: %w", err)

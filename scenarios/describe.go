@@ -49,6 +49,9 @@ func (s Scenario) Describe() string {
 		parts[1] += fmt.Sprintf(", compacting every %s–%s", s.CompactionInterval, 2*s.CompactionInterval)
 	}
 	parts = append(parts, s.describeWatch())
+	if s.Auth != "" {
+		parts = append(parts, "auth with "+s.Auth+" tokens, traffic as several users, permissions changed during the run")
+	}
 	if e := s.Etcd.Describe(); e != "" {
 		parts = append(parts, "etcd with "+e)
 	}

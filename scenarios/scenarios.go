@@ -76,6 +76,11 @@ type Scenario struct {
 	// Etcd are etcd settings every member runs with; nil leaves etcd's
 	// defaults.
 	Etcd *EtcdSettings `json:"etcd,omitempty"`
+	// Auth, when set, enables auth once the cluster has started: etcd's
+	// "simple" tokens or "jwt" tokens (traffic.AuthNames). The traffic
+	// then runs as several users (traffic.AuthUsers) and an admin changes
+	// their permissions during the run.
+	Auth string `json:"auth,omitempty"`
 	// Explore, when set, makes the scenario one that draws its fields
 	// from the run's seed (Draw); once drawn, it records the draws.
 	Explore *Exploration `json:"explore,omitempty"`
@@ -133,6 +138,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: clients must be positive, not %d", s.Name, s.Clients)
 	case s.Placement != "" && !slices.Contains(traffic.PlacementNames(), s.Placement):
 		return fmt.Errorf("scenario %s: unknown client placement %q (valid: %s)", s.Name, s.Placement, strings.Join(traffic.PlacementNames(), ", "))
+	case s.Auth != "" && !slices.Contains(traffic.AuthNames(), s.Auth):
+		return fmt.Errorf("scenario %s: unknown auth mode %q (valid: %s)", s.Name, s.Auth, strings.Join(traffic.AuthNames(), ", "))
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ func TestLookup(t *testing.T) {
 	require.Equal(t, "kill", s.Failpoint)
 	require.NoError(t, s.Validate())
 	_, err = Lookup("nope")
-	require.ErrorContains(t, err, `unknown scenario "nope" (valid: basic, etcd, explore, issue-13766, issue-14370, `)
+	require.ErrorContains(t, err, `unknown scenario "nope" (valid: auth-14571, basic, etcd, explore, issue-13766, issue-14370, `)
 	require.Equal(t, 200.0, s.QPS, "the default keeps etcd-kv's medium rate")
 	require.Equal(t, 6, s.Clients)
 	for _, name := range Names() {

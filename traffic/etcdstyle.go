@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -335,7 +336,27 @@ func (cl *etcdClient) txn() history.Request {
 	if r.Intn(3) == 0 {
 		t.Failure = cl.readBack(t.Failure)
 	}
+	if cl.env.NestedTxns && r.Intn(3) == 0 {
+		if n, ok := cl.nested(success); ok {
+			t.Success = append(t.Success, n)
+		}
+	}
 	return history.Request{Txn: t}
+}
+
+// nested is a nested transaction on a key the outer branch does not
+// touch (etcd refuses a key put twice, or put and deleted, across levels):
+// if a compare on it holds, a put, else a get.
+func (cl *etcdClient) nested(outer []string) (history.RequestOp, bool) {
+	k := cl.key()
+	if slices.Contains(outer, k) {
+		return history.RequestOp{}, false
+	}
+	return history.RequestOp{Txn: &history.TxnRequest{
+		Compare: []history.Compare{cl.compare(k)},
+		Success: []history.RequestOp{{Put: &history.PutRequest{Key: k, Value: cl.value()}}},
+		Failure: []history.RequestOp{{Range: &history.RangeRequest{Key: k}}},
+	}}, true
 }
 
 // readBack appends to a branch an operation on a key the branch wrote

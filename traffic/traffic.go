@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/etcd-robustness/etcd-robustness/client"
+	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
@@ -51,6 +52,9 @@ type Env struct {
 	// CompactionInterval is Config.CompactionInterval: zero leaves the
 	// profile's own compaction interval.
 	CompactionInterval time.Duration
+	// NestedTxns makes the etcd profile's transactions sometimes nest
+	// one (Config.NestedTxns).
+	NestedTxns bool
 }
 
 // compactEvery is the range a profile's compactor draws its pauses from:
@@ -182,6 +186,11 @@ type Config struct {
 	// Counter, if set, counts every client's requests as they return.
 	Counter *client.Counter
 	Logger  *zap.Logger
+	// Users, if set, gives the user client i authenticates as (nil:
+	// root, once the harness enabled auth); see AuthUsers.
+	Users func(i int) *cluster.Credentials
+	// NestedTxns is passed to every client's Env.
+	NestedTxns bool
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -214,6 +223,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 				Avoid:    cfg.Avoid,
 
 				CompactionInterval: cfg.CompactionInterval,
+				NestedTxns:         cfg.NestedTxns,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
@@ -283,11 +293,18 @@ func connect(cfg Config) ([]*client.Client, []*client.Conn, error) {
 	users := map[*client.Conn]int{}
 	for i := range clients {
 		eps := ClientEndpoints(cfg.Endpoints, cfg.Pins, i)
+		var user *cluster.Credentials
+		if cfg.Users != nil {
+			user = cfg.Users(i)
+		}
 		key := strings.Join(eps, ",")
+		if user != nil {
+			key += " as " + user.User // a connection carries one user
+		}
 		conn := open[key]
 		if conn == nil || users[conn] == perConn {
 			var err error
-			if conn, err = client.Dial(eps); err != nil {
+			if conn, err = client.DialAs(eps, user); err != nil {
 				for _, c := range conns {
 					c.Close()
 				}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/client"
+	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/history"
 )
 
@@ -81,6 +82,9 @@ type WatchConfig struct {
 	// value plans no slow watch.
 	SlowReadDelay time.Duration
 	Logger        *zap.Logger
+	// Users, if set, gives the user watcher i watches as (nil: root, once
+	// the harness enabled auth); see AuthWatcherUser.
+	Users func(i int) *cluster.Credentials
 }
 
 // KeySpace is the keys a traffic profile writes, for its watches: a
@@ -269,10 +273,14 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 	ws := &Watchers{cfg: cfg, lg: lg, ctx: ctx, cancel: cancel, start: cfg.Clock.Now(), finishing: make(chan struct{})}
 	for i, eps := range groups {
 		id := cfg.FirstID + i
-		w, err := client.NewWatcher(eps, id, cfg.Clock)
+		var user *cluster.Credentials
+		if cfg.Users != nil {
+			user = cfg.Users(i)
+		}
+		w, err := client.NewWatcherAs(eps, id, cfg.Clock, user)
 		if err == nil {
 			var kv *client.Client
-			if kv, err = client.New(eps, id, cfg.Clock, 0); err == nil {
+			if kv, err = client.NewAs(eps, id, cfg.Clock, 0, user); err == nil {
 				ws.watchers = append(ws.watchers, &watcher{w: w, kv: kv})
 				continue
 			}

@@ -290,9 +290,12 @@ func pageAgainstState(op *history.Operation, s model.State, rev int64, where str
 func kvString(k, v string, mod int64) string { return fmt.Sprintf("%s=%s@%d", k, v, mod) }
 
 // stateRange is the keys of s in etcd's range [key, end), in key order, as
-// the model answers a range request.
+// the model answers a range request (made as root: the keys, whoever may
+// read them).
 func stateRange(s model.State, key, end string) []model.KeyValue {
-	_, resp, _ := s.Apply(model.RangeRequest(key, end))
+	req := model.RangeRequest(key, end)
+	req.User = model.RootUser
+	_, resp, _ := s.Apply(req)
 	if resp.Txn == nil || len(resp.Txn.Results) == 0 {
 		return nil
 	}

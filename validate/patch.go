@@ -103,8 +103,18 @@ type Patched struct {
 // leader's expiry (an operation of its own, which may not take effect
 // before the lease's deadline), lease checkpoints, and the internal
 // requests that do not touch the key space (cluster version, member
-// attributes, downgrade, alarms, auth, v2 store, conf changes, a leader's
-// empty entry), which are counted by kind in the message and ignored.
+// attributes, downgrade, alarms, v2 store, conf changes, a leader's
+// empty entry, and the authentications clientv3 sends on its own, kind
+// "auth"), which are counted by kind in the message and ignored. An auth
+// admin request (a user, role or permission change, enabling auth) is a
+// client's, matched against what the clients sent like a delete.
+//
+// A committed entry etcd's applier refuses (model.RefusedAtApply: its
+// user lacked the permission, or its auth revision was older than the
+// store's) is replayed as etcd applies it: no effect, the revision
+// unchanged. It is not matched against the clients' requests: clientv3
+// resends a request refused for an old auth revision, so the log may hold
+// it twice, and only the applied copy counts.
 // Every other committed request must have been sent, as often as it is in
 // the log. What the clients sent is read from the raw record (every
 // operation of every client, also those the model leaves out), and each
@@ -176,7 +186,7 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 				firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
 	s := settle(p, ops, c.Clients, c.Persisted)
-	c.Replayed, c.Events = s.replayed, s.events
+	c.Replayed, c.Events, c.Auth = s.replayed, s.events, s.auth
 	res := Result{Checked: s.matched, CheckedWhat: "committed entries"}
 	if len(s.findings) > 0 {
 		var msgs, why []string
@@ -203,6 +213,9 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 		msg += fmt.Sprintf(", %d refused lease requests applied by an attempt clientv3 resent", p.Resent)
 	}
 	msg += ")"
+	if s.refused > 0 {
+		msg += fmt.Sprintf("; %d committed entries refused at apply by auth or a NOSPACE alarm (no effect, as etcd applies them)", s.refused)
+	}
 	if internal := internalKinds(p.Internal); internal != "" {
 		msg += "; ignored " + internal
 	}
@@ -334,6 +347,10 @@ func identity(r history.Request, lease int64) (key string, unique bool) {
 	if g := r.LeaseGrant; g != nil && (g.ID != 0 || lease != 0) {
 		return fmt.Sprintf("lease grant %d", max(g.ID, lease)), true
 	}
+	// The user and auth revision are left out: a committed entry's header
+	// names no user while auth is disabled, whoever sent it, and carries
+	// an auth revision the client never knew.
+	r.User, r.AuthRevision = "", 0
 	b, err := json.Marshal(r)
 	if err != nil {
 		panic(err) // plain data always marshals
@@ -354,6 +371,10 @@ type settled struct {
 	findings []finding
 	replayed []model.State
 	events   []model.Event
+	auth     []AuthAt
+	// refused counts the committed entries etcd's applier refused
+	// (revisions.refused).
+	refused int
 	// matched counts the committed entries holding a request that changes
 	// something, each matched against what the clients sent.
 	matched int
@@ -366,8 +387,8 @@ type settled struct {
 // what it matched.
 func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.Log) settled {
 	var out settled
-	revs, replayed, events := replay(log)
-	out.replayed, out.events = replayed, events
+	revs, replayed, events, auth := replay(log)
+	out.replayed, out.events, out.auth = replayed, events, auth
 	p.Internal = map[string]int{}
 	for _, e := range log.Entries {
 		if e.Request == nil {
@@ -392,6 +413,18 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 	committed := map[string][]int{} // identity -> indices into log.Entries
 	var committedOrder []string
 	for i, e := range log.Entries {
+		if e.Request != nil && revs.refused[i] != "" {
+			// Refused at apply, it changed nothing, and clientv3 resends
+			// a request refused for an old auth revision with a new token
+			// (its retry interceptor's shouldRefreshToken): the copy that
+			// counts is the one applied. The client's answer, if it is
+			// this refusal, is the model's to judge. (A write refused
+			// under a NOSPACE alarm is not resent: its client saw the
+			// error, which derive makes an unknown outcome, settled as
+			// never applied when no other copy is in the log.)
+			out.refused++
+			continue
+		}
 		if e.Request != nil && !e.Request.ReadOnly() {
 			id, _ := identity(*e.Request, 0)
 			if committed[id] == nil {
@@ -723,7 +756,7 @@ func unsent(log *evidence.Log, revs revisions, committed map[string][]int, order
 		case len(entries) > copies[id]:
 			if len(sent) == 0 {
 				out = append(out, notSent(log, r, entries,
-					"etcd commits a put, delete, transaction or compaction only when a client sends one (the harness starts the members without auto-compaction), so it applied a request nobody sent."))
+					"etcd commits a put, delete, transaction, compaction or auth admin request only when a client sends one (the harness starts the members without auto-compaction), so it applied a request nobody sent."))
 				continue
 			}
 			out = append(out, overCommitted(log, r, entries, sent, copies[id]))
@@ -1029,6 +1062,10 @@ type revisions struct {
 	// effective says, when the whole log replays, whether each entry's
 	// request succeeded when applied (a revoke that found its lease).
 	effective []bool
+	// refused is, for each entry the replay reached, the error etcd's
+	// applier refuses it with after it was committed
+	// (model.RefusedAtApply: an auth check), or "".
+	refused []string
 }
 
 // replay applies the committed log to the model and returns the store's
@@ -1036,14 +1073,21 @@ type revisions struct {
 // the model cannot apply or an entry that does not decode (which may hold
 // one), or everywhere when the log does not start at index 1. When the whole log replays, it also returns the state at every
 // revision and the events of every write, in revision order.
-func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
-	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries)), effective: make([]bool, len(log.Entries))}
+//
+// It also returns the auth states the log went through (AuthAt), the
+// first being the new cluster's, while the replay reached them.
+func replay(log *evidence.Log) (revisions, []model.State, []model.Event, []AuthAt) {
+	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries)), effective: make([]bool, len(log.Entries)),
+		refused: make([]string, len(log.Entries))}
 	state := model.InitialState()
 	ok := log.Complete
 	var states []model.State
 	var events []model.Event
+	var auth []AuthAt
+	nospace := map[uint64]bool{} // members with a NOSPACE alarm raised
 	if ok {
 		states = []model.State{{}, state} // index 0 unused: revisions start at 1
+		auth = []AuthAt{{Revision: state.Revision, State: state}}
 	}
 	for i, e := range log.Entries {
 		revs.before[i], revs.after[i] = -1, -1
@@ -1055,6 +1099,12 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 			revs.before[i] = -1
 			continue
 		}
+		switch e.Alarm {
+		case "ACTIVATE NOSPACE":
+			nospace[e.AlarmMember] = true
+		case "DEACTIVATE NOSPACE":
+			delete(nospace, e.AlarmMember)
+		}
 		if ok && e.Request != nil {
 			req, err := model.RequestFromRecord(*e.Request)
 			if err != nil {
@@ -1062,10 +1112,23 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 				revs.before[i] = -1
 				continue
 			}
+			if len(nospace) > 0 && capped(req) {
+				// etcd's capped applier refuses it without effect while
+				// a NOSPACE alarm is raised (apply.go's applierV3Capped).
+				revs.refused[i], revs.after[i] = model.ErrNoSpace, state.Revision
+				continue
+			}
 			var evs []model.Event
 			var resp model.Response
+			prev := state
 			state, resp, evs = state.Apply(req)
 			revs.effective[i] = resp.Status == model.StatusOK
+			if resp.Status == model.StatusFailed && model.RefusedAtApply(resp.Error) {
+				revs.refused[i] = resp.Error
+			}
+			if state.AuthRevision() != prev.AuthRevision() || state.AuthEnabled() != prev.AuthEnabled() {
+				auth = append(auth, AuthAt{Revision: state.Revision, Index: e.Index, State: state})
+			}
 			events = append(events, evs...)
 			if state.Revision == int64(len(states)) {
 				states = append(states, state)
@@ -1076,9 +1139,42 @@ func replay(log *evidence.Log) (revisions, []model.State, []model.Event) {
 		}
 	}
 	if !ok {
-		states, events, revs.effective = nil, nil, nil
+		states, events, revs.effective, auth = nil, nil, nil, nil
 	}
-	return revs, states, events
+	return revs, states, events, auth
+}
+
+// capped reports whether etcd's capped applier refuses req: a put, a
+// transaction with a put in either branch (at any depth: its quota cost is
+// not zero), a lease grant.
+func capped(req model.Request) bool {
+	switch req.Type {
+	case model.LeaseGrant:
+		return true
+	case model.Txn:
+		return txnPuts(req.Txn)
+	}
+	return false
+}
+
+func txnPuts(t *model.TxnRequest) bool {
+	for _, ops := range [][]model.Op{t.Then, t.Else} {
+		for _, op := range ops {
+			if op.Type == model.OpPut || (op.Type == model.OpTxn && txnPuts(op.Txn)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AuthAt is an auth state of the replayed log: the state an entry that
+// changed auth left (or the new cluster's), with the store's revision at
+// the time and the entry's raft index (0 for the first).
+type AuthAt struct {
+	Revision int64
+	Index    uint64
+	State    model.State
 }
 
 // shownBy is the lowest revision a response can carry only once entry i

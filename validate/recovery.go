@@ -322,6 +322,9 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 		// only if they showed it or had to.
 		watching, through := false, false
 		for _, w := range ws {
+			if refusedAtCreation(w) {
+				continue // it never watched (say, for want of permission)
+			}
 			if w.Call <= deadline && w.End >= inj.End {
 				watching = true
 			}
@@ -364,6 +367,13 @@ func recoverWatches(c *Check, ops []history.Operation, inj history.Injection) pa
 		msg += fmt.Sprintf("; watchers %s gave no progress notification or event to show it (or stopped watching before the bound)", strings.Join(unproven, ", "))
 	}
 	return partVerdict{verdict: worst, msg: msg}
+}
+
+// refusedAtCreation reports whether etcd refused the watch in the
+// response that created it (created and canceled at once), so that it
+// never watched anything.
+func refusedAtCreation(w history.Watch) bool {
+	return len(w.Responses) > 0 && w.Responses[0].Created && w.Responses[0].Canceled && w.Responses[0].CompactRevision == 0
 }
 
 // watcherDeadline is when watcher ws must have shown it caught up to

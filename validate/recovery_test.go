@@ -115,6 +115,19 @@ func TestRecovery(t *testing.T) {
 			w.ProgressRequests = nil
 			return w
 		}()}, nil, Inconclusive, []string{"watchers 7 gave no progress notification or event"}},
+		{"a watch refused at creation (permission denied) never watched: not judged", recovered(10000), nil, []history.Watch{func() history.Watch {
+			w := watcher(7, 5600)
+			w.Call = 5300 * time.Millisecond
+			w.Responses = []history.WatchResponse{{Time: 5301 * time.Millisecond, Created: true, Canceled: true, CancelReason: "etcdserver: permission denied", Header: history.Header{Revision: target}}}
+			return w
+		}(), watcher(8, 10000, [2]int{target, 5100})}, nil, OK, []string{"1 watchers caught up"}},
+		{"a refused watch does not hide the same watcher's late one", recovered(10000), nil, []history.Watch{func() history.Watch {
+			w := watcher(7, 5600)
+			w.Call = 5300 * time.Millisecond
+			w.Responses = []history.WatchResponse{{Time: 5301 * time.Millisecond, Created: true, Canceled: true, CancelReason: "etcdserver: permission denied", Header: history.Header{Revision: target}}}
+			return w
+		}(), watcher(7, 10000, [2]int{target - 10, 2000}, [2]int{target + 40, 8600})}, nil, Illegal,
+			[]string{"watcher 7 showed it had caught up to revision 151 only 3.6s after the fault healed"}},
 		{"a watcher that stopped before is not judged", recovered(10000), nil, []history.Watch{watcher(7, 4000), watcher(8, 10000, [2]int{target, 5100})}, nil, OK,
 			[]string{"1 watchers caught up"}},
 		{"a watcher that stops soon after the heal, having caught up", recovered(10000), nil, []history.Watch{watcher(7, 5500, [2]int{target, 5100})}, nil, OK,

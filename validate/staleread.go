@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/etcd-robustness/etcd-robustness/history"
@@ -62,6 +63,18 @@ func (StaleRead) Validate(_ context.Context, c *Check) Result {
 			why = append(why, fmt.Sprintf("%s (%s) returned %s at %s; the committed log is complete and ends at revision %d, so no member could have been at revision %d.",
 				r.req, r.source, r.resp, r.rec.Return, last, h))
 			continue
+		}
+		// The member checks a serializable read's permission against its
+		// own auth state, which may be any the log had at revision h; the
+		// keys it read are the state's at h.
+		if cands := authBetween(c.Auth, h, h); r.req.User != "" || slices.ContainsFunc(cands, model.State.AuthEnabled) {
+			if !slices.ContainsFunc(cands, func(s model.State) bool { return model.PermissionError(s, r.req) == "" }) {
+				bad = append(bad, fmt.Sprintf("%s read what its user %q may not read", r.source, r.req.User))
+				why = append(why, fmt.Sprintf("%s (%s) returned %s at %s, but in no auth state the log had at revision %d could user %q read it.",
+					r.req, r.source, r.resp, r.rec.Return, h, r.req.User))
+				continue
+			}
+			r.req.User = model.RootUser // its permission judged, the keys remain
 		}
 		_, want, _ := c.Replayed[h].Apply(r.req)
 		if want.Equal(r.resp) {

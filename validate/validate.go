@@ -133,6 +133,10 @@ type Check struct {
 	// revision order, as model.State.Apply produced them; nil when
 	// Replayed is nil. The patch stage sets them.
 	Events []model.Event
+	// Auth are the auth states of the replayed committed log, in log
+	// order, the new cluster's first; nil when Replayed is nil. The patch
+	// stage sets them.
+	Auth []AuthAt
 }
 
 // Validator checks one guarantee, or derives what later ones need.

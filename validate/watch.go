@@ -68,6 +68,7 @@ const (
 	ckCompacted
 	ckCompactedCommitted
 	ckCaughtUp
+	ckPermitted
 	numWatchChecks
 )
 
@@ -86,6 +87,9 @@ type watchCheck struct {
 type streamCounts struct {
 	events, puts, eventResponses, progress, compacted int
 	resumable, catchUp                                bool
+	// permitted counts the creation and the events of a watch made under
+	// auth (watch_auth.go).
+	permitted int
 }
 
 // watchChecks are the checks in the order they run and are reported,
@@ -152,6 +156,12 @@ var watchChecks = [numWatchChecks]watchCheck{
 	// (read with a linearizable read) within the bound; one recorded as
 	// "caught-up timeout" did not.
 	ckCaughtUp: {name: "caught-up", count: countCatchUp},
+	// permitted: with auth enabled, a watch delivers no event unless its
+	// user could read its whole range when the member created it, and is
+	// not refused with "permission denied" when the user could; see
+	// watch_auth.go for the auth states a creation is judged by, and for
+	// how permission changes during a watch are treated.
+	ckPermitted: {name: "permitted", replay: true, count: countPermitted},
 }
 
 // What the checks count, per stream (watchCheck.count).
@@ -169,6 +179,7 @@ func countResumable(s streamCounts) int {
 
 // countCompacted: the responses that carry a compact revision.
 func countCompacted(s streamCounts) int { return s.compacted }
+func countPermitted(s streamCounts) int { return s.permitted }
 
 // countCatchUp: a stream that was open when traffic stopped had to catch up.
 func countCatchUp(s streamCounts) int {
@@ -229,6 +240,10 @@ type watchEnv struct {
 	compactedBelow int64
 	// compactions are the revisions recorded compactions asked for.
 	compactions map[int64]bool
+	// auth are the replayed log's auth states (Check.Auth), and floor
+	// each member's revisions as its answers showed them (watch_auth.go).
+	auth  []AuthAt
+	floor map[uint64][]shown
 }
 
 func newWatchEnv(c *Check) *watchEnv {
@@ -237,6 +252,7 @@ func newWatchEnv(c *Check) *watchEnv {
 		env.replayed = true
 		env.last = int64(len(c.Replayed) - 1)
 		env.index(c.Events)
+		env.indexAuth(c)
 	}
 	for _, cl := range c.Clients {
 		for _, op := range cl.Operations {
@@ -794,6 +810,11 @@ func (sc *streamChecker) check(w *history.Watch) (found [numWatchChecks]*WatchFi
 		if replay {
 			set(ckCompactedCommitted, checkCompactedCommitted(env, w))
 		}
+	}
+	if replay {
+		var f *WatchFinding
+		f, n.permitted = env.checkPermitted(w)
+		set(ckPermitted, f)
 	}
 	return found, n
 }

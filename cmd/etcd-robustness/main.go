@@ -144,6 +144,7 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 		checkTimeout = fs.Duration("check-timeout", validate.DefaultLinearizabilityTimeout, "time limit of the linearizability check")
 		watch        = fs.Bool("watch", false, "run watch traffic (watchers on every member and over the cluster, checked by the watch stage); --watch=false turns a scenario's off (default: the scenario's)")
 		watchPR      = fs.Duration("watch-progress-requests", 0, "how often every watch stream sends RequestProgress; implies --watch (default: the scenario's, else 500ms)")
+		auth         = fs.String("auth", "", "enable auth once the cluster started, with etcd's "+strings.Join(traffic.AuthNames(), " or ")+" tokens: the traffic runs as several users while an admin changes their permissions (default: the scenario's, else none)")
 		replay       = fs.String("replay", "", "run again the plan of the report in this directory: its scenario as it ran (draws, faults, schedule), its seed and its releases; the result compares the two runs")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -185,6 +186,9 @@ func parseRun(args []string, stderr io.Writer) (runArgs, int) {
 	}
 	if set["duration"] {
 		sc.Duration = *duration
+	}
+	if set["auth"] {
+		sc.Auth = *auth
 	}
 	if set["watch"] || set["watch-progress-requests"] {
 		sc.Watch = watchFlags(sc.Watch, *watch || set["watch-progress-requests"], set["watch-progress-requests"], *watchPR)
@@ -255,7 +259,7 @@ func finish(ctx context.Context, stdout, stderr io.Writer, res *robustness.Resul
 
 // scenarioFlags are the flags that change the scenario, in the order
 // overrides lists them.
-var scenarioFlags = []string{"members", "tls", "traffic", "rate", "qps", "clients", "placement", "watch", "watch-progress-requests", "failpoint", "duration"}
+var scenarioFlags = []string{"members", "tls", "traffic", "rate", "qps", "clients", "placement", "watch", "watch-progress-requests", "failpoint", "duration", "auth"}
 
 // overrides lists the flags given that change the scenario, each with its
 // value ("--traffic etcd", "--watch=false"). An etcd release or build other

@@ -39,7 +39,7 @@ func TestBadInput(t *testing.T) {
 		{"no command", nil, false, "usage: etcd-robustness run|check|summary"},
 		{"unknown command", []string{"frobnicate"}, false, `unknown command "frobnicate" (valid: run, check, summary, list, failpoints, regression)`},
 		{"unknown failpoint", []string{"run", "--failpoint", "nope"}, false, `unknown failpoint "nope" (valid: random, afterCommit:panic, afterCommit:sleep`},
-		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: basic, etcd, explore`},
+		{"unknown scenario", []string{"run", "--scenario", "nope"}, false, `unknown scenario "nope" (valid: auth-14571, basic, etcd, explore`},
 		{"bad members", []string{"run", "--members", "2"}, false, "members must be 1, 3 or 5, not 2"},
 		{"malformed version", []string{"run", "--etcd-version", "latest"}, false, `"latest"`},
 		{"versions do not match members", []string{"run", "--scenario", "basic", "--etcd-version", "v3.7.3,v3.6.1"}, false, "--etcd-version lists 2 releases for 3 members"},

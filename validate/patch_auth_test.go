@@ -1,0 +1,179 @@
+package validate
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcd-robustness/etcd-robustness/evidence"
+	"github.com/etcd-robustness/etcd-robustness/history"
+	ht "github.com/etcd-robustness/etcd-robustness/history/historytest"
+	"github.com/etcd-robustness/etcd-robustness/model"
+)
+
+// authAdmin is an auth admin request by root.
+func authAdmin(a history.AuthRequest) history.Request {
+	return history.Request{Auth: &a, User: model.RootUser}
+}
+
+// authSetupOps is an admin client's set-up, answered: root with the root
+// role, auth enabled, user "wo" with write on "w/".."w0".
+func authSetupOps(client int) ([]history.Operation, []history.Request) {
+	reqs := []history.Request{
+		authAdmin(history.AuthRequest{Op: history.AuthUserAdd, User: model.RootUser}),
+		authAdmin(history.AuthRequest{Op: history.AuthUserGrantRole, User: model.RootUser, Role: model.RootRole}),
+		authAdmin(history.AuthRequest{Op: history.AuthEnable}),
+		authAdmin(history.AuthRequest{Op: history.AuthUserAdd, User: "wo"}),
+		authAdmin(history.AuthRequest{Op: history.AuthRoleAdd, Role: "w"}),
+		authAdmin(history.AuthRequest{Op: history.AuthRoleGrantPermission, Role: "w", Key: "w/", RangeEnd: "w0", PermType: "WRITE"}),
+		authAdmin(history.AuthRequest{Op: history.AuthUserGrantRole, User: "wo", Role: "w"}),
+	}
+	var ops []history.Operation
+	for i, r := range reqs {
+		ops = append(ops, ht.Op(client, i*2, i*2+1, r, &history.Response{Header: history.Header{Revision: 1}, Auth: &history.AuthResponse{}}))
+	}
+	// A write root makes, so the history has one that took effect.
+	seed := by(model.RootUser, ht.Put("s", "0"))
+	ops = append(ops, ht.Op(client, 50, 60, seed, ht.PutOK(2)))
+	return ops, append(reqs, seed)
+}
+
+// walCopy is a request as a member's WAL holds it: its header names the
+// user and the auth revision the member stamped.
+func walCopy(r history.Request, user string, authRev uint64) history.Request {
+	r.User, r.AuthRevision = user, authRev
+	return r
+}
+
+func by(user string, r history.Request) history.Request { r.User = user; return r }
+
+func TestPatchUnderAuth(t *testing.T) {
+	put, get := ht.Put, ht.Get
+	setup, setupLog := authSetupOps(9)
+	// The auth revision after the set-up: 1, then six changes (enable does
+	// not commit one).
+	const rev uint64 = 7
+	changePassword := authAdmin(history.AuthRequest{Op: history.AuthUserChangePassword, User: "wo"})
+	tests := []struct {
+		name    string
+		history []history.Operation
+		log     []history.Request
+		// want: the evidence, patch and linearizability verdicts.
+		want []Verdict
+		msg  []string
+	}{
+		{
+			// The first copy was proposed before the password change and
+			// applied after it: refused for its old auth revision; clientv3
+			// sent it again with a new token.
+			name: "a put resent after its first copy was refused for an old auth revision",
+			history: []history.Operation{
+				op(9, 100, 110, changePassword, &history.Response{Header: history.Header{Revision: 2}, Auth: &history.AuthResponse{}}),
+				op(0, 100, 200, by("wo", put("w/a", "1")), putOK(3)),
+				op(1, 300, 310, by(model.RootUser, get("w/a")), getOK(3, ht.KVAt("w/a", "1", 3, 3, 1))),
+			},
+			log:  []history.Request{changePassword, walCopy(by("wo", put("w/a", "1")), "wo", rev), walCopy(by("wo", put("w/a", "1")), "wo", rev+1)},
+			want: []Verdict{OK, OK, OK},
+			msg:  []string{"1 committed entries refused at apply"},
+		},
+		{
+			name: "the same put committed twice, both copies applicable",
+			history: []history.Operation{
+				op(0, 100, 200, by("wo", put("w/a", "1")), putOK(3)),
+				op(1, 300, 310, by(model.RootUser, get("w/a")), getOK(4, ht.KVAt("w/a", "1", 3, 4, 2))),
+			},
+			log:  []history.Request{walCopy(by("wo", put("w/a", "1")), "wo", rev), walCopy(by("wo", put("w/a", "1")), "wo", rev)},
+			want: []Verdict{OK, Illegal, Illegal},
+			msg:  []string{"committed twice"},
+		},
+		{
+			// Committed and refused at apply: the user may not write x.
+			name: "a put without permission, refused at apply, of unknown outcome",
+			history: []history.Operation{
+				ht.Unknown(0, 100, 200, by("wo", put("x", "1"))),
+				op(1, 300, 310, by(model.RootUser, get("x")), getOK(2)),
+			},
+			log:  []history.Request{walCopy(by("wo", put("x", "1")), "wo", rev)},
+			want: []Verdict{OK, OK, OK},
+		},
+		{
+			name: "a put without permission that a read then saw",
+			history: []history.Operation{
+				ht.Unknown(0, 100, 200, by("wo", put("x", "1"))),
+				op(1, 300, 310, by(model.RootUser, get("x")), getOK(3, ht.KVAt("x", "1", 3, 3, 1))),
+			},
+			log:  []history.Request{walCopy(by("wo", put("x", "1")), "wo", rev)},
+			want: []Verdict{OK, OK, Illegal},
+		},
+		{
+			name: "a permitted put answered permission denied",
+			history: []history.Operation{
+				failed(0, 100, 200, by("wo", put("w/a", "1")), "PermissionDenied", model.ErrPermissionDenied),
+			},
+			log:  []history.Request{walCopy(by("wo", put("w/a", "1")), "wo", rev)},
+			want: []Verdict{OK, OK, Illegal},
+		},
+		{
+			name: "an auth admin request committed that no client sent",
+			history: []history.Operation{
+				op(1, 300, 310, by(model.RootUser, get("x")), getOK(2)),
+			},
+			log:  []history.Request{authAdmin(history.AuthRequest{Op: history.AuthUserDelete, User: "wo"})},
+			want: []Verdict{OK, Illegal, OK},
+			msg:  []string{"no client sent it"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := append(append([]history.Operation{}, setup...), tc.history...)
+			l := logOf(append(append([]history.Request{}, setupLog...), tc.log...)...)
+			rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l})
+			require.Equal(t, tc.want, verdicts(rs), "%+v", rs)
+			for _, m := range tc.msg {
+				require.Contains(t, rs[1].Message, m)
+			}
+		})
+	}
+}
+
+// Under a NOSPACE alarm etcd's capped applier refuses a committed put
+// without effect; without the alarm its quota applier applies it even when
+// it answers "database space exceeded".
+func TestPatchNoSpace(t *testing.T) {
+	put, get := ht.Put, ht.Get
+	alarm := func(action string) evidence.Entry {
+		return evidence.Entry{Kind: evidence.KindAlarm, Alarm: action + " NOSPACE", AlarmMember: 1}
+	}
+	for _, tc := range []struct {
+		name  string
+		alarm bool
+		read  *history.Response
+		want  Verdict
+	}{
+		{"capped, the put not seen", true, getOK(2), OK},
+		{"capped, yet the put seen", true, getOK(3, ht.KVAt("a", "1", 3, 3, 1)), Illegal},
+		{"no alarm: applied and answered with the error, seen", false, getOK(3, ht.KVAt("a", "1", 3, 3, 1)), OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := []history.Operation{
+				op(2, 0, 50, put("b", "2"), putOK(2)),
+				failed(0, 100, 200, put("a", "1"), "ResourceExhausted", model.ErrNoSpace),
+				op(1, 300, 310, get("a"), tc.read),
+			}
+			l := &evidence.Log{FirstIndex: 1, Complete: true}
+			b := put("b", "2")
+			entries := []evidence.Entry{{Request: &b}}
+			if tc.alarm {
+				entries = append(entries, alarm("ACTIVATE"))
+			}
+			p := put("a", "1")
+			entries = append(entries, evidence.Entry{Request: &p})
+			for i := range entries {
+				entries[i].Index, entries[i].Term = uint64(i+1), 2
+			}
+			l.Entries, l.CommitIndex = entries, uint64(len(entries))
+			rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l})
+			require.Equal(t, tc.want, rs[2].Verdict, "%+v", rs)
+		})
+	}
+}
