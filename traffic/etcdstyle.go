@@ -336,7 +336,7 @@ func (cl *etcdClient) txn() history.Request {
 	if r.Intn(3) == 0 {
 		t.Failure = cl.readBack(t.Failure)
 	}
-	if cl.env.NestedTxns && r.Intn(3) == 0 {
+	if cl.env.NestedTxns && !cl.env.Avoids(AvoidNestedTxns) && r.Intn(3) == 0 {
 		if n, ok := cl.nested(success); ok {
 			t.Success = append(t.Success, n)
 		}

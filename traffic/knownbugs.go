@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -18,6 +19,9 @@ type KnownBug struct {
 	Avoid Avoidance
 	// Affects reports whether a release (e.g. "v3.7.3") has the bug.
 	Affects func(version string) bool
+	// Auth says the bug shows only with auth enabled, so a run without
+	// auth has nothing to avoid.
+	Auth bool
 }
 
 // Avoidance names a kind of request the profiles can leave out.
@@ -26,6 +30,10 @@ type Avoidance string
 // AvoidKeysOnly: no keys_only ranges.
 const AvoidKeysOnly Avoidance = "keys-only ranges"
 
+// AvoidNestedTxns: no nested txns (the etcd profile sends them only under
+// auth).
+const AvoidNestedTxns Avoidance = "nested txns"
+
 // KnownBugs are the bugs the traffic knows how to avoid.
 var KnownBugs = []KnownBug{{
 	ID: "etcd#22209",
@@ -33,12 +41,47 @@ var KnownBugs = []KnownBug{{
 		"the in-memory index, which has no lease (fix proposed in etcd PR #22212)",
 	Avoid:   AvoidKeysOnly,
 	Affects: func(v string) bool { return strings.HasPrefix(v, "v3.7.") },
+}, {
+	ID: "CVE-2026-33343",
+	Summary: "with auth, the operations of a nested txn skip the permission check: a user writes and reads keys " +
+		"outside its permissions (fixed in v3.4.42, v3.5.28 and v3.6.9)",
+	Avoid:   AvoidNestedTxns,
+	Affects: before("v3.4.42", "v3.5.28", "v3.6.9"),
+	Auth:    true,
 }}
 
-// KnownBugsOf returns the known bugs that any of versions has.
-func KnownBugsOf(versions []string) []KnownBug {
+// before is Affects for a bug fixed in each line at the given release: a
+// version of one of those lines below its fix has it; other lines do not.
+func before(fixed ...string) func(string) bool {
+	return func(v string) bool {
+		minor, patch, ok := minorPatch(v)
+		if !ok {
+			return false
+		}
+		for _, f := range fixed {
+			if fm, fp, _ := minorPatch(f); fm == minor {
+				return patch < fp
+			}
+		}
+		return false
+	}
+}
+
+// minorPatch parses "v3.M.P" (with any suffix after P ignored).
+func minorPatch(v string) (minor, patch int, ok bool) {
+	var major int
+	n, _ := fmt.Sscanf(v, "v%d.%d.%d", &major, &minor, &patch)
+	return minor, patch, n == 3 && major == 3
+}
+
+// KnownBugsOf returns the known bugs that any of versions has, leaving
+// out those that need auth when auth is off.
+func KnownBugsOf(versions []string, auth bool) []KnownBug {
 	var out []KnownBug
 	for _, b := range KnownBugs {
+		if b.Auth && !auth {
+			continue
+		}
 		for _, v := range versions {
 			if b.Affects(v) {
 				out = append(out, b)

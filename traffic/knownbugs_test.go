@@ -12,16 +12,25 @@ import (
 func TestKnownBugsOf(t *testing.T) {
 	tests := []struct {
 		versions []string
+		auth     bool
 		want     []string
 	}{
-		{[]string{"v3.7.3"}, []string{"etcd#22209"}},
-		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, []string{"etcd#22209"}},
-		{[]string{"v3.6.16"}, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, nil},
+		{[]string{"v3.7.3"}, false, []string{"etcd#22209"}},
+		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
+		{[]string{"v3.6.16"}, false, nil},
+		{[]string{"v3.5.7", "v3.4.12"}, false, nil},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.5.28"}, true, nil},
+		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.6.9"}, true, nil},
+		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343"}},
 	}
 	for _, tc := range tests {
 		var got []string
-		for _, b := range KnownBugsOf(tc.versions) {
+		for _, b := range KnownBugsOf(tc.versions, tc.auth) {
 			got = append(got, b.ID)
 		}
 		require.Equal(t, tc.want, got, "%v", tc.versions)
@@ -69,3 +78,36 @@ func TestEtcdProfileAvoidsKeysOnly(t *testing.T) {
 type doerFunc func(ctx context.Context, req history.Request) history.Operation
 
 func (f doerFunc) Do(ctx context.Context, req history.Request) history.Operation { return f(ctx, req) }
+
+// Under auth the etcd profile nests txns, unless told to avoid them.
+func TestEtcdProfileAvoidsNestedTxns(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	for _, avoid := range []bool{false, true} {
+		all, nested := 0, 0
+		env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1), NestedTxns: true}
+		if avoid {
+			env.Avoid = []Avoidance{AvoidNestedTxns}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+			if all++; all >= 5000 {
+				cancel()
+			}
+			if req.Txn != nil {
+				for _, op := range append(append([]history.RequestOp(nil), req.Txn.Success...), req.Txn.Failure...) {
+					if op.Txn != nil {
+						nested++
+					}
+				}
+			}
+			return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+		}), env)
+		cancel()
+		if avoid {
+			require.Zero(t, nested, "nested txns sent while avoided")
+		} else {
+			require.Positive(t, nested, "no nested txn in %d requests", all)
+		}
+	}
+}
