@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -79,6 +80,10 @@ func newNetwork(lg *zap.Logger) *Network {
 // UnknownSender is the sender name of peer connections that do not say who
 // sent them.
 const UnknownSender = ""
+
+// harnessSender names the harness's own process among a demultiplexer's
+// dialers; no member is named so (member names are member-N).
+const harnessSender = "(the harness)"
 
 // addMember starts the proxies of a member: its client proxy (advertise →
 // listen), its peer demultiplexer on the advertised peer address, and one
@@ -500,10 +505,12 @@ func (d *demux) handle(in net.Conn) {
 
 // handleBySender hands the connection to the link of the member whose
 // etcd process dialed it (dialerOf), reading nothing: under peer TLS
-// every byte is the TLS stream's, forwarded as it is. A connection no
-// member's process dialed, or that could not be told (its dialer gone
-// already, or no /proc), goes to the unknown-sender link, and is logged:
-// it would pass a partition of its dialer.
+// every byte is the TLS stream's, forwarded as it is. One the harness
+// itself dialed, or whose dialer had already closed it (it can send
+// nothing more), goes to the unknown-sender link. One that could not be
+// told (no member's process and not the harness, or no /proc) is closed,
+// and logged: on the unknown-sender link it could carry a member's raft
+// messages past a partition of that member, and etcd dials again.
 func (d *demux) handleBySender(in net.Conn) {
 	d.n.mu.Lock()
 	members := make([]*Member, 0, len(d.n.members))
@@ -517,15 +524,19 @@ func (d *demux) handleBySender(in net.Conn) {
 			pids[pid] = m.name
 		}
 	}
+	pids[os.Getpid()] = harnessSender
 	from, found, closed := dialerOf(in, pids)
 	switch {
 	case closed:
 		// Its dialer can send nothing more: what it sent goes through.
 		from = UnknownSender
 	case !found:
-		from = UnknownSender
-		d.n.lg.Warn("peer connection from no member's process: on the unknown-sender link",
+		d.n.lg.Warn("peer connection from no member's process: closed, so that it cannot pass a partition",
 			zap.String("receiver", d.receiver), zap.String("from", in.RemoteAddr().String()))
+		_ = in.Close()
+		return
+	case from == harnessSender:
+		from = UnknownSender
 	}
 	link, ok := d.n.linkFrom(from, d.receiver)
 	if !ok {
