@@ -19,8 +19,9 @@ import (
 // expiry last, where the model (State.Apply, the one semantics) refuses
 // it. So one such triple makes the whole history illegal, and finding it
 // directly turns what could be a long search, or a search that times out,
-// into a FAIL that names the lease. Leases granted more than once, and
-// operations of unknown outcome, are left to the search.
+// into a FAIL that names the lease. Leases granted more than once, or
+// granted by a request of unknown outcome too, are left to the search, as
+// are renewals and expiries of unknown outcome.
 //
 // An early expiry is what etcd #15247 looked like: a leader that was
 // blocked (on a WAL write, say) or paused for longer than a TTL still held
@@ -30,6 +31,9 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 	type lease struct {
 		grants []*Op
 		renews []*Op
+		// open: a grant of unknown outcome, which may have made another
+		// lease of the same ID.
+		open bool
 	}
 	leases := map[int64]*lease{}
 	var expiries []*Op
@@ -44,7 +48,13 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 	for i := range ops {
 		o := &ops[i]
 		r := o.Request.Lease
-		if r == nil || o.Open {
+		if r == nil {
+			continue
+		}
+		if o.Open || o.Response.Status == model.StatusUnknown {
+			if o.Request.Type == model.LeaseGrant {
+				get(r.ID).open = true
+			}
 			continue
 		}
 		switch {
@@ -59,7 +69,7 @@ func earlyExpiry(ops []Op) (earlyRevoke, bool) {
 	}
 	for _, e := range expiries {
 		l := leases[e.Request.Lease.ID]
-		if l == nil || len(l.grants) != 1 {
+		if l == nil || len(l.grants) != 1 || l.open {
 			continue
 		}
 		g := l.grants[0]

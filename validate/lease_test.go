@@ -42,6 +42,12 @@ func TestEarlyExpiry(t *testing.T) {
 		{"expired after the grant's TTL, before the renewal's", history(7*sec, true), Illegal, []string{"client 0 #0", "client 1 #0", "wal index 9"}},
 		{"expired before the grant's TTL ran out", history(5*sec, false), Illegal, []string{"client 0 #0", "wal index 9"}},
 		{"expired after the grant's TTL, never renewed", history(7*sec, false), OK, nil},
+		// A second grant of the same ID, of unknown outcome, may have
+		// made the lease anew: the expiry (after the first grant's TTL)
+		// revoked the first, the second grant took effect after it, and
+		// the keepalive renewed the second. The search finds that order;
+		// the direct check must not call it early.
+		{"a grant of unknown outcome of the same ID may have made it anew", withOpenGrant(history(7*sec, true)), OK, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,4 +61,10 @@ func TestEarlyExpiry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withOpenGrant adds a second grant of lease 7 whose outcome is unknown.
+func withOpenGrant(ops []Op) []Op {
+	return append(ops, Op{ClientID: 2, Call: 3 * time.Second, Open: true, Request: model.LeaseGrantRequest(7, 5, 3*time.Second),
+		Response: model.Response{Status: model.StatusUnknown}, Source: "client 2 #0"})
 }
