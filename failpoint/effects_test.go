@@ -300,6 +300,20 @@ func TestSnapshotPartition(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), "received and saved database snapshot")
 	requireCaughtUp(t, c, m)
+
+	// Once it has sent a snapshot, the leader keeps its whole log for 30 s
+	// (etcd's releaseDelayAfterSnapshot), so a follower cut off again at
+	// once catches up from the log when healed: the fault must cut it off
+	// again until the leader has compacted, and then it gets a snapshot.
+	marks := map[string]*logMark{}
+	for _, m := range c.c.Members() {
+		marks[m.Name()] = markLog(m)
+	}
+	rec, err = injectObserved(t, c, f, 0, nil)
+	require.NoError(t, err, "a second cut right after a snapshot was sent")
+	require.True(t, marks[rec.Targets[0]].contains("received and saved database snapshot"),
+		"%s received a snapshot after the second cut", rec.Targets[0])
+	requireCaughtUp(t, c, c.member(t, rec.Targets[0]))
 }
 
 // TestMembership: a replaced member comes back with a new member ID and

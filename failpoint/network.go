@@ -154,32 +154,65 @@ func (p Partition) Inject(ctx context.Context, env Env, rec *Record) error {
 	env.Logger.Info("partition in place", zap.String("fault", p.Name()), zap.Strings("cut off", rec.Targets),
 		zap.Int("links", len(links)))
 	if p.Kind == untilSnapshot {
-		m := memberNamed(env.Cluster, rec.Targets[0])
-		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := waitBehind(tctx, env, m, snapshotGap)
-		cancel()
-		if err != nil {
-			return err
-		}
-	} else {
-		_ = sleepCtx(ctx, hold)
+		return cutUntilSnapshot(ctx, env, memberNamed(env.Cluster, rec.Targets[0]), links, snapLog)
 	}
+	_ = sleepCtx(ctx, hold)
 	if err := heal(); err != nil {
 		return err
 	}
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
-	if err := recovered(hctx, env.Cluster); err != nil {
-		return err
-	}
-	if snapLog != nil {
-		wctx, wcancel := context.WithTimeout(hctx, 30*time.Second)
-		defer wcancel()
-		if err := snapLog.wait(wctx, "received and saved database snapshot"); err != nil {
-			return fmt.Errorf("%s did not receive a snapshot after the partition healed: %w", rec.Targets[0], err)
+	return recovered(hctx, env.Cluster)
+}
+
+// untilSnapshotTimeout bounds blackhole-until-snapshot's cuts in all. It is
+// longer than etcd's releaseDelayAfterSnapshot (30 s in v3.5 to v3.7), for
+// which a leader that has sent any member a snapshot keeps its whole log.
+const untilSnapshotTimeout = 75 * time.Second
+
+// cutUntilSnapshot is blackhole-until-snapshot once m is cut off (by links):
+// it waits until the leader is snapshotGap entries ahead of m, heals, and
+// waits snapshotRetry for m to save a snapshot. The index gap does not show
+// that the leader compacted its log: a leader that sent some member a
+// snapshot holds off compacting for 30 s after (etcd logs "skip compaction
+// since there is an inflight snapshot"), and a new leader has its own log.
+// So when no snapshot came, m is cut off again and the cycle repeats, up to
+// untilSnapshotTimeout; if it never came the fault did not take effect.
+func cutUntilSnapshot(ctx context.Context, env Env, m *cluster.Member, links []cluster.Link, snapLog *logMark) error {
+	net := env.Cluster.Network()
+	dctx, cancel := context.WithTimeout(ctx, untilSnapshotTimeout)
+	defer cancel()
+	for cut := 1; ; cut++ {
+		if cut > 1 {
+			if err := net.Blackhole(links...); err != nil {
+				return err
+			}
+			env.Logger.Info("no snapshot yet: cut off again", zap.String("fault", string(untilSnapshot)),
+				zap.String("member", m.Name()), zap.Int("cut", cut))
+		}
+		_, err := waitBehind(dctx, env, m, snapshotGap)
+		if herr := net.Unblackhole(links...); herr != nil && err == nil {
+			err = herr
+		}
+		if err != nil {
+			return err
+		}
+		hctx, hcancel := healCtx(ctx)
+		err = recovered(hctx, env.Cluster)
+		hcancel()
+		if err != nil {
+			return err
+		}
+		wctx, wcancel := context.WithTimeout(dctx, snapshotRetry)
+		err = snapLog.wait(wctx, "received and saved database snapshot")
+		wcancel()
+		if err == nil {
+			return nil
+		}
+		if dctx.Err() != nil {
+			return fmt.Errorf("%s did not receive a snapshot after %d cuts in %s: %w", m.Name(), cut, untilSnapshotTimeout, err)
 		}
 	}
-	return nil
 }
 
 type degradeKind string
