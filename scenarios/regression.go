@@ -50,6 +50,11 @@ func (r Regression) CaughtBy(illegal func(name string) bool) string {
 	return ""
 }
 
+// KnownBugID is the regression's ID among traffic.KnownBugs ("etcd#20221"),
+// which its runs do not avoid: a regression reproduces its own bug even
+// where the traffic steers around it by default.
+func (r Regression) KnownBugID() string { return fmt.Sprintf("etcd#%d", r.Issue) }
+
 // HasBug reports whether release version comes before the fix.
 func (r Regression) HasBug(version string) bool { return versionBefore(version, r.Fixed) }
 

@@ -18,15 +18,23 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.7.3"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.5.7", "v3.4.12"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#20221"}},
+		{[]string{"v3.4.12"}, false, nil},
 		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.5.28"}, true, nil},
 		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.6.9"}, true, nil},
 		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343", "etcd#20221"}},
+		// etcd #20221: before v3.5.22 and v3.6.2.
+		{[]string{"v3.5.21"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.5.22"}, false, nil},
+		{[]string{"v3.5.35"}, false, nil},
+		{[]string{"v3.6.1"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.6.2"}, false, nil},
+		{[]string{"v3.5.13+beforeSendWatchResponse"}, false, []string{"etcd#20221"}},
 	}
 	for _, tc := range tests {
 		var got []string
