@@ -21,6 +21,8 @@ func TestAvoidedBugs(t *testing.T) {
 	require.NoError(t, err)
 	reg15220, err := scenarios.LookupRegression("15220")
 	require.NoError(t, err)
+	reg18089, err := scenarios.LookupRegression("18089")
+	require.NoError(t, err)
 	tests := []struct {
 		name     string
 		versions []string
@@ -29,7 +31,8 @@ func TestAvoidedBugs(t *testing.T) {
 	}{
 		{"v3.6.1 has #20221", []string{"v3.6.1"}, nil, []string{"etcd#20221"}},
 		{"#20221's own regression sends the watches", []string{reg20221.Release}, []string{reg20221.KnownBugID()}, nil},
-		{"another regression on a release with #20221 avoids it", []string{reg15220.Fixed}, []string{reg15220.KnownBugID()}, []string{"etcd#20221"}},
+		{"another regression on a release with #20221 and #18089 avoids them", []string{reg15220.Fixed}, []string{reg15220.KnownBugID()}, []string{"etcd#20221", "etcd#18089"}},
+		{"#18089's own regression compacts at deletes", []string{reg18089.Release}, []string{reg18089.KnownBugID()}, []string{"etcd#20221"}},
 		{"v3.7.3: #20221 is fixed, #22209 is not", []string{"v3.7.3"}, []string{reg20221.KnownBugID()}, []string{"etcd#22209"}},
 	}
 	for _, tc := range tests {

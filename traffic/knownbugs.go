@@ -126,3 +126,30 @@ func init() {
 		Affects: before("v3.5.22", "v3.6.2"),
 	})
 }
+
+// AvoidCompactAtDelete: the etcd profile's compactor compacts only at the
+// revision of one of its own plain puts, never at one that may be a delete
+// (the kubernetes profile compacts at its compact_rev_key put already).
+const AvoidCompactAtDelete Avoidance = "compactions at a delete's revision"
+
+// EtcdIssue18089 is the ID of etcd #18089 among KnownBugs.
+const EtcdIssue18089 = "etcd#18089"
+
+// etcd #18089: a watch opened at a compaction's revision, when that
+// revision was a delete, did not get the delete (the compaction had
+// removed the tombstone); fixed in v3.5.15 (scenarios/regression.go; the
+// 3.6 line came after the fix, and a 3.4 backport is not checked here, so
+// no 3.4 release is listed). The watch/resumable check catches it when a
+// watch canceled by a compaction resumes at the compact revision, which
+// fails the watch runs of other bugs' first fixed releases: v3.5.13, the
+// first with #17529's fix (seen there, seed 100: a resumed watch from
+// 1887 began at 1888, the delete at 1887 missing). Compacting at a put's
+// revision leaves the compacted and resumable checks as they were.
+func init() {
+	KnownBugs = append(KnownBugs, KnownBug{
+		ID:      EtcdIssue18089,
+		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.15)",
+		Avoid:   AvoidCompactAtDelete,
+		Affects: before("v3.5.15"),
+	})
+}
