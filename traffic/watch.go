@@ -372,6 +372,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		return
 	}
 	resumedFrom := -1
+	var memberRev int64 // the revision the member showed on the last stream
 	backoff := resumeBackoff
 	for {
 		ctx, cancel := ws.ctx, context.CancelFunc(func() {})
@@ -384,7 +385,11 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if slow {
 			s.SetReadDelay(ws.cfg.SlowReadDelay)
 		}
-		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 && (resumedFrom < 0 || !ws.avoids(AvoidFutureWatches)) {
+		// A resumed stream asks at open only if the member had shown,
+		// on the stream before, that it reached the start: under the
+		// avoidance of etcd #20221 (mayRequestProgress).
+		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 &&
+			(resumedFrom < 0 || progressAllowed(ws.avoids(AvoidFutureWatches), req.StartRevision, memberRev)) {
 			_ = s.RequestProgress() // the stream may have ended already: then nothing is sent
 		}
 		c.mu.Lock()
@@ -396,6 +401,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		}
 		cancel()
 		ws.keep(s)
+		memberRev = max(memberRev, s.MemberRevision())
 		rec := s.Record()
 		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
 			return
