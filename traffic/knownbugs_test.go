@@ -19,8 +19,8 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.7.3"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, false, []string{"etcd#20221", "etcd#18089"}},
-		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#20221", "etcd#18089"}},
+		{[]string{"v3.5.7", "v3.4.12"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#20221", "etcd#18089", "etcd#19179"}},
 		{[]string{"v3.4.12"}, false, nil},
 		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.5.28"}, true, nil},
@@ -35,10 +35,13 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.5.35"}, false, nil},
 		{[]string{"v3.6.1"}, false, []string{"etcd#20221"}},
 		{[]string{"v3.6.2"}, false, nil},
-		{[]string{"v3.5.13+beforeSendWatchResponse"}, false, []string{"etcd#20221", "etcd#18089"}},
+		{[]string{"v3.5.13+beforeSendWatchResponse"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
 		// etcd #18089: before v3.5.15.
-		{[]string{"v3.5.14"}, false, []string{"etcd#20221", "etcd#18089"}},
-		{[]string{"v3.5.15"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.5.14"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.5.15"}, false, []string{"etcd#20221", "etcd#19179"}},
+		// etcd #19179: before v3.5.18.
+		{[]string{"v3.5.17"}, false, []string{"etcd#20221", "etcd#19179"}},
+		{[]string{"v3.5.18"}, false, []string{"etcd#20221"}},
 		{[]string{"v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#20221"}},
 	}
 	for _, tc := range tests {
