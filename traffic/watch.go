@@ -372,7 +372,6 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		return
 	}
 	resumedFrom := -1
-	var memberRev int64 // the revision the member showed on the last stream
 	backoff := resumeBackoff
 	for {
 		ctx, cancel := ws.ctx, context.CancelFunc(func() {})
@@ -385,23 +384,25 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if slow {
 			s.SetReadDelay(ws.cfg.SlowReadDelay)
 		}
-		// A resumed stream asks at open only if the member had shown,
-		// on the stream before, that it reached the start: under the
-		// avoidance of etcd #20221 (mayRequestProgress).
-		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 &&
-			(resumedFrom < 0 || progressAllowed(ws.avoids(AvoidFutureWatches), req.StartRevision, memberRev)) {
+		// Under the avoidance of etcd #20221 the request waits for the
+		// created response, and is sent only if it shows the member at or
+		// past the start (mayRequestProgress): a watch from the past on
+		// one member may be a watch from the future on another, a
+		// member cut off and behind (seen on v3.5.8, #15271's runs).
+		askAtOpen := c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0
+		if askAtOpen && !ws.avoids(AvoidFutureWatches) {
 			_ = s.RequestProgress() // the stream may have ended already: then nothing is sent
+			askAtOpen = false
 		}
 		c.mu.Lock()
 		c.cur = s
 		c.mu.Unlock()
-		ws.drive(s, slow, req.StartRevision)
+		ws.drive(s, slow, req.StartRevision, askAtOpen)
 		if !s.Ended() { // only when the run's context is done
 			s.Close("done")
 		}
 		cancel()
 		ws.keep(s)
-		memberRev = max(memberRev, s.MemberRevision())
 		rec := s.Record()
 		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
 			return
@@ -444,14 +445,19 @@ func pause(ctx context.Context, d time.Duration) bool {
 // A slow stream sends no progress request until Finish begins, and then
 // reads at full speed. A stream whose watch starts at start, under etcd
 // #20221's avoidance, asks for progress only once the member has shown it
-// reached start (mayRequestProgress).
-func (ws *Watchers) drive(s *client.Stream, slow bool, start int64) {
+// reached start (mayRequestProgress). With askAtOpen it asks once its
+// first response has come, if that shows the member reached start.
+func (ws *Watchers) drive(s *client.Stream, slow bool, start int64, askAtOpen bool) {
 	interval := ws.cfg.ProgressRequestInterval
 	var tick <-chan time.Time
 	if interval > 0 && !slow {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
+	}
+	var opened <-chan struct{}
+	if askAtOpen {
+		opened = s.Notify()
 	}
 	finishing := ws.finishing
 	for {
@@ -460,12 +466,17 @@ func (ws *Watchers) drive(s *client.Stream, slow bool, start int64) {
 			return
 		case <-ws.ctx.Done():
 			return
+		case <-opened:
+			opened = nil
+			if ws.mayRequestProgress(s, start) {
+				_ = s.RequestProgress()
+			}
 		case <-tick:
 			if ws.mayRequestProgress(s, start) {
 				_ = s.RequestProgress()
 			}
 		case <-finishing:
-			finishing = nil
+			finishing, opened = nil, nil
 			s.SetReadDelay(0)
 			if ws.caughtUp(s) {
 				s.Close("done")
