@@ -110,12 +110,15 @@ const EtcdIssue20221 = "etcd#20221"
 // v3.5 releases before v3.5.22, and so fails the watch scenarios of other
 // bugs' first fixed releases (seen on v3.5.17: a watch resumed after a
 // kill at one past the restarted member's revision got a notification at
-// that revision, in answer to a progress request). The avoidance: the
+// that revision, in answer to a progress request; on v3.5.8, #15271's
+// runs: a watch from a recent revision, opened on a member cut off and
+// far behind, asked for progress at once). The avoidance: the
 // watches from future revisions are left out (leaveOut), and a stream
 // whose watch starts past every revision its member has shown sends no
 // progress request until the member shows it reached the start
-// (mayRequestProgress; list-then-watch and resumed watches still open
-// one revision ahead). Progress notifications etcd sends of its own (the
+// (mayRequestProgress; the request a watch from the past sends at open
+// waits for its created response; list-then-watch and resumed watches
+// still open one revision ahead). Progress notifications etcd sends of its own (the
 // watch's progress_notify) are not held back.
 func init() {
 	KnownBugs = append(KnownBugs, KnownBug{
@@ -132,8 +135,12 @@ func init() {
 // (the kubernetes profile compacts at its compact_rev_key put already).
 const AvoidCompactAtDelete Avoidance = "compactions at a delete's revision"
 
-// EtcdIssue18089 is the ID of etcd #18089 among KnownBugs.
-const EtcdIssue18089 = "etcd#18089"
+// EtcdIssue18089 and EtcdIssue19179 are the IDs of etcd #18089 and #19179
+// among KnownBugs.
+const (
+	EtcdIssue18089 = "etcd#18089"
+	EtcdIssue19179 = "etcd#19179"
+)
 
 // etcd #18089: a watch opened at a compaction's revision, when that
 // revision was a delete, did not get the delete (the compaction had
@@ -145,18 +152,7 @@ const EtcdIssue18089 = "etcd#18089"
 // first with #17529's fix (seen there, seed 100: a resumed watch from
 // 1887 began at 1888, the delete at 1887 missing). Compacting at a put's
 // revision leaves the compacted and resumable checks as they were.
-func init() {
-	KnownBugs = append(KnownBugs, KnownBug{
-		ID:      EtcdIssue18089,
-		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.15)",
-		Avoid:   AvoidCompactAtDelete,
-		Affects: before("v3.5.15"),
-	})
-}
-
-// EtcdIssue19179 is the ID of etcd #19179 among KnownBugs.
-const EtcdIssue19179 = "etcd#19179"
-
+//
 // etcd #19179: a watch opened at the revision of a compaction still being
 // applied, when that revision was a delete, missed the delete; fixed in
 // v3.5.18 (scenarios/regression.go; 3.6 came after the fix, 3.4 is not
@@ -166,6 +162,11 @@ const EtcdIssue19179 = "etcd#19179"
 // way, by compacting at puts only.
 func init() {
 	KnownBugs = append(KnownBugs, KnownBug{
+		ID:      EtcdIssue18089,
+		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.15)",
+		Avoid:   AvoidCompactAtDelete,
+		Affects: before("v3.5.15"),
+	}, KnownBug{
 		ID:      EtcdIssue19179,
 		Summary: "a watch opened at the revision of a compaction being applied misses the delete there (fixed in v3.5.18)",
 		Avoid:   AvoidCompactAtDelete,
