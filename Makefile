@@ -93,8 +93,9 @@ run: build
 # FIXED=1 runs the first release with the fix instead: RUNS runs (default
 # 20), failing if any does not pass. FIXED_VERSION=vX runs another fixed
 # release. TRIES=5 repeats the runs-until-caught on fresh seeds and prints
-# the median. Reports of runs that did not pass, and the runs' log, go to
-# REGRESSION_DIR.
+# the median. SEED=S starts from seed S (default 1), so that a long FIXED=1
+# set splits into parts: RUNS=10, then RUNS=10 SEED=11. Reports of runs
+# that did not pass, and the runs' log, go to REGRESSION_DIR.
 REGRESSION_ISSUES = 13766 14370 14685 15220 15247 15271 17529 17780 18089 19179 20221
 REGRESSION_DIR ?= results/regression
 TRIES ?= 1
@@ -105,7 +106,8 @@ REGRESSION_TARGETS = $(addprefix test-robustness-issue,$(REGRESSION_ISSUES))
 $(REGRESSION_TARGETS): test-robustness-issue%: build
 	./bin/etcd-robustness regression --results-dir $(REGRESSION_DIR) \
 	  $(if $(FIXED_VERSION),--etcd-version $(FIXED_VERSION),$(if $(FIXED),--fixed)) \
-	  $(if $(filter command line,$(origin RUNS)),--runs $(RUNS)) $(if $(filter-out 1,$(TRIES)),--tries $(TRIES)) $*
+	  $(if $(filter command line,$(origin RUNS)),--runs $(RUNS)) $(if $(filter-out 1,$(TRIES)),--tries $(TRIES)) \
+	  $(if $(SEED),--seed $(SEED)) $*
 
 # Every regression target in turn (long: run it in parts on a shared machine).
 test-robustness-regressions: $(REGRESSION_TARGETS)

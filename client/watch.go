@@ -81,6 +81,8 @@ type Stream struct {
 
 	mu  sync.Mutex
 	rec history.Watch
+	// memberRev is the highest header revision of the responses so far.
+	memberRev int64
 }
 
 // Open opens a watch stream for req and records it as watch id (unique in
@@ -282,6 +284,7 @@ func eventType(t mvccpb.Event_EventType) string {
 func (s *Stream) record(r history.WatchResponse) {
 	s.mu.Lock()
 	s.rec.Responses = append(s.rec.Responses, r)
+	s.memberRev = max(s.memberRev, r.Header.Revision)
 	s.mu.Unlock()
 	if j := s.clock.Journal(); j != nil {
 		j.WatchResponse(s.rec.ID, r)
@@ -332,6 +335,14 @@ func (s *Stream) Record() history.Watch {
 	out.Responses = append([]history.WatchResponse(nil), s.rec.Responses...)
 	out.ProgressRequests = append([]time.Duration(nil), s.rec.ProgressRequests...)
 	return out
+}
+
+// MemberRevision is the highest header revision of the stream's responses
+// so far: the member's store had reached at least this revision.
+func (s *Stream) MemberRevision() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memberRev
 }
 
 // SetTarget records the revision the watch is to catch up to.

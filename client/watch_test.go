@@ -79,6 +79,22 @@ func TestProgress(t *testing.T) {
 	}
 }
 
+func TestMemberRevision(t *testing.T) {
+	s := &Stream{clock: history.NewClock(), notify: make(chan struct{}, 1)}
+	require.Zero(t, s.MemberRevision(), "nothing received")
+	for _, tc := range []struct {
+		resp history.WatchResponse
+		want int64
+	}{
+		{history.WatchResponse{Created: true, Header: history.Header{Revision: 459}}, 459},
+		{history.WatchResponse{Header: history.Header{Revision: 461}, Events: []history.WatchEvent{{KV: history.KeyValue{ModRevision: 460}}}}, 461},
+		{history.WatchResponse{Header: history.Header{Revision: 12}}, 461}, // an older header does not lower it
+	} {
+		s.record(tc.resp)
+		require.Equal(t, tc.want, s.MemberRevision())
+	}
+}
+
 // TestWatchRecordsWhatEtcdSent watches a real etcd from a past revision,
 // writes, asks for progress, and checks the record: creation, every event
 // with its previous value, and a progress notification at the last

@@ -495,6 +495,18 @@ func (r *recordingRequests) close() {
 	}
 }
 
+// avoidedBugs are the known bugs of versions the traffic steers around:
+// every one they have, but those named in expose (a regression's own bug).
+func avoidedBugs(versions []string, auth bool, expose []string) []traffic.KnownBug {
+	var out []traffic.KnownBug
+	for _, b := range traffic.KnownBugsOf(versions, auth) {
+		if !slices.Contains(expose, b.ID) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // avoidances are what the profiles leave out for the known bugs a run
 // avoids (by ID, as the scenario records them).
 func avoidances(ids []string) []traffic.Avoidance {

@@ -36,6 +36,10 @@ type Regression struct {
 	// whose violation is the bug: a run whose verdict names one of them
 	// caught it. A run that fails only elsewhere did not.
 	Catches []string
+	// AlsoExposes names other known bugs (traffic.KnownBug IDs) its runs
+	// send anyway: ones the traffic steers around the same way as this
+	// bug, so that avoiding them would avoid this one too.
+	AlsoExposes []string
 }
 
 // CaughtBy returns the first of r.Catches that a run's verdicts show
@@ -49,6 +53,15 @@ func (r Regression) CaughtBy(illegal func(name string) bool) string {
 	}
 	return ""
 }
+
+// KnownBugID is the regression's ID among traffic.KnownBugs ("etcd#20221"),
+// which its runs do not avoid: a regression reproduces its own bug even
+// where the traffic steers around it by default.
+func (r Regression) KnownBugID() string { return fmt.Sprintf("etcd#%d", r.Issue) }
+
+// Exposed are the known bugs the regression's runs never avoid: its own,
+// and AlsoExposes.
+func (r Regression) Exposed() []string { return append([]string{r.KnownBugID()}, r.AlsoExposes...) }
 
 // HasBug reports whether release version comes before the fix.
 func (r Regression) HasBug(version string) bool { return versionBefore(version, r.Fixed) }
@@ -219,7 +232,10 @@ func init() {
 	// watch resume. No watch response is held back, so that #17529, which
 	// v3.5.12 also has, does not show instead.
 	registerRegression(Regression{Issue: 18089, Summary: "watch drops an event when compacting on a delete",
-		Release: "v3.5.12", Fixed: "v3.5.15", Catches: []string{"watch/resumable"}},
+		Release: "v3.5.12", Fixed: "v3.5.15", Catches: []string{"watch/resumable"},
+		// #19179 (also in v3.5.12) is avoided as #18089 is: by
+		// compacting at puts only.
+		AlsoExposes: []string{"etcd#19179"}},
 		resumeAtCompactions("etcd #18089 on v3.5.12"))
 	// etcd #19179: before v3.5.18 a watch opened at the revision of a
 	// compaction still being applied, when that revision was a delete,

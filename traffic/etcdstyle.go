@@ -96,7 +96,11 @@ type etcdClient struct {
 	// turn behind the writes.
 	nextCompact time.Time
 	compactRev  int64
-	nextDefrag  time.Time
+	// putRev is the revision of this client's latest plain put: a
+	// revision that holds one put and no delete, where the compactor
+	// compacts under etcd #18089's avoidance (AvoidCompactAtDelete).
+	putRev     int64
+	nextDefrag time.Time
 	// noStream: a member answered a RangeStream with Unimplemented, so
 	// this client sends no more.
 	noStream bool
@@ -179,6 +183,9 @@ func (cl *etcdClient) next(now time.Time) history.Request {
 		cl.nextCompact = now.Add(jitter(cl.env.Rand, cl.p.CompactEvery[0], cl.p.CompactEvery[1]))
 		rev := cl.compactRev
 		cl.compactRev = cl.rev
+		if cl.env.Avoids(AvoidCompactAtDelete) {
+			cl.compactRev = cl.putRev
+		}
 		if rev > 0 {
 			return history.Request{Compaction: &history.CompactionRequest{Revision: rev}}
 		}
@@ -457,6 +464,7 @@ func (cl *etcdClient) observe(op history.Operation) {
 		cl.observeRange(req.Range, resp.Range)
 	case req.Put != nil:
 		cl.observePut(req.Put, rev)
+		cl.putRev = rev
 	case req.DeleteRange != nil:
 		cl.observeDelete(req.DeleteRange)
 	case req.Txn != nil && resp.Txn != nil:

@@ -91,3 +91,85 @@ func KnownBugsOf(versions []string, auth bool) []KnownBug {
 	}
 	return out
 }
+
+// AvoidFutureWatches: no watch opened at a revision the member has not
+// reached yet (the watchers' fromFuture watches).
+const AvoidFutureWatches Avoidance = "watches from future revisions"
+
+// EtcdIssue20221 is the ID of etcd #20221 among KnownBugs.
+const EtcdIssue20221 = "etcd#20221"
+
+// etcd #20221: a watch opened at a future revision F got progress
+// notifications at the store's revision, below F, and after a restore
+// could have its revision lowered and get events below F. Fixed in v3.6.2
+// (PR #20241) and backported to v3.5.22 (PRs #20245, #20290: read in the
+// module cache, v3.5.21's progressIfSync has no start-revision test and
+// v3.5.22's has). The 3.4 line got backports too (PRs #20250, #20291), in
+// a release not checked here, so no 3.4 release is listed: a v3.4 run
+// still sends these watches. The k8s-future-watch check catches it on the
+// v3.5 releases before v3.5.22, and so fails the watch scenarios of other
+// bugs' first fixed releases (seen on v3.5.17: a watch resumed after a
+// kill at one past the restarted member's revision got a notification at
+// that revision, in answer to a progress request; on v3.5.8, #15271's
+// runs: a watch from a recent revision, opened on a member cut off and
+// far behind, asked for progress at once). The avoidance: the
+// watches from future revisions are left out (leaveOut), and a stream
+// whose watch starts past every revision its member has shown sends no
+// progress request until the member shows it reached the start
+// (mayRequestProgress; the request a watch from the past sends at open
+// waits for its created response; list-then-watch and resumed watches
+// still open one revision ahead). Progress notifications etcd sends of its own (the
+// watch's progress_notify) are not held back.
+func init() {
+	KnownBugs = append(KnownBugs, KnownBug{
+		ID: EtcdIssue20221,
+		Summary: "a watch from a future revision gets progress notifications (and after a restore events) below its " +
+			"start revision (fixed in v3.5.22 and v3.6.2)",
+		Avoid:   AvoidFutureWatches,
+		Affects: before("v3.5.22", "v3.6.2"),
+	})
+}
+
+// AvoidCompactAtDelete: the etcd profile's compactor compacts only at the
+// revision of one of its own plain puts, never at one that may be a delete
+// (the kubernetes profile compacts at its compact_rev_key put already).
+const AvoidCompactAtDelete Avoidance = "compactions at a delete's revision"
+
+// EtcdIssue18089 and EtcdIssue19179 are the IDs of etcd #18089 and #19179
+// among KnownBugs.
+const (
+	EtcdIssue18089 = "etcd#18089"
+	EtcdIssue19179 = "etcd#19179"
+)
+
+// etcd #18089: a watch opened at a compaction's revision, when that
+// revision was a delete, did not get the delete (the compaction had
+// removed the tombstone); fixed in v3.5.15 (scenarios/regression.go; the
+// 3.6 line came after the fix, and a 3.4 backport is not checked here, so
+// no 3.4 release is listed). The watch/resumable check catches it when a
+// watch canceled by a compaction resumes at the compact revision, which
+// fails the watch runs of other bugs' first fixed releases: v3.5.13, the
+// first with #17529's fix (seen there, seed 100: a resumed watch from
+// 1887 began at 1888, the delete at 1887 missing). Compacting at a put's
+// revision leaves the compacted and resumable checks as they were.
+//
+// etcd #19179: a watch opened at the revision of a compaction still being
+// applied, when that revision was a delete, missed the delete; fixed in
+// v3.5.18 (scenarios/regression.go; 3.6 came after the fix, 3.4 is not
+// checked here). It shows as #18089 does, on releases that have #18089's
+// fix: v3.5.15, #18089's first fixed release, failed watch/resumable on it
+// (seed 11: a watch from 259, a delete, began at 260). Avoided the same
+// way, by compacting at puts only.
+func init() {
+	KnownBugs = append(KnownBugs, KnownBug{
+		ID:      EtcdIssue18089,
+		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.15)",
+		Avoid:   AvoidCompactAtDelete,
+		Affects: before("v3.5.15"),
+	}, KnownBug{
+		ID:      EtcdIssue19179,
+		Summary: "a watch opened at the revision of a compaction being applied misses the delete there (fixed in v3.5.18)",
+		Avoid:   AvoidCompactAtDelete,
+		Affects: before("v3.5.18"),
+	})
+}

@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,15 +19,30 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.7.3"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.5.7", "v3.4.12"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.4.12"}, false, nil},
 		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.5.28"}, true, nil},
 		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.6.9"}, true, nil},
 		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343"}},
 		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343", "etcd#20221"}},
+		// etcd #20221: before v3.5.22 and v3.6.2.
+		{[]string{"v3.5.21"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.5.22"}, false, nil},
+		{[]string{"v3.5.35"}, false, nil},
+		{[]string{"v3.6.1"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.6.2"}, false, nil},
+		{[]string{"v3.5.13+beforeSendWatchResponse"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		// etcd #18089: before v3.5.15.
+		{[]string{"v3.5.14"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.5.15"}, false, []string{"etcd#20221", "etcd#19179"}},
+		// etcd #19179: before v3.5.18.
+		{[]string{"v3.5.17"}, false, []string{"etcd#20221", "etcd#19179"}},
+		{[]string{"v3.5.18"}, false, []string{"etcd#20221"}},
+		{[]string{"v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#20221"}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -108,6 +124,49 @@ func TestEtcdProfileAvoidsNestedTxns(t *testing.T) {
 			require.Zero(t, nested, "nested txns sent while avoided")
 		} else {
 			require.Positive(t, nested, "no nested txn in %d requests", all)
+		}
+	}
+}
+
+// Under etcd #18089's avoidance the etcd profile's compactor compacts only
+// at revisions of its own plain puts; without it, at the highest revision
+// it saw, which may be a delete's.
+func TestEtcdProfileAvoidsCompactingAtDeletes(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	for _, avoid := range []bool{false, true} {
+		e := newFakeEtcd(0)
+		fc := &fakeClient{etcd: e, rec: history.NewRecorder(0, history.NewClock())}
+		env := Env{ClientID: 0, Clients: 1, Limiter: newLimiter(1e9), Rand: newRand(1), CompactionInterval: time.Millisecond}
+		if avoid {
+			env.Avoid = []Avoidance{AvoidCompactAtDelete}
+		}
+		putRevs := map[int64]bool{}
+		var compactions, elsewhere int
+		ctx, cancel := context.WithCancel(context.Background())
+		p.Run(ctx, doerFunc(func(ctx context.Context, req history.Request) history.Operation {
+			if req.Compaction != nil {
+				compactions++
+				if !putRevs[req.Compaction.Revision] {
+					elsewhere++
+				}
+				if compactions >= 200 {
+					cancel()
+				}
+			}
+			op := fc.Do(ctx, req)
+			if req.Put != nil && op.Response != nil {
+				putRevs[op.Response.Header.Revision] = true
+			}
+			time.Sleep(50 * time.Microsecond) // a few requests between two compactions
+			return op
+		}), env)
+		cancel()
+		require.GreaterOrEqual(t, compactions, 200)
+		if avoid {
+			require.Zero(t, elsewhere, "compactions at a revision that was not a plain put while avoided")
+		} else {
+			require.Positive(t, elsewhere, "every one of %d compactions was at a put's revision", compactions)
 		}
 	}
 }

@@ -90,6 +90,61 @@ func TestPlanIsDeterministicAndCoversTheKinds(t *testing.T) {
 	}
 }
 
+func TestLeaveOutFutureWatches(t *testing.T) {
+	planned := plan(rand.New(rand.NewSource(8)), 4, WatchedKeys("etcd-kv"), 10*time.Second, true)
+	tests := []struct {
+		name       string
+		avoid      []Avoidance
+		wantFuture bool
+	}{
+		{"nothing avoided", nil, true},
+		{"another bug avoided", []Avoidance{AvoidKeysOnly}, true},
+		{"etcd #20221 avoided", []Avoidance{AvoidKeysOnly, AvoidFutureWatches}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := leaveOut(planned, tc.avoid)
+			require.Len(t, got, len(planned), "every watcher keeps its watches")
+			future := 0
+			for i := range planned {
+				var rest []watchSpec
+				for _, s := range planned[i] {
+					if s.start == fromFuture {
+						future++
+						if !tc.wantFuture {
+							continue
+						}
+					}
+					rest = append(rest, s)
+				}
+				require.Equal(t, rest, got[i], "watcher %d: the other watches as planned, in order", i)
+			}
+			require.Positive(t, future, "the plan has watches from future revisions to leave out")
+		})
+	}
+}
+
+func TestProgressAllowed(t *testing.T) {
+	tests := []struct {
+		name             string
+		avoid            bool
+		start, memberRev int64
+		want             bool
+	}{
+		{"no avoidance, a watch ahead of the member", false, 460, 459, true},
+		{"from now", true, 0, 0, true},
+		{"the member has not shown its revision", true, 460, 0, false},
+		{"resumed one past the member (etcd #20221 answers 459)", true, 460, 459, false},
+		{"the member reached the start", true, 460, 460, true},
+		{"a watch from the past", true, 100, 459, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, progressAllowed(tc.avoid, tc.start, tc.memberRev))
+		})
+	}
+}
+
 func TestResumeRequest(t *testing.T) {
 	req := history.WatchRequest{Key: "a", RangeEnd: "b", PrevKV: true}
 	created := history.WatchResponse{Created: true, Header: history.Header{Revision: 4}}

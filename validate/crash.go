@@ -45,7 +45,11 @@ const (
 //     lists, every text the declaration requires in the record's lines,
 //     at or after the declaration's From, and, for a declaration without
 //     a process, at most ExitGrace after its Until (the injection's End
-//     when zero); and the process had served before it ended.
+//     when zero); and the process had served before it ended; or
+//  3. it is a Go runtime panic the process printed as it ended, within
+//     dyingBurst of its end, beside a panic a declaration accounts for
+//     (accountedBy: other goroutines panic while the declared one ends
+//     the process).
 //
 // Anything else is a bug in etcd, and the verdict is Illegal. Three named
 // checks say which:
@@ -92,7 +96,7 @@ func (Crash) Validate(_ context.Context, c *Check) Result {
 		case e.ByHarness():
 			nHarness++
 			continue
-		case declaredBy(e, c.Injections) != nil:
+		case accountedBy(e, exits, c.Injections) != nil:
 			nDeclared++
 			continue
 		}
@@ -215,7 +219,7 @@ func countProcesses(in Input) int {
 func Unexplained(exits []history.MemberExit, injections []history.Injection) []history.MemberExit {
 	var out []history.MemberExit
 	for _, e := range exits {
-		if !e.ByHarness() && declaredBy(e, injections) == nil {
+		if !e.ByHarness() && accountedBy(e, exits, injections) == nil {
 			out = append(out, e)
 		}
 	}
@@ -226,6 +230,58 @@ func Unexplained(exits []history.MemberExit, injections []history.Injection) []h
 type declared struct {
 	inj *history.Injection
 	d   *history.ExitExplained
+}
+
+// dyingBurst bounds how far from a process's end a Go runtime crash line
+// it logged counts as printed while it was ending (see accountedBy): the
+// harness notes the exit once it reaped the process, and gives a line
+// without a timestamp the time it read it.
+const dyingBurst = time.Second
+
+// accountedBy is the declaration that accounts for e (declaredBy), or for
+// the panic of e's process that e came with: when a fault's declared panic
+// ends a process, Go lets every goroutine that panics meanwhile print its
+// panic before the process exits, and the exit status is the last one's.
+// A panic unwinding runs its deferred unlocks, so other goroutines meet the
+// half-done state it left: etcd v3.5.6's defrag, panicking at
+// defragBeforeCopy, lets an apply reach a nil bbolt transaction
+// ("invalid memory address" in (*Tx).Bucket) before the process is gone.
+// So a record of a process that ended on its own, whose first crash line is
+// the Go runtime's ("panic: ", "fatal error: "), within dyingBurst of the
+// process's end, is accounted for by a declaration that accounts for a
+// panic record of the same process. etcd's own panic and fatal lines (zap
+// lines) are not: those are its assertions, judged on their own.
+func accountedBy(e history.MemberExit, exits []history.MemberExit, injections []history.Injection) *declared {
+	if d := declaredBy(e, injections); d != nil {
+		return d
+	}
+	if !runtimeCrash(e.FirstCrashLine()) {
+		return nil
+	}
+	var end *history.MemberExit
+	for i := range exits {
+		if x := &exits[i]; x.Member == e.Member && x.PID == e.PID && x.Exited() && !x.ByHarness() {
+			end = x
+		}
+	}
+	if end == nil || e.Time < end.Time-dyingBurst || e.Time > end.Time+dyingBurst {
+		return nil
+	}
+	for _, x := range exits {
+		if x.Member != e.Member || x.PID != e.PID || x.Kind() != history.ExitPanic || !runtimeCrash(x.FirstCrashLine()) {
+			continue
+		}
+		if d := declaredBy(x, injections); d != nil && slices.Contains(d.d.Kinds, history.ExitPanic) {
+			return d
+		}
+	}
+	return nil
+}
+
+// runtimeCrash reports whether line is the Go runtime's own first line of
+// an unrecovered panic or a fatal error.
+func runtimeCrash(line string) bool {
+	return strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")
 }
 
 // declaredBy is the first declaration that accounts for e, or nil.

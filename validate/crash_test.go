@@ -127,6 +127,60 @@ func TestCrash(t *testing.T) {
 			wantCheck:  "exits",
 		},
 		{
+			// etcd v3.5.6 at defragBeforeCopy:panic (seed 1 of #14685's
+			// fixed runs): the gofail panic unwinds, an apply meets a nil
+			// bbolt transaction and panics too before the process ends;
+			// the exit takes the last panic printed.
+			name: "a runtime panic printed while a gofail panic ends the process",
+			exits: []history.MemberExit{
+				{Member: "member-1", PID: 101, Time: sec(4.2), Status: "exit status 2", Log: nilPanicLog},
+				{Member: "member-1", PID: 101, Time: sec(4.2001), Log: gofailPanicLog},
+			},
+			injections: []history.Injection{gofailFault("member-1", 101, sec(3.5), sec(6))},
+			want:       OK,
+			wantText:   []string{"1 exits (0 by the harness, 2 declared by a fault) and 1 panic or fatal lines logged"},
+		},
+		{
+			name: "the same, with the other panic logged and the gofail one the exit's",
+			exits: []history.MemberExit{
+				{Member: "member-1", PID: 101, Time: sec(4.1999), Log: nilPanicLog},
+				{Member: "member-1", PID: 101, Time: sec(4.2), Status: "exit status 2", Log: gofailPanicLog},
+			},
+			injections: []history.Injection{gofailFault("member-1", 101, sec(3.5), sec(6))},
+			want:       OK,
+		},
+		{
+			name: "a runtime panic logged long before the gofail panic ended the process",
+			exits: []history.MemberExit{
+				{Member: "member-1", PID: 101, Time: sec(2.5), Log: nilPanicLog},
+				{Member: "member-1", PID: 101, Time: sec(4.2), Status: "exit status 2", Log: gofailPanicLog},
+			},
+			injections: []history.Injection{gofailFault("member-1", 101, sec(1), sec(6))},
+			want:       Illegal,
+			wantText:   []string{"member-1 logged a panic line at 2.5s and kept running"},
+			wantCheck:  "logged",
+		},
+		{
+			name: "etcd's own fatal line beside a gofail panic is still judged",
+			exits: []history.MemberExit{
+				{Member: "member-1", PID: 101, Time: sec(4.2), Log: []string{fatalLine}},
+				{Member: "member-1", PID: 101, Time: sec(4.2), Status: "exit status 2", Log: gofailPanicLog},
+			},
+			injections: []history.Injection{gofailFault("member-1", 101, sec(3.5), sec(6))},
+			want:       Illegal,
+			wantCheck:  "logged",
+		},
+		{
+			name: "a runtime panic beside a gofail panic of another process",
+			exits: []history.MemberExit{
+				{Member: "member-1", PID: 101, Time: sec(4.2), Status: "exit status 2", Log: gofailPanicLog},
+				{Member: "member-1", PID: 111, Started: sec(4.3), Time: sec(4.9), Status: "exit status 2", Log: nilPanicLog},
+			},
+			injections: []history.Injection{gofailFault("member-1", 101, sec(3.5), sec(6))},
+			want:       Illegal,
+			wantCheck:  "exits",
+		},
+		{
 			name:       "a harness kill",
 			exits:      []history.MemberExit{{Member: "member-0", PID: 100, Time: sec(5), Status: "signal: killed", Cause: "harness: SIGKILL (kill)"}},
 			injections: []history.Injection{{Name: "kill", Targets: []string{"member-0"}, Start: sec(4.9), Effect: sec(5), End: sec(7)}},

@@ -149,7 +149,7 @@ func regressionCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	one := func(seed int64) (runResult, int) {
 		start := time.Now()
 		res, err := robustness.Run(ctx, robustness.Config{Scenario: sc, Binaries: bins, ResultsDir: a.resultsDir,
-			Seed: seed, CheckTimeout: a.checkTimeout, Logger: lg.With(zap.Int64("seed", seed))})
+			Seed: seed, CheckTimeout: a.checkTimeout, Expose: r.Exposed(), Logger: lg.With(zap.Int64("seed", seed))})
 		took := time.Since(start)
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())
