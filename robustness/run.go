@@ -181,19 +181,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := placeClients(&sc, cfg.Seed, cl); err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	if !cfg.ExposeKnownBugs {
-		sc.KnownBugsAvoided = nil
-		for _, b := range traffic.KnownBugsOf(versions, sc.Auth != "") {
-			sc.KnownBugsAvoided = append(sc.KnownBugsAvoided, b.ID)
-			lg.Warn("known etcd bug avoided: the traffic leaves out "+string(b.Avoid)+" (run --expose-known-bugs to send them)",
-				zap.String("bug", b.ID), zap.String("summary", b.Summary))
-		}
-	}
 	cfg.Scenario = sc
 	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))
 	plan, sc, err := prepareFaults(ctx, sc, cl, cfg.Seed)
 	if err != nil {
 		return nil, &SetupError{Err: err}
+	}
+	if !cfg.ExposeKnownBugs {
+		sc.KnownBugsAvoided = nil
+		for _, b := range traffic.KnownBugsOf(versions, sc.Auth != "") {
+			if !plan.exercises(b) {
+				continue
+			}
+			sc.KnownBugsAvoided = append(sc.KnownBugsAvoided, b.ID)
+			lg.Warn("known etcd bug avoided: the traffic leaves out "+string(b.Avoid)+" (run --expose-known-bugs to send them)",
+				zap.String("bug", b.ID), zap.String("summary", b.Summary))
+		}
 	}
 	// After any restart the faults' flags needed, so that the leader is
 	// where the draw put it when traffic starts.

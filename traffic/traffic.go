@@ -55,6 +55,8 @@ type Env struct {
 	// NestedTxns makes the etcd profile's transactions sometimes nest
 	// one (Config.NestedTxns).
 	NestedTxns bool
+	// MinLeaseTTL is Config.MinLeaseTTL.
+	MinLeaseTTL int64
 }
 
 // compactEvery is the range a profile's compactor draws its pauses from:
@@ -191,6 +193,10 @@ type Config struct {
 	Users func(i int) *cluster.Credentials
 	// NestedTxns is passed to every client's Env.
 	NestedTxns bool
+	// MinLeaseTTL, if positive, is the shortest lease TTL (seconds) a
+	// profile may grant: the etcd profile then draws from it to it plus
+	// its own TTL range's width (LeaseTTLAcrossLeaderPause says why).
+	MinLeaseTTL int64
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -224,6 +230,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 
 				CompactionInterval: cfg.CompactionInterval,
 				NestedTxns:         cfg.NestedTxns,
+				MinLeaseTTL:        cfg.MinLeaseTTL,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
