@@ -52,7 +52,11 @@ type Config struct {
 	// runs (elapsed, requests/s, errors, the fault under way), and "" when
 	// traffic ends: the CLI keeps it as one updating line on a terminal.
 	Status func(line string)
-	Logger *zap.Logger
+	// BeforeCheck, if set, is called once the traffic has ended and the
+	// record is in memory, just before the check (the CLI writes a heap
+	// profile there).
+	BeforeCheck func()
+	Logger      *zap.Logger
 }
 
 // Outcome is the run's overall answer.
@@ -126,6 +130,9 @@ func setupErr(format string, args ...any) error {
 // with a non-nil Result only when the checks ran but the report could not be
 // written, so that a verdict is never lost.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	// The whole run, its check and report included, keeps the heap within
+	// a headroom of what is live (traffic.TuneGC).
+	defer traffic.TuneGC()()
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -259,6 +266,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := report.Record{Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(), Input: in}
+	if cfg.BeforeCheck != nil {
+		cfg.BeforeCheck()
+	}
 	res := Check(ctx, lg, rec, validate.Options{CheckTimeout: cfg.CheckTimeout, Visualize: cfg.KeepPassing})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run interrupted: %w", err)
