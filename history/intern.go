@@ -31,6 +31,7 @@ func (w *Watch) InternStrings() {
 	for r := range w.Responses {
 		for e := range w.Responses[r].Events {
 			ev := &w.Responses[r].Events[e]
+			ev.Type = Intern(ev.Type)
 			InternKeyValue(&ev.KV)
 			if ev.PrevKV != nil {
 				InternKeyValue(ev.PrevKV)

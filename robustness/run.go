@@ -303,6 +303,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // Check runs every validation stage over a run record: the same stages for
 // a run and for a saved report checked again.
 func Check(ctx context.Context, lg *zap.Logger, rec report.Record, o validate.Options) *Result {
+	defer traffic.TuneGC()()
 	stats := history.Count(rec.Clients)
 	lg.Info("checking the history", zap.Int("operations", stats.Operations))
 	results := validate.Run(ctx, rec.Input, o)

@@ -180,7 +180,7 @@ func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.O
 		violation(ctx, c, r, ops, pos, timeout)
 		return
 	}
-	verbose, err := porcupineRun(ctx, windowModel([]model.State{tw.start}), tw.ops, timeout, true)
+	verbose, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), timeout, true)
 	if err != nil {
 		r.Message += "; the search for the operation it cannot place was cancelled"
 		return
@@ -203,14 +203,14 @@ func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.O
 	// placed), with porcupine's search over what it shows.
 	why := "around the first operation that could not be placed in " + tw.describe()
 	if len(tw.ops) <= MaxVisualizedOps {
-		v := &HistoryView{Ops: tw.ops, States: []model.State{tw.start}, Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
+		v := &HistoryView{Ops: tw.ops, States: tw.states(), Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
 			Description: fmt.Sprintf("the %d operations called from %s to %s, %s; the %d operations before them are folded into the starting state (%s)",
-				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString([]model.State{tw.start}))}
+				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString(tw.states()))}
 		v.From, v.To = callRange(tw.ops)
 		r.History = v
 		return
 	}
-	v := windowView(tw.ops, []model.State{tw.start}, stuck, local, why)
+	v := windowView(tw.ops, tw.states(), stuck, local, why)
 	v.Total, v.Folded = len(ops), v.Folded+len(tw.prefix)
 	r.History = v
 }

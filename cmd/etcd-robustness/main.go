@@ -342,6 +342,9 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageErr(stderr, errors.New("usage: etcd-robustness check [--check-timeout D] REPORT_DIR"))
 	}
 	stopCPU := startCPUProfile(stderr)
+	// Loading and checking keep the heap within a headroom of what is
+	// live (traffic.TuneGC), as a run does.
+	defer traffic.TuneGC()()
 	rec, err := report.Load(fs.Arg(0))
 	if err != nil {
 		stopCPU()
