@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"math"
 	"sort"
 	"time"
 
@@ -75,18 +74,7 @@ const (
 // cutWindow builds a cut window for the failing window s of the order,
 // with T0 at or before its first call; nil when none is found.
 func cutWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) *timeWindow {
-	from, to := time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
-	for _, i := range w.order[s.a:s.b] {
-		o := &patched[i]
-		if o.ClientID < 0 {
-			continue
-		}
-		from = min(from, o.Call)
-		if !o.Open {
-			to = max(to, o.Return)
-		}
-		to = max(to, o.Call)
-	}
+	from, to := w.callSpan(patched, s)
 	if from > to || from <= 0 {
 		return nil
 	}

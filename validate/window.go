@@ -486,11 +486,11 @@ func logPin(o *Op) (int64, bool) {
 	return 0, false
 }
 
-// forcedWindow builds the time window around the window s of the order: T1
-// is the last return in it, T0 the latest time at or before its first call
-// where the state is forced. It says why when there is none.
-func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) (*timeWindow, string) {
-	from, to := time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
+// callSpan is when the window s's client operations were called, from the
+// first call to the last return (or call, for an open one); from > to
+// when it holds none.
+func (w *walked) callSpan(patched []Op, s span) (from, to time.Duration) {
+	from, to = time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
 	for _, i := range w.order[s.a:s.b] {
 		o := &patched[i]
 		if o.ClientID < 0 {
@@ -502,6 +502,14 @@ func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked,
 		}
 		to = max(to, o.Call)
 	}
+	return from, to
+}
+
+// forcedWindow builds the time window around the window s of the order: T1
+// is the last return in it, T0 the latest time at or before its first call
+// where the state is forced. It says why when there is none.
+func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) (*timeWindow, string) {
+	from, to := w.callSpan(patched, s)
 	if from > to {
 		return nil, "it holds no client's operation"
 	}
