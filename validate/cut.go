@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -33,8 +34,10 @@ import (
 //     change the state, and the leader's expiries the log pins at seen or
 //     above but not past what F could reach. Each is pinned, by its answer
 //     or by the log, to the store's revision it took effect at (model.Step
-//     refuses it at any other); an operation running across T0 that
-//     nothing pins (an open one) rules T0 out.
+//     refuses it at any other); an open operation (no answer bounds it)
+//     counts as running across T0 when the log pins it (a write the
+//     evidence settled as applied), like the leader's expiries, on P's
+//     side when pinned below seen; one that nothing pins rules T0 out.
 //   - In a linearization of the whole history, the state at T0 is S_P with
 //     those of F applied that took effect before T0, at revision seen or
 //     above. Pinned writes take effect in revision order, so if one of F
@@ -75,10 +78,22 @@ const (
 // with T0 at or before its first call; nil when none is found.
 func cutWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) *timeWindow {
 	from, to := w.callSpan(patched, s)
-	if from > to || from <= 0 {
+	if from > to {
 		return nil
 	}
-	t0 := from
+	// T0 may be any time (the argument above holds for every T0): the
+	// first call in the window of an operation that returned, as an open
+	// one's call may lie far back, where the window's order placed it by
+	// the log.
+	t0 := time.Duration(math.MaxInt64)
+	for _, i := range w.order[s.a:s.b] {
+		if o := &patched[i]; o.ClientID >= 0 && !o.Open {
+			t0 = min(t0, o.Call)
+		}
+	}
+	if t0 > to || t0 <= 0 {
+		return nil
+	}
 	for range cutTries {
 		tw, back := cutWindowAt(patched, ops, pos, w, passed, s.a, t0, to)
 		if tw != nil {
@@ -138,7 +153,19 @@ func cutWindowAt(patched []Op, ops []porcupine.Operation, pos []int, w *walked, 
 		case leavesState(o):
 			role[i] = cutOut
 		case o.Open:
-			return nil, o.Call
+			// No answer bounds it; the log may still pin where it took
+			// effect (a write the evidence settled as applied), as for
+			// the leader's expiries.
+			r, ok := logPin(o)
+			switch {
+			case !ok:
+				return nil, o.Call
+			case r < seen:
+				role[i] = cutPrefix
+			default:
+				role[i] = cutRunning
+				running++
+			}
 		default:
 			r, ok := pinnedBelow(o)
 			switch {
@@ -213,7 +240,7 @@ func cutWindowAt(patched []Op, ops []porcupine.Operation, pos []int, w *walked, 
 	for _, i := range f {
 		op := ops[pos[i]]
 		pin, ok := pinnedBelow(&patched[i])
-		if patched[i].ClientID < 0 {
+		if patched[i].ClientID < 0 || patched[i].Open {
 			pin, ok = logPin(&patched[i])
 		}
 		if !ok {

@@ -2,6 +2,8 @@ package validate
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -149,4 +151,50 @@ func TestCutWindowViolationAcrossT0(t *testing.T) {
 	res, err := porcupineRun(context.Background(), windowModel(tw.states()), tw.searchOps(), 10*time.Second, false)
 	require.NoError(t, err)
 	require.Equal(t, porcupine.Illegal, res.result, tw.describe())
+}
+
+// An open write the log pins (settled as applied, but no answer after it
+// bounds when) is running across T0 rather than ruling every later T0
+// out: a read at the end that misses an acknowledged write is found near
+// it.
+func TestCutWindowWithOpenPinnedWrite(t *testing.T) {
+	h, log := generatedSpread(5000, 6, overlap)
+	end := int(h[len(h)-1].Return/time.Millisecond) + 1
+	rev := int64(1) + int64(len(log.Entries))
+	// The last acknowledged put, and a read after everything that misses it.
+	k := len(h) - 1
+	for h[k].Request.Put == nil {
+		k--
+	}
+	key := h[k].Request.Put.Key
+	put := ht.Put("own", "20-0")
+	h = append(append([]history.Operation(nil), h...),
+		unknown(20, end-3000, end+5000, put),
+		op(21, end+1, end+2, ht.Get(key), ht.GetOK(rev)))
+	var reqs []history.Request
+	for _, e := range log.Entries {
+		reqs = append(reqs, *e.Request)
+	}
+	log = logOf(append(reqs, put)...)
+	c := stageInput(t, h, log)
+	openPinned := false
+	for _, o := range c.Patched.Ops {
+		if o.ClientID == 20 {
+			_, pinned := logPin(&o)
+			openPinned = o.Open && pinned
+		}
+	}
+	require.True(t, openPinned, "the put of unknown outcome is not open and pinned by the log")
+	start := time.Now()
+	r := Linearizability{Timeout: 30 * time.Second}.Validate(context.Background(), c)
+	require.Equal(t, Illegal, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "running at", r.Message)
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.Contains(t, r.Involved, sourceOf(t, c, h[len(h)-1]), r.Explanation)
+	// The window starts near the read, not at the put's call 3 s before.
+	m := regexp.MustCompile(`search over the (\d+) operations called from`).FindStringSubmatch(r.Message)
+	require.NotNil(t, m, r.Message)
+	n, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.Less(t, n, 500, r.Message)
 }
