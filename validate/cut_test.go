@@ -198,3 +198,28 @@ func TestCutWindowWithOpenPinnedWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, n, 500, r.Message)
 }
+
+// Once an earlier stage found a violation, the search is shortened to
+// FoundSearchTimeout, and a search it cuts short says so (never a pass).
+func TestSearchShortenedAfterAViolation(t *testing.T) {
+	h, log := generatedSpread(20_000, 4, overlap)
+	k := len(h) / 2
+	for h[k].Request.Put == nil {
+		k++
+	}
+	h = append([]history.Operation(nil), h...)
+	h[k].Response = ht.PutOK(h[k].Response.Header.Revision - 1)
+	c := stageInput(t, h, log)
+	c.Violated = "patch"
+	// porcupine's search of the whole history, given a minute: it stops at
+	// FoundSearchTimeout.
+	l := Linearizability{Timeout: time.Minute, SearchOnly: true}
+	start := time.Now()
+	r := l.Validate(context.Background(), c)
+	took := time.Since(start)
+	require.Less(t, took, FoundSearchTimeout+5*time.Second, r.Message)
+	require.NotEqual(t, OK, r.Verdict, r.Message)
+	if r.Verdict == TimedOut {
+		require.Contains(t, r.Message, "the search was given 3s, as the patch stage had found a violation")
+	}
+}

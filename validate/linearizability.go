@@ -36,7 +36,7 @@ type Linearizability struct {
 func (Linearizability) Name() string { return "linearizability" }
 
 // Validate implements Validator.
-func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
+func (l Linearizability) Validate(ctx context.Context, c *Check) (r Result) {
 	if c.Patched == nil {
 		// Run alone (without the patch stage): check the history as
 		// recorded, every write of unknown outcome left open.
@@ -49,7 +49,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		c.Patched = p
 	}
 	p := c.Patched
-	r := Result{CheckedWhat: "operations"}
+	r = Result{CheckedWhat: "operations"}
 	if len(p.Ops) == 0 {
 		r.Verdict, r.Message = Inconclusive, "the history is empty"
 		return r
@@ -65,6 +65,18 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
+	// Once an earlier stage found a violation the run fails on it; the
+	// search is shortened, and a search cut short says so (never a pass).
+	var shortened string
+	if c.Violated != "" && timeout > FoundSearchTimeout {
+		timeout = FoundSearchTimeout
+		shortened = fmt.Sprintf("; the search was given %s, as the %s stage had found a violation", FoundSearchTimeout, c.Violated)
+	}
+	defer func() {
+		if r.Verdict == TimedOut {
+			r.Message += shortened
+		}
+	}()
 	start := time.Now()
 	// A pass needs a write known to have taken effect: a history without one
 	// exercises nothing.

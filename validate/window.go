@@ -98,6 +98,9 @@ const (
 	windowMargin   = 32
 	windowGrowth   = 8
 	windowWidening = 3
+	// windowShare is the least time one window's search may take (at most
+	// a quarter of the budget otherwise).
+	windowShare = 2 * time.Second
 )
 
 // barrier is the last operation of a window: the state must be want.
@@ -311,7 +314,10 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := w.check(ctx, patched, ops, pos, s, left)
+			// One window may not take the whole budget: one whose search
+			// runs out of its share is decided as a failing one is, by a
+			// time window around it (never a pass).
+			res, err := w.check(ctx, patched, ops, pos, s, min(left, max(windowShare, budget/4)))
 			if err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
@@ -324,7 +330,7 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 				passed = append(passed, s)
 				continue
 			case porcupine.Unknown:
-				return windowOutcome{result: porcupine.Unknown, why: fmt.Sprintf("the search of a window of %d operations did not finish in time", s.b-s.a)}
+				why = fmt.Sprintf("the search of a window of %d operations did not finish in time", s.b-s.a)
 			}
 			failed = append(failed, s)
 		}
