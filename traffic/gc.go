@@ -21,7 +21,7 @@ import (
 // gcHeadroom past what is live, at most by gcMaxPercent of it (while it
 // is small, where marking is cheap anyway) and at least by gcMinPercent.
 const (
-	gcHeadroom   = 768 << 20
+	gcHeadroom   = 512 << 20
 	gcMaxPercent = 400
 	gcMinPercent = 25
 	// gcRetune is how often the target is set again.
