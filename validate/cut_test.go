@@ -64,16 +64,7 @@ func TestCutWindowHoldsEveryLinearization(t *testing.T) {
 // it passes.
 func TestCutWindowFindsViolation(t *testing.T) {
 	h, log := generatedSpread(20_000, 4, overlap)
-	lowered := func(h []history.Operation, at int) (int, []history.Operation) {
-		for k := at; k < len(h); k++ {
-			if h[k].Request.Put != nil {
-				h = append([]history.Operation(nil), h...)
-				h[k].Response = ht.PutOK(h[k].Response.Header.Revision - 1)
-				return k, h
-			}
-		}
-		panic("no put")
-	}
+	lowered := func(h []history.Operation, at int) (int, []history.Operation) { return shiftPut(h, at, -1) }
 	missed := func(h []history.Operation, at int) (int, []history.Operation) {
 		for k := at; k < len(h); k++ {
 			if h[k].Request.Range != nil && len(h[k].Response.Range.KVs) > 0 {
@@ -122,12 +113,7 @@ func TestCutWindowFindsViolation(t *testing.T) {
 // that may fall on either side; no start state lets it in.
 func TestCutWindowViolationAcrossT0(t *testing.T) {
 	h, log := generatedSpread(3000, 5, overlap)
-	k := len(h) / 2
-	for h[k].Request.Put == nil {
-		k++
-	}
-	h = append([]history.Operation(nil), h...)
-	h[k].Response = ht.PutOK(h[k].Response.Header.Revision + 1)
+	k, h := shiftPut(h, len(h)/2, +1)
 	c := stageInput(t, h, log)
 	ops, pos := porcupineOps(c.Patched.Ops)
 	w := walkOrder(c.Patched.Ops)
@@ -203,12 +189,7 @@ func TestCutWindowWithOpenPinnedWrite(t *testing.T) {
 // FoundSearchTimeout, and a search it cuts short says so (never a pass).
 func TestSearchShortenedAfterAViolation(t *testing.T) {
 	h, log := generatedSpread(20_000, 4, overlap)
-	k := len(h) / 2
-	for h[k].Request.Put == nil {
-		k++
-	}
-	h = append([]history.Operation(nil), h...)
-	h[k].Response = ht.PutOK(h[k].Response.Header.Revision - 1)
+	_, h = shiftPut(h, len(h)/2, -1)
 	c := stageInput(t, h, log)
 	c.Violated = "patch"
 	// porcupine's search of the whole history, given a minute: it stops at
@@ -222,4 +203,17 @@ func TestSearchShortenedAfterAViolation(t *testing.T) {
 	if r.Verdict == TimedOut {
 		require.Contains(t, r.Message, "the search was given 3s, as the patch stage had found a violation")
 	}
+}
+
+// shiftPut returns a copy of h with the first acknowledged put from at on
+// answered with its revision moved by d, and the put's index.
+func shiftPut(h []history.Operation, at int, d int64) (int, []history.Operation) {
+	for k := at; k < len(h); k++ {
+		if h[k].Request.Put != nil {
+			h = append([]history.Operation(nil), h...)
+			h[k].Response = ht.PutOK(h[k].Response.Header.Revision + d)
+			return k, h
+		}
+	}
+	panic("no put")
 }
