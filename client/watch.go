@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,6 +344,29 @@ func (s *Stream) MemberRevision() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.memberRev
+}
+
+// Take returns what the stream recorded, as Record does, and lets go of
+// the stream's own copy, so that a run holds each response once: call it
+// once the stream has ended, and nothing of the stream's after it.
+func (s *Stream) Take() history.Watch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.rec
+	out.Responses = slices.Clip(s.rec.Responses)
+	if cap(s.rec.Responses) > len(s.rec.Responses)+len(s.rec.Responses)/8 {
+		out.Responses = append([]history.WatchResponse(nil), s.rec.Responses...) // grown by doubling: fit it
+	}
+	out.ProgressRequests = append([]time.Duration(nil), s.rec.ProgressRequests...)
+	s.rec.Responses, s.rec.ProgressRequests = nil, nil
+	return out
+}
+
+// Request is the stream's watch request.
+func (s *Stream) Request() history.WatchRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.Request
 }
 
 // SetTarget records the revision the watch is to catch up to.

@@ -411,7 +411,20 @@ func (env Env) duration() time.Duration {
 	if env.Duration > 0 {
 		return env.Duration
 	}
-	return time.Second + time.Duration(env.Rand.Int63n(int64(4*time.Second)))
+	return time.Second + time.Duration(env.Rand.Int63n(int64(LongestDefaultDuration-time.Second)))
+}
+
+// LongestDefaultDuration bounds the random duration of a lasting fault
+// whose scenario names none (Env.Duration zero).
+const LongestDefaultDuration = 5 * time.Second
+
+// LongestDuration is the longest a lasting fault scheduled for d lasts:
+// d, or LongestDefaultDuration when d is zero.
+func LongestDuration(d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return LongestDefaultDuration
 }
 
 // healTimeout bounds a heal that runs after the fault's context ended.

@@ -158,9 +158,11 @@ func HeaderFromPB(h *pb.ResponseHeader) Header {
 	return Header{ClusterID: h.ClusterId, MemberID: h.MemberId, Revision: h.Revision, RaftTerm: h.RaftTerm}
 }
 
-// KeyValueFromPB records a KeyValue.
+// KeyValueFromPB records a KeyValue. Its key and value are interned
+// (Intern): a run receives each many times over, in every watch stream and
+// in every read that returns it.
 func KeyValueFromPB(kv *mvccpb.KeyValue) KeyValue {
-	return KeyValue{Key: string(kv.Key), Value: string(kv.Value), CreateRevision: kv.CreateRevision,
+	return KeyValue{Key: internBytes(kv.Key), Value: internBytes(kv.Value), CreateRevision: kv.CreateRevision,
 		ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease}
 }
 

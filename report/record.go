@@ -617,6 +617,11 @@ func decodeArray(dec *json.Decoder, field reflect.Value) error {
 			return err
 		}
 		fitSlices(elem.Elem())
+		// The keys and values etcd returned recur in every stream and
+		// read: one copy of each, as in the run that recorded them.
+		if in, ok := elem.Interface().(interface{ InternStrings() }); ok {
+			in.InternStrings()
+		}
 		field.Set(reflect.Append(field, elem.Elem()))
 	}
 	_, err = dec.Token() // ']'

@@ -103,6 +103,37 @@ func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Clust
 	return plan, sc, nil
 }
 
+// leaderPause is the longest the plan pauses the leader (SIGSTOP) for;
+// zero when it never does.
+func (p faultPlan) leaderPause() time.Duration {
+	var longest time.Duration
+	for _, st := range p.steps {
+		if f, ok := st.fp.(failpoint.Pause); ok && f.Target == failpoint.Leader {
+			longest = max(longest, failpoint.LongestDuration(st.spec.Duration))
+		}
+	}
+	return longest
+}
+
+// exercises says whether the plan's traffic could meet known bug b: the
+// paused leader's expiries only where the plan pauses the leader.
+func (p faultPlan) exercises(b traffic.KnownBug) bool {
+	if b.Avoid == traffic.AvoidShortLeasesAcrossLeaderPause {
+		return p.leaderPause() > 0
+	}
+	return true
+}
+
+// minLeaseTTL is traffic.Config.MinLeaseTTL for a run avoiding the known
+// bugs avoided: long enough for the plan's leader pauses when it avoids
+// the paused leader's expiries, else zero (the profile's own TTLs).
+func (p faultPlan) minLeaseTTL(avoided []string) int64 {
+	if !slices.Contains(avoided, traffic.PausedLeaderExpiry) {
+		return 0
+	}
+	return traffic.LeaseTTLAcrossLeaderPause(p.leaderPause())
+}
+
 // pickSalt keeps the picks of `random` apart from the other draws made
 // from the run's seed.
 const pickSalt = 0x5eed_fa17
@@ -237,6 +268,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
 			Avoid: avoidances(sc.KnownBugsAvoided), Counter: &prog.counter, CompactionInterval: sc.CompactionInterval,
 			Users: authUsers(sc.Auth, traffic.AuthClientUser), NestedTxns: sc.Auth != "",
+			MinLeaseTTL: plan.minLeaseTTL(sc.KnownBugsAvoided),
 		})
 		done <- trafficResult{clients, err}
 	}()

@@ -56,7 +56,11 @@ type Config struct {
 	// runs (elapsed, requests/s, errors, the fault under way), and "" when
 	// traffic ends: the CLI keeps it as one updating line on a terminal.
 	Status func(line string)
-	Logger *zap.Logger
+	// BeforeCheck, if set, is called once the traffic has ended and the
+	// record is in memory, just before the check (the CLI writes a heap
+	// profile there).
+	BeforeCheck func()
+	Logger      *zap.Logger
 }
 
 // Outcome is the run's overall answer.
@@ -130,6 +134,9 @@ func setupErr(format string, args ...any) error {
 // with a non-nil Result only when the checks ran but the report could not be
 // written, so that a verdict is never lost.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	// The whole run, its check and report included, keeps the heap within
+	// a headroom of what is live (traffic.TuneGC).
+	defer traffic.TuneGC()()
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -185,19 +192,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := placeClients(&sc, cfg.Seed, cl); err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	if !cfg.ExposeKnownBugs {
-		sc.KnownBugsAvoided = nil
-		for _, b := range avoidedBugs(versions, sc.Auth != "", cfg.Expose) {
-			sc.KnownBugsAvoided = append(sc.KnownBugsAvoided, b.ID)
-			lg.Warn("known etcd bug avoided: the traffic leaves out "+string(b.Avoid)+" (run --expose-known-bugs to send them)",
-				zap.String("bug", b.ID), zap.String("summary", b.Summary))
-		}
-	}
 	cfg.Scenario = sc
 	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))
 	plan, sc, err := prepareFaults(ctx, sc, cl, cfg.Seed)
 	if err != nil {
 		return nil, &SetupError{Err: err}
+	}
+	if !cfg.ExposeKnownBugs {
+		sc.KnownBugsAvoided = nil
+		for _, b := range avoidedBugs(versions, sc.Auth != "", cfg.Expose) {
+			if !plan.exercises(b) {
+				continue
+			}
+			sc.KnownBugsAvoided = append(sc.KnownBugsAvoided, b.ID)
+			lg.Warn("known etcd bug avoided: the traffic leaves out "+string(b.Avoid)+" (run --expose-known-bugs to send them)",
+				zap.String("bug", b.ID), zap.String("summary", b.Summary))
+		}
 	}
 	// After any restart the faults' flags needed, so that the leader is
 	// where the draw put it when traffic starts.
@@ -260,6 +270,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := report.Record{Scenario: sc, EtcdVersions: versions, Seed: cfg.Seed, Start: clock.Start(), Input: in}
+	if cfg.BeforeCheck != nil {
+		cfg.BeforeCheck()
+	}
 	res := Check(ctx, lg, rec, validate.Options{CheckTimeout: cfg.CheckTimeout, Visualize: cfg.KeepPassing})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run interrupted: %w", err)
@@ -294,6 +307,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // Check runs every validation stage over a run record: the same stages for
 // a run and for a saved report checked again.
 func Check(ctx context.Context, lg *zap.Logger, rec report.Record, o validate.Options) *Result {
+	defer traffic.TuneGC()()
 	stats := history.Count(rec.Clients)
 	lg.Info("checking the history", zap.Int("operations", stats.Operations))
 	results := validate.Run(ctx, rec.Input, o)

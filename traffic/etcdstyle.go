@@ -259,10 +259,20 @@ func (cl *etcdClient) putWithLease(now time.Time) history.Request {
 	return req
 }
 
+// ttlRange is the range lease TTLs are drawn from: the profile's own, or,
+// when floor is above its MinTTL, one as wide from floor up.
+func (p Etcd) ttlRange(floor int64) (lo, hi int64) {
+	if floor <= p.MinTTL {
+		return p.MinTTL, p.MaxTTL
+	}
+	return floor, floor + p.MaxTTL - p.MinTTL
+}
+
 func (cl *etcdClient) grant() history.Request {
 	id := cl.env.UniqueLeaseID(cl.leaseSeq)
 	cl.leaseSeq++
-	ttl := cl.p.MinTTL + cl.env.Rand.Int63n(cl.p.MaxTTL-cl.p.MinTTL+1)
+	lo, hi := cl.p.ttlRange(cl.env.MinLeaseTTL)
+	ttl := lo + cl.env.Rand.Int63n(hi-lo+1)
 	return history.Request{LeaseGrant: &history.LeaseGrantRequest{ID: id, TTL: ttl}}
 }
 

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand"
-	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +53,8 @@ type Env struct {
 	// NestedTxns makes the etcd profile's transactions sometimes nest
 	// one (Config.NestedTxns).
 	NestedTxns bool
+	// MinLeaseTTL is Config.MinLeaseTTL.
+	MinLeaseTTL int64
 }
 
 // compactEvery is the range a profile's compactor draws its pauses from:
@@ -191,6 +191,10 @@ type Config struct {
 	Users func(i int) *cluster.Credentials
 	// NestedTxns is passed to every client's Env.
 	NestedTxns bool
+	// MinLeaseTTL, if positive, is the shortest lease TTL (seconds) a
+	// profile may grant: the etcd profile then draws from it to it plus
+	// its own TTL range's width (LeaseTTLAcrossLeaderPause says why).
+	MinLeaseTTL int64
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -199,7 +203,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 	if cfg.Pins != nil && len(cfg.Pins) != cfg.Clients {
 		return nil, fmt.Errorf("traffic: %d pins for %d clients", len(cfg.Pins), cfg.Clients)
 	}
-	defer lessFrequentGC()()
+	defer TuneGC()()
 	limiter := newLimiter(cfg.QPS)
 	clients, conns, err := connect(cfg)
 	if err != nil {
@@ -224,6 +228,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 
 				CompactionInterval: cfg.CompactionInterval,
 				NestedTxns:         cfg.NestedTxns,
+				MinLeaseTTL:        cfg.MinLeaseTTL,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
@@ -235,43 +240,6 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 			zap.Int("operations", s.Operations), zap.Int("failed", s.Failed), zap.Int("successful-writes", s.SuccessfulWrites))
 	}
 	return histories, nil
-}
-
-// trafficGCPercent is the garbage collector's target while traffic runs.
-// The clients' gRPC calls and the cluster's proxies (which run in this
-// process) allocate for every request while the recorded history, the
-// live heap, keeps growing, so with Go's default of 100 the collector
-// marks that history over and over. At 400 the harness used 2 to 4% of
-// the 2-core machine less at 2,300-2,500 requests/s (make throughput,
-// runs alternated with GOGC=100); memory is not short (a history of
-// 50,000 operations is a few hundred MB at most).
-const trafficGCPercent = 400
-
-// lessFrequentGC sets the collector's target to trafficGCPercent while
-// any Run runs, unless the user set GOGC, and returns what undoes it.
-func lessFrequentGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	gc.mu.Lock()
-	defer gc.mu.Unlock()
-	if gc.runs == 0 {
-		gc.old = debug.SetGCPercent(trafficGCPercent)
-	}
-	gc.runs++
-	return func() {
-		gc.mu.Lock()
-		defer gc.mu.Unlock()
-		if gc.runs--; gc.runs == 0 {
-			debug.SetGCPercent(gc.old)
-		}
-	}
-}
-
-var gc struct {
-	mu   sync.Mutex
-	runs int // Runs under way
-	old  int // the target before the first of them
 }
 
 // DefaultClientsPerConn is how many clients share a connection by default.

@@ -402,8 +402,10 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 			s.Close("done")
 		}
 		cancel()
-		ws.keep(s)
-		rec := s.Record()
+		rec := ws.keep(s)
+		c.mu.Lock()
+		c.cur = nil // the record is kept; the stream is done with
+		c.mu.Unlock()
 		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
 			return
 		}
@@ -551,7 +553,7 @@ func (ws *Watchers) caughtUp(s *client.Stream) bool {
 	if s.Progress() >= ws.target {
 		return true
 	}
-	return s.Record().Request.StartRevision > ws.target
+	return s.Request().StartRevision > ws.target
 }
 
 // firstRequest is the spec's first watch request; fromPast, fromFuture
@@ -632,11 +634,14 @@ func (ws *Watchers) newID() int {
 	return ws.nextID - 1
 }
 
-func (ws *Watchers) keep(s *client.Stream) {
-	rec := s.Record()
+// keep keeps the ended stream's record (Stream.Take: the stream lets go
+// of its own copy) and returns it.
+func (ws *Watchers) keep(s *client.Stream) history.Watch {
+	rec := s.Take()
 	ws.mu.Lock()
 	ws.watches = append(ws.watches, rec)
 	ws.mu.Unlock()
+	return rec
 }
 
 // Finish waits up to bound for every open watch to deliver everything up

@@ -36,7 +36,7 @@ type Linearizability struct {
 func (Linearizability) Name() string { return "linearizability" }
 
 // Validate implements Validator.
-func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
+func (l Linearizability) Validate(ctx context.Context, c *Check) (r Result) {
 	if c.Patched == nil {
 		// Run alone (without the patch stage): check the history as
 		// recorded, every write of unknown outcome left open.
@@ -49,7 +49,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 		c.Patched = p
 	}
 	p := c.Patched
-	r := Result{CheckedWhat: "operations"}
+	r = Result{CheckedWhat: "operations"}
 	if len(p.Ops) == 0 {
 		r.Verdict, r.Message = Inconclusive, "the history is empty"
 		return r
@@ -65,6 +65,18 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) Result {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
+	// Once an earlier stage found a violation the run fails on it; the
+	// search is shortened, and a search cut short says so (never a pass).
+	var shortened string
+	if c.Violated != "" && timeout > FoundSearchTimeout {
+		timeout = FoundSearchTimeout
+		shortened = fmt.Sprintf("; the search was given %s, as the %s stage had found a violation", FoundSearchTimeout, c.Violated)
+	}
+	defer func() {
+		if r.Verdict == TimedOut {
+			r.Message += shortened
+		}
+	}()
 	start := time.Now()
 	// A pass needs a write known to have taken effect: a history without one
 	// exercises nothing.
@@ -180,7 +192,7 @@ func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.O
 		violation(ctx, c, r, ops, pos, timeout)
 		return
 	}
-	verbose, err := porcupineRun(ctx, windowModel([]model.State{tw.start}), tw.ops, timeout, true)
+	verbose, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), timeout, true)
 	if err != nil {
 		r.Message += "; the search for the operation it cannot place was cancelled"
 		return
@@ -203,14 +215,14 @@ func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.O
 	// placed), with porcupine's search over what it shows.
 	why := "around the first operation that could not be placed in " + tw.describe()
 	if len(tw.ops) <= MaxVisualizedOps {
-		v := &HistoryView{Ops: tw.ops, States: []model.State{tw.start}, Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
+		v := &HistoryView{Ops: tw.ops, States: tw.states(), Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
 			Description: fmt.Sprintf("the %d operations called from %s to %s, %s; the %d operations before them are folded into the starting state (%s)",
-				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString([]model.State{tw.start}))}
+				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString(tw.states()))}
 		v.From, v.To = callRange(tw.ops)
 		r.History = v
 		return
 	}
-	v := windowView(tw.ops, []model.State{tw.start}, stuck, local, why)
+	v := windowView(tw.ops, tw.states(), stuck, local, why)
 	v.Total, v.Folded = len(ops), v.Folded+len(tw.prefix)
 	r.History = v
 }

@@ -137,7 +137,17 @@ type Check struct {
 	// order, the new cluster's first; nil when Replayed is nil. The patch
 	// stage sets them.
 	Auth []AuthAt
+	// Violated names the first stage that found a violation, once one
+	// has: the run fails whatever later stages find, so the longest
+	// searches after it are shortened (FoundSearchTimeout).
+	Violated string
 }
+
+// FoundSearchTimeout bounds the linearizability stage's search once an
+// earlier stage found a violation: the run fails on it already, and a
+// history that lost a write can send porcupine searching for as long as
+// it is let.
+const FoundSearchTimeout = 3 * time.Second
 
 // Validator checks one guarantee, or derives what later ones need.
 type Validator interface {
@@ -190,6 +200,9 @@ func All(ctx context.Context, in Input, validators ...Validator) []Result {
 		r := v.Validate(ctx, c)
 		r.Validator = v.Name()
 		r.Took = time.Since(start)
+		if r.Verdict == Illegal && c.Violated == "" {
+			c.Violated = r.Validator
+		}
 		results = append(results, r)
 	}
 	return results

@@ -98,6 +98,9 @@ const (
 	windowMargin   = 32
 	windowGrowth   = 8
 	windowWidening = 3
+	// windowShare is the least time one window's search may take (at most
+	// a quarter of the budget otherwise).
+	windowShare = 2 * time.Second
 )
 
 // barrier is the last operation of a window: the state must be want.
@@ -122,6 +125,17 @@ func windowModel(states []model.State) porcupine.Model {
 				}
 				return nil
 			}
+			if r, ok := input.(runningOp); ok {
+				next := model.Step(s, r.req, output.(model.Response))
+				out := make([]interface{}, 0, len(next)+1)
+				for _, n := range next {
+					out = append(out, n)
+				}
+				if s.Revision >= r.pin {
+					out = append(out, s) // it took effect before the window
+				}
+				return out
+			}
 			next := model.Step(s, input.(model.Request), output.(model.Response))
 			out := make([]interface{}, len(next))
 			for i, n := range next {
@@ -134,6 +148,9 @@ func windowModel(states []model.State) porcupine.Model {
 		DescribeOperation: func(input, output interface{}) string {
 			if _, ok := input.(barrier); ok {
 				return "end of the window: the state the committed log's order goes on from"
+			}
+			if r, ok := input.(runningOp); ok {
+				return model.Describe(r.req, output.(model.Response)) + " (running at the window's start)"
 			}
 			return model.Describe(input.(model.Request), output.(model.Response))
 		},
@@ -297,7 +314,10 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := w.check(ctx, patched, ops, pos, s, left)
+			// One window may not take the whole budget: one whose search
+			// runs out of its share is decided as a failing one is, by a
+			// time window around it (never a pass).
+			res, err := w.check(ctx, patched, ops, pos, s, min(left, max(windowShare, budget/4)))
 			if err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
@@ -310,7 +330,7 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 				passed = append(passed, s)
 				continue
 			case porcupine.Unknown:
-				return windowOutcome{result: porcupine.Unknown, why: fmt.Sprintf("the search of a window of %d operations did not finish in time", s.b-s.a)}
+				why = fmt.Sprintf("the search of a window of %d operations did not finish in time", s.b-s.a)
 			}
 			failed = append(failed, s)
 		}
@@ -319,9 +339,24 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 				len(spans), out.searched, w.describe(patched, largest))
 			return out
 		}
-		// A failing window: a FAIL only if its time window, from a forced
-		// state, has no linearization.
+		// A failing window: a FAIL only if a time window around it, from
+		// the states it may start in, has no linearization: the cut window
+		// first (cut.go), short, then one from a forced state.
 		s := failed[0]
+		if cw := cutWindow(patched, ops, pos, w, passed, s); cw != nil {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
+			}
+			res, err := porcupineRun(ctx, windowModel(cw.states()), cw.searchOps(), min(left, left/2+time.Second), false)
+			if err != nil {
+				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
+			}
+			if res.result == porcupine.Illegal {
+				return windowOutcome{result: porcupine.Illegal, fail: cw, searched: out.searched + len(cw.ops),
+					what: fmt.Sprintf("porcupine's search over %s", cw.describe())}
+			}
+		}
 		tw, reason := forcedWindow(patched, ops, pos, w, passed, s)
 		if tw == nil {
 			why = fmt.Sprintf("a window (%s) has no linearization from the order's states, and %s", w.describe(patched, s), reason)
@@ -330,7 +365,7 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := porcupineRun(ctx, windowModel([]model.State{tw.start}), tw.ops, left, false)
+			res, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), left, false)
 			if err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
@@ -389,9 +424,29 @@ type timeWindow struct {
 	index    []int                 // index[k]: ops[k]'s index in the whole history's operations
 	prefix   []int                 // the prefix, in the order, as such indices
 	changed  int                   // operations running at the end, made of unknown outcome
+	// A cut window (cut.go) starts from any of starts; running of its
+	// operations ran across its start, made of unknown outcome.
+	cut     bool
+	starts  []model.State
+	running int
+	// runningOps are the first running of ops as searched (searchOps).
+	runningOps []porcupine.Operation
+}
+
+// states are the states the time window starts from.
+func (t *timeWindow) states() []model.State {
+	if t.cut {
+		return t.starts
+	}
+	return []model.State{t.start}
 }
 
 func (t *timeWindow) describe() string {
+	if t.cut {
+		return fmt.Sprintf("the %d operations called from %s to %s and the %d running at %s, from any of the %d states those may leave at %s (revisions %d to %d)",
+			len(t.ops)-t.running, roundMS(t.from), roundMS(t.to), t.running, roundMS(t.from), len(t.starts), roundMS(t.from),
+			t.starts[0].Revision, t.starts[len(t.starts)-1].Revision)
+	}
 	return fmt.Sprintf("the %d operations called from %s to %s, from the state forced at %s (revision %d)",
 		len(t.ops), roundMS(t.from), roundMS(t.to), roundMS(t.from), t.start.Revision)
 }
@@ -437,11 +492,11 @@ func logPin(o *Op) (int64, bool) {
 	return 0, false
 }
 
-// forcedWindow builds the time window around the window s of the order: T1
-// is the last return in it, T0 the latest time at or before its first call
-// where the state is forced. It says why when there is none.
-func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) (*timeWindow, string) {
-	from, to := time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
+// callSpan is when the window s's client operations were called, from the
+// first call to the last return (or call, for an open one); from > to
+// when it holds none.
+func (w *walked) callSpan(patched []Op, s span) (from, to time.Duration) {
+	from, to = time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
 	for _, i := range w.order[s.a:s.b] {
 		o := &patched[i]
 		if o.ClientID < 0 {
@@ -453,6 +508,14 @@ func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked,
 		}
 		to = max(to, o.Call)
 	}
+	return from, to
+}
+
+// forcedWindow builds the time window around the window s of the order: T1
+// is the last return in it, T0 the latest time at or before its first call
+// where the state is forced. It says why when there is none.
+func forcedWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) (*timeWindow, string) {
+	from, to := w.callSpan(patched, s)
 	if from > to {
 		return nil, "it holds no client's operation"
 	}

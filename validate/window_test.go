@@ -19,6 +19,12 @@ import (
 // 100 µs after the one before, inside an interval of up to 600 µs around
 // that point, and the committed log of its puts.
 func generatedHistory(n int, seed int64) ([]history.Operation, *evidence.Log) {
+	return generatedSpread(n, seed, 300*time.Microsecond)
+}
+
+// generatedSpread is generatedHistory with each interval reaching up to
+// spread either side of the operation's point (points are 1 ms apart).
+func generatedSpread(n int, seed int64, spread time.Duration) ([]history.Operation, *evidence.Log) {
 	rng := rand.New(rand.NewSource(seed))
 	type kvState struct {
 		value                string
@@ -32,7 +38,7 @@ func generatedHistory(n int, seed int64) ([]history.Operation, *evidence.Log) {
 	for k := 0; k < n; k++ {
 		at := time.Duration(k+1) * 10 * step
 		key := fmt.Sprintf("key-%d", rng.Intn(10))
-		o := history.Operation{ClientID: k % 8, Call: at - time.Duration(rng.Intn(300))*time.Microsecond, Return: at + time.Duration(rng.Intn(300))*time.Microsecond}
+		o := history.Operation{ClientID: k % 8, Call: at - time.Duration(rng.Int63n(int64(spread))), Return: at + time.Duration(rng.Int63n(int64(spread)))}
 		if rng.Intn(2) == 0 {
 			rev++
 			v := fmt.Sprintf("%d-%d", k%8, k)

@@ -236,7 +236,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := robustness.Run(ctx, robustness.Config{
 		Scenario: sc, Binaries: bins, ResultsDir: a.resultsDir, KeepPassing: a.keep,
 		Seed: a.seed, CheckTimeout: a.checkTimeout, ExposeKnownBugs: a.exposeBugs, Replay: a.replay, Logger: lg,
+		BeforeCheck: func() { writeHeapProfile(stderr, ".before-check") },
 	})
+	writeHeapProfile(stderr, "")
 	return finish(ctx, stdout, stderr, res, err)
 }
 
@@ -340,6 +342,9 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageErr(stderr, errors.New("usage: etcd-robustness check [--check-timeout D] REPORT_DIR"))
 	}
 	stopCPU := startCPUProfile(stderr)
+	// Loading and checking keep the heap within a headroom of what is
+	// live (traffic.TuneGC), as a run does.
+	defer traffic.TuneGC()()
 	rec, err := report.Load(fs.Arg(0))
 	if err != nil {
 		stopCPU()
@@ -349,7 +354,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer lg.Sync()
 	res := robustness.Check(ctx, lg, rec, validate.Options{CheckTimeout: *checkTimeout})
 	stopCPU()
-	writeHeapProfile(stderr)
+	writeHeapProfile(stderr, "")
 	runtime.KeepAlive(rec)
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "etcd-robustness: interrupted: %v\n", ctx.Err())

@@ -8,12 +8,14 @@ import (
 	"runtime/pprof"
 )
 
-// Environment variables for profiling `check` (for people working on the
-// checker's speed and memory, so not flags). Each names a file to write:
-// the CPU profile of loading and checking the record, and the heap
-// profile taken right after the check, while the record is still held
-// (`go tool pprof -sample_index=alloc_space` shows what was allocated
-// over the whole check, inuse_space what was still held).
+// Environment variables for profiling `check` and `run` (for people
+// working on the checker's speed and memory, so not flags). Each names a
+// file to write: the CPU profile of loading and checking the record, and
+// the heap profile taken right after the check, while the record is still
+// held (`go tool pprof -sample_index=alloc_space` shows what was allocated
+// over the whole check, inuse_space what was still held). `run` writes a
+// second heap profile, the path with ".before-check" added, when the
+// traffic has ended and the record is all in memory, before the check.
 const (
 	cpuProfileEnv = "ETCD_ROBUSTNESS_CPUPROFILE"
 	memProfileEnv = "ETCD_ROBUSTNESS_MEMPROFILE"
@@ -43,13 +45,14 @@ func startCPUProfile(stderr io.Writer) func() {
 }
 
 // writeHeapProfile writes the heap profile asked for by memProfileEnv, if
-// any. A failure is only reported: it changes no verdict.
-func writeHeapProfile(stderr io.Writer) {
+// any, to its path with suffix added. A failure is only reported: it
+// changes no verdict.
+func writeHeapProfile(stderr io.Writer, suffix string) {
 	path := os.Getenv(memProfileEnv)
 	if path == "" {
 		return
 	}
-	f, err := os.Create(path)
+	f, err := os.Create(path + suffix)
 	if err == nil {
 		runtime.GC() // the in-use figures are of live objects only
 		err = pprof.Lookup("heap").WriteTo(f, 0)
