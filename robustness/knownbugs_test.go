@@ -15,7 +15,9 @@ func TestAvoidedBugs(t *testing.T) {
 	ids := func(bugs []traffic.KnownBug) []string {
 		var out []string
 		for _, b := range bugs {
-			out = append(out, b.ID)
+			if b.ID != traffic.PausedLeaderExpiry { // avoided by the plan: TestPausedLeaderAvoidance
+				out = append(out, b.ID)
+			}
 		}
 		return out
 	}
