@@ -43,7 +43,7 @@ func startWatchers(ctx context.Context, lg *zap.Logger, sc scenarios.Scenario, s
 	ws, err := traffic.StartWatchers(ctx, traffic.WatchConfig{
 		Profile: sc.Traffic, Members: members, Endpoints: cl.Endpoints(), Seed: seed, Clock: clock,
 		FirstID: watcherFirstID, Duration: sc.Duration, ProgressRequestInterval: sc.Watch.ProgressRequestInterval, Logger: lg,
-		Users: authUsers(sc.Auth, traffic.AuthWatcherUser),
+		Users: authUsers(sc.Auth, traffic.AuthWatcherUser), Avoid: avoidances(sc.KnownBugsAvoided),
 	})
 	if err != nil {
 		lg.Warn("watch traffic did not start", zap.Error(err))

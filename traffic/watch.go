@@ -49,6 +49,12 @@ func created(w history.Watch) bool {
 	return false
 }
 
+// quietBeforeProgress is how long a stream must have received nothing,
+// while Finish waits, before it asks for progress when AvoidProgressRequests
+// applies: longer than an etcd member's pause between two batches for an
+// unsynced watch (100 ms), with no write coming any more.
+const quietBeforeProgress = 500 * time.Millisecond
+
 // catchUpPoll is how often a watch that has not caught up asks for
 // progress while Finish waits.
 const catchUpPoll = 100 * time.Millisecond
@@ -85,7 +91,13 @@ type WatchConfig struct {
 	// Users, if set, gives the user watcher i watches as (nil: root, once
 	// the harness enabled auth); see AuthWatcherUser.
 	Users func(i int) *cluster.Credentials
+	// Avoid is what the watches leave out for the etcd under test's known
+	// bugs (AvoidProgressRequests, AvoidWatchAtCompactRevision).
+	Avoid []Avoidance
 }
+
+// avoids reports whether the watches must leave out a.
+func (c WatchConfig) avoids(a Avoidance) bool { return Env{Avoid: c.Avoid}.Avoids(a) }
 
 // KeySpace is the keys a traffic profile writes, for its watches: a
 // prefix, and keys worth a single-key watch.
@@ -362,7 +374,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if slow {
 			s.SetReadDelay(ws.cfg.SlowReadDelay)
 		}
-		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 {
+		if c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 && !ws.cfg.avoids(AvoidProgressRequests) {
 			_ = s.RequestProgress() // the stream may have ended already: then nothing is sent
 		}
 		c.mu.Lock()
@@ -378,7 +390,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
 			return
 		}
-		next, ok := resumeRequest(req, rec)
+		next, ok := resumeRequest(req, rec, ws.cfg.avoids(AvoidWatchAtCompactRevision))
 		if !ok {
 			return
 		}
@@ -414,11 +426,14 @@ func pause(ctx context.Context, d time.Duration) bool {
 // open, and Finish's verdict recorded by closing it).
 //
 // A slow stream sends no progress request until Finish begins, and then
-// reads at full speed.
+// reads at full speed. With AvoidProgressRequests, no stream sends one
+// until Finish begins, and then only once it has been quiet for
+// quietBeforeProgress.
 func (ws *Watchers) drive(s *client.Stream, slow bool) {
 	interval := ws.cfg.ProgressRequestInterval
+	quietFirst := ws.cfg.avoids(AvoidProgressRequests)
 	var tick <-chan time.Time
-	if interval > 0 && !slow {
+	if interval > 0 && !slow && !quietFirst {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
@@ -442,7 +457,10 @@ func (ws *Watchers) drive(s *client.Stream, slow bool) {
 			poll := time.NewTicker(catchUpPoll)
 			defer poll.Stop()
 			tick = poll.C
-			_ = s.RequestProgress()
+			lastHeard := time.Now() // with quietFirst: the last response, or Finish's start
+			if !quietFirst {
+				_ = s.RequestProgress()
+			}
 			deadline := time.NewTimer(time.Until(ws.deadline))
 			defer deadline.Stop()
 			for {
@@ -452,6 +470,7 @@ func (ws *Watchers) drive(s *client.Stream, slow bool) {
 				case <-ws.ctx.Done():
 					return
 				case <-s.Notify():
+					lastHeard = time.Now()
 					if ws.caughtUp(s) {
 						s.Close("done")
 						return
@@ -461,7 +480,9 @@ func (ws *Watchers) drive(s *client.Stream, slow bool) {
 						s.Close("done")
 						return
 					}
-					_ = s.RequestProgress()
+					if !quietFirst || time.Since(lastHeard) >= quietBeforeProgress {
+						_ = s.RequestProgress()
+					}
 				case <-deadline.C:
 					if ws.caughtUp(s) {
 						s.Close("done")
@@ -534,9 +555,10 @@ func (ws *Watchers) list(w *watcher, spec watchSpec) (int64, bool) {
 // resumeRequest is the request that resumes a watch that ended: after a
 // stream error, from the revision after the last one it reached (its last
 // event or progress notification, else the revision it was created at);
-// after a compaction, from the compact revision. A watch canceled for
-// another reason is not resumed.
-func resumeRequest(req history.WatchRequest, rec history.Watch) (history.WatchRequest, bool) {
+// after a compaction, from the compact revision (or the one after it, with
+// pastCompact: AvoidWatchAtCompactRevision). A watch canceled for another
+// reason is not resumed.
+func resumeRequest(req history.WatchRequest, rec history.Watch, pastCompact bool) (history.WatchRequest, bool) {
 	if len(rec.Responses) == 0 {
 		return req, true
 	}
@@ -544,6 +566,9 @@ func resumeRequest(req history.WatchRequest, rec history.Watch) (history.WatchRe
 	switch {
 	case last.Canceled && last.CompactRevision > 0:
 		req.StartRevision = last.CompactRevision
+		if pastCompact {
+			req.StartRevision++
+		}
 		return req, true
 	case last.Canceled:
 		return req, false
