@@ -126,6 +126,20 @@ func TestResumeRequest(t *testing.T) {
 	}
 }
 
+// oneMember starts a 1-member cluster of etcd and a recording client of
+// it, both closed when the test ends.
+func oneMember(ctx context.Context, t *testing.T, etcd string) (*cluster.Cluster, *history.Clock, *client.Client) {
+	t.Helper()
+	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Close() })
+	clock := history.NewClock()
+	c, err := client.New(cl.Endpoints(), 0, clock, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return cl, clock, c
+}
+
 // TestWatchersCatchUp runs the watchers against a real cluster under a
 // little traffic, then checks that every watch caught up to the last
 // revision and that every event it delivered was written. With etcd#15220
@@ -143,13 +157,7 @@ func TestWatchersCatchUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
-			require.NoError(t, err)
-			defer cl.Close()
-			clock := history.NewClock()
-			c, err := client.New(cl.Endpoints(), 0, clock, 0)
-			require.NoError(t, err)
-			defer c.Close()
+			cl, clock, c := oneMember(ctx, t, bins.Etcd)
 			ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd-kv", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
 				Seed: 3, Clock: clock, FirstID: 100, Duration: time.Second, ProgressRequestInterval: 50 * time.Millisecond,
 				Logger: zaptest.NewLogger(t), Avoid: tc.avoid})
@@ -327,13 +335,7 @@ func TestWatchersOpenThroughTheRun(t *testing.T) {
 	bins := testetcd.Binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	defer cl.Close()
-	clock := history.NewClock()
-	c, err := client.New(cl.Endpoints(), 0, clock, 0)
-	require.NoError(t, err)
-	defer c.Close()
+	cl, clock, c := oneMember(ctx, t, bins.Etcd)
 	ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
 		Seed: seed, Clock: clock, FirstID: 100, Duration: runFor, Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
