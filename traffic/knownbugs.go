@@ -40,6 +40,11 @@ const AvoidNestedTxns Avoidance = "nested txns"
 // quietBeforeProgress (etcd then has nothing left to send it).
 const AvoidProgressRequests Avoidance = "watch progress requests while events may be on their way"
 
+// AvoidSlowWatch: the watch traffic plans no slow watch (WatchConfig's
+// SlowReadDelay), the one meant to make etcd set its watcher aside as a
+// victim.
+const AvoidSlowWatch Avoidance = "the slow watch"
+
 // AvoidWatchAtCompactRevision: a watch that a compaction canceled resumes
 // from the compact revision + 1, not from the compact revision itself.
 const AvoidWatchAtCompactRevision Avoidance = "watches resumed at the compact revision"
@@ -72,6 +77,14 @@ var KnownBugs = []KnownBug{{
 		"v3.5.12 to catch it)",
 	Avoid:   AvoidWatchAtCompactRevision,
 	Affects: before("v3.4.34"),
+}, {
+	ID: "etcd#17529",
+	Summary: "a watcher set aside as a victim (its stream's buffer full) whose next revision is then compacted skips " +
+		"ahead without the compacted cancel: events lost in the middle of the stream (fix PR #17555, in v3.5.13; on " +
+		"release-3.4 from the CHANGELOG update of 2024-03-20, taken here as v3.4.31; only the v3.4 line is listed: the " +
+		"regression target runs v3.5.12 to catch it)",
+	Avoid:   AvoidSlowWatch,
+	Affects: before("v3.4.31"),
 }}
 
 // before is Affects for a bug fixed in each line at the given release: a

@@ -92,7 +92,8 @@ type WatchConfig struct {
 	// the harness enabled auth); see AuthWatcherUser.
 	Users func(i int) *cluster.Credentials
 	// Avoid is what the watches leave out for the etcd under test's known
-	// bugs (AvoidProgressRequests, AvoidWatchAtCompactRevision).
+	// bugs (AvoidProgressRequests, AvoidWatchAtCompactRevision,
+	// AvoidSlowWatch).
 	Avoid []Avoidance
 }
 
@@ -302,7 +303,8 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 		cancel()
 		return nil, fmt.Errorf("watch traffic: %w", err)
 	}
-	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration, cfg.SlowReadDelay > 0)
+	slow := cfg.SlowReadDelay > 0 && !cfg.avoids(AvoidSlowWatch)
+	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration, slow)
 	n := 0
 	for i, w := range ws.watchers {
 		for _, spec := range specs[i] {
