@@ -313,7 +313,7 @@ test-robustness-downgrade: build
 # release (1 member), then the member started on another release's binary.
 # One GUARD line per (data version, binary version) pair: refused, with
 # the error line etcd logged, or started; and whether the data dir is
-# unchanged (every file's hash). Builds v3.5.35, v3.6.16 and v3.7.3 on
+# unchanged (every file's hash). Builds v3.4.12, v3.5.35, v3.6.16 and v3.7.3 on
 # first use.
 test-storage-version-guard:
 	@ETCD_ROBUSTNESS_RELEASE_TESTS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestStorageVersionGuard$$' ./releases/ > results-guard.log 2>&1; code=$$?; \

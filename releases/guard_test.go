@@ -42,7 +42,7 @@ const guardKeys = 100
 // test-storage-version-guard collects them).
 func TestStorageVersionGuard(t *testing.T) {
 	if testing.Short() || os.Getenv("ETCD_ROBUSTNESS_RELEASE_TESTS") == "" {
-		t.Skip("builds three etcd releases and starts real clusters: set ETCD_ROBUSTNESS_RELEASE_TESTS=1 (make test-storage-version-guard)")
+		t.Skip("builds four etcd releases and starts real clusters: set ETCD_ROBUSTNESS_RELEASE_TESTS=1 (make test-storage-version-guard)")
 	}
 	tests := []struct {
 		data, binary string
@@ -53,6 +53,8 @@ func TestStorageVersionGuard(t *testing.T) {
 		{data: Newest["3.6"], binary: Newest["3.5"], want: record},
 		{data: Newest["3.6"], binary: Newest["3.7"], want: mustStart},
 		{data: Newest["3.5"], binary: Newest["3.6"], want: mustStart},
+		{data: Newest["3.5"], binary: Newest["3.4"], want: record},
+		{data: Newest["3.4"], binary: Newest["3.5"], want: mustStart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.data+"-data-on-"+tc.binary, func(t *testing.T) {

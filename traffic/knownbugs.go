@@ -35,6 +35,21 @@ const AvoidKeysOnly Avoidance = "keys-only ranges"
 // auth).
 const AvoidNestedTxns Avoidance = "nested txns"
 
+// AvoidProgressRequests: the watch traffic sends no RequestProgress while
+// the request traffic runs, and, while it waits for the watches to catch
+// up, sends one on a stream only after the stream has been quiet for
+// quietBeforeProgress (etcd then has nothing left to send it).
+const AvoidProgressRequests Avoidance = "watch progress requests while events may be on their way"
+
+// AvoidSlowWatch: the watch traffic plans no slow watch (WatchConfig's
+// SlowReadDelay), the one meant to make etcd set its watcher aside as a
+// victim.
+const AvoidSlowWatch Avoidance = "the slow watch"
+
+// AvoidWatchAtCompactRevision: a watch that a compaction canceled resumes
+// from the compact revision + 1, not from the compact revision itself.
+const AvoidWatchAtCompactRevision Avoidance = "watches resumed at the compact revision"
+
 // KnownBugs are the bugs the traffic knows how to avoid.
 var KnownBugs = []KnownBug{{
 	ID: "etcd#22209",
@@ -49,6 +64,28 @@ var KnownBugs = []KnownBug{{
 	Avoid:   AvoidNestedTxns,
 	Affects: before("v3.4.42", "v3.5.28", "v3.6.9"),
 	Auth:    true,
+}, {
+	ID: "etcd#15220",
+	Summary: "a requested progress notification carries the store's current revision, sent past the events still " +
+		"queued for the stream or still to come for an unsynced watch (fixed in v3.4.25 by PR #15697, and in v3.5.8; " +
+		"only the v3.4 line is listed: the regression target runs v3.5.7 to catch it)",
+	Avoid:   AvoidProgressRequests,
+	Affects: before("v3.4.25"),
+}, {
+	ID: "etcd#18089",
+	Summary: "a compaction at a delete removes the tombstone, so a watch from the compact revision misses that delete " +
+		"(fixed in v3.4.34 by PR #18475, and in v3.5.15; only the v3.4 line is listed: the regression target runs " +
+		"v3.5.12 to catch it)",
+	Avoid:   AvoidWatchAtCompactRevision,
+	Affects: before("v3.4.34"),
+}, {
+	ID: "etcd#17529",
+	Summary: "a watcher set aside as a victim (its stream's buffer full) whose next revision is then compacted skips " +
+		"ahead without the compacted cancel: events lost in the middle of the stream (fix PR #17555, in v3.5.13; on " +
+		"release-3.4 from the CHANGELOG update of 2024-03-20, taken here as v3.4.31; only the v3.4 line is listed: the " +
+		"regression target runs v3.5.12 to catch it)",
+	Avoid:   AvoidSlowWatch,
+	Affects: before("v3.4.31"),
 }}
 
 // before is Affects for a bug fixed in each line at the given release: a

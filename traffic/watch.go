@@ -50,6 +50,12 @@ func created(w history.Watch) bool {
 	return false
 }
 
+// quietBeforeProgress is how long a stream must have received nothing,
+// while Finish waits, before it asks for progress when AvoidProgressRequests
+// applies: longer than an etcd member's pause between two batches for an
+// unsynced watch (100 ms), with no write coming any more.
+const quietBeforeProgress = 500 * time.Millisecond
+
 // catchUpPoll is how often a watch that has not caught up asks for
 // progress while Finish waits.
 const catchUpPoll = 100 * time.Millisecond
@@ -86,8 +92,9 @@ type WatchConfig struct {
 	// Users, if set, gives the user watcher i watches as (nil: root, once
 	// the harness enabled auth); see AuthWatcherUser.
 	Users func(i int) *cluster.Credentials
-	// Avoid lists the kinds of watches to leave out for a known bug of
-	// the etcd under test (AvoidFutureWatches); see KnownBugs.
+	// Avoid is what the watches leave out for the etcd under test's known
+	// bugs (AvoidFutureWatches, AvoidProgressRequests,
+	// AvoidWatchAtCompactRevision, AvoidSlowWatch); see KnownBugs.
 	Avoid []Avoidance
 }
 
@@ -311,7 +318,8 @@ func StartWatchers(ctx context.Context, cfg WatchConfig) (*Watchers, error) {
 		cancel()
 		return nil, fmt.Errorf("watch traffic: %w", err)
 	}
-	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration, cfg.SlowReadDelay > 0)
+	slow := cfg.SlowReadDelay > 0 && !ws.avoids(AvoidSlowWatch)
+	specs := plan(rand.New(rand.NewSource(cfg.Seed)), len(ws.watchers), WatchedKeys(cfg.Profile), cfg.Duration, slow)
 	specs = leaveOut(specs, cfg.Avoid)
 	n := 0
 	for i, w := range ws.watchers {
@@ -389,7 +397,9 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		// past the start (mayRequestProgress): a watch from the past on
 		// one member may be a watch from the future on another, a
 		// member cut off and behind (seen on v3.5.8, #15271's runs).
-		askAtOpen := c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0
+		// Under #15220's, none is sent at open.
+		askAtOpen := c.spec.progressAtOpen && req.StartRevision > 0 && ws.cfg.ProgressRequestInterval > 0 &&
+			!ws.avoids(AvoidProgressRequests)
 		if askAtOpen && !ws.avoids(AvoidFutureWatches) {
 			_ = s.RequestProgress() // the stream may have ended already: then nothing is sent
 			askAtOpen = false
@@ -409,7 +419,7 @@ func (ws *Watchers) run(w *watcher, c *chain) {
 		if ws.ctx.Err() != nil || rec.EndReason == "done" || rec.EndReason == "caught-up timeout" {
 			return
 		}
-		next, ok := resumeRequest(req, rec)
+		next, ok := resumeRequest(req, rec, ws.avoids(AvoidWatchAtCompactRevision))
 		if !ok {
 			return
 		}
@@ -448,11 +458,14 @@ func pause(ctx context.Context, d time.Duration) bool {
 // reads at full speed. A stream whose watch starts at start, under etcd
 // #20221's avoidance, asks for progress only once the member has shown it
 // reached start (mayRequestProgress). With askAtOpen it asks once its
-// first response has come, if that shows the member reached start.
+// first response has come, if that shows the member reached start. With
+// AvoidProgressRequests (#15220), no stream sends one until Finish begins,
+// and then only once it has been quiet for quietBeforeProgress.
 func (ws *Watchers) drive(s *client.Stream, slow bool, start int64, askAtOpen bool) {
 	interval := ws.cfg.ProgressRequestInterval
+	quietFirst := ws.avoids(AvoidProgressRequests)
 	var tick <-chan time.Time
-	if interval > 0 && !slow {
+	if interval > 0 && !slow && !quietFirst {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
@@ -487,7 +500,10 @@ func (ws *Watchers) drive(s *client.Stream, slow bool, start int64, askAtOpen bo
 			poll := time.NewTicker(catchUpPoll)
 			defer poll.Stop()
 			tick = poll.C
-			_ = s.RequestProgress()
+			lastHeard := time.Now() // with quietFirst: the last response, or Finish's start
+			if !quietFirst {
+				_ = s.RequestProgress()
+			}
 			deadline := time.NewTimer(time.Until(ws.deadline))
 			defer deadline.Stop()
 			for {
@@ -497,6 +513,7 @@ func (ws *Watchers) drive(s *client.Stream, slow bool, start int64, askAtOpen bo
 				case <-ws.ctx.Done():
 					return
 				case <-s.Notify():
+					lastHeard = time.Now()
 					if ws.caughtUp(s) {
 						s.Close("done")
 						return
@@ -506,7 +523,9 @@ func (ws *Watchers) drive(s *client.Stream, slow bool, start int64, askAtOpen bo
 						s.Close("done")
 						return
 					}
-					_ = s.RequestProgress()
+					if !quietFirst || time.Since(lastHeard) >= quietBeforeProgress {
+						_ = s.RequestProgress()
+					}
 				case <-deadline.C:
 					if ws.caughtUp(s) {
 						s.Close("done")
@@ -601,9 +620,10 @@ func (ws *Watchers) list(w *watcher, spec watchSpec) (int64, bool) {
 // resumeRequest is the request that resumes a watch that ended: after a
 // stream error, from the revision after the last one it reached (its last
 // event or progress notification, else the revision it was created at);
-// after a compaction, from the compact revision. A watch canceled for
-// another reason is not resumed.
-func resumeRequest(req history.WatchRequest, rec history.Watch) (history.WatchRequest, bool) {
+// after a compaction, from the compact revision (or the one after it, with
+// pastCompact: AvoidWatchAtCompactRevision). A watch canceled for another
+// reason is not resumed.
+func resumeRequest(req history.WatchRequest, rec history.Watch, pastCompact bool) (history.WatchRequest, bool) {
 	if len(rec.Responses) == 0 {
 		return req, true
 	}
@@ -611,6 +631,9 @@ func resumeRequest(req history.WatchRequest, rec history.Watch) (history.WatchRe
 	switch {
 	case last.Canceled && last.CompactRevision > 0:
 		req.StartRevision = last.CompactRevision
+		if pastCompact {
+			req.StartRevision++
+		}
 		return req, true
 	case last.Canceled:
 		return req, false

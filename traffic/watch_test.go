@@ -153,21 +153,24 @@ func TestResumeRequest(t *testing.T) {
 		return history.WatchResponse{Header: history.Header{Revision: rev}, Events: []history.WatchEvent{{KV: history.KeyValue{ModRevision: rev}}}}
 	}
 	tests := []struct {
-		name  string
-		resp  []history.WatchResponse
-		start int64
-		ok    bool
+		name        string
+		resp        []history.WatchResponse
+		pastCompact bool
+		start       int64
+		ok          bool
 	}{
-		{"never opened: the same again", []history.WatchResponse{broken}, 0, true},
-		{"created, nothing seen: after the creation revision", []history.WatchResponse{created, broken}, 5, true},
-		{"after the last event", []history.WatchResponse{created, event(7), broken}, 8, true},
-		{"after the last progress notification", []history.WatchResponse{created, event(7), {Header: history.Header{Revision: 9}}, broken}, 10, true},
-		{"compacted: from the compact revision", []history.WatchResponse{{Canceled: true, CompactRevision: 6}}, 6, true},
-		{"canceled otherwise: not resumed", []history.WatchResponse{created, {Canceled: true, CancelReason: "x"}}, 0, false},
+		{"never opened: the same again", []history.WatchResponse{broken}, false, 0, true},
+		{"created, nothing seen: after the creation revision", []history.WatchResponse{created, broken}, false, 5, true},
+		{"after the last event", []history.WatchResponse{created, event(7), broken}, false, 8, true},
+		{"after the last progress notification", []history.WatchResponse{created, event(7), {Header: history.Header{Revision: 9}}, broken}, false, 10, true},
+		{"compacted: from the compact revision", []history.WatchResponse{{Canceled: true, CompactRevision: 6}}, false, 6, true},
+		{"compacted, etcd#18089 avoided: past the compact revision", []history.WatchResponse{{Canceled: true, CompactRevision: 6}}, true, 7, true},
+		{"broken, etcd#18089 avoided: after the last event as before", []history.WatchResponse{created, event(7), broken}, true, 8, true},
+		{"canceled otherwise: not resumed", []history.WatchResponse{created, {Canceled: true, CancelReason: "x"}}, false, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := resumeRequest(req, history.Watch{Responses: tt.resp})
+			got, ok := resumeRequest(req, history.Watch{Responses: tt.resp}, tt.pastCompact)
 			require.Equal(t, tt.ok, ok)
 			if ok {
 				want := req
@@ -178,45 +181,76 @@ func TestResumeRequest(t *testing.T) {
 	}
 }
 
-// TestWatchersCatchUp runs the watchers against a real cluster under a
-// little traffic, then checks that every watch caught up to the last
-// revision and that every event it delivered was written.
-func TestWatchersCatchUp(t *testing.T) {
-	bins := testetcd.Binaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+// oneMember starts a 1-member cluster of etcd and a recording client of
+// it, both closed when the test ends.
+func oneMember(ctx context.Context, t *testing.T, etcd string) (*cluster.Cluster, *history.Clock, *client.Client) {
+	t.Helper()
+	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
-	defer cl.Close()
+	t.Cleanup(func() { _ = cl.Close() })
 	clock := history.NewClock()
 	c, err := client.New(cl.Endpoints(), 0, clock, 0)
 	require.NoError(t, err)
-	defer c.Close()
-	ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd-kv", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
-		Seed: 3, Clock: clock, FirstID: 100, Duration: time.Second, ProgressRequestInterval: 50 * time.Millisecond,
-		Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	var last int64
-	for i := range 40 {
-		op := c.Do(ctx, history.Put("key-"+string(rune('0'+i%3)), "v"+string(rune('a'+i))))
-		require.Nil(t, op.Error)
-		last = op.Response.Header.Revision
-		time.Sleep(30 * time.Millisecond)
-	}
-	start := time.Now()
-	watches, lists := ws.Finish(last, 5*time.Second)
-	require.Less(t, time.Since(start), 6*time.Second)
-	require.NotEmpty(t, lists, "list-then-watch reads are recorded")
-	require.Greater(t, len(watches), 10)
-	for _, w := range watches {
-		require.Equal(t, "done", w.EndReason, "watch %d %+v", w.ID, w.Request)
-		require.Equal(t, last, w.Target)
-		require.True(t, client.Progress(w) >= last || w.Request.StartRevision > last, "watch %d reached %d", w.ID, client.Progress(w))
-		for _, r := range w.Responses {
-			for _, e := range r.Events {
-				require.LessOrEqual(t, e.KV.ModRevision, last)
+	t.Cleanup(func() { c.Close() })
+	return cl, clock, c
+}
+
+// TestWatchersCatchUp runs the watchers against a real cluster under a
+// little traffic, then checks that every watch caught up to the last
+// revision and that every event it delivered was written. With etcd#15220
+// avoided (AvoidProgressRequests) they still catch up, and no stream asked
+// for progress before Finish began.
+func TestWatchersCatchUp(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	for _, tc := range []struct {
+		name  string
+		avoid []Avoidance
+	}{
+		{"progress requested all through", nil},
+		{"etcd#15220 avoided: progress requested only while catching up", []Avoidance{AvoidProgressRequests}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cl, clock, c := oneMember(ctx, t, bins.Etcd)
+			ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd-kv", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
+				Seed: 3, Clock: clock, FirstID: 100, Duration: time.Second, ProgressRequestInterval: 50 * time.Millisecond,
+				Logger: zaptest.NewLogger(t), Avoid: tc.avoid})
+			require.NoError(t, err)
+			var last int64
+			for i := range 40 {
+				op := c.Do(ctx, history.Put("key-"+string(rune('0'+i%3)), "v"+string(rune('a'+i))))
+				require.Nil(t, op.Error)
+				last = op.Response.Header.Revision
+				time.Sleep(30 * time.Millisecond)
 			}
-		}
+			start, finishAt := time.Now(), clock.Now()
+			watches, lists := ws.Finish(last, 5*time.Second)
+			require.Less(t, time.Since(start), 6*time.Second)
+			require.NotEmpty(t, lists, "list-then-watch reads are recorded")
+			require.Greater(t, len(watches), 10)
+			before := 0
+			for _, w := range watches {
+				require.Equal(t, "done", w.EndReason, "watch %d %+v", w.ID, w.Request)
+				require.Equal(t, last, w.Target)
+				require.True(t, client.Progress(w) >= last || w.Request.StartRevision > last, "watch %d reached %d", w.ID, client.Progress(w))
+				for _, r := range w.Responses {
+					for _, e := range r.Events {
+						require.LessOrEqual(t, e.KV.ModRevision, last)
+					}
+				}
+				for _, at := range w.ProgressRequests {
+					if at < finishAt {
+						before++
+					}
+				}
+			}
+			if tc.avoid == nil {
+				require.Positive(t, before, "progress requested while traffic ran")
+			} else {
+				require.Zero(t, before, "progress requests sent while traffic ran")
+			}
+		})
 	}
 }
 
@@ -356,13 +390,7 @@ func TestWatchersOpenThroughTheRun(t *testing.T) {
 	bins := testetcd.Binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := cluster.Start(ctx, cluster.Config{Size: 1, EtcdPaths: []string{bins.Etcd}, Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	defer cl.Close()
-	clock := history.NewClock()
-	c, err := client.New(cl.Endpoints(), 0, clock, 0)
-	require.NoError(t, err)
-	defer c.Close()
+	cl, clock, c := oneMember(ctx, t, bins.Etcd)
 	ws, err := StartWatchers(ctx, WatchConfig{Profile: "etcd", Members: cl.Endpoints(), Endpoints: cl.Endpoints(),
 		Seed: seed, Clock: clock, FirstID: 100, Duration: runFor, Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
