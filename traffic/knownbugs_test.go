@@ -2,6 +2,8 @@ package traffic
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,14 +21,19 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16"}, false, nil},
 		{[]string{"v3.5.7", "v3.4.12"}, false, nil},
-		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343"}},
-		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
-		{[]string{"v3.5.28"}, true, nil},
-		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343"}},
-		{[]string{"v3.6.9"}, true, nil},
-		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343"}},
-		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343"}},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.5.5"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.30"}, true, []string{"etcd#18667"}},
+		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.6.16"}, true, []string{"etcd#18667"}},
+		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.7.3"}, true, []string{"etcd#22209"}},
+		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209", "etcd#18667"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -108,6 +115,58 @@ func TestEtcdProfileAvoidsNestedTxns(t *testing.T) {
 			require.Zero(t, nested, "nested txns sent while avoided")
 		} else {
 			require.Positive(t, nested, "no nested txn in %d requests", all)
+		}
+	}
+}
+
+// The etcd profile leaves out what the auth bugs of etcd #14571's runs
+// need while told to avoid them, and sends it otherwise. Lease grants are
+// answered, so that the profile has leases to attach and ask about.
+func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	sent := map[Avoidance]func(history.Request) bool{
+		// A range beside a write in a txn's outer branches.
+		AvoidTxnRanges: func(r history.Request) bool {
+			if r.Txn == nil || !txnWrites(r.Txn) {
+				return false
+			}
+			return slices.ContainsFunc(append(slices.Clone(r.Txn.Success), r.Txn.Failure...), func(o history.RequestOp) bool { return o.Range != nil })
+		},
+		AvoidTxnLeases: func(r history.Request) bool {
+			return r.Txn != nil && slices.ContainsFunc(append(slices.Clone(r.Txn.Success), r.Txn.Failure...), func(o history.RequestOp) bool { return o.Put != nil && o.Put.Lease != 0 })
+		},
+		AvoidLeaseKeys: func(r history.Request) bool { return r.LeaseTimeToLive != nil && r.LeaseTimeToLive.Keys },
+	}
+	for a, isSent := range sent {
+		for _, avoid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s avoided=%t", a, avoid), func(t *testing.T) {
+				all, n, lease := 0, 0, int64(0)
+				env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1), NestedTxns: true}
+				if avoid {
+					env.Avoid = []Avoidance{a}
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+					if all++; all >= 20000 {
+						cancel()
+					}
+					if isSent(req) {
+						n++
+					}
+					if req.LeaseGrant != nil {
+						lease++
+						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
+					}
+					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+				}), env)
+				if avoid {
+					require.Zero(t, n, "%s sent while avoided", a)
+				} else {
+					require.Positive(t, n, "no %s in %d requests", a, all)
+				}
+			})
 		}
 	}
 }
