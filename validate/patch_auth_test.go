@@ -251,10 +251,22 @@ func TestPatchReplayShift(t *testing.T) {
 			history: []history.Operation{
 				ht.Unknown(0, 100, 200, by("wo", put("w/a", "1"))),
 				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(3)),
+				op(1, 500, 600, by(model.RootUser, put("z", "3")), putOK(4)),
 			},
-			log:  []history.Request{walCopy(by("wo", put("w/a", "1")), "wo", rev), walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev)},
+			log: []history.Request{walCopy(by("wo", put("w/a", "1")), "wo", rev), walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev),
+				walCopy(by(model.RootUser, put("z", "3")), model.RootUser, rev)},
 			want: Illegal,
 			msg:  []string{"the replay of the committed log is 1 revision ahead of etcd from raft index 10 on", "applied 1 entries: raft index 9, put(w/a, 1)"},
+		},
+		{
+			// One answer off, the next one agrees: left to linearizability.
+			name: "one put answered off, the next agrees",
+			history: []history.Operation{
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(2)),
+				op(1, 500, 600, by(model.RootUser, put("z", "3")), putOK(4)),
+			},
+			log:  []history.Request{walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev), walCopy(by(model.RootUser, put("z", "3")), model.RootUser, rev)},
+			want: OK,
 		},
 		{
 			name: "the members ended past the replay, no put tells where",

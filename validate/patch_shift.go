@@ -23,6 +23,8 @@ import (
 // applied a write there that the model refused at apply, or applied one
 // the log does not show) or ahead (the model applied one etcd refused);
 // the entries between it and the last put before it that agreed are named,
+// provided the shift lasts (the next put the same member answered is off
+// the same way, or a member ended past the replay),
 // those the replay refused first when it is behind. A member whose end
 // state is past the replayed log's last revision is the same shift seen at
 // the end. Members ending below it are not taken as evidence: a member may
@@ -78,7 +80,22 @@ func replayShift(ops []derived, log *evidence.Log, revs revisions, ends []eviden
 			past = append(past, fmt.Sprintf("%s ended at revision %d", s.Member, s.Revision))
 		}
 	}
-	first := slices.IndexFunc(pts, func(p point) bool { return p.delta != 0 })
+	// A shift lasts: the next acknowledged put the same member answered
+	// is off the same way (or, for the last one, a member ended past the
+	// replay). One answer off alone is the linearizability stage's to
+	// judge, with the rest of the history.
+	member := func(p point) uint64 { return ops[p.op].rec.Response.Header.MemberID }
+	first := -1
+	for k, p := range pts {
+		if p.delta == 0 {
+			continue
+		}
+		next := slices.IndexFunc(pts[k+1:], func(q point) bool { return member(q) == member(p) })
+		if next < 0 && len(past) > 0 || next >= 0 && (pts[k+1+next].delta > 0) == (p.delta > 0) && pts[k+1+next].delta != 0 {
+			first = k
+			break
+		}
+	}
 	if first < 0 && len(past) == 0 {
 		return finding{}, false
 	}
@@ -106,9 +123,9 @@ func replayShift(ops []derived, log *evidence.Log, revs revisions, ends []eviden
 	if n < 0 {
 		side, n = "ahead of", -n
 	}
-	member := ""
+	by := ""
 	if id := o.rec.Response.Header.MemberID; id != 0 {
-		member = fmt.Sprintf(" by member %x", id)
+		by = fmt.Sprintf(" by member %x", id)
 	}
 	where := fmt.Sprintf("before raft index %d", e.Index)
 	if lo >= 0 {
@@ -116,7 +133,7 @@ func replayShift(ops []derived, log *evidence.Log, revs revisions, ends []eviden
 	}
 	suspects := shiftSuspects(log, revs, lo, p.entry, p.delta > 0)
 	msg := fmt.Sprintf("the replay of the committed log is %s %s etcd from raft index %d on: %s (%s) was answered at revision %d%s, the replay applies it at revision %d",
-		revisionCount(n), side, e.Index, describeRecord(o.rec.Request), o.Source, o.rec.Response.Header.Revision, member, revs.after[p.entry])
+		revisionCount(n), side, e.Index, describeRecord(o.rec.Request), o.Source, o.rec.Response.Header.Revision, by, revs.after[p.entry])
 	if suspects != "" {
 		msg += "; " + where + " " + suspects
 	}
@@ -126,7 +143,7 @@ func replayShift(ops []derived, log *evidence.Log, revs revisions, ends []eviden
 	msg += "; later findings computed from revisions may follow from it"
 	why := fmt.Sprintf("%s (%s) was acknowledged at %s%s with revision %d, the revision the put made there. Its value is in one applied committed entry only, raft index %d, "+
 		"and replaying the complete committed log through the model applies that entry at revision %d: the replay is %s %s the member %s. ",
-		describeRecord(o.rec.Request), o.Source, o.Return.Round(time.Millisecond), member, o.rec.Response.Header.Revision, e.Index, revs.after[p.entry], revisionCount(n), side, where)
+		describeRecord(o.rec.Request), o.Source, o.Return.Round(time.Millisecond), by, o.rec.Response.Header.Revision, e.Index, revs.after[p.entry], revisionCount(n), side, where)
 	if p.delta > 0 {
 		why += "So etcd applied a write there that the model refused at apply (a permission or auth revision check decided otherwise), or the members applied different writes. "
 	} else {
