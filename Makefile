@@ -175,13 +175,24 @@ test-robustness-issue14571: build
 	  case $$code in 0) pass=$$((pass+1));; 1) fail=$$((fail+1));; *) other=$$((other+1));; esac; \
 	done; echo "etcd #14571 on $(AUTH_BUG_VERSION): $$fail of $(AUTH_RUNS) runs found a violation ($$pass passed, $$other other)"
 
-# Auth runs: simple and jwt tokens, v3.6.16 and v3.7.3, 1 and 3 members, a
-# kill, watches; AUTH_RUNS seeds each; fails if any run does not pass.
+# Auth runs: AUTH_TOKENS (simple and jwt) x AUTH_VERSIONS (v3.6.16, v3.7.3)
+# x AUTH_MEMBERS (1 and 3) x AUTH_FAULTS (kill and random), watches, 8 s,
+# AUTH_RUNS seeds each (from AUTH_SEED). One line per run, then one per
+# combination (n of N passed); fails if any run does not pass. Reports of
+# runs that did not pass are kept under MATRIX_DIR/auth.
+AUTH_TOKENS ?= simple jwt
+AUTH_VERSIONS ?= v3.6.16 v3.7.3
+AUTH_MEMBERS ?= 1 3
+AUTH_FAULTS ?= kill random
+AUTH_SEED ?= 1
 auth-matrix: build
-	@bad=0; for v in v3.6.16 v3.7.3; do for m in 1 3; do for a in simple jwt; do for i in $$(seq 1 $(AUTH_RUNS)); do \
-	  out=$$(./bin/etcd-robustness run --scenario basic --auth $$a --etcd-version $$v --members $$m --traffic etcd --watch --duration 8s --seed $$i --results-dir results/matrix/auth 2>/dev/null) || bad=$$((bad+1)); \
-	  echo "$$v $$m members $$a seed $$i: $$(echo "$$out" | head -1 | cut -c1-160)"; \
-	done; done; done; done; echo "auth matrix: $$bad runs did not pass"; test $$bad -eq 0
+	@bad=0; sum=""; for v in $(AUTH_VERSIONS); do for m in $(AUTH_MEMBERS); do for a in $(AUTH_TOKENS); do for f in $(AUTH_FAULTS); do pass=0; \
+	  for i in $$(seq $(AUTH_SEED) $$(($(AUTH_SEED)+$(AUTH_RUNS)-1))); do \
+	  out=$$(./bin/etcd-robustness run --scenario basic --auth $$a --etcd-version $$v --members $$m --failpoint $$f --traffic etcd --watch --duration 8s --seed $$i --results-dir $(MATRIX_DIR)/auth 2>/dev/null); code=$$?; \
+	  echo "$$v $$m members $$a $$f seed $$i: exit $$code, $$(echo "$$out" | head -1 | cut -c1-160)"; \
+	  if [ $$code -eq 0 ]; then pass=$$((pass+1)); else bad=$$((bad+1)); echo "$$out" | $(NOT_PASSED); fi; \
+	done; sum="$$sum$$v $$m members $$a $$f: $$pass of $(AUTH_RUNS) passed\n"; done; done; done; done; \
+	printf "$$sum"; echo "auth matrix: $$bad runs did not pass"; test $$bad -eq 0
 
 .PHONY: reproduce-22209
 

@@ -36,7 +36,7 @@ func TestCoverage(t *testing.T) {
 func TestDraws(t *testing.T) {
 	rows := []Row{
 		{Outcome: "PASS", Members: 3, Traffic: "etcd", FaultNames: []string{"kill", "kill", "pause-leader"}},
-		{Outcome: "FAIL", Members: 3, Traffic: "kubernetes", FaultNames: []string{"kill"}},
+		{Outcome: "FAIL", Members: 3, Traffic: "kubernetes", FaultNames: []string{"kill"}, Auth: "jwt"},
 		{Outcome: "PASS", Members: 1, Traffic: "etcd", TLS: true},
 	}
 	require.Equal(t, []DrawCount{
@@ -44,6 +44,8 @@ func TestDraws(t *testing.T) {
 		{What: "members", Value: "1", Runs: 1, Passed: 1},
 		{What: "tls", Value: "off", Runs: 2, Passed: 1},
 		{What: "tls", Value: "on", Runs: 1, Passed: 1},
+		{What: "auth", Value: "off", Runs: 2, Passed: 2},
+		{What: "auth", Value: "jwt", Runs: 1, Passed: 0},
 		{What: "traffic", Value: "etcd", Runs: 2, Passed: 2},
 		{What: "traffic", Value: "kubernetes", Runs: 1, Passed: 0},
 		{What: "fault", Value: "kill", Runs: 2, Passed: 1},

@@ -27,6 +27,8 @@ type Row struct {
 	Members  int
 	// TLS is whether the members served client and peer TLS.
 	TLS bool
+	// Auth is the auth the run enabled ("simple", "jwt"), "" for none.
+	Auth string
 	// Traffic is the traffic profile that ran.
 	Traffic string
 	Faults  string
@@ -111,7 +113,7 @@ func ReadRow(dir string) (Row, error) {
 		return Row{}, err
 	}
 	r := Row{Dir: dir, Outcome: sum.Outcome, Scenario: ScenarioTitle(rec, sum), Seed: sum.Seed, Versions: strings.Join(sum.EtcdVersions, ","),
-		Members: rec.Scenario.Members, TLS: rec.Scenario.TLS, Traffic: rec.Scenario.Traffic, Violation: FirstViolation(rec, sum), Start: rec.Start}
+		Members: rec.Scenario.Members, TLS: rec.Scenario.TLS, Auth: rec.Scenario.Auth, Traffic: rec.Scenario.Traffic, Violation: FirstViolation(rec, sum), Start: rec.Start}
 	for _, res := range sum.Results {
 		r.Stages = append(r.Stages, fmt.Sprintf("%s %s", res.Validator, res.Verdict))
 	}
@@ -249,7 +251,8 @@ type DrawCount struct {
 	Runs, Passed int
 }
 
-// Draws counts what the runs drew: each fault injected, TLS on or off, each traffic
+// Draws counts what the runs drew: each fault injected, TLS on or off, auth
+// (its tokens, or off), each traffic
 // profile and each cluster size, most drawn first within each.
 func Draws(rows []Row) []DrawCount {
 	counts := map[[2]string]*DrawCount{}
@@ -267,6 +270,11 @@ func Draws(rows []Row) []DrawCount {
 		pass := r.Outcome == "PASS"
 		add("members", fmt.Sprint(r.Members), pass)
 		add("tls", map[bool]string{true: "on", false: "off"}[r.TLS], pass)
+		auth := r.Auth
+		if auth == "" {
+			auth = "off"
+		}
+		add("auth", auth, pass)
 		if r.Traffic != "" {
 			add("traffic", r.Traffic, pass)
 		}
@@ -282,7 +290,7 @@ func Draws(rows []Row) []DrawCount {
 	for _, c := range counts {
 		out = append(out, *c)
 	}
-	order := map[string]int{"members": 0, "tls": 1, "traffic": 2, "fault": 3}
+	order := map[string]int{"members": 0, "tls": 1, "auth": 2, "traffic": 3, "fault": 4}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.What != b.What {

@@ -95,7 +95,7 @@ const exploreDuration = 10 * time.Second
 func init() {
 	register(Scenario{
 		Name:        ExploreName,
-		Description: "drawn from the seed: cluster size, client and peer TLS (one run in four), traffic profile, rate and placement, watches, 1–3 faults available for the binaries and the size, and etcd's snapshot, compaction and election settings",
+		Description: "drawn from the seed: cluster size, client and peer TLS (one run in four), auth with simple or jwt tokens (one run in four of those without TLS), traffic profile, rate and placement, watches, 1–3 faults available for the binaries and the size, and etcd's snapshot, compaction and election settings",
 		Members:     3,
 		Failpoint:   "random",
 		Traffic:     "etcd",
@@ -179,6 +179,7 @@ func (s Scenario) Draw(seed int64, releases []string) (Scenario, error) {
 	}
 	s.Explore = &Exploration{Seed: seed, Faults: n, Releases: slices.Clone(releases)}
 	s.TLS = drawTLS(seed)
+	s.Auth = drawAuth(seed, s.TLS)
 	s = s.DrawVersions()
 	s, err := s.Resolve()
 	if err != nil {
@@ -196,6 +197,26 @@ const tlsSalt = 0x7157_7157
 // in four.
 func drawTLS(seed int64) bool {
 	return rand.New(rand.NewSource(seed^tlsSalt)).Intn(4) == 0
+}
+
+// authSalt keeps the draw of auth apart from the others, so that adding it
+// changed no other draw of a seed.
+const authSalt = 0x0a07_4a07
+
+// drawAuth is the auth an explore run of this seed enables, "" for none:
+// one run in four, simple or jwt tokens alike, drawn apart from TLS; but a
+// run that drew TLS runs without auth, since TLS with auth is not covered
+// (under --client-cert-auth etcd takes a request without a token to be by
+// the user its certificate names).
+func drawAuth(seed int64, tls bool) string {
+	r := rand.New(rand.NewSource(seed ^ authSalt))
+	on := r.Intn(4) == 0
+	names := traffic.AuthNames()
+	name := names[r.Intn(len(names))]
+	if !on || tls {
+		return ""
+	}
+	return name
 }
 
 // versionSalt keeps the draw of the members' releases apart from the

@@ -56,6 +56,13 @@ func TestDrawCoversTheSpace(t *testing.T) {
 		} else {
 			require.NotContains(t, s.Description, "TLS", "seed %d", seed)
 		}
+		saw("auth", s.Auth)
+		if s.Auth != "" {
+			require.False(t, s.TLS, "seed %d: TLS with auth is not covered", seed)
+			require.Contains(t, s.Description, "auth with "+s.Auth+" tokens", "seed %d", seed)
+		} else {
+			require.NotContains(t, s.Description, "auth", "seed %d", seed)
+		}
 		saw("faults", len(s.Schedule()))
 		saw("compaction", s.CompactionInterval)
 		require.Equal(t, s.Explore.Faults, len(s.Schedule()))
@@ -79,7 +86,10 @@ func TestDrawCoversTheSpace(t *testing.T) {
 	}
 	// One run in four is over TLS.
 	require.InDelta(t, 500, seen["tls"][true], 60, "runs over TLS of 2000: %v", seen["tls"])
-	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "tls": 2, "faults": 3, "compaction": 3, "snapshot": 3, "batch": 3, "election": 2}
+	// One run in four of the other 1500 enables auth, simple or jwt alike.
+	require.InDelta(t, 375, seen["auth"]["simple"]+seen["auth"]["jwt"], 50, "runs with auth of 2000: %v", seen["auth"])
+	require.InDelta(t, seen["auth"]["simple"], seen["auth"]["jwt"], 60, "simple and jwt tokens: %v", seen["auth"])
+	want := map[string]int{"members": 3, "traffic": 3, "rate": 3, "placement": 3, "watch": 2, "tls": 2, "auth": 3, "faults": 3, "compaction": 3, "snapshot": 3, "batch": 3, "election": 2}
 	for what, n := range want {
 		require.Len(t, seen[what], n, "%s drawn: %v", what, seen[what])
 	}
@@ -175,4 +185,37 @@ func TestVersionLess(t *testing.T) {
 	require.True(t, versionLess("v3.6.1", "v3.6.16"), "numeric, not string order")
 	require.False(t, versionLess("v3.7.3", "v3.6.16"))
 	require.False(t, versionLess("v3.7.3", "v3.7.3"))
+}
+
+// The auth draw: what Draw records is drawAuth's, simple or jwt; one run in
+// four without TLS, none with TLS.
+func TestDrawAuth(t *testing.T) {
+	ex, err := Lookup(ExploreName)
+	require.NoError(t, err)
+	var with []int64
+	for seed := int64(1); seed <= 200; seed++ {
+		s, err := ex.Draw(seed, []string{"v3.7.3"})
+		require.NoError(t, err)
+		require.Equal(t, drawAuth(seed, s.TLS), s.Auth)
+		if s.Auth == "" {
+			continue
+		}
+		with = append(with, seed)
+		require.Contains(t, []string{"simple", "jwt"}, s.Auth)
+		require.False(t, s.TLS)
+	}
+	require.NotEmpty(t, with, "no seed of 200 drew auth")
+	for _, tls := range []bool{false, true} {
+		on := 0
+		for seed := int64(0); seed < 1000; seed++ {
+			if drawAuth(seed, tls) != "" {
+				on++
+			}
+		}
+		if tls {
+			require.Zero(t, on, "auth drawn with TLS")
+		} else {
+			require.InDelta(t, 250, on, 45, "auth drawn in %d of 1000", on)
+		}
+	}
 }

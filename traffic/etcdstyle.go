@@ -283,7 +283,7 @@ func (cl *etcdClient) timeToLive() history.Request {
 	if len(cl.leases) > 0 && cl.env.Rand.Intn(5) > 0 {
 		id = cl.leases[cl.env.Rand.Intn(len(cl.leases))].id
 	}
-	return history.Request{LeaseTimeToLive: &history.LeaseTimeToLiveRequest{ID: id, Keys: cl.env.Rand.Intn(2) == 0}}
+	return history.Request{LeaseTimeToLive: &history.LeaseTimeToLiveRequest{ID: id, Keys: cl.env.Rand.Intn(2) == 0 && !cl.env.Avoids(AvoidLeaseKeys)}}
 }
 
 // leaseDue returns a held lease's due renewal or revocation, and forgets
@@ -330,7 +330,7 @@ func (cl *etcdClient) txn() history.Request {
 		switch n := r.Intn(20); {
 		case n < 12:
 			put := &history.PutRequest{Key: k, Value: cl.value()}
-			if n == 0 && len(cl.leases) > 0 {
+			if n == 0 && len(cl.leases) > 0 && !cl.env.Avoids(AvoidTxnLeases) {
 				put.Lease = cl.leases[r.Intn(len(cl.leases))].id
 			}
 			t.Success = append(t.Success, history.RequestOp{Put: put})
@@ -358,7 +358,29 @@ func (cl *etcdClient) txn() history.Request {
 			t.Success = append(t.Success, n)
 		}
 	}
+	if cl.env.Avoids(AvoidTxnRanges) && txnWrites(t) {
+		// As etcd's removeNeedlessRangeReqs does on the members that did
+		// not propose it: the outer branches' ranges go.
+		t.Success, t.Failure = withoutRanges(t.Success), withoutRanges(t.Failure)
+	}
 	return history.Request{Txn: t}
+}
+
+// txnWrites reports whether a txn puts or deletes in either branch, at any
+// depth.
+func txnWrites(t *history.TxnRequest) bool {
+	for _, ops := range [][]history.RequestOp{t.Success, t.Failure} {
+		for _, o := range ops {
+			if o.Put != nil || o.DeleteRange != nil || (o.Txn != nil && txnWrites(o.Txn)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func withoutRanges(ops []history.RequestOp) []history.RequestOp {
+	return slices.DeleteFunc(ops, func(o history.RequestOp) bool { return o.Range != nil })
 }
 
 // nested is a nested transaction on a key the outer branch does not

@@ -289,3 +289,41 @@ func LeaseTTLAcrossLeaderPause(pause time.Duration) int64 {
 	d := 3 * (pause + pausedLeaderStepDown + renewalLatency) / 2
 	return int64((d + time.Second - 1) / time.Second)
 }
+
+// AvoidTxnRanges: no range operations in a txn that writes (a txn of
+// reads only is served by the member it is sent to, through no log).
+const AvoidTxnRanges Avoidance = "range ops in txns that write"
+
+// AvoidTxnLeases: no lease attached by a put inside a txn.
+const AvoidTxnLeases Avoidance = "leases attached by txn puts"
+
+// AvoidLeaseKeys: no lease time-to-live that asks for the lease's keys.
+const AvoidLeaseKeys Avoidance = "lease time-to-live with keys"
+
+// The auth runs of etcd #14571's scenario found these three on v3.5.5 and
+// v3.5.6 (the replay of the committed log ended behind the members).
+func init() {
+	KnownBugs = append(KnownBugs, KnownBug{
+		ID: "etcd#18667",
+		Summary: "a member that did not propose a txn drops the txn's range operations before it applies it (removeNeedlessRangeReqs), " +
+			"and with them their permission check: with auth, the member that proposed it refuses a txn whose user may not read one of " +
+			"its ranges, the others apply it, and the members diverge (the range is dropped in v3.4 to v3.6; v3.7 no longer drops it)",
+		Avoid:   AvoidTxnRanges,
+		Affects: func(v string) bool { minor, _, ok := minorPatch(v); return ok && minor <= 6 },
+		Auth:    true,
+	}, KnownBug{
+		ID: "CVE-2026-44283",
+		Summary: "with auth, a put inside a txn attaches a lease without the check that the user may write every key already " +
+			"attached to it (and reads its prev_kv without read permission) (fixed in v3.4.44, v3.5.30 and v3.6.11)",
+		Avoid:   AvoidTxnLeases,
+		Affects: before("v3.4.44", "v3.5.30", "v3.6.11"),
+		Auth:    true,
+	}, KnownBug{
+		ID: "CVE-2023-32082",
+		Summary: "with auth, a lease time-to-live asking for the lease's keys returns them without checking that the user may " +
+			"read them (fixed in v3.4.26 and v3.5.9)",
+		Avoid:   AvoidLeaseKeys,
+		Affects: before("v3.4.26", "v3.5.9"),
+		Auth:    true,
+	})
+}

@@ -2,6 +2,8 @@ package traffic
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,20 +22,20 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.6.16", "v3.7.0", "v3.6.16"}, false, []string{"etcd#22209"}},
 		{[]string{"v3.6.16"}, false, nil},
 		{[]string{"v3.5.7", "v3.4.12"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179", "etcd#15220", "etcd#18089", "etcd#17529"}},
-		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#20221", "etcd#18089", "etcd#19179", "etcd#15220", "etcd#18089", "etcd#17529"}},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"etcd#20221", "etcd#18089", "etcd#19179", "etcd#15220", "etcd#18089", "etcd#17529"}},
 		{[]string{"v3.4.12"}, false, []string{"etcd#15220", "etcd#18089", "etcd#17529"}},
 		{[]string{"v3.4.30"}, false, []string{"etcd#18089", "etcd#17529"}},
 		{[]string{"v3.5.7"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
 		{[]string{"v3.4.25"}, false, []string{"etcd#18089", "etcd#17529"}},
 		{[]string{"v3.4.31"}, false, []string{"etcd#18089"}},
 		{[]string{"v3.4.34"}, false, nil},
-		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.5.27"}, true, nil},
 		{[]string{"v3.5.28"}, true, nil},
-		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.6.8"}, true, nil},
 		{[]string{"v3.6.9"}, true, nil},
-		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343"}},
+		{[]string{"v3.4.41"}, true, nil},
 		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#22209"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "CVE-2026-33343", "etcd#20221"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"etcd#22209", "etcd#20221"}},
 		// etcd #20221: before v3.5.22 and v3.6.2.
 		{[]string{"v3.5.21"}, false, []string{"etcd#20221"}},
 		{[]string{"v3.5.22"}, false, nil},
@@ -47,7 +49,7 @@ func TestKnownBugsOf(t *testing.T) {
 		// etcd #19179: before v3.5.18.
 		{[]string{"v3.5.17"}, false, []string{"etcd#20221", "etcd#19179"}},
 		{[]string{"v3.5.18"}, false, []string{"etcd#20221"}},
-		{[]string{"v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#20221"}},
+		{[]string{"v3.6.1"}, true, []string{"etcd#20221"}},
 	}
 	for _, tc := range tests {
 		// The paused leader's expiries are in every release (the run
@@ -55,7 +57,44 @@ func TestKnownBugsOf(t *testing.T) {
 		tc.want = append(tc.want, PausedLeaderExpiry)
 		var got []string
 		for _, b := range KnownBugsOf(tc.versions, tc.auth) {
-			got = append(got, b.ID)
+			if !b.Auth { // the auth bugs: TestAuthKnownBugsOf
+				got = append(got, b.ID)
+			}
+		}
+		require.ElementsMatch(t, tc.want, got, "%v", tc.versions)
+	}
+}
+
+// The bugs that show only with auth: none without it, and on each release
+// those it has.
+func TestAuthKnownBugsOf(t *testing.T) {
+	tests := []struct {
+		versions []string
+		auth     bool
+		want     []string
+	}{
+		{[]string{"v3.5.5"}, false, nil},
+		{[]string{"v3.6.16"}, false, nil},
+		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.5.5"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.30"}, true, []string{"etcd#18667"}},
+		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.6.16"}, true, []string{"etcd#18667"}},
+		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.7.3"}, true, nil},
+		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#18667"}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, b := range KnownBugsOf(tc.versions, tc.auth) {
+			if b.Auth {
+				got = append(got, b.ID)
+			}
 		}
 		require.ElementsMatch(t, tc.want, got, "%v", tc.versions)
 	}
@@ -240,5 +279,57 @@ func TestEtcdProfileLeaseTTLFloor(t *testing.T) {
 			require.True(t, ttl >= lo && ttl <= hi, "floor %d: TTL %d outside [%d, %d]", floor, ttl, lo, hi)
 		}
 		require.Contains(t, ttls, lo, "floor %d: the range's low end never drawn", floor)
+	}
+}
+
+// The etcd profile leaves out what the auth bugs of etcd #14571's runs
+// need while told to avoid them, and sends it otherwise. Lease grants are
+// answered, so that the profile has leases to attach and ask about.
+func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	sent := map[Avoidance]func(history.Request) bool{
+		// A range beside a write in a txn's outer branches.
+		AvoidTxnRanges: func(r history.Request) bool {
+			if r.Txn == nil || !txnWrites(r.Txn) {
+				return false
+			}
+			return slices.ContainsFunc(append(slices.Clone(r.Txn.Success), r.Txn.Failure...), func(o history.RequestOp) bool { return o.Range != nil })
+		},
+		AvoidTxnLeases: func(r history.Request) bool {
+			return r.Txn != nil && slices.ContainsFunc(append(slices.Clone(r.Txn.Success), r.Txn.Failure...), func(o history.RequestOp) bool { return o.Put != nil && o.Put.Lease != 0 })
+		},
+		AvoidLeaseKeys: func(r history.Request) bool { return r.LeaseTimeToLive != nil && r.LeaseTimeToLive.Keys },
+	}
+	for a, isSent := range sent {
+		for _, avoid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s avoided=%t", a, avoid), func(t *testing.T) {
+				all, n, lease := 0, 0, int64(0)
+				env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1), NestedTxns: true}
+				if avoid {
+					env.Avoid = []Avoidance{a}
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+					if all++; all >= 20000 {
+						cancel()
+					}
+					if isSent(req) {
+						n++
+					}
+					if req.LeaseGrant != nil {
+						lease++
+						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
+					}
+					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+				}), env)
+				if avoid {
+					require.Zero(t, n, "%s sent while avoided", a)
+				} else {
+					require.Positive(t, n, "no %s in %d requests", a, all)
+				}
+			})
+		}
 	}
 }

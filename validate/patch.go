@@ -187,6 +187,10 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 	}
 	s := settle(p, ops, c.Clients, c.Persisted)
 	c.Replayed, c.Events, c.Auth = s.replayed, s.events, s.auth
+	if f, ok := replayShift(ops, c.Persisted, s.revs, c.EndStates); ok {
+		// The cause first: what follows from revisions is shifted by it.
+		s.findings = append([]finding{f}, s.findings...)
+	}
 	res := Result{Checked: s.matched, CheckedWhat: "committed entries"}
 	if len(s.findings) > 0 {
 		var msgs, why []string
@@ -380,6 +384,8 @@ type settled struct {
 	matched int
 	// firstOther is the raft index of the first entry that did not decode.
 	firstOther uint64
+	// revs are the replay's revisions around each entry.
+	revs revisions
 }
 
 // settle fills p.Ops from ops and the committed log, and returns the
@@ -388,7 +394,7 @@ type settled struct {
 func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.Log) settled {
 	var out settled
 	revs, replayed, events, auth := replay(log)
-	out.replayed, out.events, out.auth = replayed, events, auth
+	out.replayed, out.events, out.auth, out.revs = replayed, events, auth, revs
 	p.Internal = map[string]int{}
 	for _, e := range log.Entries {
 		if e.Request == nil {
@@ -410,10 +416,14 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 	}
 	seen := newObservers(ops)
 
-	committed := map[string][]int{} // identity -> indices into log.Entries
+	committed := map[string][]int{}     // identity -> indices into log.Entries
+	refusedCopies := map[string][]int{} // identity -> entries refused at apply
 	var committedOrder []string
 	for i, e := range log.Entries {
 		if e.Request != nil && revs.refused[i] != "" {
+			if id, unique := identity(*e.Request, 0); unique {
+				refusedCopies[id] = append(refusedCopies[id], i)
+			}
 			// Refused at apply, it changed nothing, and clientv3 resends
 			// a request refused for an old auth revision with a new token
 			// (its retry interceptor's shouldRefreshToken): the copy that
@@ -488,6 +498,8 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 			// (A put or transaction committed twice was sent fewer times
 			// than it is committed: unsent names it.)
 			out.findings = append(out.findings, grantTwice(log, took, ops, g))
+		case unique && len(entries) == 0 && len(g.acked) > 0 && complete && uncommitted[id] == 0 && len(refusedCopies[id]) > 0:
+			out.findings = append(out.findings, refusedAcked(ops[g.acked[0]], log, revs, refusedCopies[id]))
 		case unique && len(entries) == 0 && len(g.acked) > 0 && complete && uncommitted[id] == 0:
 			o := ops[g.acked[0]]
 			out.findings = append(out.findings, finding{
@@ -882,6 +894,38 @@ func lostWrite(o derived, log *evidence.Log, revs revisions) string {
 		}
 	}
 	return s + " An acknowledged write must survive any crash, so it was lost."
+}
+
+// refusedAcked is an acknowledged write whose every committed copy (the
+// entries at refused, indices into log.Entries) the replay refuses at
+// apply: it is in the log, so it was not lost, but etcd answered it as
+// applied where the model's rules (replayed with the user and auth
+// revision the entry's header carries) refuse it: etcd applied what the
+// model refuses, or acknowledged a write it did not apply.
+func refusedAcked(o derived, log *evidence.Log, revs revisions, refused []int) finding {
+	var copies []string
+	for _, i := range refused {
+		e := log.Entries[i]
+		copies = append(copies, fmt.Sprintf("raft index %d (user %q, auth revision %d): %s", e.Index, e.Request.User, e.Request.AuthRevision, revs.refused[i]))
+	}
+	by := ""
+	if o.rec.Response != nil && o.rec.Response.Header.MemberID != 0 {
+		by = fmt.Sprintf(" by member %x", o.rec.Response.Header.MemberID)
+	}
+	involved := []string{o.Source}
+	for _, i := range refused {
+		involved = append(involved, walSource(log, i))
+	}
+	return finding{
+		msg: fmt.Sprintf("%s was acknowledged at revision %d%s (%s), but the replay refuses its only committed copy at apply (%s): etcd applied a write the model refuses, or acknowledged one it did not apply",
+			describeRecord(o.rec.Request), o.Response.Revision, by, o.Source, strings.Join(copies, "; ")),
+		why: fmt.Sprintf("%s (%s) was acknowledged at revision %d at %s%s. The committed raft log is complete and holds the request %s: %s. "+
+			"Replaying the log, the model's applier refuses every copy with the error given, as etcd's applier refuses a request after commit, with no effect; "+
+			"yet the client was told it was applied. Either etcd applied it (its permission check, or its auth revision check, decided otherwise than the model's), "+
+			"or it answered success for a write it did not apply. It is not a lost write: the log holds it.",
+			describeRecord(o.rec.Request), o.Source, o.Response.Revision, o.Return.Round(time.Millisecond), by, times(len(refused)), strings.Join(copies, "; ")),
+		involved: involved,
+	}
 }
 
 // pinIdentical gives the applied copies of one request without a unique

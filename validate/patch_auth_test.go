@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,6 +62,8 @@ func TestPatchUnderAuth(t *testing.T) {
 		// want: the evidence, patch and linearizability verdicts.
 		want []Verdict
 		msg  []string
+		// not: what the patch's message must not say.
+		not []string
 	}{
 		{
 			// The first copy was proposed before the password change and
@@ -114,6 +117,18 @@ func TestPatchUnderAuth(t *testing.T) {
 			want: []Verdict{OK, OK, Illegal},
 		},
 		{
+			// etcd answered success, the replay refuses its one copy: not
+			// a lost write, since the log holds it.
+			name: "an acknowledged put whose only committed copy the replay refuses at apply",
+			history: []history.Operation{
+				op(0, 100, 200, by("wo", put("x", "1")), putOK(3)),
+			},
+			log:  []history.Request{walCopy(by("wo", put("x", "1")), "wo", rev)},
+			want: []Verdict{OK, Illegal, Illegal},
+			msg:  []string{"was acknowledged at revision 3", "the replay refuses its only committed copy at apply", "etcdserver: permission denied", `user "wo"`},
+			not:  []string{"lost"},
+		},
+		{
 			name: "an auth admin request committed that no client sent",
 			history: []history.Operation{
 				op(1, 300, 310, by(model.RootUser, get("x")), getOK(2)),
@@ -131,6 +146,9 @@ func TestPatchUnderAuth(t *testing.T) {
 			require.Equal(t, tc.want, verdicts(rs), "%+v", rs)
 			for _, m := range tc.msg {
 				require.Contains(t, rs[1].Message, m)
+			}
+			for _, m := range tc.not {
+				require.NotContains(t, rs[1].Message, m)
 			}
 		})
 	}
@@ -174,6 +192,114 @@ func TestPatchNoSpace(t *testing.T) {
 			l.Entries, l.CommitIndex = entries, uint64(len(entries))
 			rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l})
 			require.Equal(t, tc.want, rs[2].Verdict, "%+v", rs)
+		})
+	}
+}
+
+// An acknowledged put under a NOSPACE alarm, whose one committed copy the
+// capped applier refuses: the patch says so, not that it was lost.
+func TestPatchAcknowledgedUnderNoSpace(t *testing.T) {
+	b, a := ht.Put("b", "2"), ht.Put("a", "1")
+	l := &evidence.Log{FirstIndex: 1, Complete: true, Entries: []evidence.Entry{
+		{Request: &b}, {Kind: evidence.KindAlarm, Alarm: "ACTIVATE NOSPACE", AlarmMember: 1}, {Request: &a}}}
+	for i := range l.Entries {
+		l.Entries[i].Index, l.Entries[i].Term = uint64(i+1), 2
+	}
+	l.CommitIndex = uint64(len(l.Entries))
+	hist := []history.Operation{op(2, 0, 50, b, putOK(2)), op(0, 100, 200, a, putOK(3))}
+	rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l})
+	require.Equal(t, Illegal, rs[1].Verdict, "%+v", rs)
+	require.Contains(t, rs[1].Message, "the replay refuses its only committed copy at apply")
+	require.Contains(t, rs[1].Message, model.ErrNoSpace)
+	require.NotContains(t, rs[1].Message, "lost")
+}
+
+// Where the replay parts from etcd, the patch says first: the first
+// acknowledged put replayed at another revision than its answer's, with
+// the entries since the last put that agreed; or members that ended past
+// the replay.
+func TestPatchReplayShift(t *testing.T) {
+	put := ht.Put
+	setup, setupLog := authSetupOps(9) // root's put of "s" at revision 2
+	const rev uint64 = 7
+	tests := []struct {
+		name    string
+		history []history.Operation
+		log     []history.Request
+		ends    []evidence.MemberState
+		want    Verdict
+		msg     []string
+	}{
+		{
+			// etcd applied wo's put of x (the model refuses it): root's put
+			// after it was answered one revision higher than replayed.
+			name: "behind: etcd applied a put the model refuses",
+			history: []history.Operation{
+				ht.Unknown(0, 100, 200, by("wo", put("x", "1"))),
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(4)),
+			},
+			log:  []history.Request{walCopy(by("wo", put("x", "1")), "wo", rev), walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev)},
+			ends: []evidence.MemberState{{Member: "member-0", Revision: 4}, {Member: "member-1", Revision: 3}},
+			want: Illegal,
+			msg: []string{"the replay of the committed log is 1 revision behind etcd from raft index 10 on", "put(y, 2)",
+				"was answered at revision 4", "the replay applies it at revision 3", "between raft index 8", "refused at apply 1 entries: raft index 9, put(x, 1)",
+				"etcdserver: permission denied", "member-0 ended at revision 4, past the replay's last revision 3"},
+		},
+		{
+			// etcd refused wo's put of w/a (the model applies it).
+			name: "ahead: the model applied a put etcd refused",
+			history: []history.Operation{
+				ht.Unknown(0, 100, 200, by("wo", put("w/a", "1"))),
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(3)),
+				op(1, 500, 600, by(model.RootUser, put("z", "3")), putOK(4)),
+			},
+			log: []history.Request{walCopy(by("wo", put("w/a", "1")), "wo", rev), walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev),
+				walCopy(by(model.RootUser, put("z", "3")), model.RootUser, rev)},
+			want: Illegal,
+			msg:  []string{"the replay of the committed log is 1 revision ahead of etcd from raft index 10 on", "applied 1 entries: raft index 9, put(w/a, 1)"},
+		},
+		{
+			// One answer off, the next one agrees: left to linearizability.
+			name: "one put answered off, the next agrees",
+			history: []history.Operation{
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(2)),
+				op(1, 500, 600, by(model.RootUser, put("z", "3")), putOK(4)),
+			},
+			log:  []history.Request{walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev), walCopy(by(model.RootUser, put("z", "3")), model.RootUser, rev)},
+			want: OK,
+		},
+		{
+			name: "the members ended past the replay, no put tells where",
+			history: []history.Operation{
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(3)),
+			},
+			log:  []history.Request{walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev)},
+			ends: []evidence.MemberState{{Member: "member-0", Revision: 5}},
+			want: Illegal,
+			msg:  []string{"the replay of the committed log ends behind the members: member-0 ended at revision 5, past the replay's last revision 3"},
+		},
+		{
+			name: "agreed, a member behind (still applying)",
+			history: []history.Operation{
+				op(1, 300, 400, by(model.RootUser, put("y", "2")), putOK(3)),
+			},
+			log:  []history.Request{walCopy(by(model.RootUser, put("y", "2")), model.RootUser, rev)},
+			ends: []evidence.MemberState{{Member: "member-0", Revision: 3}, {Member: "member-1", Revision: 2}},
+			want: OK,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := append(append([]history.Operation{}, setup...), tc.history...)
+			l := logOf(append(append([]history.Request{}, setupLog...), tc.log...)...)
+			rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l, EndStates: tc.ends})
+			require.Equal(t, tc.want, rs[1].Verdict, "%+v", rs[1])
+			for _, m := range tc.msg {
+				require.Contains(t, rs[1].Message, m)
+			}
+			if tc.want == Illegal {
+				require.True(t, strings.HasPrefix(rs[1].Message, "the replay of the committed log"), "the shift comes first: %s", rs[1].Message)
+			}
 		})
 	}
 }
