@@ -171,18 +171,22 @@ func init() {
 	registerRegression(Regression{Issue: 15271, Summary: "watch goes back in time after a network partition",
 		Release: "v3.5.7", Fixed: "v3.5.8", Scenario: "watch-15271", Catches: []string{"watch/ordered", "watch/unique"}}, nil)
 	// etcd #15247: a leader whose raft loop was blocked (a slow fdatasync)
-	// for longer than a lease's TTL still believed it led, saw the leases
-	// expire that clients had kept alive through the new leader, and
-	// revoked them; v3.5.13 checks leadership before it revokes. Clients
-	// are pinned: those on the other members keep their leases alive
-	// through the new leader only, so the old leader's lessor sees them
-	// expire (a keepalive that reaches the stalled leader renews there).
+	// for longer than a lease's TTL still believed it led: its lessor,
+	// still primary, renewed the leases of keepalives that reached it
+	// (which the new leader never saw), and saw the leases expire that
+	// clients kept alive through the new leader, and revoked them once it
+	// ran again (raft forwarded the revokes to the new leader). v3.5.13
+	// checks leadership before it renews or revokes. A lease shows it only
+	// if its client keeps renewing it through the stall: the profile's
+	// leases are kept alive for 1–6 s at most, so the scenario keeps every
+	// lease alive for longer than the run. Clients are pinned to members,
+	// so that keepalives reach each side.
 	registerRegression(Regression{Issue: 15247, Summary: "leases revoked although kept alive, after the leader was blocked longer than their TTL",
 		Release: "v3.5.12", Fixed: "v3.5.13", Catches: []string{"patch", "linearizability"}},
 		&Scenario{
-			Description: "etcd #15247 on v3.5.12: 3 members, etcd traffic with leases kept alive by clients pinned to members, the leader's raft loop blocked once for 6 s at raftBeforeSave",
+			Description: "etcd #15247 on v3.5.12: 3 members, etcd traffic with every lease kept alive, by clients pinned to members, the leader's raft loop blocked once for 6 s at raftBeforeSave",
 			Members:     3, Failpoint: "stall-leader", Faults: []Fault{{Name: "stall-leader", Start: 3 * time.Second, Duration: 8 * time.Second}},
-			Traffic: "etcd", Duration: 16 * time.Second, Rate: traffic.Medium, Placement: traffic.Pinned,
+			Traffic: "etcd", Duration: 16 * time.Second, Rate: traffic.Medium, Placement: traffic.Pinned, LeaseKeepAlive: time.Minute,
 		})
 	// etcd #17529: before v3.5.13 a watch that fell behind while its
 	// stream could not send (its buffer full) and whose next revision was

@@ -55,6 +55,8 @@ type Env struct {
 	// NestedTxns makes the etcd profile's transactions sometimes nest
 	// one (Config.NestedTxns).
 	NestedTxns bool
+	// LeaseKeepAlive is Config.LeaseKeepAlive.
+	LeaseKeepAlive time.Duration
 }
 
 // compactEvery is the range a profile's compactor draws its pauses from:
@@ -191,6 +193,11 @@ type Config struct {
 	Users func(i int) *cluster.Credentials
 	// NestedTxns is passed to every client's Env.
 	NestedTxns bool
+	// LeaseKeepAlive, if positive, makes the etcd profile keep every
+	// lease it grants alive (a renewal every TTL/3) for that long from
+	// its grant, then leave it to expire; zero keeps the profile's mix (a
+	// third kept alive for 1-6 s, a third revoked, a third left alone).
+	LeaseKeepAlive time.Duration
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -224,6 +231,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 
 				CompactionInterval: cfg.CompactionInterval,
 				NestedTxns:         cfg.NestedTxns,
+				LeaseKeepAlive:     cfg.LeaseKeepAlive,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
