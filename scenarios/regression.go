@@ -244,14 +244,9 @@ func init() {
 	// only later) does not show instead on the fixed release.
 	registerRegression(Regression{Issue: 19179, Summary: "missing delete event on a watch opened at the compaction revision",
 		Release: "v3.5.17", Fixed: "v3.5.18", Catches: []string{"watch/resumable"}},
-		&Scenario{
-			Description: "etcd #19179 on v3.5.17: 1 member, 5 requests/s of KV traffic, batch limit 1, watches without progress notifications, at 2.5 s a panic in the last batch of a compaction at a tombstone; the restarted member resumes the compaction",
-			Members:     1, Failpoint: "compactBeforeSetFinishedCompact:panic",
-			Faults:  []Fault{{Name: "compactBeforeSetFinishedCompact:panic", Start: 2500 * time.Millisecond}},
-			Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 5, Clients: 2,
-			Etcd:  &EtcdSettings{CompactionBatchLimit: 1},
-			Watch: &Watch{ProgressRequestInterval: -1, ProgressNotifyInterval: 10 * time.Minute},
-		})
+		withWatches(mustLookup("issue-17780"),
+			"etcd #19179 on v3.5.17: 1 member, 5 requests/s of KV traffic, batch limit 1, watches without progress notifications, at 2.5 s a panic in the last batch of a compaction at a tombstone; the restarted member resumes the compaction",
+			Watch{ProgressRequestInterval: -1, ProgressNotifyInterval: 10 * time.Minute}))
 	// etcd #20221: v3.6.0–3.6.1 sent a watch on a future revision progress
 	// notifications (and events) from before its start revision. Watches
 	// from future revisions with frequent progress notifications and
@@ -263,6 +258,21 @@ func init() {
 			Members:     1, Failpoint: "kill", Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 200, Clients: 6,
 			Watch: &Watch{ProgressRequestInterval: 100 * time.Millisecond, ProgressNotifyInterval: 100 * time.Millisecond},
 		})
+}
+
+// mustLookup returns a registered scenario, for one built on another.
+func mustLookup(name string) Scenario {
+	sc, err := Lookup(name)
+	if err != nil {
+		panic(err)
+	}
+	return sc
+}
+
+// withWatches is sc with watch traffic w and description d.
+func withWatches(sc Scenario, d string, w Watch) *Scenario {
+	sc.Description, sc.Watch = d, &w
+	return &sc
 }
 
 // resumeAtCompactions is the scenario of #18089 and #19179: watches that
