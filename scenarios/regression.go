@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/traffic"
 )
 
@@ -135,15 +136,19 @@ func init() {
 	// set. A commit that took the lock between the two saved the index of
 	// an entry whose data was not in it; a crash before the next commit
 	// made the member skip that entry on restart and end one revision
-	// behind its peers. Under a steady stream of applies most commits land
-	// there, so a panic right after a commit (afterCommit) is the crash
-	// that finds it; v3.5.3 sets the index only once the apply holds the
-	// lock. (A SIGKILL at a random moment was not caught in 3 runs.)
+	// behind its peers. The window is microseconds wide: a SIGKILL, or a
+	// panic right after any commit, at a random moment did not land in it
+	// (3 runs each). So a source patch adds a point there, every apply of
+	// a follower sleeps at it, and the follower panics right after the
+	// next commit (crash-in-apply-window). v3.5.3 sets an applying index
+	// there instead, which a commit saves only with the entry's data.
 	registerRegression(Regression{Issue: 13766, Summary: "inconsistent revision after a crash under high load",
 		Release: "v3.5.2", Fixed: "v3.5.3", Catches: []string{"convergence", "linearizability", "patch"}},
 		&Scenario{
-			Description: "etcd #13766 on v3.5.2: 3 members under 1200 requests/s of KV traffic, a member panics right after a backend commit (afterCommit) and restarts, twice",
-			Members:     3, Failpoint: "afterCommit:panic,afterCommit:panic", Traffic: "etcd-kv", Duration: 15 * time.Second, QPS: 1200, Clients: 12,
+			Description: "etcd #13766 on v3.5.2 (patched with applyAfterSetConsistentIndex): 3 members under 500 requests/s of KV traffic, at 3 s a follower's applies held between setting the consistent index and writing the data, and the follower panics right after the next backend commit, then restarts",
+			Members:     3, Failpoint: failpoint.ApplyWindowCrashName, Faults: []Fault{{Name: failpoint.ApplyWindowCrashName, Start: 3 * time.Second}},
+			Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 500, Clients: 12,
+			EtcdPatches: []string{"applyAfterSetConsistentIndex"},
 		})
 	// etcd #14370: before v3.5.5 a single member acknowledged a write
 	// before its raft entry was in the WAL; a crash at raftBeforeSave lost
