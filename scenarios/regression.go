@@ -245,8 +245,9 @@ func init() {
 	// #17780 reproduction). The #17780 fault on v3.5.17 (which has the
 	// point), with watches: those from revision 1 opened after the restart
 	// are canceled with the compact revision and resume there. No progress
-	// notifications or requests, so that #20221 (fixed in the 3.5 line
-	// only later) does not show instead on the fixed release.
+	// notifications or requests, so that #20221 (which failed the watch
+	// scenarios on v3.5.17 with progress notifications) does not show
+	// instead.
 	registerRegression(Regression{Issue: 19179, Summary: "missing delete event on a watch opened at the compaction revision",
 		Release: "v3.5.17", Fixed: "v3.5.18", Catches: []string{"watch/resumable"}},
 		withWatches(mustLookup("issue-17780"),
