@@ -31,7 +31,9 @@ type Patch struct {
 	// After puts the comment on the line after the anchor; else before it.
 	After bool
 	// NativeFrom is the first release whose own source has the point. The
-	// patch applies to releases before it; later ones need none.
+	// patch applies to releases before it; later ones need none. Empty:
+	// no release has the point (it is this harness's own), so every
+	// release whose source has the anchor gets the patch.
 	NativeFrom string
 	// Why says what the point is for.
 	Why string
@@ -53,6 +55,14 @@ var patches = []Patch{
 		Anchor:     "tx.UnsafePut(buckets.Meta, finishedCompactKeyName, rbytes)",
 		NativeFrom: "v3.5.14",
 		Why:        "the last batch of a scheduled compaction, after the earlier batches were committed and before the finished compact revision is written: a panic there is a crash in the middle of a batched compaction (etcd #17780)",
+	},
+	{
+		Failpoint: "applyAfterSetConsistentIndex",
+		File:      "etcdserver/server.go",
+		Anchor:    `s.lg.Debug("apply entry normal",`,
+		Why: "applyEntryNormal, after the entry's consistent index was set and before its apply takes the backend's lock: " +
+			"a sleep there lets the backend's periodic commit save an index whose data it lacks, as before v3.5.3 (etcd #13766); " +
+			"v3.5.3 sets an applying index there instead, saved only with the data (v3.6 moved the code; no release has the point)",
 	},
 }
 
@@ -80,7 +90,7 @@ func LookupPatch(name string) (Patch, error) {
 // Applies reports whether release version (normalized) needs the patch: it
 // is older than the first release that has the point in its own source.
 func (p Patch) Applies(version string) bool {
-	return compareVersions(version, p.NativeFrom) < 0
+	return p.NativeFrom == "" || compareVersions(version, p.NativeFrom) < 0
 }
 
 // PatchesFor returns the patches among names that version needs, sorted by

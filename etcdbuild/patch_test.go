@@ -133,7 +133,10 @@ func TestPatchesFor(t *testing.T) {
 		{version: "v3.6.1", names: []string{"beforeSendWatchResponse", "compactBeforeSetFinishedCompact"}, want: nil, key: "v3.6.1"},
 		{version: "v3.5.12", names: []string{"beforeSendWatchResponse", "beforeSendWatchResponse"}, want: []string{"beforeSendWatchResponse"}, key: "v3.5.12+beforeSendWatchResponse"},
 		{version: "v3.5.12", names: nil, want: nil, key: "v3.5.12"},
-		{version: "v3.5.12", names: []string{"noSuchPoint"}, wantErr: `unknown source patch "noSuchPoint" (valid: beforeSendWatchResponse, compactBeforeSetFinishedCompact)`},
+		// A point no release has: every release gets it, the fixed one too.
+		{version: "v3.5.2", names: []string{"applyAfterSetConsistentIndex"}, want: []string{"applyAfterSetConsistentIndex"}, key: "v3.5.2+applyAfterSetConsistentIndex"},
+		{version: "v3.5.3", names: []string{"applyAfterSetConsistentIndex"}, want: []string{"applyAfterSetConsistentIndex"}, key: "v3.5.3+applyAfterSetConsistentIndex"},
+		{version: "v3.5.12", names: []string{"noSuchPoint"}, wantErr: `unknown source patch "noSuchPoint" (valid: applyAfterSetConsistentIndex, beforeSendWatchResponse, compactBeforeSetFinishedCompact)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.version+"/"+strings.Join(tt.names, ","), func(t *testing.T) {
@@ -178,6 +181,7 @@ func TestPatchesMatchReleaseSources(t *testing.T) {
 	releases := map[string][]string{
 		"beforeSendWatchResponse":         {"v3.5.12", "v3.5.13", "v3.5.15", "v3.5.19"},
 		"compactBeforeSetFinishedCompact": {"v3.5.13"},
+		"applyAfterSetConsistentIndex":    {"v3.5.2", "v3.5.3"},
 	}
 	for _, p := range patches {
 		for _, v := range releases[p.Failpoint] {

@@ -44,6 +44,19 @@ const (
 	sentSnapshot trigger = "snapshot from the leader"
 	// watchStream: a watch on the target that traffic's writes feed.
 	watchStream trigger = "watch"
+	// applyWindow: every entry the member applies sleeps applyWindowSleep
+	// between setting its consistent index and taking the backend's lock
+	// (applyWindowPoint), so the backend's periodic commit (every 100 ms)
+	// lands there. It sets the stage for the point; the traffic reaches it.
+	applyWindow trigger = "apply window"
+)
+
+// applyWindowPoint is where applyWindow sleeps: a point the source patch
+// of that name adds (etcdbuild), and applyWindowSleep how long, longer
+// than the backend's 100 ms batch interval.
+const (
+	applyWindowPoint = "applyAfterSetConsistentIndex"
+	applyWindowSleep = 200 * time.Millisecond
 )
 
 // point is one gofail point and how to reach it.
@@ -163,6 +176,31 @@ func init() {
 	register(LeaderStall{GofailSleep{point: point{name: "raftBeforeSave", target: Leader, sleep: true}, Each: leaderStallTime, Once: true}})
 }
 
+// ApplyWindowCrash crashes a follower right after a backend commit
+// (afterCommit) that landed while the member was applying an entry, after
+// the entry's consistent index was set and before its data was written
+// (the applyWindow trigger holds every apply there for 200 ms). Before
+// v3.5.3 that commit saved the entry's index without its data, so the
+// restarted member skipped the entry (etcd #13766); from v3.5.3 a commit
+// saves only the index of data it holds. The binaries need the
+// applyAfterSetConsistentIndex source patch.
+type ApplyWindowCrash struct{ GofailPanic }
+
+// ApplyWindowCrashName is ApplyWindowCrash's fault name.
+const ApplyWindowCrashName = "crash-in-apply-window"
+
+// Name implements Failpoint.
+func (ApplyWindowCrash) Name() string { return ApplyWindowCrashName }
+
+// ByNameOnly keeps the fault out of random: it needs a patched build.
+func (ApplyWindowCrash) ByNameOnly() string {
+	return "it needs the applyAfterSetConsistentIndex source patch (the regression of etcd #13766); it runs by name"
+}
+
+func init() {
+	register(ApplyWindowCrash{GofailPanic{point: point{name: "afterCommit", target: Follower, trigger: applyWindow}}})
+}
+
 // GofailPanicFor returns the panic fault of a gofail point (with a custom
 // trigger timeout), for tests and scenarios.
 func GofailPanicFor(name string, triggerTimeout time.Duration) (GofailPanic, error) {
@@ -220,6 +258,11 @@ func (p point) available(ctx context.Context, c *cluster.Cluster) error {
 	}
 	if err := hasPoint(ctx, c, p.name); err != nil {
 		return err
+	}
+	if p.trigger == applyWindow {
+		if err := hasPoint(ctx, c, applyWindowPoint); err != nil {
+			return fmt.Errorf("%w (the source patch %s adds it: a scenario's EtcdPatches)", err, applyWindowPoint)
+		}
 	}
 	if p.name == "raftBeforeSave" && len(c.Members()) == 1 {
 		if hasPoint(ctx, c, "raftBeforeSaveWaitWalSync") == nil {
@@ -305,12 +348,9 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 	mark := markLog(m)
 	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),
 		zap.String("trigger", string(f.trigger)))
-	if err := gofailSet(ctx, m, f.point.name, "panic"); err != nil {
-		return err
-	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stopTrigger, err := f.point.fire(tctx, env, m)
+	stopTrigger, err := f.point.armAndFire(ctx, tctx, env, m)
 	defer stopTrigger()
 	if err != nil {
 		hctx, hcancel := healCtx(ctx)
@@ -376,6 +416,24 @@ wait:
 	}
 	env.Logger.Info("member panicked", zap.String("member", m.Name()), zap.String("failpoint", f.point.name))
 	return healPanic(hctx, env, m, f.point.name)
+}
+
+// armAndFire arms the panic at p on m and fires p's trigger, within tctx.
+// A trigger that only sets the stage (applyWindow) goes first, so that the
+// point panics inside it: a commit outside the window would end the fault
+// with nothing to show.
+func (p point) armAndFire(ctx, tctx context.Context, env Env, m *cluster.Member) (func(), error) {
+	if p.trigger == applyWindow {
+		stop, err := p.fire(tctx, env, m)
+		if err != nil {
+			return stop, err
+		}
+		return stop, gofailSet(ctx, m, p.name, "panic")
+	}
+	if err := gofailSet(ctx, m, p.name, "panic"); err != nil {
+		return func() {}, err
+	}
+	return p.fire(tctx, env, m)
 }
 
 // healPanic disarms the point if the member still runs, restarts it if it

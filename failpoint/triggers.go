@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,6 +65,20 @@ func (p point) fire(ctx context.Context, env Env, m *cluster.Member) (stop func(
 		}, env.Logger, "snapshot"), nil
 	case watchStream:
 		return watchMember(ctx, m)
+	case applyWindow:
+		if err := gofailSet(ctx, m, applyWindowPoint, "sleep("+strconv.FormatInt(applyWindowSleep.Milliseconds(), 10)+")"); err != nil {
+			return noop, err
+		}
+		return func() {
+			if !m.Running() {
+				return // the process that had the point armed is gone
+			}
+			cctx, cancel := healCtx(ctx)
+			defer cancel()
+			if err := gofailClear(cctx, m, applyWindowPoint); err != nil && m.Running() {
+				env.Logger.Warn("apply window left open", zap.String("member", m.Name()), zap.Error(err))
+			}
+		}, nil
 	}
 	return noop, fmt.Errorf("unknown trigger %q", p.trigger)
 }

@@ -267,7 +267,7 @@ func runTrafficAndFaults(ctx context.Context, lg *zap.Logger, cfg Config, cl *cl
 			Profile: profile, Endpoints: cl.Endpoints(), Clients: sc.Clients, QPS: sc.QPS,
 			Pins: clientPins(sc, cl), Seed: cfg.Seed, Clock: clock, Logger: lg,
 			Avoid: avoidances(sc.KnownBugsAvoided), Counter: &prog.counter, CompactionInterval: sc.CompactionInterval,
-			Users: authUsers(sc.Auth, traffic.AuthClientUser), NestedTxns: sc.Auth != "",
+			LeaseKeepAlive: sc.LeaseKeepAlive, Users: authUsers(sc.Auth, traffic.AuthClientUser), NestedTxns: sc.Auth != "",
 			MinLeaseTTL: plan.minLeaseTTL(sc.KnownBugsAvoided),
 		})
 		done <- trafficResult{clients, err}

@@ -48,6 +48,9 @@ func (s Scenario) Describe() string {
 	if s.CompactionInterval > 0 {
 		parts[1] += fmt.Sprintf(", compacting every %s–%s", s.CompactionInterval, 2*s.CompactionInterval)
 	}
+	if s.LeaseKeepAlive > 0 {
+		parts[1] += fmt.Sprintf(", every lease kept alive for %s", s.LeaseKeepAlive)
+	}
 	parts = append(parts, s.describeWatch())
 	if s.Auth != "" {
 		parts = append(parts, "auth with "+s.Auth+" tokens, traffic as several users, permissions changed during the run")
@@ -161,6 +164,7 @@ func (s Scenario) WhatRan() string {
 func sameRun(a, b Scenario) bool {
 	return a.Members == b.Members && a.TLS == b.TLS && a.Traffic == b.Traffic && a.Duration == b.Duration && a.QPS == b.QPS &&
 		a.Clients == b.Clients && a.Placement == b.Placement && a.Failpoint == b.Failpoint && a.CompactionInterval == b.CompactionInterval &&
+		a.LeaseKeepAlive == b.LeaseKeepAlive &&
 		slices.Equal(a.Schedule(), b.Schedule()) && (a.Watch == nil) == (b.Watch == nil) && (a.Watch == nil || *a.Watch == *b.Watch) &&
 		(a.Etcd == nil) == (b.Etcd == nil) && (a.Etcd == nil || *a.Etcd == *b.Etcd) && (a.Explore == nil) == (b.Explore == nil)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/traffic"
 )
 
@@ -142,16 +143,25 @@ func releaseNumbers(v string) [3]int {
 }
 
 func init() {
-	// etcd #13766: v3.5.0–3.5.2 saved the consistent index apart from the
-	// data it indexes, so a member killed between the two re-applied
-	// entries it had already applied and ended at another revision than
-	// its peers. Three members under as many writes as the machine takes,
-	// one member killed three times.
+	// etcd #13766: v3.5.0–3.5.2 set the consistent index of an entry
+	// before its apply took the backend's batch tx lock, and the
+	// backend's periodic commit (every 100 ms) saved whatever index was
+	// set. A commit that took the lock between the two saved the index of
+	// an entry whose data was not in it; a crash before the next commit
+	// made the member skip that entry on restart and end one revision
+	// behind its peers. The window is microseconds wide: a SIGKILL, or a
+	// panic right after any commit, at a random moment did not land in it
+	// (3 runs each). So a source patch adds a point there, every apply of
+	// a follower sleeps at it, and the follower panics right after the
+	// next commit (crash-in-apply-window). v3.5.3 sets an applying index
+	// there instead, which a commit saves only with the entry's data.
 	registerRegression(Regression{Issue: 13766, Summary: "inconsistent revision after a crash under high load",
 		Release: "v3.5.2", Fixed: "v3.5.3", Catches: []string{"convergence", "linearizability", "patch"}},
 		&Scenario{
-			Description: "etcd #13766 on v3.5.2: 3 members under 1200 writes/s of KV traffic, a member SIGKILLed and restarted three times",
-			Members:     3, Failpoint: "kill,kill,kill", Traffic: "etcd-kv", Duration: 20 * time.Second, QPS: 1200, Clients: 12,
+			Description: "etcd #13766 on v3.5.2 (patched with applyAfterSetConsistentIndex): 3 members under 500 requests/s of KV traffic, at 3 s a follower's applies held between setting the consistent index and writing the data, and the follower panics right after the next backend commit, then restarts",
+			Members:     3, Failpoint: failpoint.ApplyWindowCrashName, Faults: []Fault{{Name: failpoint.ApplyWindowCrashName, Start: 3 * time.Second}},
+			Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 500, Clients: 12,
+			EtcdPatches: []string{"applyAfterSetConsistentIndex"},
 		})
 	// etcd #14370: before v3.5.5 a single member acknowledged a write
 	// before its raft entry was in the WAL; a crash at raftBeforeSave lost
@@ -179,18 +189,22 @@ func init() {
 	registerRegression(Regression{Issue: 15271, Summary: "watch goes back in time after a network partition",
 		Release: "v3.5.7", Fixed: "v3.5.8", Scenario: "watch-15271", Catches: []string{"watch/ordered", "watch/unique"}}, nil)
 	// etcd #15247: a leader whose raft loop was blocked (a slow fdatasync)
-	// for longer than a lease's TTL still believed it led, saw the leases
-	// expire that clients had kept alive through the new leader, and
-	// revoked them; v3.5.13 checks leadership before it revokes. Clients
-	// are pinned: those on the other members keep their leases alive
-	// through the new leader only, so the old leader's lessor sees them
-	// expire (a keepalive that reaches the stalled leader renews there).
+	// for longer than a lease's TTL still believed it led: its lessor,
+	// still primary, renewed the leases of keepalives that reached it
+	// (which the new leader never saw), and saw the leases expire that
+	// clients kept alive through the new leader, and revoked them once it
+	// ran again (raft forwarded the revokes to the new leader). v3.5.13
+	// checks leadership before it renews or revokes. A lease shows it only
+	// if its client keeps renewing it through the stall: the profile's
+	// leases are kept alive for 1–6 s at most, so the scenario keeps every
+	// lease alive for longer than the run. Clients are pinned to members,
+	// so that keepalives reach each side.
 	registerRegression(Regression{Issue: 15247, Summary: "leases revoked although kept alive, after the leader was blocked longer than their TTL",
 		Release: "v3.5.12", Fixed: "v3.5.13", Catches: []string{"patch", "linearizability"}},
 		&Scenario{
-			Description: "etcd #15247 on v3.5.12: 3 members, etcd traffic with leases kept alive by clients pinned to members, the leader's raft loop blocked once for 6 s at raftBeforeSave",
+			Description: "etcd #15247 on v3.5.12: 3 members, etcd traffic with every lease kept alive, by clients pinned to members, the leader's raft loop blocked once for 6 s at raftBeforeSave",
 			Members:     3, Failpoint: "stall-leader", Faults: []Fault{{Name: "stall-leader", Start: 3 * time.Second, Duration: 8 * time.Second}},
-			Traffic: "etcd", Duration: 16 * time.Second, Rate: traffic.Medium, Placement: traffic.Pinned,
+			Traffic: "etcd", Duration: 16 * time.Second, Rate: traffic.Medium, Placement: traffic.Pinned, LeaseKeepAlive: time.Minute,
 		})
 	// etcd #17529: before v3.5.13 a watch that fell behind while its
 	// stream could not send (its buffer full) and whose next revision was
@@ -237,12 +251,24 @@ func init() {
 		// compacting at puts only.
 		AlsoExposes: []string{"etcd#19179"}},
 		resumeAtCompactions("etcd #18089 on v3.5.12"))
-	// etcd #19179: before v3.5.18 a watch opened at the revision of a
-	// compaction still being applied, when that revision was a delete,
-	// missed the delete. The same runs as #18089's.
+	// etcd #19179: before v3.5.18 a member restoring its key index from
+	// the backend left out a key whose only revision was a tombstone.
+	// After a compaction at a delete (#18089's fix keeps that tombstone)
+	// interrupted before its finished revision was saved, the restarted
+	// member resumes the compaction with an index that lacks the key, so
+	// the resumed compaction removes the tombstone too, and a watch opened
+	// at the compact revision misses the delete there (found by etcd's own
+	// #17780 reproduction). The #17780 fault on v3.5.17 (which has the
+	// point), with watches: those from revision 1 opened after the restart
+	// are canceled with the compact revision and resume there. No progress
+	// notifications or requests, so that #20221 (which failed the watch
+	// scenarios on v3.5.17 with progress notifications) does not show
+	// instead.
 	registerRegression(Regression{Issue: 19179, Summary: "missing delete event on a watch opened at the compaction revision",
 		Release: "v3.5.17", Fixed: "v3.5.18", Catches: []string{"watch/resumable"}},
-		resumeAtCompactions("etcd #19179 on v3.5.17"))
+		withWatches(mustLookup("issue-17780"),
+			"etcd #19179 on v3.5.17: 1 member, 5 requests/s of KV traffic, batch limit 1, watches without progress notifications, at 2.5 s a panic in the last batch of a compaction at a tombstone; the restarted member resumes the compaction",
+			Watch{ProgressRequestInterval: -1, ProgressNotifyInterval: 10 * time.Minute}))
 	// etcd #20221: v3.6.0–3.6.1 sent a watch on a future revision progress
 	// notifications (and events) from before its start revision. Watches
 	// from future revisions with frequent progress notifications and
@@ -254,6 +280,21 @@ func init() {
 			Members:     1, Failpoint: "kill", Traffic: "etcd-kv", Duration: 10 * time.Second, QPS: 200, Clients: 6,
 			Watch: &Watch{ProgressRequestInterval: 100 * time.Millisecond, ProgressNotifyInterval: 100 * time.Millisecond},
 		})
+}
+
+// mustLookup returns a registered scenario, for one built on another.
+func mustLookup(name string) Scenario {
+	sc, err := Lookup(name)
+	if err != nil {
+		panic(err)
+	}
+	return sc
+}
+
+// withWatches is sc with watch traffic w and description d.
+func withWatches(sc Scenario, d string, w Watch) *Scenario {
+	sc.Description, sc.Watch = d, &w
+	return &sc
 }
 
 // resumeAtCompactions is the scenario of #18089 and #19179: watches that

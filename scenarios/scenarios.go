@@ -71,6 +71,10 @@ type Scenario struct {
 	// compacts: it waits between the interval and twice it (etcd's own
 	// suite compacts every 100–200 ms). Zero keeps the profile's 1–2 s.
 	CompactionInterval time.Duration `json:"compaction_interval,omitempty"`
+	// LeaseKeepAlive, if set, makes the etcd profile keep every lease it
+	// grants alive for this long (traffic.Config.LeaseKeepAlive); zero
+	// keeps the profile's mix of kept, revoked and abandoned leases.
+	LeaseKeepAlive time.Duration `json:"lease_keep_alive,omitempty"`
 	// Watch is the scenario's watch traffic (watch.go); nil runs none.
 	Watch *Watch `json:"watch,omitempty"`
 	// Etcd are etcd settings every member runs with; nil leaves etcd's

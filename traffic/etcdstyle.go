@@ -523,14 +523,22 @@ func (cl *etcdClient) observe(op history.Operation) {
 
 // hold plans a granted lease's life: a third are kept alive for 1-6 s and
 // then left to expire, a third revoked within their TTL, a third left to
-// expire untouched.
+// expire untouched. With Env.LeaseKeepAlive every lease is kept alive for
+// that long.
 func (cl *etcdClient) hold(id, ttl int64, now time.Time) {
 	r := cl.env.Rand
 	l := &heldLease{id: id, ttl: ttl}
 	ttlD := time.Duration(ttl) * time.Second
-	switch r.Intn(3) {
+	plan := r.Intn(3)
+	if cl.env.LeaseKeepAlive > 0 {
+		plan = 0
+	}
+	switch plan {
 	case 0:
 		l.keepUntil = now.Add(jitter(r, time.Second, 6*time.Second))
+		if cl.env.LeaseKeepAlive > 0 {
+			l.keepUntil = now.Add(cl.env.LeaseKeepAlive)
+		}
 		l.nextRenew = now.Add(ttlD / 3)
 		l.forgetAt = l.keepUntil.Add(ttlD + expiredGrace)
 	case 1:

@@ -55,6 +55,8 @@ type Env struct {
 	NestedTxns bool
 	// MinLeaseTTL is Config.MinLeaseTTL.
 	MinLeaseTTL int64
+	// LeaseKeepAlive is Config.LeaseKeepAlive.
+	LeaseKeepAlive time.Duration
 }
 
 // compactEvery is the range a profile's compactor draws its pauses from:
@@ -195,6 +197,11 @@ type Config struct {
 	// profile may grant: the etcd profile then draws from it to it plus
 	// its own TTL range's width (LeaseTTLAcrossLeaderPause says why).
 	MinLeaseTTL int64
+	// LeaseKeepAlive, if positive, makes the etcd profile keep every
+	// lease it grants alive (a renewal every TTL/3) for that long from
+	// its grant, then leave it to expire; zero keeps the profile's mix (a
+	// third kept alive for 1-6 s, a third revoked, a third left alone).
+	LeaseKeepAlive time.Duration
 }
 
 // Run drives traffic until ctx is done and returns every client's history,
@@ -229,6 +236,7 @@ func Run(ctx context.Context, cfg Config) ([]history.Client, error) {
 				CompactionInterval: cfg.CompactionInterval,
 				NestedTxns:         cfg.NestedTxns,
 				MinLeaseTTL:        cfg.MinLeaseTTL,
+				LeaseKeepAlive:     cfg.LeaseKeepAlive,
 			})
 			histories[i] = c.History() // each goroutine owns its index
 		})
