@@ -179,11 +179,13 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	}
 	// Heal: whatever failed, the member ends on its own release, running.
 	healed := false
+	args := m.ExtraArgs() // as cur spells them: restored with cur
 	defer func() {
 		if healed {
 			return
 		}
 		m.SwitchRelease(m.EtcdPath(), cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
+		m.SetExtraArgs(args)
 		if !m.Running() {
 			_, _ = runEtcdutl(hctx, cur.Etcdutl, m.DataDir(), curLine)
 			_ = restart(hctx, m)
@@ -221,7 +223,11 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	}
 
 	// Start on the lower release.
-	m.SwitchRelease(cur.Version, prev.Version, prev.Etcd, prev.Etcdctl, prev.Etcdutl)
+	// The member's flags as prev spells them (v3.5 knows only the
+	// --experimental- names of flags v3.6 made plain).
+	if err := switchBinaries(m, cur.Version, prev, st); err != nil {
+		return err
+	}
 	mustRefuse := !releases.AtLeast(prevLine, clusterLine)
 	if mustRefuse {
 		// etcd must refuse: the try runs outside the member's process
@@ -265,6 +271,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	}
 	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, curLine, migrated(out, curLine))
 	m.SwitchRelease(prev.Version, cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
+	m.SetExtraArgs(args)
 	if err := restart(hctx, m); err != nil {
 		return err
 	}
