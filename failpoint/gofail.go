@@ -324,26 +324,7 @@ func (f GofailPanic) Inject(ctx context.Context, env Env, rec *Record) error {
 		return err
 	}
 	rec.target(m)
-	// gofail's panic action panics with "failpoint panic: " and the
-	// point's value ("{}" for etcd's struct{} points: the point is not
-	// named), in gofail's actPanic. Go prints it as the process exits with
-	// status 2; where etcd recovers it (defrag) it logs it at fatal level
-	// and exits with 1. The point is armed in this process only, so a
-	// failpoint panic of this process is this fault's.
-	rec.explain(env, m, "gofail panic at "+f.point.name, []string{"failpoint panic"},
-		history.ExitPanic, history.ExitFatal)
-	unwound := f.point.trigger == sentSnapshot && strings.HasPrefix(f.point.name, "raft")
-	if unwound {
-		// A panic in the raft loop unwinds through its deferred calls,
-		// which stop the peer transport, while the apply goroutine may be
-		// applying the snapshot the loop handed it: its AddPeer then
-		// panics with "transport stopped", and that panic, not the
-		// failpoint's, ends the process (seen on v3.6.16 at
-		// raftAfterApplySnap). It is this fault's doing only on this
-		// process, within the fault, with that stack.
-		rec.explain(env, m, "gofail panic at "+f.point.name+", ended by the apply goroutine's AddPeer on the transport the raft loop stopped while unwinding",
-			[]string{"transport stopped", "rafthttp.(*Transport).AddPeer", "applySnapshot"}, history.ExitPanic, history.ExitFatal)
-	}
+	rec.Explains = append(rec.Explains, f.point.panicExplains(m.Name(), m.PID(), env.now())...)
 	exited := m.Exited()
 	mark := markLog(m)
 	env.Logger.Info("arming gofail panic", zap.String("member", m.Name()), zap.String("failpoint", f.point.name),
@@ -407,15 +388,84 @@ wait:
 	// Go exits with status 2 on a panic; where etcd recovers it (defrag)
 	// it logs it and exits with 1. Either way the log names it.
 	var exitErr *exec.ExitError
-	// On a snapshot point of the raft loop the apply goroutine's
-	// "transport stopped" panic may end the process first (see above).
-	panicked := mark.contains("failpoint panic") || (unwound && mark.contains("transport stopped"))
+	// Another goroutine's crash in the state the panic left as it unwound
+	// may end the process first (unwindCrash).
+	crash, unwinds := f.point.unwindCrash()
+	panicked := mark.contains("failpoint panic") || (unwinds && mark.containsAll(crash.texts))
 	if !errors.As(m.ExitErr(), &exitErr) || exitErr.ExitCode() == 0 || !panicked {
 		err := fmt.Errorf("%s exited with %v, and its log has no failpoint panic", m.Name(), m.ExitErr())
 		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
 	}
 	env.Logger.Info("member panicked", zap.String("member", m.Name()), zap.String("failpoint", f.point.name))
 	return healPanic(hctx, env, m, f.point.name)
+}
+
+// panicExplains are the crashes of the member's process pid, from from on,
+// that a panic armed at p accounts for. gofail's panic action panics with
+// "failpoint panic: " and the point's value ("{}" for etcd's struct{}
+// points: the point is not named), in gofail's actPanic. Go prints it as
+// the process exits with status 2; where etcd recovers it (defrag, v3.6 and
+// later) it logs it at fatal level and exits with 1. The point is armed in
+// this process only, so a failpoint panic of this process is this fault's.
+// So, where the code around p has one, is the crash its unwinding causes
+// (unwindCrash).
+func (p point) panicExplains(member string, pid int, from time.Duration) []history.ExitExplained {
+	kinds := []history.ExitKind{history.ExitPanic, history.ExitFatal}
+	out := []history.ExitExplained{{Member: member, PID: pid, Kinds: kinds, LogContains: []string{"failpoint panic"},
+		From: from, Why: "gofail panic at " + p.name}}
+	if crash, ok := p.unwindCrash(); ok {
+		out = append(out, history.ExitExplained{Member: member, PID: pid, Kinds: kinds, LogContains: crash.texts,
+			From: from, Why: "gofail panic at " + p.name + ", ended by " + crash.why})
+	}
+	return out
+}
+
+// unwoundCrash is a crash another goroutine meets in the state a point's
+// panic leaves while it unwinds through its deferred calls, before Go
+// prints the panic: that crash, not the failpoint's panic, then ends the
+// process, and its log has no "failpoint panic" line. texts are what its
+// log must all contain (its message and stack), why says what happened.
+type unwoundCrash struct {
+	why   string
+	texts []string
+}
+
+// unwindCrash is the crash another goroutine can meet while p's panic
+// unwinds, if the code around p has one. The fault's declaration of it
+// names the one process the point is armed in, and holds only within the
+// fault, so it accounts for no crash of any other process or time; and
+// the crash's stack must be the one the unwinding explains.
+//
+//   - A panic in the raft loop at a snapshot point unwinds through its
+//     deferred calls, which stop the peer transport, while the apply
+//     goroutine may be applying the snapshot the loop handed it: its
+//     AddPeer then panics with "transport stopped" (seen on v3.6.16 at
+//     raftAfterApplySnap).
+//   - etcd's defrag in v3.4 and v3.5 takes the batch transaction's lock,
+//     commits and sets the transaction to nil, and only then reaches its
+//     points (v3.6 recovers such a panic and exits with the lock held, for
+//     this reason); a panic there runs the deferred unlock, and an apply waiting
+//     on the lock writes through the nil transaction ("invalid memory
+//     address" in bbolt's (*Tx).Bucket under the backend's batchTx; seen
+//     on v3.5.6 at defragBeforeCopy, 14 ms after "defragmenting"). While
+//     defrag holds the lock nobody else reaches that nil transaction, so
+//     the crash shows that defrag left it early: at the armed panic, or at
+//     an error return of its own (a failed temp file or copy), which only
+//     a disk error, not this fault, would cause.
+func (p point) unwindCrash() (unwoundCrash, bool) {
+	switch {
+	case p.trigger == sentSnapshot && strings.HasPrefix(p.name, "raft"):
+		return unwoundCrash{
+			why:   "the apply goroutine's AddPeer on the transport the raft loop stopped while unwinding",
+			texts: []string{"transport stopped", "rafthttp.(*Transport).AddPeer", "applySnapshot"},
+		}, true
+	case p.trigger == defrag:
+		return unwoundCrash{
+			why:   "an apply's write through the batch transaction defrag had set to nil, which defrag's deferred unlock handed over while unwinding",
+			texts: []string{"invalid memory address", "bbolt.(*Tx).Bucket", "backend.(*batchTx)"},
+		}, true
+	}
+	return unwoundCrash{}, false
 }
 
 // armAndFire arms the panic at p on m and fires p's trigger, within tctx.

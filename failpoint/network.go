@@ -314,6 +314,16 @@ func (l *logMark) wait(ctx context.Context, text string) error {
 	}
 }
 
+// containsAll reports whether every text appears after the mark.
+func (l *logMark) containsAll(texts []string) bool {
+	for _, t := range texts {
+		if !l.contains(t) {
+			return false
+		}
+	}
+	return true
+}
+
 func (l *logMark) contains(text string) bool {
 	b, err := os.ReadFile(l.path)
 	if err != nil || int64(len(b)) < l.offset {
