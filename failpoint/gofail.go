@@ -389,9 +389,10 @@ wait:
 	// it logs it and exits with 1. Either way the log names it.
 	var exitErr *exec.ExitError
 	// Another goroutine's crash in the state the panic left as it unwound
-	// may end the process first (unwindCrash).
-	crash, unwinds := f.point.unwindCrash()
-	panicked := mark.contains("failpoint panic") || (unwinds && mark.containsAll(crash.texts))
+	// may end the process first (unwindCrashes).
+	panicked := mark.contains("failpoint panic") || slices.ContainsFunc(f.point.unwindCrashes(), func(c unwoundCrash) bool {
+		return mark.containsAll(c.texts)
+	})
 	if !errors.As(m.ExitErr(), &exitErr) || exitErr.ExitCode() == 0 || !panicked {
 		err := fmt.Errorf("%s exited with %v, and its log has no failpoint panic", m.Name(), m.ExitErr())
 		return errors.Join(err, healPanic(hctx, env, m, f.point.name))
@@ -408,12 +409,12 @@ wait:
 // later) it logs it at fatal level and exits with 1. The point is armed in
 // this process only, so a failpoint panic of this process is this fault's.
 // So, where the code around p has one, is the crash its unwinding causes
-// (unwindCrash).
+// (unwindCrashes).
 func (p point) panicExplains(member string, pid int, from time.Duration) []history.ExitExplained {
 	kinds := []history.ExitKind{history.ExitPanic, history.ExitFatal}
 	out := []history.ExitExplained{{Member: member, PID: pid, Kinds: kinds, LogContains: []string{"failpoint panic"},
 		From: from, Why: "gofail panic at " + p.name}}
-	if crash, ok := p.unwindCrash(); ok {
+	for _, crash := range p.unwindCrashes() {
 		out = append(out, history.ExitExplained{Member: member, PID: pid, Kinds: kinds, LogContains: crash.texts,
 			From: from, Why: "gofail panic at " + p.name + ", ended by " + crash.why})
 	}
@@ -430,10 +431,10 @@ type unwoundCrash struct {
 	texts []string
 }
 
-// unwindCrash is the crash another goroutine can meet while p's panic
-// unwinds, if the code around p has one. The fault's declaration of it
-// names the one process the point is armed in, and holds only within the
-// fault, so it accounts for no crash of any other process or time; and
+// unwindCrashes are the crashes another goroutine can meet while p's panic
+// unwinds, where the code around p has any. The fault's declaration of
+// each names the one process the point is armed in, and holds only within
+// the fault, so it accounts for no crash of any other process or time; and
 // the crash's stack must be the one the unwinding explains.
 //
 //   - A panic in the raft loop at a snapshot point unwinds through its
@@ -441,31 +442,38 @@ type unwoundCrash struct {
 //     goroutine may be applying the snapshot the loop handed it: its
 //     AddPeer then panics with "transport stopped" (seen on v3.6.16 at
 //     raftAfterApplySnap).
-//   - etcd's defrag in v3.4 and v3.5 takes the batch transaction's lock,
-//     commits and sets the transaction to nil, and only then reaches its
-//     points (v3.6 recovers such a panic and exits with the lock held, for
-//     this reason); a panic there runs the deferred unlock, and an apply waiting
-//     on the lock writes through the nil transaction ("invalid memory
-//     address" in bbolt's (*Tx).Bucket under the backend's batchTx; seen
-//     on v3.5.6 at defragBeforeCopy, 14 ms after "defragmenting"). While
-//     defrag holds the lock nobody else reaches that nil transaction, so
-//     the crash shows that defrag left it early: at the armed panic, or at
-//     an error return of its own (a failed temp file or copy), which only
-//     a disk error, not this fault, would cause.
-func (p point) unwindCrash() (unwoundCrash, bool) {
+//   - etcd's defrag in v3.4 and v3.5 takes the backend's locks, commits,
+//     sets the batch transaction to nil, and only then reaches its points
+//     (before the rename it has also closed the database the read
+//     transaction was on); v3.6 recovers such a panic and exits with the
+//     locks held, for this reason. A panic there runs the deferred unlocks,
+//     and an apply waiting on the lock writes through the nil transaction
+//     (seen on v3.5.6 at defragBeforeCopy, 14 ms after "defragmenting"),
+//     or a read goes through the closed one (seen on v3.4.12 at
+//     defragBeforeRename): "invalid memory address" in bbolt's
+//     (*Tx).Bucket, under the backend's batchTx or concurrentReadTx. While
+//     defrag holds the locks nobody else reaches those transactions, so
+//     the crash shows that defrag left early: at the armed panic, or at an
+//     error return of its own (a failed temp file or copy), which only a
+//     disk error, not this fault, would cause.
+func (p point) unwindCrashes() []unwoundCrash {
 	switch {
 	case p.trigger == sentSnapshot && strings.HasPrefix(p.name, "raft"):
-		return unwoundCrash{
+		return []unwoundCrash{{
 			why:   "the apply goroutine's AddPeer on the transport the raft loop stopped while unwinding",
 			texts: []string{"transport stopped", "rafthttp.(*Transport).AddPeer", "applySnapshot"},
-		}, true
+		}}
 	case p.trigger == defrag:
-		return unwoundCrash{
-			why:   "an apply's write through the batch transaction defrag had set to nil, which defrag's deferred unlock handed over while unwinding",
+		const why = "defrag's deferred unlocks, as the panic unwound, let "
+		return []unwoundCrash{{
+			why:   why + "an apply write through the batch transaction defrag had set to nil",
 			texts: []string{"invalid memory address", "bbolt.(*Tx).Bucket", "backend.(*batchTx)"},
-		}, true
+		}, {
+			why:   why + "a read through the transaction on the database defrag had closed",
+			texts: []string{"invalid memory address", "bbolt.(*Tx).Bucket", "backend.(*concurrentReadTx)"},
+		}}
 	}
-	return unwoundCrash{}, false
+	return nil
 }
 
 // armAndFire arms the panic at p on m and fires p's trigger, within tctx.

@@ -25,6 +25,19 @@ var defragNilTxLog = []string{
 	"go.etcd.io/etcd/server/v3/etcdserver.(*EtcdServer).applyEntryNormal(0xb162cb06308, 0xb162cd43838)",
 }
 
+// defragReadLog is how v3.4.12 ended in a defragBeforeRename panic fault
+// (release-3.4 seed 7): a read through the transaction on the database
+// defrag had closed (shortened).
+var defragReadLog = []string{
+	"panic: runtime error: invalid memory address or nil pointer dereference",
+	"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x89187d]",
+	"goroutine 257 [running]:",
+	"go.etcd.io/bbolt.(*Tx).Bucket(...)",
+	"\t/root/go/pkg/mod/go.etcd.io/bbolt@v1.3.3/tx.go:101",
+	"go.etcd.io/etcd/mvcc/backend.(*concurrentReadTx).UnsafeRange(0x3fe348955d40, {0x18154fa, 0x3, 0x3}, {0x3fe34721f170, 0x11, 0x12}, {0x0, 0x0, 0x0}, ...)",
+	"go.etcd.io/etcd/mvcc.(*storeTxnRead).rangeKeys(0x3fe348955d70, {0x3fe34917a2a0?, 0x3fe346b82e10?, 0x48a625?}, {0x0?, 0xecaca0?, 0x3fe346b82e60?}, 0x960, {0x0, 0x0, ...})",
+}
+
 // watchNilLog is a nil dereference somewhere else: no defrag explains it.
 var watchNilLog = []string{
 	"panic: runtime error: invalid memory address or nil pointer dereference",
@@ -49,6 +62,8 @@ func TestPanicExplains(t *testing.T) {
 			history.MemberExit{Member: member, PID: pid, Time: 2600 * time.Millisecond, Status: "exit status 2", Log: defragNilTxLog}, validate.OK},
 		{"defrag before rename: the same crash", "defragBeforeRename",
 			history.MemberExit{Member: member, PID: pid, Time: 2600 * time.Millisecond, Status: "exit status 2", Log: defragNilTxLog}, validate.OK},
+		{"defrag before rename: a read through the closed database", "defragBeforeRename",
+			history.MemberExit{Member: member, PID: pid, Time: 2600 * time.Millisecond, Status: "exit status 2", Log: defragReadLog}, validate.OK},
 		{"defrag: a nil dereference elsewhere is etcd's", "defragBeforeCopy",
 			history.MemberExit{Member: member, PID: pid, Time: 2600 * time.Millisecond, Status: "exit status 2", Log: watchNilLog}, validate.Illegal},
 		{"defrag: another process of the member", "defragBeforeCopy",
