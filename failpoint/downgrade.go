@@ -22,6 +22,7 @@ import (
 func init() {
 	register(Downgrade{})
 	register(Downgrade{Upgrade: true})
+	register(Downgrade{Upgrade: true, Disturbed: true})
 }
 
 // Bounds of the steps of an online downgrade.
@@ -70,17 +71,29 @@ const (
 // step that does not take effect within its bound is an error: the run is
 // INCONCLUSIVE with the reason. The stops and starts are the harness's own
 // (the member records them as such), and every member is a target, so
-// the health stage does not judge a member that is restarting. It needs
+// the health stage does not judge a member that is restarting.
+//
+// downgrade-disturbed is downgrade-upgrade with one more fault in the
+// middle of the change (disturb): before one of the member swaps, down or
+// up, drawn from the seed, it kills a member, pauses a follower, or cuts a
+// member off from its peers, and goes on once the cluster recovered. The
+// acknowledged writes must survive it like any other, and the change must
+// still finish. It needs
 // Env.Release for P's binaries when no member runs P, and runs by name
 // only.
 type Downgrade struct {
 	// Upgrade: upgrade back to each member's release once the downgrade
 	// finished.
 	Upgrade bool
+	// Disturbed: one more fault in the middle of the change (disturb).
+	Disturbed bool
 }
 
 // Name implements Failpoint.
 func (d Downgrade) Name() string {
+	if d.Disturbed {
+		return "downgrade-disturbed"
+	}
 	if d.Upgrade {
 		return "downgrade-upgrade"
 	}
@@ -421,7 +434,22 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 			swapped = append(swapped, i)
 		}
 	}
+	// The disturbance comes before one of the swaps, down or up.
+	disturbAt, slot := -1, 0
+	if d.Disturbed {
+		disturbAt = env.Rand.Intn(2 * len(swapped))
+	}
+	disturbBefore := func() error {
+		defer func() { slot++ }()
+		if slot != disturbAt {
+			return nil
+		}
+		return disturb(ctx, env, rec, st)
+	}
 	for _, i := range swapped {
+		if err := disturbBefore(); err != nil {
+			return err
+		}
 		if err := switchMember(ctx, env, members[i], rs.bins[i].Version, *low, st); err != nil {
 			return err
 		}
@@ -455,6 +483,9 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		if !slices.Contains(swapped, i) {
 			continue
 		}
+		if err := disturbBefore(); err != nil {
+			return err
+		}
 		if err := switchMember(ctx, env, members[i], low.Version, rs.bins[i], st); err != nil {
 			return err
 		}
@@ -465,6 +496,35 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	st.add("upgrade back to %s finished: %s", lowest, describeStates(ss))
 	return recovered(hctx, env.Cluster)
+}
+
+// disturbances are the faults disturb draws from. A paused leader is left
+// out: the run keeps lease TTLs longer than a leader pause only when its
+// plan pauses the leader (traffic.LeaseTTLAcrossLeaderPause), and this
+// pause is not in the plan.
+var disturbances = []Failpoint{Kill{}, Pause{Target: Follower}, Partition{Kind: blackholeMember}}
+
+// disturb injects one of disturbances, drawn from the seed, in the middle
+// of a version change, and returns once the cluster recovered from it. Its
+// declarations join the version fault's; it is a step of it, with its
+// target and when it took effect. A disturbance that did not take effect
+// or from which the cluster did not recover is the fault's error: the run
+// is INCONCLUSIVE, not a pass that tested less.
+func disturb(ctx context.Context, env Env, rec *Record, st *steps) error {
+	f := disturbances[env.Rand.Intn(len(disturbances))]
+	st.add("disturbance %s: %s", f.Name(), describeStates(readStates(ctx, env.Cluster)))
+	var sub Record
+	err := f.Inject(ctx, env, &sub)
+	rec.Explains = append(rec.Explains, sub.Explains...)
+	if sub.Effect == 0 {
+		return errors.Join(fmt.Errorf("the disturbance %s in the middle of the version change did not take effect", f.Name()), err)
+	}
+	if err != nil {
+		return fmt.Errorf("the disturbance %s in the middle of the version change: %w", f.Name(), err)
+	}
+	st.add("disturbance %s on %s took effect at %.1fs; recovered: %s", f.Name(), strings.Join(sub.Targets, ", "),
+		sub.Effect.Seconds(), describeStates(readStates(ctx, env.Cluster)))
+	return nil
 }
 
 // enable validates and enables the downgrade to line, on a member that

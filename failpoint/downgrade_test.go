@@ -111,7 +111,7 @@ func TestReadyToDowngrade(t *testing.T) {
 // TestDowngradeFaults: both are registered in the version family, run by
 // name only, and ask the run for more time than a fault gets by default.
 func TestDowngradeFaults(t *testing.T) {
-	for _, name := range []string{"downgrade", "downgrade-upgrade"} {
+	for _, name := range []string{"downgrade", "downgrade-upgrade", "downgrade-disturbed"} {
 		f, err := Lookup(name)
 		require.NoError(t, err)
 		require.Equal(t, Version, f.Family())
