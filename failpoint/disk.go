@@ -549,7 +549,9 @@ func withAnyClient(ctx context.Context, c *cluster.Cluster, f func(context.Conte
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Context: ctx, Logger: zap.NewNop()})
+	cfg := cluster.ClientConfig(eps)
+	cfg.DialTimeout, cfg.Context = 2*time.Second, ctx
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
@@ -262,7 +261,9 @@ func downgradeEnabled(ctx context.Context, m *cluster.Member) string {
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// The peer listener takes the harness's client certificate under TLS:
+	// it is the run's CA's.
+	resp, err := cluster.HTTPClient(m.DirectClientURL()).Do(req)
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
@@ -351,7 +352,11 @@ func waitStates(ctx context.Context, c *cluster.Cluster, within time.Duration, o
 
 // downgradeRequest sends one Maintenance.Downgrade request to m.
 func downgradeRequest(ctx context.Context, m *cluster.Member, action clientv3.DowngradeAction, target string) (*clientv3.DowngradeResponse, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.DirectClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Context: ctx})
+	// The harness's client config: TLS and root's credentials where the
+	// cluster has them (a downgrade needs root under auth).
+	cfg := cluster.ClientConfig([]string{m.DirectClientURL()})
+	cfg.DialTimeout, cfg.Context = 5*time.Second, ctx
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, err
 	}
