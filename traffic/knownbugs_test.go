@@ -77,17 +77,20 @@ func TestAuthKnownBugsOf(t *testing.T) {
 		{[]string{"v3.6.16"}, false, nil},
 		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
 		{[]string{"v3.5.5"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
-		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.30"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.6.16"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.7.3"}, true, nil},
-		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.30"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.6.16"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.7.3"}, true, []string{LeaseTTLKeysRace}},
+		{[]string{"v3.4.25"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.4.26"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.8", "v3.7.3"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082", LeaseTTLKeysRace}},
+		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -328,6 +331,45 @@ func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
 					require.Zero(t, n, "%s sent while avoided", a)
 				} else {
 					require.Positive(t, n, "no %s in %d requests", a, all)
+				}
+			})
+		}
+	}
+}
+
+// While lease-ttl-keys-race is avoided, only clients whose user may read
+// every key (root's clients 0 and 1, rw's 2 and 6) ask a time-to-live for
+// the lease's keys; without the avoidance every user does.
+func TestEtcdProfileAvoidsLeaseKeysUnreadable(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	for client := range 8 {
+		for _, avoid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("client %d avoided=%t", client, avoid), func(t *testing.T) {
+				all, keys, lease := 0, 0, int64(0)
+				env := Env{ClientID: client, Clients: 8, Limiter: newLimiter(1e9), Rand: newRand(1)}
+				if avoid {
+					env.Avoid = []Avoidance{AvoidLeaseKeysUnreadable}
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+					if all++; all >= 20000 {
+						cancel()
+					}
+					if req.LeaseTimeToLive != nil && req.LeaseTimeToLive.Keys {
+						keys++
+					}
+					if req.LeaseGrant != nil {
+						lease++
+						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
+					}
+					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+				}), env)
+				if avoid && !slices.Contains([]int{0, 1, 2, 6}, client) {
+					require.Zero(t, keys, "user %v asked for a lease's keys", AuthClientUser(client))
+				} else {
+					require.Positive(t, keys, "no time-to-live with keys in %d requests", all)
 				}
 			})
 		}
