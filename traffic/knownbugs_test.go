@@ -307,26 +307,11 @@ func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
 	for a, isSent := range sent {
 		for _, avoid := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s avoided=%t", a, avoid), func(t *testing.T) {
-				all, n, lease := 0, 0, int64(0)
 				env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1), NestedTxns: true}
 				if avoid {
 					env.Avoid = []Avoidance{a}
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
-					if all++; all >= 20000 {
-						cancel()
-					}
-					if isSent(req) {
-						n++
-					}
-					if req.LeaseGrant != nil {
-						lease++
-						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
-					}
-					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
-				}), env)
+				n, all := countSent(p, env, isSent)
 				if avoid {
 					require.Zero(t, n, "%s sent while avoided", a)
 				} else {
@@ -346,26 +331,11 @@ func TestEtcdProfileAvoidsLeaseKeysUnreadable(t *testing.T) {
 	for client := range 8 {
 		for _, avoid := range []bool{false, true} {
 			t.Run(fmt.Sprintf("client %d avoided=%t", client, avoid), func(t *testing.T) {
-				all, keys, lease := 0, 0, int64(0)
 				env := Env{ClientID: client, Clients: 8, Limiter: newLimiter(1e9), Rand: newRand(1)}
 				if avoid {
 					env.Avoid = []Avoidance{AvoidLeaseKeysUnreadable}
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
-					if all++; all >= 20000 {
-						cancel()
-					}
-					if req.LeaseTimeToLive != nil && req.LeaseTimeToLive.Keys {
-						keys++
-					}
-					if req.LeaseGrant != nil {
-						lease++
-						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
-					}
-					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
-				}), env)
+				keys, all := countSent(p, env, func(r history.Request) bool { return r.LeaseTimeToLive != nil && r.LeaseTimeToLive.Keys })
 				if avoid && !slices.Contains([]int{0, 1, 2, 6}, client) {
 					require.Zero(t, keys, "user %v asked for a lease's keys", AuthClientUser(client))
 				} else {
@@ -374,4 +344,27 @@ func TestEtcdProfileAvoidsLeaseKeysUnreadable(t *testing.T) {
 			})
 		}
 	}
+}
+
+// countSent runs profile p for 20,000 requests, each refused as Unavailable
+// but the lease grants, which are answered so that the profile has leases
+// to attach and ask about, and counts those isSent picks.
+func countSent(p Profile, env Env, isSent func(history.Request) bool) (n, all int) {
+	lease := int64(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+		if all++; all >= 20000 {
+			cancel()
+		}
+		if isSent(req) {
+			n++
+		}
+		if req.LeaseGrant != nil {
+			lease++
+			return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
+		}
+		return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+	}), env)
+	return n, all
 }
