@@ -302,12 +302,15 @@ func (c *checker) op(key, end string, typ PermType) {
 }
 
 // leaseKeys is etcd's checkLeasePuts: a user who is not an admin must be
-// able to write every key attached to the lease.
+// able to write every key attached to the lease. An admin passes at once,
+// except under Rules.LeaseKeysEvenForAdmin (releases before etcd PR
+// #16005), where each key is checked for root too, and with it the auth
+// revision.
 func (c *checker) leaseKeys(s State, id int64) {
 	if c.done || !c.a.enabled || id == 0 {
 		return
 	}
-	if _, ok := s.leases.Get(id); !ok || c.a.isAdmin(c.req.User) == "" {
+	if _, ok := s.leases.Get(id); !ok || (!s.rules.LeaseKeysEvenForAdmin && c.a.isAdmin(c.req.User) == "") {
 		return
 	}
 	for it := s.snap.keys.Iterator(); !it.Done(); {
@@ -367,7 +370,11 @@ func (s State) permission(req Request) string {
 		c.txn(s, req.Txn)
 	case LeaseRevoke:
 		if req.Lease.Expiry {
-			return "" // the leader's own revoke carries no user
+			// An expiry the patch derived from the log: the leader's
+			// revoke, with root's token. It is derived only where the
+			// replay of the log applied the entry, which checked it with
+			// the user and auth revision its header carries.
+			return ""
 		}
 		c.leaseKeys(s, req.Lease.ID)
 	case LeaseTimeToLive:

@@ -12,7 +12,10 @@ import (
 //   - ro: read on the prefix "r/";
 //   - wo: write on the prefix "w/";
 //   - none: read-write on the key "n" alone.
-func authSetup(t *testing.T) State {
+func authSetup(t *testing.T) State { t.Helper(); return authSetupWith(t, Rules{}) }
+
+// authSetupWith is authSetup on a cluster whose applier follows rules.
+func authSetupWith(t *testing.T, rules Rules) State {
 	t.Helper()
 	admin := func(r AuthRequest) Request { return AuthRequestOf(RootUser, r) }
 	reqs := []Request{
@@ -36,7 +39,7 @@ func authSetup(t *testing.T) State {
 			admin(AuthRequest{Op: AuthUserGrantRole, User: u.user, Role: u.user + "-role"}),
 		)
 	}
-	s := InitialState()
+	s := InitialStateWith(rules)
 	for _, r := range reqs {
 		var resp Response
 		s, resp, _ = s.Apply(r)
@@ -249,6 +252,61 @@ func TestAuthLeasePermissions(t *testing.T) {
 	// A lease without keys needs no permission.
 	s, _, _ = s.Apply(as(RootUser, LeaseGrantRequest(8, 10, 0)))
 	require.Len(t, Step(s, as("none", LeaseRevokeRequest(8)), Response{Revision: s.Revision, Lease: &LeaseResponse{}}), 1)
+}
+
+// Root's revoke of a lease with keys, read from the WAL with an auth
+// revision older than the store's (the leader's revoke of an expired lease
+// carries root's token of the moment it was proposed): releases before
+// etcd PR #16005 check every key for root too, and refuse it; later ones
+// let an admin through. A root put attaching a key to the lease is checked
+// the same way. Each rule accepts its release's answer and rejects the
+// other's.
+func TestAuthLeaseKeysEvenForAdmin(t *testing.T) {
+	fromWAL := func(r Request, authRev uint64) Request { r.User, r.AuthRevision = RootUser, authRev; return r }
+	tests := []struct {
+		name    string
+		rules   Rules
+		req     func(old uint64) Request
+		refused bool
+	}{
+		{"v3.6 and later: root's revoke with an old auth revision applies", Rules{}, func(old uint64) Request { return fromWAL(LeaseRevokeRequest(7), old) }, false},
+		{"v3.5.9 and before: root's revoke with an old auth revision is refused", Rules{LeaseKeysEvenForAdmin: true}, func(old uint64) Request { return fromWAL(LeaseRevokeRequest(7), old) }, true},
+		{"v3.5.9 and before: root's put attaching the lease with an old auth revision is refused", Rules{LeaseKeysEvenForAdmin: true}, func(old uint64) Request { return fromWAL(PutWithLeaseRequest("w/b", "2", 7), old) }, true},
+		{"v3.5.9 and before: root's revoke with the current auth revision applies", Rules{LeaseKeysEvenForAdmin: true}, func(uint64) Request { return fromWAL(LeaseRevokeRequest(7), 0) }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := authSetupWith(t, tc.rules)
+			s, _, _ = s.Apply(as(RootUser, LeaseGrantRequest(7, 10, 0)))
+			s, _, _ = s.Apply(as("wo", PutWithLeaseRequest("w/a", "1", 7)))
+			old := s.AuthRevision()
+			s, _, _ = s.Apply(AuthRequestOf(RootUser, AuthRequest{Op: AuthUserChangePassword, User: "ro"}))
+			require.Greater(t, s.AuthRevision(), old)
+			req := tc.req(old)
+			if req.AuthRevision == 0 {
+				req.AuthRevision = s.AuthRevision()
+			}
+			next, resp, _ := s.Apply(req)
+			applied := Response{Revision: s.Revision + 1}
+			if req.Type == LeaseRevoke {
+				applied.Lease = &LeaseResponse{}
+			} else {
+				applied = okAt(s.Revision+1, OpResult{})
+			}
+			if tc.refused {
+				require.Equal(t, ErrAuthOldRevision, resp.Error)
+				require.Equal(t, s.Revision, next.Revision, "refused at apply: no effect")
+				_, ok := next.leases.Get(7)
+				require.True(t, ok, "the lease is kept")
+				require.Empty(t, Step(s, req, applied), "an applied answer is rejected")
+				require.Len(t, Step(s, req, failed(ErrAuthOldRevision)), 1)
+				return
+			}
+			require.Equal(t, StatusOK, resp.Status, resp.Error)
+			require.Equal(t, s.Revision+1, next.Revision)
+			require.Len(t, Step(s, req, applied), 1)
+		})
+	}
 }
 
 // CanRead is the watch check's: etcd's range permission.

@@ -55,6 +55,10 @@ type State struct {
 	// pastHash sums snapHash over the readable snapshots; leaseHash XORs
 	// leaseHash over the leases.
 	pastHash, leaseHash uint64
+	// rules are the applier's rules of the release (model/rules.go); they
+	// are the same in every state of one history, so Equal and Hash leave
+	// them out.
+	rules Rules
 }
 
 var (

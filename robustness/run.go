@@ -310,7 +310,9 @@ func Check(ctx context.Context, lg *zap.Logger, rec report.Record, o validate.Op
 	defer traffic.TuneGC()()
 	stats := history.Count(rec.Clients)
 	lg.Info("checking the history", zap.Int("operations", stats.Operations))
-	results := validate.Run(ctx, rec.Input, o)
+	in := rec.Input
+	in.Releases = rec.EtcdVersions
+	results := validate.Run(ctx, in, o)
 	for _, r := range results {
 		lg.Info("stage", zap.String("name", r.Validator), zap.String("verdict", string(r.Verdict)),
 			zap.Duration("took", r.Took.Round(time.Millisecond)))

@@ -56,6 +56,14 @@ func AuthClientUser(i int) *cluster.Credentials {
 	return &AuthUsers[(i-2)%len(AuthUsers)].Credentials
 }
 
+// ReadsEveryKey reports whether traffic client i's user may read every
+// key under auth: root, or AuthUsers' rw (whose permission the admin never
+// changes).
+func ReadsEveryKey(i int) bool {
+	u := AuthClientUser(i)
+	return u == nil || u.User == AuthUsers[0].User
+}
+
 // AuthWatcherUser is the user watcher i watches as: root, then each of
 // AuthUsers in turn.
 func AuthWatcherUser(i int) *cluster.Credentials {

@@ -283,7 +283,9 @@ func (cl *etcdClient) timeToLive() history.Request {
 	if len(cl.leases) > 0 && cl.env.Rand.Intn(5) > 0 {
 		id = cl.leases[cl.env.Rand.Intn(len(cl.leases))].id
 	}
-	return history.Request{LeaseTimeToLive: &history.LeaseTimeToLiveRequest{ID: id, Keys: cl.env.Rand.Intn(2) == 0 && !cl.env.Avoids(AvoidLeaseKeys)}}
+	keys := cl.env.Rand.Intn(2) == 0 && !cl.env.Avoids(AvoidLeaseKeys) &&
+		(!cl.env.Avoids(AvoidLeaseKeysUnreadable) || ReadsEveryKey(cl.env.ClientID))
+	return history.Request{LeaseTimeToLive: &history.LeaseTimeToLiveRequest{ID: id, Keys: keys}}
 }
 
 // leaseDue returns a held lease's due renewal or revocation, and forgets

@@ -77,17 +77,20 @@ func TestAuthKnownBugsOf(t *testing.T) {
 		{[]string{"v3.6.16"}, false, nil},
 		{[]string{"v3.5.7", "v3.4.12"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
 		{[]string{"v3.5.5"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
-		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.5.30"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.6.16"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
-		{[]string{"v3.7.3"}, true, nil},
-		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#18667"}},
-		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283"}},
+		{[]string{"v3.5.9"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.27"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.28"}, true, []string{"etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.30"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.6.8"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.6.9"}, true, []string{"etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.6.16"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.4.41"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.7.3"}, true, []string{LeaseTTLKeysRace}},
+		{[]string{"v3.4.25"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082"}},
+		{[]string{"v3.4.26"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
+		{[]string{"v3.5.8", "v3.7.3"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", "CVE-2023-32082", LeaseTTLKeysRace}},
+		{[]string{"v3.7.3", "v3.6.16"}, true, []string{"etcd#18667", LeaseTTLKeysRace}},
+		{[]string{"v3.7.0", "v3.6.1"}, true, []string{"CVE-2026-33343", "etcd#18667", "CVE-2026-44283", LeaseTTLKeysRace}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -304,26 +307,11 @@ func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
 	for a, isSent := range sent {
 		for _, avoid := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s avoided=%t", a, avoid), func(t *testing.T) {
-				all, n, lease := 0, 0, int64(0)
 				env := Env{ClientID: 2, Clients: 4, Limiter: newLimiter(1e9), Rand: newRand(1), NestedTxns: true}
 				if avoid {
 					env.Avoid = []Avoidance{a}
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
-					if all++; all >= 20000 {
-						cancel()
-					}
-					if isSent(req) {
-						n++
-					}
-					if req.LeaseGrant != nil {
-						lease++
-						return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
-					}
-					return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
-				}), env)
+				n, all := countSent(p, env, isSent)
 				if avoid {
 					require.Zero(t, n, "%s sent while avoided", a)
 				} else {
@@ -332,4 +320,51 @@ func TestEtcdProfileAvoidsAuthBugs(t *testing.T) {
 			})
 		}
 	}
+}
+
+// While lease-ttl-keys-race is avoided, only clients whose user may read
+// every key (root's clients 0 and 1, rw's 2 and 6) ask a time-to-live for
+// the lease's keys; without the avoidance every user does.
+func TestEtcdProfileAvoidsLeaseKeysUnreadable(t *testing.T) {
+	p, err := Lookup("etcd")
+	require.NoError(t, err)
+	for client := range 8 {
+		for _, avoid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("client %d avoided=%t", client, avoid), func(t *testing.T) {
+				env := Env{ClientID: client, Clients: 8, Limiter: newLimiter(1e9), Rand: newRand(1)}
+				if avoid {
+					env.Avoid = []Avoidance{AvoidLeaseKeysUnreadable}
+				}
+				keys, all := countSent(p, env, func(r history.Request) bool { return r.LeaseTimeToLive != nil && r.LeaseTimeToLive.Keys })
+				if avoid && !slices.Contains([]int{0, 1, 2, 6}, client) {
+					require.Zero(t, keys, "user %v asked for a lease's keys", AuthClientUser(client))
+				} else {
+					require.Positive(t, keys, "no time-to-live with keys in %d requests", all)
+				}
+			})
+		}
+	}
+}
+
+// countSent runs profile p for 20,000 requests, each refused as Unavailable
+// but the lease grants, which are answered so that the profile has leases
+// to attach and ask about, and counts those isSent picks.
+func countSent(p Profile, env Env, isSent func(history.Request) bool) (n, all int) {
+	lease := int64(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.Run(ctx, doerFunc(func(_ context.Context, req history.Request) history.Operation {
+		if all++; all >= 20000 {
+			cancel()
+		}
+		if isSent(req) {
+			n++
+		}
+		if req.LeaseGrant != nil {
+			lease++
+			return history.Operation{Request: req, Response: &history.Response{LeaseGrant: &history.LeaseGrantResponse{ID: lease, TTL: 5}}}
+		}
+		return history.Operation{Request: req, Error: &history.Error{Code: "Unavailable", Message: "fake", Outcome: history.Failed}}
+	}), env)
+	return n, all
 }

@@ -185,7 +185,7 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 			Message: fmt.Sprintf("no persisted log to settle with (%s): %d writes of unknown outcome stay open",
 				firstNonEmpty(c.EvidenceError, "not collected"), p.Open)}
 	}
-	s := settle(p, ops, c.Clients, c.Persisted)
+	s := settle(p, ops, c.Clients, c.Persisted, model.RulesOf(c.Releases))
 	c.Replayed, c.Events, c.Auth = s.replayed, s.events, s.auth
 	if f, ok := replayShift(ops, c.Persisted, s.revs, c.EndStates); ok {
 		// The cause first: what follows from revisions is shifted by it.
@@ -390,10 +390,10 @@ type settled struct {
 
 // settle fills p.Ops from ops and the committed log, and returns the
 // violations the log itself shows, the replayed states and events, and
-// what it matched.
-func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.Log) settled {
+// what it matched. The log is replayed by the applier's rules.
+func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.Log, rules model.Rules) settled {
 	var out settled
-	revs, replayed, events, auth := replay(log)
+	revs, replayed, events, auth := replay(log, rules)
 	out.replayed, out.events, out.auth, out.revs = replayed, events, auth, revs
 	p.Internal = map[string]int{}
 	for _, e := range log.Entries {
@@ -1119,11 +1119,12 @@ type revisions struct {
 // revision and the events of every write, in revision order.
 //
 // It also returns the auth states the log went through (AuthAt), the
-// first being the new cluster's, while the replay reached them.
-func replay(log *evidence.Log) (revisions, []model.State, []model.Event, []AuthAt) {
+// first being the new cluster's, while the replay reached them. The model
+// applies the entries by the members' applier rules.
+func replay(log *evidence.Log, rules model.Rules) (revisions, []model.State, []model.Event, []AuthAt) {
 	revs := revisions{before: make([]int64, len(log.Entries)), after: make([]int64, len(log.Entries)), effective: make([]bool, len(log.Entries)),
 		refused: make([]string, len(log.Entries))}
-	state := model.InitialState()
+	state := model.InitialStateWith(rules)
 	ok := log.Complete
 	var states []model.State
 	var events []model.Event

@@ -303,3 +303,52 @@ func TestPatchReplayShift(t *testing.T) {
 		})
 	}
 }
+
+// The leader's revoke of an expired lease carries root's token of the
+// moment it was proposed; an auth change applied before it leaves its auth
+// revision old. Releases before etcd PR #16005 (v3.5.9 and earlier) refuse
+// it at apply (their checkLeasePuts checks every key of the lease for root
+// too), so the lease and its keys stay; later ones apply it. The replay
+// follows the run's releases (Input.Releases): answers that show the other
+// outcome are a violation.
+func TestPatchLeaderRevokeWithAnOldAuthRevision(t *testing.T) {
+	setup, setupLog := authSetupOps(9)
+	const rev uint64 = 7 // the auth revision after the set-up
+	changePassword := authAdmin(history.AuthRequest{Op: history.AuthUserChangePassword, User: "wo"})
+	putLeased := by("wo", history.Request{Put: &history.PutRequest{Key: "w/a", Value: "1", Lease: 7}})
+	revoke := walCopy(history.Request{LeaseRevoke: &history.LeaseRevokeRequest{ID: 7}}, model.RootUser, rev)
+	after := by(model.RootUser, ht.Put("s", "1")) // committed after the revoke
+	base := []history.Operation{
+		op(9, 100, 110, by(model.RootUser, grant(7, 1)), &history.Response{Header: history.Header{Revision: 2}, LeaseGrant: &history.LeaseGrantResponse{ID: 7, TTL: 1}}),
+		op(0, 120, 130, putLeased, putOK(3)),
+		op(9, 140, 150, changePassword, &history.Response{Header: history.Header{Revision: 3}, Auth: &history.AuthResponse{}}),
+	}
+	// kept: the revoke refused, so the put after it is at revision 4 and
+	// the key is still there; gone: the revoke deleted the key at 4.
+	keptKV := ht.KVAt("w/a", "1", 3, 3, 1)
+	keptKV.Lease = 7
+	kept := []history.Operation{op(2, 2000, 2010, after, putOK(4)), op(1, 3000, 3010, by(model.RootUser, ht.Get("w/a")), getOK(4, keptKV))}
+	gone := []history.Operation{op(2, 2000, 2010, after, putOK(5)), op(1, 3000, 3010, by(model.RootUser, ht.Get("w/a")), getOK(5))}
+	tests := []struct {
+		name     string
+		releases []string
+		answers  []history.Operation
+		want     []Verdict
+		// msg: what the patch's message says.
+		msg string
+	}{
+		{"v3.5.6 refuses it: the key is kept", []string{"v3.5.6"}, kept, []Verdict{OK, OK, OK}, "1 committed entries refused at apply"},
+		{"v3.5.6 refuses it: answers that show it applied", []string{"v3.5.6"}, gone, []Verdict{OK, OK, Illegal}, "1 committed entries refused at apply"},
+		{"v3.6.16 applies it: the key is deleted", []string{"v3.6.16"}, gone, []Verdict{OK, OK, OK}, "1 lease expiries by the leader"},
+		{"v3.6.16 applies it: answers that show it refused", []string{"v3.6.16"}, kept, []Verdict{OK, OK, Illegal}, "1 lease expiries by the leader"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := append(append(append([]history.Operation{}, setup...), base...), tc.answers...)
+			l := logOf(append(append([]history.Request{}, setupLog...), walCopy(grant(7, 1), model.RootUser, rev), walCopy(putLeased, "wo", rev), changePassword, revoke, after)...)
+			rs, _ := patched(Input{Clients: clients(hist...), FinalRead: -1, Persisted: l, Releases: tc.releases})
+			require.Equal(t, tc.want, verdicts(rs), "%+v", rs)
+			require.Contains(t, rs[1].Message, tc.msg)
+		})
+	}
+}

@@ -64,6 +64,11 @@ type Input struct {
 	// the panic or fatal lines the members logged, with what the harness
 	// knew of each (see history.MemberExit). The crash stage reads them.
 	Exits []history.MemberExit `json:"exits,omitempty"`
+	// Releases are the etcd releases the members ran (the record keeps
+	// them apart, as etcd_versions; robustness.Check copies them here).
+	// The replay applies the committed log by their applier's rules
+	// (model.RulesOf); none are the current releases' rules.
+	Releases []string `json:"-"`
 }
 
 // Result is one validator's verdict on a history.
