@@ -107,7 +107,9 @@ const (
 type barrier struct{ want model.State }
 
 // windowModel is the model for a window: it starts from any of states, and
-// accepts a barrier only in the state it names.
+// steps as windowStep (search.go) says: a barrier only in the state it
+// names, a running or pinned operation as having taken effect outside the
+// window too.
 func windowModel(states []model.State) porcupine.Model {
 	nm := &porcupine.NondeterministicModel{
 		Init: func() []interface{} {
@@ -118,36 +120,7 @@ func windowModel(states []model.State) porcupine.Model {
 			return out
 		},
 		Step: func(state, input, output interface{}) []interface{} {
-			s := state.(model.State)
-			if b, ok := input.(barrier); ok {
-				if s.Equal(b.want) {
-					return []interface{}{s}
-				}
-				return nil
-			}
-			if m, ok := input.(maybeOp); ok {
-				next := model.Step(s, m.req, output.(model.Response))
-				out := make([]interface{}, 0, len(next)+1)
-				for _, n := range next {
-					out = append(out, n)
-				}
-				if s.Revision <= m.pin {
-					out = append(out, s) // it takes effect after the window
-				}
-				return out
-			}
-			if r, ok := input.(runningOp); ok {
-				next := model.Step(s, r.req, output.(model.Response))
-				out := make([]interface{}, 0, len(next)+1)
-				for _, n := range next {
-					out = append(out, n)
-				}
-				if s.Revision >= r.pin {
-					out = append(out, s) // it took effect before the window
-				}
-				return out
-			}
-			next := model.Step(s, input.(model.Request), output.(model.Response))
+			next := windowStep(state.(model.State), input, output)
 			out := make([]interface{}, len(next))
 			for i, n := range next {
 				out[i] = n
@@ -293,7 +266,7 @@ type windowOutcome struct {
 	// Unknown, undecided (why says why).
 	result porcupine.CheckResult
 	why    string
-	// searched counts the operations porcupine searched; what says which
+	// searched counts the operations searched; what says which
 	// windows, for the verdict.
 	searched int
 	what     string
@@ -302,6 +275,9 @@ type windowOutcome struct {
 	// it started from and the prefix before it, in order (indices into the
 	// whole history's operations).
 	fail *timeWindow
+	// longest is the longest order the search placed in fail (indices
+	// into fail's operations), for the explanation.
+	longest []int
 }
 
 // searchWindows is the windowed search over the patched history (see the
@@ -349,7 +325,7 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			failed = append(failed, s)
 		}
 		if len(failed) == 0 {
-			out.what = fmt.Sprintf("porcupine searched %d windows of the committed log's order where it fails (%d operations in all; the largest: %s)",
+			out.what = fmt.Sprintf("searched %d windows of the committed log's order where it fails (%d operations in all; the largest: %s)",
 				len(spans), out.searched, w.describe(patched, largest))
 			return out
 		}
@@ -362,13 +338,13 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := porcupineRun(ctx, windowModel(cw.states()), cw.searchOps(), min(left, left/2+time.Second), false)
-			if err != nil {
+			res := windowSearch(ctx, cw.states(), cw.searchOps(), min(left, left/2+time.Second))
+			if err := ctx.Err(); err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
 			if res.result == porcupine.Illegal {
-				return windowOutcome{result: porcupine.Illegal, fail: cw, searched: out.searched + len(cw.ops),
-					what: fmt.Sprintf("porcupine's search over %s", cw.describe())}
+				return windowOutcome{result: porcupine.Illegal, fail: cw, longest: res.longest, searched: out.searched + len(cw.ops),
+					what: fmt.Sprintf("the search over %s", cw.describe())}
 			}
 		}
 		tw, reason := forcedWindow(patched, ops, pos, w, passed, s)
@@ -379,14 +355,14 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), left, false)
-			if err != nil {
+			res := windowSearch(ctx, tw.states(), tw.searchOps(), left)
+			if err := ctx.Err(); err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
 			switch res.result {
 			case porcupine.Illegal:
-				return windowOutcome{result: porcupine.Illegal, fail: tw, searched: out.searched + len(tw.ops),
-					what: fmt.Sprintf("porcupine's search over %s", tw.describe())}
+				return windowOutcome{result: porcupine.Illegal, fail: tw, longest: res.longest, searched: out.searched + len(tw.ops),
+					what: fmt.Sprintf("the search over %s", tw.describe())}
 			case porcupine.Unknown:
 				return windowOutcome{result: porcupine.Unknown, why: fmt.Sprintf("the search over %s did not finish in time", tw.describe())}
 			}
@@ -410,8 +386,8 @@ func (w *walked) check(ctx context.Context, patched []Op, ops []porcupine.Operat
 		last, client = max(last, op.Return, op.Call), max(client, op.ClientId)
 	}
 	in = append(in, porcupine.Operation{ClientId: client + 1, Input: barrier{w.states[s.b]}, Call: last + 1, Return: last + 2, Metadata: "end of window"})
-	res, err := porcupineRun(ctx, windowModel([]model.State{w.states[s.a]}), in, timeout, false)
-	return res.result, err
+	res := windowSearch(ctx, []model.State{w.states[s.a]}, in, timeout)
+	return res.result, ctx.Err()
 }
 
 // describe says which stretch of the order s is, for the verdict.
