@@ -262,17 +262,7 @@ func (b bitset) equal(o bitset) bool {
 func (b bitset) hash() uint64 {
 	h := uint64(0x9E3779B97F4A7C15)
 	for i, w := range b {
-		h ^= mix(w + uint64(i)*0x9E3779B97F4A7C15)
-		h = bits.RotateLeft64(h, 7)
+		h = bits.RotateLeft64(h^(w+uint64(i)), 29) * 0xff51afd7ed558ccd
 	}
 	return h
-}
-
-func mix(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
 }
