@@ -246,18 +246,18 @@ func cutWindowAt(patched []Op, ops []porcupine.Operation, pos []int, w *walked, 
 		if !ok {
 			return nil, 0
 		}
-		tw.runningOps = append(tw.runningOps, porcupine.Operation{ClientId: op.ClientId, Call: op.Call, Return: op.Return,
-			Input: runningOp{req: op.Input.(model.Request), pin: pin}, Output: op.Output, Metadata: op.Metadata})
+		search := porcupine.Operation{ClientId: op.ClientId, Call: op.Call, Return: op.Return,
+			Input: runningOp{req: op.Input.(model.Request), pin: pin}, Output: op.Output, Metadata: op.Metadata}
 		// As the report shows it: of unknown outcome.
 		op.Output = model.Response{Status: model.StatusUnknown}
-		tw.ops = append(tw.ops, op)
-		tw.index = append(tw.index, pos[i])
+		tw.push(op, search, true, pos[i])
 	}
 	for _, i := range w.order {
 		if role[i] == cutWindowed && (patched[i].ClientID < 0 || patched[i].Call <= t1) {
 			tw.add(patched, ops, pos, []int{i}, t1)
 		}
 	}
+	tw.prune()
 	return tw, 0
 }
 
@@ -270,14 +270,13 @@ type runningOp struct {
 }
 
 // searchOps are the time window's operations as porcupine searches them:
-// a cut window's running operations as runningOp, each with its answer.
+// a cut window's running operations as runningOp, each with its answer,
+// and those running at the end that are pinned as maybeOp (see add).
 func (t *timeWindow) searchOps() []porcupine.Operation {
-	if !t.cut {
+	if t.search == nil {
 		return t.ops
 	}
-	out := append([]porcupine.Operation(nil), t.ops...)
-	copy(out, t.runningOps)
-	return out
+	return t.search
 }
 
 // bumpsTo says whether o is a write whose answer says it took the store

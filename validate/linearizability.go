@@ -116,7 +116,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) (r Result) {
 		switch {
 		case wo.result == porcupine.Ok && knownWrites > 0:
 			r.Verdict, r.Checked = OK, len(ops)
-			r.Message = fmt.Sprintf("%d operations are linearizable, in the committed log's order where it holds and by porcupine's search where it does not: %s (%d of unknown outcome left open; checked in %s; the log's order alone was no witness: %s)",
+			r.Message = fmt.Sprintf("%d operations are linearizable, in the committed log's order where it holds and by the windows' search where it does not: %s (%d of unknown outcome left open; checked in %s; the log's order alone was no witness: %s)",
 				len(ops), wo.what, p.Open, took, noWitness)
 			if l.Visualize {
 				// The witness's order up to its first failing window is a
@@ -129,7 +129,7 @@ func (l Linearizability) Validate(ctx context.Context, c *Check) (r Result) {
 		case wo.result == porcupine.Illegal:
 			r.Verdict, r.Checked = Illegal, len(ops)
 			r.Message = fmt.Sprintf("%d operations are not linearizable, by %s (checked in %s)", len(ops), wo.what, took)
-			windowViolation(ctx, c, &r, ops, pos, wo.fail, timeout)
+			windowViolation(ctx, c, &r, ops, wo.fail, wo.longest)
 			return r
 		case wo.result == porcupine.Unknown:
 			windows = "; the windowed search decided nothing: " + wo.why
@@ -183,23 +183,26 @@ func (l Linearizability) timeout() time.Duration {
 
 // windowViolation explains a violation the windowed search found in the
 // time window tw, and computes its HistoryView, without changing the
-// verdict. A history the report can draw whole is explained as any other
-// (violation: its verbose search is quick); a longer one from porcupine's
-// verbose search over the time window alone, whose longest order, after
-// the prefix tw starts from, stands for the checker's longest order.
-func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operation, pos []int, tw *timeWindow, timeout time.Duration) {
-	if len(ops) <= MaxVisualizedOps {
-		violation(ctx, c, r, ops, pos, timeout)
-		return
+// verdict: local is the longest order the search placed in tw (indices
+// into tw.ops), which, after the prefix tw starts from, stands for the
+// checker's longest order, and the operation outside it that returned
+// first is the one no order gets past (as stuckOp says for porcupine's).
+// The page shows about viewOps operations of the time window around it,
+// from the states it starts in, with porcupine's search over what it
+// shows, within viewTimeout: the verdict is the windows' search's.
+func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.Operation, tw *timeWindow, local []int) {
+	in := make([]bool, len(tw.ops))
+	for _, k := range local {
+		in[k] = true
 	}
-	verbose, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), timeout, true)
-	if err != nil {
-		r.Message += "; the search for the operation it cannot place was cancelled"
-		return
+	stuck := -1
+	for k := range tw.ops {
+		if !in[k] && (stuck < 0 || tw.ops[k].Return < tw.ops[stuck].Return) {
+			stuck = k
+		}
 	}
-	stuck, local := stuckOp(tw.ops, verbose.info)
-	if verbose.result != porcupine.Illegal || stuck < 0 {
-		r.Message += fmt.Sprintf("; porcupine's search of the window for the longest order answered %s", verbose.result)
+	if stuck < 0 {
+		r.Message += "; the search placed every operation of the window, unlike its verdict"
 		r.History = firstView(ops)
 		return
 	}
@@ -210,22 +213,18 @@ func windowViolation(ctx context.Context, c *Check, r *Result, ops []porcupine.O
 	g := tw.index[stuck]
 	r.Message += ": " + firstStuck(ops, g, len(longest))
 	r.Explanation, r.Involved = explainStuck(c, ops, g, longest)
-	// The page shows the time window from its forced state (or about
-	// MaxVisualizedOps operations of it around the one that could not be
-	// placed), with porcupine's search over what it shows.
 	why := "around the first operation that could not be placed in " + tw.describe()
-	if len(tw.ops) <= MaxVisualizedOps {
-		v := &HistoryView{Ops: tw.ops, States: tw.states(), Info: verbose.info, Total: len(ops), Folded: len(tw.prefix),
-			Description: fmt.Sprintf("the %d operations called from %s to %s, %s; the %d operations before them are folded into the starting state (%s)",
-				len(tw.ops), roundMS(tw.from), roundMS(tw.to), why, len(tw.prefix), statesString(tw.states()))}
-		v.From, v.To = callRange(tw.ops)
-		r.History = v
-		return
-	}
-	v := windowView(tw.ops, tw.states(), stuck, local, why)
+	v := windowViewOf(tw.ops, tw.states(), stuck, local, why, viewOps, viewTimeout)
 	v.Total, v.Folded = len(ops), v.Folded+len(tw.prefix)
 	r.History = v
 }
+
+// viewOps and viewTimeout bound the drawing of a violation the windows'
+// search found: porcupine, which draws it, searches it again.
+const (
+	viewOps     = 200
+	viewTimeout = time.Second
+)
 
 // violation explains a violation porcupine's plain search found, and
 // computes its HistoryView, without changing the verdict. Porcupine's

@@ -27,16 +27,17 @@ import (
 //
 // Writes of unknown outcome the patch leaves open. settle (patch.go)
 // leaves a write of unknown outcome open when the evidence does not say
-// whether it took effect: a lease revoke (the leader commits identical
-// revokes when a lease expires); a copy in a group of identical requests
-// one copy of which etcd refused with an error it may give after
-// committing (group.maybeCommitted); identical requests without a unique
-// value (deletes, compactions, transactions that write no value) whose
-// committed copies number neither the acknowledged ones nor all that were
-// sent, or that have a copy past the commit index; a write whose value is
-// only past the commit index; and, when the log is incomplete, any write
-// missing from it (then the log does not replay, and there is no witness
-// at all). The witness places each open
+// whether it took effect: a lease revoke when the log is incomplete, does
+// not replay or has a copy past the commit index (else the log's one
+// effective revoke of the lease stands for it, and it is left out); a copy
+// in a group of identical requests one copy of which etcd refused with an
+// error it may give after committing (group.maybeCommitted); identical
+// requests without a unique value (deletes, compactions, transactions
+// that write no value) that have a copy past the commit index, or whose
+// copies differ in user (else pinIdentical settles them, also when the log
+// holds only some); a write whose value is only past the commit index;
+// and, when the log is incomplete, any write missing from it (then the log
+// does not replay, and there is no witness at all). The witness places each open
 // write itself, in one pass and without a search, as one of:
 //   - at an entry: after the answered and applied operations have claimed
 //     the entries their revisions pin, the open copies of one request, in

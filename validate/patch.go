@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -54,6 +55,11 @@ type Patched struct {
 	// Server counts the leader's revokes of expired leases, made operations
 	// of their own.
 	Server int
+	// StoodFor counts the clients' revokes of unknown outcome that the log's
+	// one effective revoke of their lease (an operation of its own, or a
+	// client's acknowledged revoke) stands for: see settle. They are left
+	// out of the history, and counted among the settled.
+	StoodFor int
 	// Resent counts lease grants and revokes a client saw refused that the
 	// log shows applied by an earlier attempt clientv3 had resent (see
 	// PatchStage).
@@ -211,8 +217,12 @@ func (PatchStage) Validate(ctx context.Context, c *Check) Result {
 	if s.matched == 0 {
 		msg = "nothing to check: no committed entry holds a client request; "
 	}
-	msg += fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied, %d left open; matched %d committed requests against what the clients sent, all accounted for (%d lease expiries by the leader",
-		p.Applied-p.Resent+p.NotApplied, len(c.Persisted.Entries), p.Applied-p.Resent, p.NotApplied, p.Open, s.matched, p.Server)
+	var stoodFor string
+	if p.StoodFor > 0 {
+		stoodFor = fmt.Sprintf(", %d revokes stood for by the log's one effective revoke of their lease", p.StoodFor)
+	}
+	msg += fmt.Sprintf("settled %d writes of unknown outcome with %d committed entries: %d applied, %d never applied%s, %d left open; matched %d committed requests against what the clients sent, all accounted for (%d lease expiries by the leader",
+		p.Applied-p.Resent+p.NotApplied+p.StoodFor, len(c.Persisted.Entries), p.Applied-p.Resent, p.NotApplied, stoodFor, p.Open, s.matched, p.Server)
 	if p.Resent > 0 {
 		msg += fmt.Sprintf(", %d refused lease requests applied by an attempt clientv3 resent", p.Resent)
 	}
@@ -528,9 +538,31 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 				}
 			}
 		}
+		// A revoke of unknown outcome: a lease is granted once in a run (a
+		// second grant of its ID is a finding, grantTwice), so the complete
+		// log holds at most one revoke of it that took effect. If this copy
+		// took effect, it is that entry, which has its operation already:
+		// the client's acknowledged revoke, or the operation serverOps
+		// makes of it, pinned at the entry's revisions and open to being
+		// any client's (expiryOp, as this group has copies of unknown
+		// outcome). Else it changed nothing. Either way the copy adds no
+		// effect of its own, and is left out.
+		standIn := g.revoke && complete && uncommitted[id] == 0 && revs.effective != nil
+		// Identical requests without a unique value, only some of whose
+		// copies of unknown outcome the complete log holds: pinIdentical
+		// places the earliest called at the free entries, the others in
+		// none.
+		partial := !unique && !g.maybeCommitted && !g.revoke && complete && uncommitted[id] == 0 &&
+			len(entries) > len(g.acked) && len(entries) < len(g.acked)+len(g.unknown) && sameRequests(ops, g.unknown)
 		for _, i := range g.unknown {
 			o := &ops[i]
 			switch {
+			case standIn:
+				o.drop = true
+				p.StoodFor++
+				continue
+			case partial:
+				continue // settled below, by pinIdentical
 			case g.maybeCommitted, g.revoke:
 				// A revoke's copies in the log may also be the leader's
 				// expiry of the lease: counting settles nothing.
@@ -559,6 +591,14 @@ func settle(p *Patched, ops []derived, clients []history.Client, log *evidence.L
 		}
 		if !unique && !g.maybeCommitted && !g.revoke && len(g.unknown) > 0 && len(entries) == len(g.acked)+len(g.unknown) {
 			pinIdentical(ops, g, entries, revs, seen)
+		}
+		if partial {
+			if applied, ok := pinIdentical(ops, g, entries, revs, seen); ok {
+				p.Applied += applied
+				p.NotApplied += len(g.unknown) - applied
+			} else {
+				p.Open += len(g.unknown)
+			}
 		}
 	}
 	p.Ops = make([]Op, 0, len(ops)) // room for every client operation, grown once more for the server's
@@ -936,7 +976,23 @@ func refusedAcked(o derived, log *evidence.Log, revs revisions, refused []int) f
 // unknown copies in order of their calls, earliest first, which is a
 // feasible assignment whenever any is. Without a full match nothing is
 // pinned, and the copies stay open.
-func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen observers) {
+//
+// With fewer free entries than copies of unknown outcome (the log complete,
+// no copy past the commit index), the earliest called copies take the
+// free entries, in log order, and the others are settled as never applied
+// (dropped). Every entry is some copy's, and a copy not in the log took no
+// effect; so in any linearization that agrees with the log, the free
+// entries take effect in log order (their pinned revisions ascend; entries
+// at one revision with identical requests and answers are interchangeable)
+// at points t_1 <= ... <= t_m, each made by a different copy called before
+// it. Then at least j copies were called before t_j, so the j-th earliest
+// call is before t_j too: the copies are identical (sameRequests) and of
+// unknown outcome, open to the end, so their calls are all that tells
+// them apart, and giving entry j to the j-th earliest copy and no effect
+// to the rest is a linearization too. The settled history has one exactly
+// when one that agrees with the log exists. It returns how many copies
+// it settled as applied, and false when it pinned nothing.
+func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen observers) (int, bool) {
 	// An acknowledged copy reported the revision after it and whether it
 	// wrote; that takes one entry with that revision after it and the same
 	// effect.
@@ -947,7 +1003,7 @@ func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen o
 	left := map[effect][]int{}
 	for _, e := range entries {
 		if revs.after[e] < 0 || revs.before[e] < 0 {
-			return
+			return 0, false
 		}
 		k := effect{revs.after[e], revs.after[e] != revs.before[e]}
 		left[k] = append(left[k], e)
@@ -955,7 +1011,7 @@ func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen o
 	for _, i := range g.acked {
 		k := effect{ops[i].Response.Revision, ops[i].rec.Wrote()}
 		if len(left[k]) == 0 {
-			return
+			return 0, false
 		}
 		left[k] = left[k][1:]
 	}
@@ -966,12 +1022,32 @@ func pinIdentical(ops []derived, g *group, entries []int, revs revisions, seen o
 	sort.Ints(free) // raft order
 	unknown := append([]int(nil), g.unknown...)
 	sort.Slice(unknown, func(i, j int) bool { return ops[unknown[i]].Call < ops[unknown[j]].Call })
+	if len(free) > len(unknown) {
+		return 0, false
+	}
 	for k, i := range unknown {
 		o := &ops[i]
+		if k >= len(free) {
+			o.drop = true
+			continue
+		}
 		o.Response = revs.applied(free[k])
 		o.Return = bound(o.Call, seen.first(revs.shownBy(free[k])))
 		o.Open = o.Return < 0
 	}
+	return len(free), true
+}
+
+// sameRequests says whether the operations sent one request, user and
+// auth revision included, which identity leaves out: copies that differ
+// only there may not be interchangeable under auth.
+func sameRequests(ops []derived, idx []int) bool {
+	for _, i := range idx[1:] {
+		if !reflect.DeepEqual(ops[i].Request, ops[idx[0]].Request) {
+			return false
+		}
+	}
+	return true
 }
 
 // serverOps are the committed requests of etcd's own that change the

@@ -445,3 +445,40 @@ func TestRefusedBeforeProposal(t *testing.T) {
 		require.False(t, model.RefusedBeforeProposal(msg), msg)
 	}
 }
+
+// A client's revoke of unknown outcome adds no effect of its own: the
+// complete log holds at most one revoke of a lease that took effect, and
+// that entry has its operation (here the leader's, open to being the
+// client's). So the copy is left out (Patched.StoodFor): the log's revoke
+// explains the key gone; without it in the log nothing does, though the
+// copy, left open, could have.
+func TestPatchOpenRevokeStoodFor(t *testing.T) {
+	h := []history.Operation{
+		op(0, 0, 10, grant(7, 5), grantOK(1, 7, 5)),
+		op(0, 20, 30, putLease("a", "1", 7), putOK(2)),
+		unknown(1, 100, 1000, revoke(7)),
+		op(2, 300, 310, ht.Get("a"), getOK(3)),
+	}
+	tests := []struct {
+		name string
+		log  *evidence.Log
+		want Verdict
+	}{
+		{"the log's revoke stands for it", logOf(grant(7, 5), putLease("a", "1", 7), revoke(7)), OK},
+		{"no revoke in the log: nothing deleted the key", logOf(grant(7, 5), putLease("a", "1", 7)), Illegal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, c := patched(Input{Clients: clients(h...), FinalRead: -1, Persisted: tc.log})
+			require.Equal(t, OK, rs[1].Verdict, rs[1].Message)
+			require.Equal(t, 1, c.Patched.StoodFor, rs[1].Message)
+			require.Contains(t, rs[1].Message, "1 revokes stood for by the log's one effective revoke of their lease")
+			for _, o := range c.Patched.Ops {
+				require.NotEqual(t, "client 1 #0", o.Source, "the client's revoke is left out")
+			}
+			require.Equal(t, tc.want, rs[2].Verdict, rs[2].Message)
+			porc := Linearizability{Timeout: 10 * time.Second, SearchOnly: true}.Validate(context.Background(), c)
+			require.Equal(t, tc.want, porc.Verdict, porc.Message)
+		})
+	}
+}

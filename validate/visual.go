@@ -166,6 +166,12 @@ func orderModel(seq []porcupine.Operation, applied []bool) porcupine.Model {
 // window are folded into the states the window starts from, and porcupine
 // searches the window again from there. why says how center was chosen.
 func windowView(ops []porcupine.Operation, start []model.State, center int, order []int, why string) *HistoryView {
+	return windowViewOf(ops, start, center, order, why, MaxVisualizedOps, windowCheckTimeout)
+}
+
+// windowViewOf is windowView with size operations at most, and porcupine's
+// search over them bounded by timeout.
+func windowViewOf(ops []porcupine.Operation, start []model.State, center int, order []int, why string, size int, timeout time.Duration) *HistoryView {
 	byCall := make([]int, len(ops))
 	for i := range byCall {
 		byCall[i] = i
@@ -177,8 +183,8 @@ func windowView(ops []porcupine.Operation, start []model.State, center int, orde
 			pos = p
 		}
 	}
-	lo := max(0, min(pos-MaxVisualizedOps/2, len(ops)-MaxVisualizedOps))
-	hi := min(len(ops), lo+MaxVisualizedOps)
+	lo := max(0, min(pos-size/2, len(ops)-size))
+	hi := min(len(ops), lo+size)
 	from, to := ops[byCall[lo]].Call, ops[byCall[hi-1]].Call
 
 	states := start
@@ -203,8 +209,8 @@ func windowView(ops []porcupine.Operation, start []model.State, center int, orde
 	}
 	v.Description = fmt.Sprintf("a window of %d of the %d operations, called from %s to %s, %s; the %d operations ordered before it are folded into the starting state (%s)",
 		len(v.Ops), len(ops), roundMS(v.From), roundMS(v.To), why, nFolded, statesString(states))
-	if v.check() == porcupine.Unknown {
-		v.Description += fmt.Sprintf("; porcupine's search over the window did not finish within %s, so the drawing shows the orders it had found", windowCheckTimeout)
+	if v.checkWithin(timeout) == porcupine.Unknown {
+		v.Description += fmt.Sprintf("; porcupine's search over the window did not finish within %s, so the drawing shows the orders it had found", timeout)
 	}
 	return v
 }
@@ -219,8 +225,11 @@ func wholeView(ops []porcupine.Operation, info porcupine.LinearizationInfo, desc
 
 // check runs porcupine's search over the view's operations from its
 // states, keeping what the page draws, and returns its result.
-func (v *HistoryView) check() porcupine.CheckResult {
-	res, info := porcupine.CheckOperationsVerbose(PorcupineModel(v.States), v.Ops, windowCheckTimeout)
+func (v *HistoryView) check() porcupine.CheckResult { return v.checkWithin(windowCheckTimeout) }
+
+// checkWithin is check within timeout.
+func (v *HistoryView) checkWithin(timeout time.Duration) porcupine.CheckResult {
+	res, info := porcupine.CheckOperationsVerbose(PorcupineModel(v.States), v.Ops, timeout)
 	v.Info = info
 	return res
 }

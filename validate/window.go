@@ -107,7 +107,9 @@ const (
 type barrier struct{ want model.State }
 
 // windowModel is the model for a window: it starts from any of states, and
-// accepts a barrier only in the state it names.
+// steps as windowStep (search.go) says: a barrier only in the state it
+// names, a running or pinned operation as having taken effect outside the
+// window too.
 func windowModel(states []model.State) porcupine.Model {
 	nm := &porcupine.NondeterministicModel{
 		Init: func() []interface{} {
@@ -118,25 +120,7 @@ func windowModel(states []model.State) porcupine.Model {
 			return out
 		},
 		Step: func(state, input, output interface{}) []interface{} {
-			s := state.(model.State)
-			if b, ok := input.(barrier); ok {
-				if s.Equal(b.want) {
-					return []interface{}{s}
-				}
-				return nil
-			}
-			if r, ok := input.(runningOp); ok {
-				next := model.Step(s, r.req, output.(model.Response))
-				out := make([]interface{}, 0, len(next)+1)
-				for _, n := range next {
-					out = append(out, n)
-				}
-				if s.Revision >= r.pin {
-					out = append(out, s) // it took effect before the window
-				}
-				return out
-			}
-			next := model.Step(s, input.(model.Request), output.(model.Response))
+			next := windowStep(state.(model.State), input, output)
 			out := make([]interface{}, len(next))
 			for i, n := range next {
 				out[i] = n
@@ -151,6 +135,9 @@ func windowModel(states []model.State) porcupine.Model {
 			}
 			if r, ok := input.(runningOp); ok {
 				return model.Describe(r.req, output.(model.Response)) + " (running at the window's start)"
+			}
+			if m, ok := input.(maybeOp); ok {
+				return model.Describe(m.req, output.(model.Response)) + " (running at the window's end: here, or after it)"
 			}
 			return model.Describe(input.(model.Request), output.(model.Response))
 		},
@@ -279,7 +266,7 @@ type windowOutcome struct {
 	// Unknown, undecided (why says why).
 	result porcupine.CheckResult
 	why    string
-	// searched counts the operations porcupine searched; what says which
+	// searched counts the operations searched; what says which
 	// windows, for the verdict.
 	searched int
 	what     string
@@ -288,6 +275,9 @@ type windowOutcome struct {
 	// it started from and the prefix before it, in order (indices into the
 	// whole history's operations).
 	fail *timeWindow
+	// longest is the longest order the search placed in fail (indices
+	// into fail's operations), for the explanation.
+	longest []int
 }
 
 // searchWindows is the windowed search over the patched history (see the
@@ -335,7 +325,7 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			failed = append(failed, s)
 		}
 		if len(failed) == 0 {
-			out.what = fmt.Sprintf("porcupine searched %d windows of the committed log's order where it fails (%d operations in all; the largest: %s)",
+			out.what = fmt.Sprintf("searched %d windows of the committed log's order where it fails (%d operations in all; the largest: %s)",
 				len(spans), out.searched, w.describe(patched, largest))
 			return out
 		}
@@ -348,13 +338,13 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := porcupineRun(ctx, windowModel(cw.states()), cw.searchOps(), min(left, left/2+time.Second), false)
-			if err != nil {
+			res := windowSearch(ctx, cw.states(), cw.searchOps(), min(left, left/2+time.Second))
+			if err := ctx.Err(); err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
 			if res.result == porcupine.Illegal {
-				return windowOutcome{result: porcupine.Illegal, fail: cw, searched: out.searched + len(cw.ops),
-					what: fmt.Sprintf("porcupine's search over %s", cw.describe())}
+				return windowOutcome{result: porcupine.Illegal, fail: cw, longest: res.longest, searched: out.searched + len(cw.ops),
+					what: fmt.Sprintf("the search over %s", cw.describe())}
 			}
 		}
 		tw, reason := forcedWindow(patched, ops, pos, w, passed, s)
@@ -365,14 +355,14 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res, err := porcupineRun(ctx, windowModel(tw.states()), tw.searchOps(), left, false)
-			if err != nil {
+			res := windowSearch(ctx, tw.states(), tw.searchOps(), left)
+			if err := ctx.Err(); err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
 			switch res.result {
 			case porcupine.Illegal:
-				return windowOutcome{result: porcupine.Illegal, fail: tw, searched: out.searched + len(tw.ops),
-					what: fmt.Sprintf("porcupine's search over %s", tw.describe())}
+				return windowOutcome{result: porcupine.Illegal, fail: tw, longest: res.longest, searched: out.searched + len(tw.ops),
+					what: fmt.Sprintf("the search over %s", tw.describe())}
 			case porcupine.Unknown:
 				return windowOutcome{result: porcupine.Unknown, why: fmt.Sprintf("the search over %s did not finish in time", tw.describe())}
 			}
@@ -396,8 +386,8 @@ func (w *walked) check(ctx context.Context, patched []Op, ops []porcupine.Operat
 		last, client = max(last, op.Return, op.Call), max(client, op.ClientId)
 	}
 	in = append(in, porcupine.Operation{ClientId: client + 1, Input: barrier{w.states[s.b]}, Call: last + 1, Return: last + 2, Metadata: "end of window"})
-	res, err := porcupineRun(ctx, windowModel([]model.State{w.states[s.a]}), in, timeout, false)
-	return res.result, err
+	res := windowSearch(ctx, []model.State{w.states[s.a]}, in, timeout)
+	return res.result, ctx.Err()
 }
 
 // describe says which stretch of the order s is, for the verdict.
@@ -429,8 +419,11 @@ type timeWindow struct {
 	cut     bool
 	starts  []model.State
 	running int
-	// runningOps are the first running of ops as searched (searchOps).
-	runningOps []porcupine.Operation
+	// search holds ops as porcupine searches them (searchOps), where that
+	// differs from how the report shows them: a cut window's running
+	// operations as runningOp, one running at the end that its answer or
+	// the log pins as maybeOp. Nil: as shown.
+	search []porcupine.Operation
 }
 
 // states are the states the time window starts from.
@@ -650,25 +643,106 @@ func timeWindowAt(patched []Op, ops []porcupine.Operation, pos []int, w *walked,
 			tw.add(patched, ops, pos, []int{i}, t1)
 		}
 	}
+	tw.prune()
 	return tw
 }
 
 // add puts the operations into the time window: one still running at its
-// end is of unknown outcome if it may change the state, else left out.
+// end is left out if it leaves the state as it was; else it may have taken
+// effect after the end, so it is of unknown outcome, searched as maybeOp
+// when its answer or the log pins where it took effect (as the report
+// shows it: of unknown outcome).
 func (t *timeWindow) add(patched []Op, ops []porcupine.Operation, pos []int, idx []int, t1 time.Duration) {
 	for _, i := range idx {
 		o := &patched[i]
 		op := ops[pos[i]]
+		search, differs := op, false
 		if returned(o) > t1 {
 			if leavesState(o) {
 				continue
 			}
+			if pin, ok := effectPin(o); ok {
+				search.Input, differs = maybeOp{req: o.Request, pin: pin}, true
+			}
 			op.Output = model.Response{Status: model.StatusUnknown}
+			if !differs {
+				search = op
+			}
 			t.changed++
 		}
-		t.ops = append(t.ops, op)
-		t.index = append(t.index, pos[i])
+		t.push(op, search, differs, pos[i])
 	}
+}
+
+// push appends one operation, shown as op and searched as search (which
+// differs from op when differs is set).
+func (t *timeWindow) push(op, search porcupine.Operation, differs bool, index int) {
+	if t.search == nil && differs {
+		t.search = append(make([]porcupine.Operation, 0, len(t.ops)+1), t.ops...)
+	}
+	t.ops = append(t.ops, op)
+	if t.search != nil {
+		t.search = append(t.search, search)
+	}
+	t.index = append(t.index, index)
+}
+
+// prune leaves out the operations running at the window's end (maybeOp)
+// pinned above the highest revision the window can reach: each operation
+// raises the store's revision by one at most, so such an operation cannot
+// take effect within the window, and it took effect after its end (at its
+// pin, past every state the window reaches), which every linearization's
+// restriction to the window has without it. The leader's expiries late in
+// a run are the bulk of them: left in, each would be an operation the
+// search could leave without effect anywhere, which it tries at every
+// point.
+func (t *timeWindow) prune() {
+	if t.search == nil {
+		return
+	}
+	var top int64
+	for _, s := range t.states() {
+		top = max(top, s.Revision)
+	}
+	reach := top + int64(len(t.ops))
+	k := 0
+	for j := range t.ops {
+		if m, ok := t.search[j].Input.(maybeOp); ok && m.pin > reach {
+			t.changed--
+			continue
+		}
+		t.ops[k], t.search[k], t.index[k] = t.ops[j], t.search[j], t.index[j]
+		k++
+	}
+	t.ops, t.search, t.index = t.ops[:k], t.search[:k], t.index[:k]
+}
+
+// maybeOp is an operation running at a time window's end whose effect is
+// pinned: an answer that names its revision (model.Step accepts it only
+// there), or an entry of the log its operation is pinned to
+// (model.StatusApplied with AppliedTo). It took effect there, within the
+// window or after its end: the search applies it as answered, or, while
+// the store is at its pin or below it, leaves it without effect (it took
+// effect after the window's end, when the store was at the pin, so no
+// later than the window's last state). Both hold every linearization's
+// restriction to the window, so this only narrows what a blanket unknown
+// outcome would let the search try: a write whose answer pins it cannot
+// take effect at another revision in any linearization.
+type maybeOp struct {
+	req model.Request
+	pin int64
+}
+
+// effectPin is the revision o's answer, or the log, pins its effect at or
+// below (pinnedBelow, logPin), when model.Step checks it there.
+func effectPin(o *Op) (int64, bool) {
+	switch r := o.Response; {
+	case r.Status == model.StatusOK && !model.LocalHeader(o.Request):
+		return r.Revision, true
+	case r.Status == model.StatusApplied && r.AppliedTo != 0:
+		return r.AppliedTo, true
+	}
+	return 0, false
 }
 
 // porcupineRun runs porcupine aside, with any model, so that a cancelled run

@@ -154,14 +154,14 @@ func TestWindowedSearch(t *testing.T) {
 		{name: "a long passing history, in the log's order", verdict: OK, searched: "in the committed log's order"},
 		{name: "a long passing history, the order wrong in three places", swapped: func(n int) [][2]int {
 			return [][2]int{{100, 103}, {n / 2, n/2 + 2}, {n - 10, n - 9}}
-		}, verdict: OK, searched: "porcupine searched"},
+		}, verdict: OK, searched: "windows of the committed log's order where it fails"},
 		{name: "an acknowledged write removed from a read, mid-history",
-			inject: func(h []history.Operation) (int, []history.Operation) { return stale(h, len(h)/2) }, verdict: Illegal, searched: "by porcupine's search over the"},
+			inject: func(h []history.Operation) (int, []history.Operation) { return stale(h, len(h)/2) }, verdict: Illegal, searched: "by the search over the"},
 		{name: "an acknowledged put's revision lowered, mid-history",
-			inject: func(h []history.Operation) (int, []history.Operation) { return lowered(h, len(h)/2) }, verdict: Illegal, searched: "by porcupine's search over the"},
+			inject: func(h []history.Operation) (int, []history.Operation) { return lowered(h, len(h)/2) }, verdict: Illegal, searched: "by the search over the"},
 		{name: "a violation outside the first window",
 			inject:  func(h []history.Operation) (int, []history.Operation) { return stale(h, 3*len(h)/4) },
-			swapped: func(n int) [][2]int { return [][2]int{{200, 202}} }, verdict: Illegal, searched: "by porcupine's search over the"},
+			swapped: func(n int) [][2]int { return [][2]int{{200, 202}} }, verdict: Illegal, searched: "by the search over the"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,7 +226,7 @@ func TestWindowAcrossEdge(t *testing.T) {
 	c := stageInput(t, h, log)
 	r := Linearizability{Timeout: time.Minute}.Validate(context.Background(), c)
 	require.Equal(t, Illegal, r.Verdict, r.Message)
-	require.Contains(t, r.Message, "by porcupine's search over the")
+	require.Contains(t, r.Message, "by the search over the")
 	require.Contains(t, r.Involved, sourceOf(t, c, extra[2]), r.Explanation)
 	// The passing twin: the last read sees the put.
 	h[len(h)-1].Response = ht.GetOK(rev, ht.KV("own", "9-0", rev))
@@ -324,7 +324,7 @@ func TestWindowedPassDrawnInLogOrder(t *testing.T) {
 	breakOrder(c, [2]int{3000, 3002})
 	r := Linearizability{Timeout: time.Minute, Visualize: true}.Validate(context.Background(), c)
 	require.Equal(t, OK, r.Verdict, r.Message)
-	require.Contains(t, r.Message, "porcupine searched")
+	require.Contains(t, r.Message, "windows of the committed log's order where it fails")
 	require.NotNil(t, r.History)
 	require.Contains(t, r.History.Description, "in the committed log's order")
 	require.Len(t, r.History.Ops, MaxVisualizedOps)
