@@ -91,10 +91,52 @@ func TestReadWALRealClusterSnapshotCatchUp(t *testing.T) {
 	for _, mw := range log.Members {
 		if mw.Member == follower.Name() {
 			require.Positive(t, mw.SnapshotIndex, "%s should have been sent a snapshot", mw.Member)
+			require.NotEmpty(t, mw.Replaced, "%s's log from before the snapshot is kept", mw.Member)
+			require.Equal(t, uint64(1), mw.Replaced[0].From)
 		} else {
 			require.Zero(t, mw.SnapshotIndex, "%s keeps its whole WAL", mw.Member)
 		}
 	}
+	w.check(log)
+}
+
+// TestReadWALRealClusterEveryMemberSnapshot: each member in turn is
+// killed while the others write past its catch-up window, so each catches
+// up from a snapshot the leader sends, and no member's own log reaches
+// back past the lowest snapshot. The committed log is still complete, from
+// the logs the snapshots replaced (as in the downgrade-upgrade run whose
+// members all caught up that way).
+func TestReadWALRealClusterEveryMemberSnapshot(t *testing.T) {
+	bins := testetcd.Binaries(t)
+	help, _ := exec.Command(bins.Etcd, "--help").CombinedOutput()
+	catchUp := "--snapshot-catchup-entries"
+	if !strings.Contains(string(help), catchUp) {
+		catchUp = "--experimental-snapshot-catchup-entries"
+		if !strings.Contains(string(help), catchUp) {
+			t.Skipf("etcd %s has no flag to set the snapshot catch-up entries", bins.Version)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startCluster(ctx, t, bins.Etcd, "--snapshot-count=20", catchUp+"=10")
+	w := newWorkload(ctx, t, c)
+	w.puts(40)
+	for _, m := range c.Members() {
+		require.NoError(t, m.Kill())
+		w.puts(60)
+		require.NoError(t, m.Start(ctx))
+		require.NoError(t, m.WaitHealthy(ctx))
+		w.puts(10)
+	}
+	w.deletesAndTxn()
+	require.NoError(t, c.Close())
+
+	log := readAndMerge(t, c)
+	for _, mw := range log.Members {
+		require.Positive(t, mw.SnapshotIndex, "%s should have been sent a snapshot", mw.Member)
+		require.NotEmpty(t, mw.Replaced, "%s's log from before the snapshot is kept", mw.Member)
+	}
+	require.Positive(t, log.Replaced, "the start of the log is only in the replaced logs")
 	w.check(log)
 }
 
