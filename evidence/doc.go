@@ -44,7 +44,10 @@
 // is committed (raft commits an entry for good, and a member persists a
 // commit index only over entries it holds; the hard state written with
 // the snapshot, whose commit is the snapshot's index, is after the
-// marker and does not count). When the WAL still goes back to its first
+// marker and does not count: etcd's raft loop saves the snapshot and its
+// marker before the Ready's hard state, in v3.4.12, v3.5.35, v3.6.16 and
+// v3.7.3, and a Ready that carries a received snapshot has no committed
+// entries, so v3.5's early save for them does not come first). When the WAL still goes back to its first
 // file, ReadWAL replays every record once more and keeps those entries as
 // MemberWAL.Replaced, one part per snapshot that replaced the log. Merge
 // takes them as logs of members whose commit index covers each of their
