@@ -93,47 +93,6 @@ func TestReadWALRealClusterSnapshotCatchUp(t *testing.T) {
 	w.check(log)
 }
 
-// TestReadWALRealClusterEveryMemberSnapshot: each member in turn is
-// killed while the others write past its catch-up window, so each catches
-// up from a snapshot the leader sends, and no member's own log reaches
-// back past the lowest snapshot. The committed log is still complete, from
-// the logs the snapshots replaced (as in the downgrade-upgrade run whose
-// members all caught up that way).
-func TestReadWALRealClusterEveryMemberSnapshot(t *testing.T) {
-	bins := testetcd.Binaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := startCluster(ctx, t, bins.Etcd, "--snapshot-count=20", catchUpFlag(t, bins)+"=10")
-	w := newWorkload(ctx, t, c)
-	w.puts(40)
-	for _, m := range c.Members() {
-		// Whether the leader compacted past what m holds depends on
-		// its snapshot timing: a member that caught up from the log is
-		// killed again, for longer (its WAL is read while it runs, read
-		// only).
-		for n := 60; n <= 240; n *= 2 {
-			require.NoError(t, m.Kill())
-			w.puts(n)
-			require.NoError(t, m.Start(ctx))
-			require.NoError(t, m.WaitHealthy(ctx))
-			w.puts(10)
-			if ReadWAL(zaptest.NewLogger(t), m.Name(), m.DataDir()).SnapshotIndex > 0 {
-				break
-			}
-		}
-	}
-	w.deletesAndTxn()
-	require.NoError(t, c.Close())
-
-	log := readAndMerge(t, c)
-	for _, mw := range log.Members {
-		require.Positive(t, mw.SnapshotIndex, "%s should have been sent a snapshot", mw.Member)
-		require.NotEmpty(t, mw.Replaced, "%s's log from before the snapshot is kept", mw.Member)
-	}
-	require.Positive(t, log.Replaced, "the start of the log is only in the replaced logs")
-	w.check(log)
-}
-
 // catchUpFlag is the release's flag for the snapshot catch-up entries; the
 // test skips if it has none.
 func catchUpFlag(t *testing.T, bins etcdbuild.Binaries) string {
