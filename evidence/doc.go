@@ -38,6 +38,26 @@
 // snapshot file it has (see the snap package); the log does not need the
 // snapshot's contents, only its marker, so the snap directory is not read.
 //
+// A received snapshot does not make the older entries worthless. The
+// member wrote them, and hard states, before the snapshot's marker; every
+// entry up to the commit index of the last hard state before the marker
+// is committed (raft commits an entry for good, and a member persists a
+// commit index only over entries it holds; the hard state written with
+// the snapshot, whose commit is the snapshot's index, is after the
+// marker and does not count: etcd's raft loop saves the snapshot and its
+// marker before the Ready's hard state, in v3.4.12, v3.5.35, v3.6.16 and
+// v3.7.3, and a Ready that carries a received snapshot has no committed
+// entries, so v3.5's early save for them does not come first). When the WAL still goes back to its first
+// file, ReadWAL replays every record once more and keeps those entries as
+// MemberWAL.Replaced, one part per snapshot that replaced the log. Merge
+// takes them as logs of members whose commit index covers each of their
+// entries: they take part in the check of every committed index they
+// hold (a replaced entry that differs from another committed one is a
+// conflict), and move the start of the committed range down as far as
+// they leave no index out (Log.Replaced counts those). Without them, a run
+// in which every member caught up from a snapshot would start its log
+// at the lowest snapshot.
+//
 // A member killed in the middle of a write can leave a torn last record.
 // etcd repairs that on restart by truncating the last file (wal.Repair)
 // after a read in write mode fails with io.ErrUnexpectedEOF. A read-only

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/etcd-robustness/etcd-robustness/cluster"
+	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/history"
 	"github.com/etcd-robustness/etcd-robustness/internal/testetcd"
 )
@@ -56,17 +57,9 @@ func TestReadWALRealCluster(t *testing.T) {
 // The other members' WALs still cover them: the log is complete.
 func TestReadWALRealClusterSnapshotCatchUp(t *testing.T) {
 	bins := testetcd.Binaries(t)
-	help, _ := exec.Command(bins.Etcd, "--help").CombinedOutput()
-	catchUp := "--snapshot-catchup-entries"
-	if !strings.Contains(string(help), catchUp) {
-		catchUp = "--experimental-snapshot-catchup-entries"
-		if !strings.Contains(string(help), catchUp) {
-			t.Skipf("etcd %s has no flag to set the snapshot catch-up entries", bins.Version)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := startCluster(ctx, t, bins.Etcd, "--snapshot-count=20", catchUp+"=10")
+	c := startCluster(ctx, t, bins.Etcd, "--snapshot-count=20", catchUpFlag(t, bins)+"=10")
 	w := newWorkload(ctx, t, c)
 
 	w.puts(50)
@@ -91,11 +84,27 @@ func TestReadWALRealClusterSnapshotCatchUp(t *testing.T) {
 	for _, mw := range log.Members {
 		if mw.Member == follower.Name() {
 			require.Positive(t, mw.SnapshotIndex, "%s should have been sent a snapshot", mw.Member)
+			require.NotEmpty(t, mw.Replaced, "%s's log from before the snapshot is kept", mw.Member)
+			require.Equal(t, uint64(1), mw.Replaced[0].From)
 		} else {
 			require.Zero(t, mw.SnapshotIndex, "%s keeps its whole WAL", mw.Member)
 		}
 	}
 	w.check(log)
+}
+
+// catchUpFlag is the release's flag for the snapshot catch-up entries; the
+// test skips if it has none.
+func catchUpFlag(t *testing.T, bins etcdbuild.Binaries) string {
+	t.Helper()
+	help, _ := exec.Command(bins.Etcd, "--help").CombinedOutput()
+	for _, f := range []string{"--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries"} {
+		if strings.Contains(string(help), f) {
+			return f
+		}
+	}
+	t.Skipf("etcd %s has no flag to set the snapshot catch-up entries", bins.Version)
+	return ""
 }
 
 func startCluster(ctx context.Context, t *testing.T, etcd string, extraArgs ...string) *cluster.Cluster {

@@ -19,6 +19,9 @@ type Log struct {
 	// Complete is true when Entries start at index 1, so no committed entry was lost to a
 	// snapshot or a purged WAL file.
 	Complete bool `json:"complete"`
+	// Replaced is how many of Entries, at the start, only the members'
+	// logs that received snapshots replaced hold (MemberWAL.Replaced).
+	Replaced uint64 `json:"replaced,omitempty"`
 	// Uncommitted are entries some WAL holds past CommitIndex: they may or may not have been
 	// committed.
 	Uncommitted []Entry `json:"uncommitted,omitempty"`
@@ -37,7 +40,10 @@ type Log struct {
 //
 // The committed range starts at the lowest index any readable WAL holds at
 // or below the commit index, and ends at the commit index, the highest any
-// member persisted. On error the returned Log still describes the members
+// member persisted. The logs that received snapshots replaced
+// (MemberWAL.Replaced) hold only committed entries: each takes part as a
+// member whose commit index covers its entries, and they move the start
+// down as far as they hold every index below it (Log.Replaced). On error the returned Log still describes the members
 // and the commit index, but holds no entries.
 //
 // Uncommitted lists each distinct entry (index, term, data) found past the
@@ -66,11 +72,15 @@ type Log struct {
 // of one member are reported once.
 func Merge(wals []MemberWAL) (Log, error) {
 	var out Log
-	var readable []memberLog
+	var readable, replaced []memberLog
 	var unreadable []string
 	for _, w := range wals {
 		m := w
 		m.Entries = nil
+		m.Replaced = slices.Clone(w.Replaced)
+		for i := range m.Replaced {
+			m.Replaced[i].Entries = nil
+		}
 		out.Members = append(out.Members, m)
 		if w.Error != "" {
 			unreadable = append(unreadable, w.Member+": "+w.Error)
@@ -78,6 +88,12 @@ func Merge(wals []MemberWAL) (Log, error) {
 		}
 		readable = append(readable, newMemberLog(w))
 		out.CommitIndex = max(out.CommitIndex, w.Commit)
+		for _, r := range w.Replaced {
+			replaced = append(replaced, newMemberLog(MemberWAL{
+				Member: fmt.Sprintf("%s (its log before the snapshot at %d)", w.Member, r.Snapshot),
+				Term:   r.Term, Commit: r.Commit, SnapshotIndex: r.From - 1, Entries: r.Entries,
+			}))
+		}
 	}
 	if len(readable) == 0 {
 		if len(wals) == 0 {
@@ -100,6 +116,18 @@ func Merge(wals []MemberWAL) (Log, error) {
 			return out, fmt.Errorf("merge WALs: committed indices %d..%d are in no member's WAL",
 				first, out.CommitIndex)
 		}
+	}
+
+	// The logs that received snapshots replaced hold only committed
+	// entries: they take part in every index they hold, and extend the
+	// committed range down as far as they leave no index out.
+	readable = append(readable, replaced...)
+	if ok && len(replaced) > 0 {
+		below := first
+		for first > 1 && holds(readable, first-1) {
+			first--
+		}
+		out.Replaced = below - first
 	}
 
 	held := 0

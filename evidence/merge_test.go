@@ -41,6 +41,8 @@ func TestMerge(t *testing.T) {
 		wantCommit      uint64
 		wantComplete    bool
 		wantUncommitted []string
+		// wantReplaced is Log.Replaced.
+		wantReplaced uint64
 		// wantConflicts are substrings, one per expected conflict.
 		wantConflicts [][]string
 		wantErr       string
@@ -185,6 +187,52 @@ func TestMerge(t *testing.T) {
 			wantFirst:   1, wantCommit: 12, wantComplete: true,
 		},
 		{
+			// Both received snapshots (a at 12, b at 8): their logs from
+			// before hold 1..8 and 1..4, committed, so the log starts at 1.
+			name: "every member received a snapshot, their old logs cover the start",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(2, 8), puts(5, 8, 2, "v")...), snap(12, 2), save(hs(2, 14), puts(13, 14, 2, "v")...)),
+				m("b", save(hs(2, 4), boot()...), snap(8, 2), save(hs(2, 14), puts(9, 14, 2, "v")...)),
+			},
+			wantEntries: join(bootSigs(), putSigs(5, 14, 2, "v")),
+			wantFirst:   1, wantCommit: 14, wantComplete: true, wantReplaced: 8,
+		},
+		{
+			// a knew 8 committed before the snapshot at 12 replaced its
+			// log; b holds another entry there, committed too.
+			name: "an old log replaced by a snapshot disagrees at a committed index",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(2, 8), puts(5, 8, 2, "v")...), snap(12, 2), save(hs(2, 14), puts(13, 14, 2, "v")...)),
+				m("b", save(hs(2, 4), boot()...), save(hs(2, 14), puts(5, 7, 2, "v")...), save(hs(2, 14), put(8, 2, "other")), save(hs(2, 14), puts(9, 14, 2, "v")...)),
+			},
+			wantEntries: join(bootSigs(), putSigs(5, 7, 2, "v"), []string{"8/2:put k=other"}, putSigs(9, 14, 2, "v")),
+			wantFirst:   1, wantCommit: 14, wantComplete: true,
+			wantConflicts: [][]string{{"index 8:", "a (its log before the snapshot at 12) hold term 2", `"value":"v8"`, "b hold term 2", `"value":"other"`}},
+		},
+		{
+			// a held 5..8 of term 2 past its commit (4) when the snapshot
+			// at 8 of term 3 replaced them: they are not taken as
+			// committed; c's entries of term 3 are.
+			name: "an old log's entries past its commit are not taken",
+			members: []member{
+				m("a", save(hs(2, 4), boot()...), save(hs(2, 4), puts(5, 8, 2, "stale")...), snap(8, 3), save(hs(3, 12), puts(9, 12, 3, "v")...)),
+				m("c", save(hs(2, 4), boot()...), save(hs(3, 4), puts(5, 8, 3, "new")...)),
+			},
+			wantEntries: join(bootSigs(), putSigs(5, 8, 3, "new"), putSigs(9, 12, 3, "v")),
+			wantFirst:   1, wantCommit: 12, wantComplete: true,
+		},
+		{
+			// a's old log holds 1..4, but nothing holds 5..8: the log
+			// starts after the snapshot, as without the old log.
+			name: "an old log that does not reach the rest",
+			members: []member{
+				m("a", afterSnapshot(2, "v")...),
+				m("b", afterSnapshot(2, "v")...),
+			},
+			wantEntries: putSigs(9, 12, 2, "v"),
+			wantFirst:   9, wantCommit: 12, wantComplete: false,
+		},
+		{
 			name:        "one member unreadable",
 			members:     []member{m("a", full(10)...), {name: "b", missing: true}},
 			wantEntries: join(bootSigs(), putSigs(5, 10, 2, "v")),
@@ -230,6 +278,7 @@ func TestMerge(t *testing.T) {
 			require.Equal(t, tt.wantFirst, got.FirstIndex)
 			require.Equal(t, tt.wantCommit, got.CommitIndex)
 			require.Equal(t, tt.wantComplete, got.Complete)
+			require.Equal(t, tt.wantReplaced, got.Replaced)
 			if tt.wantUncommitted == nil {
 				require.Empty(t, got.Uncommitted)
 			} else {

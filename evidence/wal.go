@@ -3,12 +3,14 @@ package evidence
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -74,8 +76,30 @@ type MemberWAL struct {
 	// SnapshotIndex is the index of the snapshot the WAL was read from (0 if none); entries start after it.
 	SnapshotIndex uint64  `json:"snapshot_index"`
 	Entries       []Entry `json:"-"`
+	// Replaced are parts of the member's log that a snapshot from the
+	// leader later replaced (see ReadWAL), oldest first: entries below
+	// SnapshotIndex that the member still holds and knew to be committed.
+	Replaced []Replaced `json:"replaced,omitempty"`
 	// Error is why the WAL could not be read; empty when it was read.
 	Error string `json:"error,omitempty"`
+}
+
+// Replaced is a part of a member's log that a snapshot the member received
+// from the leader replaced: the entries it held up to the commit index it
+// had persisted last before the snapshot's marker. Raft commits an entry
+// for good, and a member persists a commit index only over entries it
+// holds, so each of them is committed.
+type Replaced struct {
+	// From and To are the indexes of the first and last entry.
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+	// Term and Commit are of the hard state the member persisted last
+	// before the marker.
+	Term   uint64 `json:"term"`
+	Commit uint64 `json:"commit"`
+	// Snapshot is the index of the snapshot that replaced this log.
+	Snapshot uint64  `json:"snapshot"`
+	Entries  []Entry `json:"-"`
 }
 
 // ReadWAL reads the WAL of the member whose etcd --data-dir is dataDir.
@@ -111,6 +135,9 @@ func ReadWAL(lg *zap.Logger, member, dataDir string) (out MemberWAL) {
 	out.Entries = make([]Entry, len(r.ents))
 	for i := range r.ents {
 		out.Entries[i] = decodeEntry(&r.ents[i])
+	}
+	if out.SnapshotIndex > 0 {
+		out.Replaced = readReplaced(lg, walDir, out.SnapshotIndex)
 	}
 	var last uint64
 	if n := len(out.Entries); n > 0 {
@@ -233,6 +260,126 @@ func matchMarkers(r walRead, later []walpb.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// readReplaced reads, for a WAL whose trusted entries start after the
+// marker at start, the parts of the log that received snapshots replaced
+// (Replaced), up to start. It replays every record of every file from the
+// WAL's first, with etcd's wal decoder, as wal.ReadAll does (a later entry
+// at an index replaces it and drops what follows), and at each snapshot
+// marker that the log does not hold (no entry there, or one of another
+// term: the member had fallen behind or diverged) it keeps the entries up
+// to the commit index of the last hard state before the marker, and goes
+// on from the marker with an empty log. It gives nothing when the WAL does
+// not go back to index 0 (files released) or a record cannot be read
+// (only a torn last one is let through, as ReadAll does), and stops at an
+// entry past the log's end that no marker explains: what it kept before
+// is still committed.
+func readReplaced(lg *zap.Logger, walDir string, start uint64) (out []Replaced) {
+	defer func() {
+		if r := recover(); r != nil { // the wal package's MustUnmarshal
+			lg.Warn("cannot read the log a snapshot replaced", zap.String("dir", walDir), zap.Any("panic", r))
+			out = nil
+		}
+	}()
+	paths, err := walFilesFromStart(walDir)
+	if err != nil {
+		lg.Info("not reading the log a snapshot replaced", zap.String("dir", walDir), zap.Error(err))
+		return nil
+	}
+	var readers []fileutil.FileReader
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			lg.Warn("cannot read the log a snapshot replaced", zap.String("dir", walDir), zap.Error(err))
+			return nil
+		}
+		defer f.Close()
+		readers = append(readers, fileutil.NewFileReader(f))
+	}
+	dec := wal.NewDecoder(readers...)
+	var (
+		base  uint64 // the index before ents[0]
+		ents  []raftpb.Entry
+		state raftpb.HardState
+		rec   walpb.Record
+	)
+	for err = dec.Decode(&rec); err == nil; err = dec.Decode(&rec) {
+		switch rec.Type {
+		case wal.EntryType:
+			e := wal.MustUnmarshalEntry(rec.Data)
+			if e.Index <= base {
+				continue
+			}
+			off := e.Index - base - 1
+			if off > uint64(len(ents)) {
+				lg.Info("the log jumps without a snapshot marker; keeping what was read before",
+					zap.String("dir", walDir), zap.Uint64("index", e.Index), zap.Uint64("log-end", base+uint64(len(ents))))
+				return out
+			}
+			ents = append(ents[:off], e)
+		case wal.StateType:
+			state = wal.MustUnmarshalState(rec.Data)
+		case wal.CrcType:
+			if crc := dec.LastCRC(); crc != 0 && rec.Validate(crc) != nil {
+				lg.Warn("cannot read the log a snapshot replaced", zap.String("dir", walDir), zap.Error(walpb.ErrCRCMismatch))
+				return nil
+			}
+			dec.UpdateCRC(rec.Crc)
+		case wal.SnapshotType:
+			var snap walpb.Snapshot
+			if err := snap.Unmarshal(rec.Data); err != nil {
+				lg.Warn("cannot read the log a snapshot replaced", zap.String("dir", walDir), zap.Error(err))
+				return nil
+			}
+			if snap.Index > start {
+				return out
+			}
+			if snap.Index <= base {
+				continue
+			}
+			if k := snap.Index - base - 1; k < uint64(len(ents)) && ents[k].Term == snap.Term {
+				continue // the member's own log holds it
+			}
+			if c := min(state.Commit, base+uint64(len(ents))); c > base {
+				r := Replaced{From: base + 1, To: c, Term: state.Term, Commit: state.Commit, Snapshot: snap.Index}
+				for i := range ents[:c-base] {
+					r.Entries = append(r.Entries, decodeEntry(&ents[i]))
+				}
+				out = append(out, r)
+			}
+			base, ents = snap.Index, nil
+		}
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		lg.Warn("cannot read the log a snapshot replaced", zap.String("dir", walDir), zap.Error(err))
+		return nil
+	}
+	return out
+}
+
+// walFilesFromStart are the paths of walDir's .wal files in sequence
+// order, when they go back to the WAL's first (sequence 0, index 0) with
+// no sequence missing.
+func walFilesFromStart(walDir string) ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	for i, p := range names {
+		var seq, index uint64
+		if _, err := fmt.Sscanf(filepath.Base(p), "%016x-%016x.wal", &seq, &index); err != nil {
+			return nil, fmt.Errorf("WAL file name %s: %w", p, err)
+		}
+		if seq != uint64(i) || (i == 0 && index != 0) {
+			return nil, fmt.Errorf("the WAL files do not go back to its first (%s is number %d)", filepath.Base(p), i)
+		}
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no .wal file")
+	}
+	return names, nil
 }
 
 // recoverTo turns a panic of the wal package into *err.

@@ -37,6 +37,9 @@ func TestReadWAL(t *testing.T) {
 		wantCommit   uint64
 		wantTerm     uint64
 		wantSnapshot uint64
+		// wantReplaced are the logs received snapshots replaced
+		// (replacedSig), with their entries.
+		wantReplaced []string
 		wantErr      string
 	}{
 		{
@@ -90,6 +93,27 @@ func TestReadWAL(t *testing.T) {
 				save(hs(3, 22), puts(21, 22, 3, "v")...),
 			},
 			wantEntries: putSigs(21, 22, 3, "v"), wantCommit: 22, wantTerm: 3, wantSnapshot: 20,
+			wantReplaced: []string{"1..4 term 2 commit 4, replaced at 20: " + strings.Join(bootSigs(), " ")},
+		},
+		{
+			// Twice: the hard state written with a received snapshot
+			// (commit 20) is not the old log's; the old log's entries
+			// past the commit it had persisted (7, 8) are not taken.
+			name: "snapshots received twice",
+			ops: []op{
+				save(hs(2, 4), boot()...),
+				save(hs(2, 6), puts(5, 8, 2, "v")...),
+				snap(20, 3),
+				save(hs(3, 20)),
+				save(hs(3, 22), puts(21, 22, 3, "w")...),
+				snap(30, 4),
+				save(hs(4, 31), put(31, 4, "x")),
+			},
+			wantEntries: []string{"31/4:put k=x"}, wantCommit: 31, wantTerm: 4, wantSnapshot: 30,
+			wantReplaced: []string{
+				"1..6 term 2 commit 6, replaced at 20: " + strings.Join(join(bootSigs(), putSigs(5, 6, 2, "v")), " "),
+				"21..22 term 3 commit 22, replaced at 30: " + strings.Join(putSigs(21, 22, 3, "w"), " "),
+			},
 		},
 		{
 			// The member held 5..8 of term 2, uncommitted; the leader of
@@ -103,6 +127,7 @@ func TestReadWAL(t *testing.T) {
 				save(hs(3, 8), puts(7, 8, 3, "new")...),
 			},
 			wantEntries: putSigs(7, 8, 3, "new"), wantCommit: 8, wantTerm: 3, wantSnapshot: 6,
+			wantReplaced: []string{"1..4 term 2 commit 4, replaced at 6: " + strings.Join(bootSigs(), " ")},
 		},
 		{
 			name:    "missing data dir",
@@ -172,8 +197,18 @@ func TestReadWAL(t *testing.T) {
 			require.Equal(t, tt.wantTerm, got.Term)
 			require.Equal(t, uint64(1), got.Vote)
 			require.Equal(t, tt.wantSnapshot, got.SnapshotIndex)
+			var replaced []string
+			for _, r := range got.Replaced {
+				replaced = append(replaced, replacedSig(r))
+			}
+			require.Equal(t, tt.wantReplaced, replaced)
 		})
 	}
+}
+
+// replacedSig is a readable form of a Replaced with its entries.
+func replacedSig(r Replaced) string {
+	return fmt.Sprintf("%d..%d term %d commit %d, replaced at %d: %s", r.From, r.To, r.Term, r.Commit, r.Snapshot, strings.Join(sigs(r.Entries), " "))
 }
 
 // TestReadWALReleasedFiles: etcd cut the WAL into several files, took a
@@ -219,6 +254,7 @@ func TestReadWALReleasedFiles(t *testing.T) {
 	require.Empty(t, got.Error)
 	require.Equal(t, uint64(150), got.SnapshotIndex)
 	require.Equal(t, putSigs(151, 210, 2, "v"), sigs(got.Entries))
+	require.Empty(t, got.Replaced, "no replaced log is read from a WAL whose first files are gone")
 	require.Equal(t, uint64(210), got.Commit)
 }
 

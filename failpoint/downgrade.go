@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -261,8 +263,8 @@ func downgradeEnabled(ctx context.Context, m *cluster.Member) string {
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	// The peer listener takes the harness's client certificate under TLS:
-	// it is the run's CA's.
+	// Peers serve TLS when clients do, and take the harness's client
+	// certificate (signed by the run's CA).
 	resp, err := cluster.HTTPClient(m.DirectClientURL()).Do(req)
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
@@ -350,10 +352,10 @@ func waitStates(ctx context.Context, c *cluster.Cluster, within time.Duration, o
 	}
 }
 
-// downgradeRequest sends one Maintenance.Downgrade request to m.
+// downgradeRequest sends one Maintenance.Downgrade request to m, with
+// the TLS and root's credentials the cluster asks for (a downgrade is an
+// admin request: under auth, only root may send it).
 func downgradeRequest(ctx context.Context, m *cluster.Member, action clientv3.DowngradeAction, target string) (*clientv3.DowngradeResponse, error) {
-	// The harness's client config: TLS and root's credentials where the
-	// cluster has them (a downgrade needs root under auth).
 	cfg := cluster.ClientConfig([]string{m.DirectClientURL()})
 	cfg.DialTimeout, cfg.Context = 5*time.Second, ctx
 	cli, err := clientv3.New(cfg)
@@ -608,10 +610,20 @@ func caughtUp(ctx context.Context, c *cluster.Cluster, m *cluster.Member) error 
 	}
 }
 
+// releaseHolder is what a move between releases changes of a member
+// (a *cluster.Member): the binaries its next start runs, and its extra
+// etcd flags.
+type releaseHolder interface {
+	Name() string
+	ExtraArgs() []string
+	SetExtraArgs(args []string)
+	SwitchRelease(from, to, etcd, etcdctl, etcdutl string)
+}
+
 // switchBinaries sets m's next start to release to, with its extra etcd
 // flags spelled as that release knows them (respell); st, if given,
-// records a respelled flag.
-func switchBinaries(m *cluster.Member, from string, to etcdbuild.Binaries, st *steps) error {
+// records a respelled flag. On an error m is left as it was.
+func switchBinaries(m releaseHolder, from string, to etcdbuild.Binaries, st *steps) error {
 	args, changed, err := respell(m.ExtraArgs(), to.Etcd)
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", m.Name(), to.Version, err)
@@ -629,6 +641,35 @@ func switchBinaries(m *cluster.Member, from string, to etcdbuild.Binaries, st *s
 // experimental is the prefix etcd gave flags before v3.6 made them plain
 // (v3.6 takes both; v3.5 only the prefixed, v3.7 only the plain).
 const experimental = "--experimental-"
+
+// flagProbes caches parsedFlag's answers: path, NUL, flag -> bool.
+var flagProbes sync.Map
+
+// parsedFlag returns the first of names that the etcd binary at path
+// parses with value, or an error naming them. It asks the binary itself
+// (`etcd NAME=VALUE --version`: etcd parses every flag before it prints
+// its version, and exits 2 on one it does not define), for the flags
+// its --help leaves out: v3.5.35 takes
+// --experimental-snapshot-catchup-entries, which its help text does not
+// list.
+func parsedFlag(path, value string, names ...string) (string, error) {
+	for _, n := range names {
+		key := path + "\x00" + n
+		known, ok := flagProbes.Load(key)
+		if !ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cmd := exec.CommandContext(ctx, path, n+"="+value, "--version")
+			cmd.WaitDelay = time.Second
+			err := cmd.Run()
+			cancel()
+			known, _ = flagProbes.LoadOrStore(key, err == nil)
+		}
+		if known.(bool) {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("%s has none of the flags %s (neither in its --help nor parsed with %q)", path, strings.Join(names, ", "), value)
+}
 
 // respell spells each --NAME=VALUE of args as the etcd binary at etcdPath
 // knows it: the plain name if it has it, else the --experimental- one.
@@ -649,6 +690,9 @@ func respell(args []string, etcdPath string) ([]string, []string, error) {
 			names = append(names, experimental+strings.TrimPrefix(plain, "--"))
 		}
 		got, err := etcdFlag(etcdPath, names...)
+		if err != nil {
+			got, err = parsedFlag(etcdPath, value, names...)
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -176,27 +176,41 @@ func TestDowngradeOnRealBinaries(t *testing.T) {
 	}
 }
 
+// fakeEtcd writes a script in dir that answers --help with help, and
+// parses (exits 0 on `NAME=VALUE --version`) only the flags in parses, as
+// etcd does (exit 2 on a flag it does not define).
+func fakeEtcd(t *testing.T, dir, name, help string, parses ...string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	script := "#!/bin/sh\nif [ \"$1\" = --help ]; then cat <<'EOF'\n" + help + "\nEOF\nexit 0; fi\ncase \"${1%%=*}\" in\n"
+	for _, f := range parses {
+		script += f + ") exit 0;;\n"
+	}
+	script += "esac\necho \"flag provided but not defined: ${1%%=*}\" >&2\nexit 2\n"
+	require.NoError(t, os.WriteFile(p, []byte(script), 0o755))
+	return p
+}
+
 // TestRespell: a member moved to another release gets its flags in that
 // release's spelling: the plain name where the binary has it, else the
-// --experimental- one; a flag it has in neither spelling is an error.
+// --experimental- one, found in its --help or, for a flag the help leaves
+// out (v3.5.35's --experimental-snapshot-catchup-entries), by the binary
+// parsing it; a flag it has in neither spelling is an error.
 func TestRespell(t *testing.T) {
 	dir := t.TempDir()
-	fake := func(name, help string) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\ncat <<'EOF'\n"+help+"\nEOF\n"), 0o755))
-		return p
-	}
-	v35 := fake("etcd35", "  --snapshot-count '10000'\n  --experimental-compaction-batch-limit 1000\n  --heartbeat-interval '100'")
-	v37 := fake("etcd37", "  --snapshot-count '10000'\n  --compaction-batch-limit 1000\n  --heartbeat-interval '100'")
-	args := []string{"--snapshot-count=100", "--compaction-batch-limit=10", "--heartbeat-interval=50", "bare"}
+	v35 := fakeEtcd(t, dir, "etcd35", "  --snapshot-count '10000'\n  --experimental-compaction-batch-limit 1000\n  --heartbeat-interval '100'",
+		"--snapshot-count", "--experimental-compaction-batch-limit", "--heartbeat-interval", "--experimental-snapshot-catchup-entries")
+	v37 := fakeEtcd(t, dir, "etcd37", "  --snapshot-count '10000'\n  --compaction-batch-limit 1000\n  --heartbeat-interval '100'\n  --snapshot-catchup-entries 5000",
+		"--snapshot-count", "--compaction-batch-limit", "--heartbeat-interval", "--snapshot-catchup-entries")
+	args := []string{"--snapshot-count=100", "--compaction-batch-limit=10", "--heartbeat-interval=50", "--snapshot-catchup-entries=20", "bare"}
 	got, changed, err := respell(args, v35)
 	require.NoError(t, err)
-	require.Equal(t, []string{"--snapshot-count=100", "--experimental-compaction-batch-limit=10", "--heartbeat-interval=50", "bare"}, got)
-	require.Equal(t, []string{"--compaction-batch-limit -> --experimental-compaction-batch-limit"}, changed)
+	require.Equal(t, []string{"--snapshot-count=100", "--experimental-compaction-batch-limit=10", "--heartbeat-interval=50", "--experimental-snapshot-catchup-entries=20", "bare"}, got)
+	require.Equal(t, []string{"--compaction-batch-limit -> --experimental-compaction-batch-limit", "--snapshot-catchup-entries -> --experimental-snapshot-catchup-entries"}, changed)
 	back, changed, err := respell(got, v37)
 	require.NoError(t, err)
 	require.Equal(t, args, back)
-	require.Equal(t, []string{"--experimental-compaction-batch-limit -> --compaction-batch-limit"}, changed)
+	require.Equal(t, []string{"--experimental-compaction-batch-limit -> --compaction-batch-limit", "--experimental-snapshot-catchup-entries -> --snapshot-catchup-entries"}, changed)
 	_, _, err = respell([]string{"--watch-progress-notify-interval=1s"}, v37)
 	require.ErrorContains(t, err, "has none of the flags --watch-progress-notify-interval, --experimental-watch-progress-notify-interval")
 }

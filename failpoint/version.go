@@ -184,8 +184,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		if healed {
 			return
 		}
-		m.SwitchRelease(m.EtcdPath(), cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
-		m.SetExtraArgs(args)
+		backToOwn(m, m.EtcdPath(), cur, args)
 		if !m.Running() {
 			_, _ = runEtcdutl(hctx, cur.Etcdutl, m.DataDir(), curLine)
 			_ = restart(hctx, m)
@@ -270,8 +269,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		return fmt.Errorf("%s etcdutl migrate --target-version %s: %w", cur.Version, curLine, err)
 	}
 	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, curLine, migrated(out, curLine))
-	m.SwitchRelease(prev.Version, cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
-	m.SetExtraArgs(args)
+	backToOwn(m, prev.Version, cur, args)
 	if err := restart(hctx, m); err != nil {
 		return err
 	}
@@ -286,6 +284,14 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	}
 	st.add("%s after: %s", m.Name(), after)
 	return recovered(hctx, env.Cluster)
+}
+
+// backToOwn puts m back on its own release cur, from release from, with
+// the extra flags it had there (args, as cur spells them): the lower
+// release may have run them respelled (switchBinaries).
+func backToOwn(m releaseHolder, from string, cur etcdbuild.Binaries, args []string) {
+	m.SwitchRelease(from, cur.Version, cur.Etcd, cur.Etcdctl, cur.Etcdutl)
+	m.SetExtraArgs(args)
 }
 
 // runEtcdutl runs `etcdutl migrate` on dataDir and returns its output.

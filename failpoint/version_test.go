@@ -35,7 +35,14 @@ func TestOfflineMigrate(t *testing.T) {
 	if !releases.AtLeast(line, "3.6") {
 		t.Skipf("%s keeps no storage version", bins.Version)
 	}
-	c := startCluster(t, 3)
+	// A flag v3.6 made plain and v3.5 knows only as --experimental-: the
+	// lower release must be started with it respelled (v3.5.35 exits on
+	// the plain name before it looks at the data), and the member must
+	// get it back as its own release spells it.
+	batch, err := etcdFlag(bins.Etcd, "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+	require.NoError(t, err)
+	flags := []string{batch + "=50"}
+	c := startCluster(t, 3, flags...)
 	c.writes(t)
 	f, err := Lookup("etcdutl-migrate")
 	require.NoError(t, err)
@@ -59,6 +66,12 @@ func TestOfflineMigrate(t *testing.T) {
 	target := c.member(t, rec.Targets[0])
 	require.NotEqual(t, c.leader(t), target, "a follower was migrated")
 	require.Equal(t, bins.Etcd, target.EtcdPath(), "back on its own release")
+	require.Equal(t, flags, target.ExtraArgs(), "back with its own flags")
+	prevBatch, err := etcdFlag(releaseEtcd(t, env, releases.Newest[lineBefore(t, line)]), "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+	require.NoError(t, err)
+	if prevBatch != batch {
+		require.Contains(t, rec.Detail, "flags for "+releases.Newest[lineBefore(t, line)]+": "+batch+" -> "+prevBatch)
+	}
 	for name, pid := range before {
 		if name == target.Name() {
 			require.NotEqual(t, pid, target.PID(), "%s was restarted", name)
@@ -77,6 +90,24 @@ func TestOfflineMigrate(t *testing.T) {
 	// recorded is the harness's own stop.
 	requireExitsAccounted(t, target, rec)
 	requireCaughtUp(t, c, target)
+}
+
+// lineBefore is the release line before line.
+func lineBefore(t *testing.T, line string) string {
+	t.Helper()
+	prev, err := releases.Previous(line)
+	require.NoError(t, err)
+	return prev
+}
+
+// releaseEtcd is the etcd binary of version, as env provisions it.
+func releaseEtcd(t *testing.T, env Env, version string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := env.Release(ctx, version)
+	require.NoError(t, err)
+	return b.Etcd
 }
 
 // requireExitsAccounted checks that every end of m's processes was the
@@ -104,4 +135,80 @@ func containsKind(ks []history.ExitKind, k history.ExitKind) bool {
 		}
 	}
 	return false
+}
+
+// fakeMember records what a move between releases does to a member.
+type fakeMember struct {
+	args                  []string
+	etcd, etcdctl, etcdut string
+	switches              []string // "from -> to"
+}
+
+func (f *fakeMember) Name() string               { return "member-1" }
+func (f *fakeMember) ExtraArgs() []string        { return append([]string(nil), f.args...) }
+func (f *fakeMember) SetExtraArgs(args []string) { f.args = append([]string(nil), args...) }
+func (f *fakeMember) SwitchRelease(from, to, etcd, etcdctl, etcdutl string) {
+	f.etcd, f.etcdctl, f.etcdut = etcd, etcdctl, etcdutl
+	f.switches = append(f.switches, from+" -> "+to)
+}
+
+// TestOfflineMigrateFlags: etcdutl-migrate's moves of a member: down to
+// the lower release with its flags spelled as that release knows them
+// (v3.5.35 exits on --compaction-batch-limit, which it knows only as
+// --experimental-compaction-batch-limit), and back to its own release
+// with its flags as they were. A flag the lower release has in neither
+// spelling is an error that leaves the member as it was.
+func TestOfflineMigrateFlags(t *testing.T) {
+	dir := t.TempDir()
+	e35 := fakeEtcd(t, dir, "etcd35", "  --experimental-compaction-batch-limit 1000\n  --snapshot-count '10000'",
+		"--experimental-compaction-batch-limit", "--snapshot-count", "--experimental-snapshot-catchup-entries")
+	e36 := fakeEtcd(t, dir, "etcd36", "  --compaction-batch-limit 1000\n  --experimental-compaction-batch-limit 1000\n  --snapshot-count '10000'\n  --snapshot-catchup-entries 5000\n  --experimental-snapshot-catchup-entries 5000",
+		"--compaction-batch-limit", "--experimental-compaction-batch-limit", "--snapshot-count", "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
+	e37 := fakeEtcd(t, dir, "etcd37", "  --compaction-batch-limit 1000\n  --snapshot-count '10000'\n  --snapshot-catchup-entries 5000\n  --bootstrap-defrag-threshold-megabytes 0",
+		"--compaction-batch-limit", "--snapshot-count", "--snapshot-catchup-entries", "--bootstrap-defrag-threshold-megabytes")
+	bins := func(v, etcd string) etcdbuild.Binaries {
+		return etcdbuild.Binaries{Version: v, Etcd: etcd, Etcdctl: etcd + "ctl", Etcdutl: etcd + "utl"}
+	}
+	v35, v36, v37 := bins("v3.5.35", e35), bins("v3.6.16", e36), bins("v3.7.3", e37)
+	tests := []struct {
+		name      string
+		cur, prev etcdbuild.Binaries
+		args      []string
+		down      []string // the flags the lower release starts with
+		err       string
+	}{
+		{name: "3.6 to 3.5: plain names respelled", cur: v36, prev: v35,
+			args: []string{"--compaction-batch-limit=10", "--snapshot-count=100", "--snapshot-catchup-entries=20"},
+			down: []string{"--experimental-compaction-batch-limit=10", "--snapshot-count=100", "--experimental-snapshot-catchup-entries=20"}},
+		{name: "3.6 to 3.5: experimental names kept", cur: v36, prev: v35,
+			args: []string{"--experimental-compaction-batch-limit=10"},
+			down: []string{"--experimental-compaction-batch-limit=10"}},
+		{name: "3.7 to 3.6: plain names kept", cur: v37, prev: v36,
+			args: []string{"--compaction-batch-limit=10", "--snapshot-catchup-entries=20"},
+			down: []string{"--compaction-batch-limit=10", "--snapshot-catchup-entries=20"}},
+		{name: "a flag the lower release lacks", cur: v37, prev: v36,
+			args: []string{"--bootstrap-defrag-threshold-megabytes=1"},
+			err:  "has none of the flags --bootstrap-defrag-threshold-megabytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &fakeMember{args: tt.args, etcd: tt.cur.Etcd}
+			args := m.ExtraArgs()
+			err := switchBinaries(m, tt.cur.Version, tt.prev, nil)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				require.Equal(t, tt.args, m.args, "flags left as they were")
+				require.Equal(t, tt.cur.Etcd, m.etcd, "release left as it was")
+				require.Empty(t, m.switches)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.down, m.args)
+			require.Equal(t, []string{tt.prev.Etcd, tt.prev.Etcdctl, tt.prev.Etcdutl}, []string{m.etcd, m.etcdctl, m.etcdut})
+			backToOwn(m, tt.prev.Version, tt.cur, args)
+			require.Equal(t, tt.args, m.args, "back with its own flags")
+			require.Equal(t, []string{tt.cur.Etcd, tt.cur.Etcdctl, tt.cur.Etcdutl}, []string{m.etcd, m.etcdctl, m.etcdut})
+			require.Equal(t, []string{tt.cur.Version + " -> " + tt.prev.Version, tt.prev.Version + " -> " + tt.cur.Version}, m.switches)
+		})
+	}
 }

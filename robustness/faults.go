@@ -28,6 +28,9 @@ type faultPlan struct {
 	steps []faultStep
 	// minIsolation is failpoint.Env.MinIsolation for every step.
 	minIsolation time.Duration
+	// crashesLeftOut: the random pool left out the faults that crash a
+	// single member (leaveOutCrashes).
+	crashesLeftOut bool
 }
 
 // faultStep is one scheduled fault (`random` already picked).
@@ -57,7 +60,10 @@ func lookupFaults(sc scenarios.Scenario) error {
 // its place. Faults that need extra etcd flags (a small --snapshot-count)
 // get them: the members are restarted with them, one at a time, before
 // traffic starts.
-func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster, seed int64) (faultPlan, scenarios.Scenario, error) {
+//
+// avoided are the known bugs the run steers around; those the plan avoids
+// (etcd #14370: no crash drawn for a single member) shape the random pool.
+func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Cluster, seed int64, avoided []traffic.KnownBug) (faultPlan, scenarios.Scenario, error) {
 	var plan faultPlan
 	if sc.Watch != nil {
 		// Watch traffic opens RequireLeader watches: a member cut off from
@@ -78,7 +84,7 @@ func prepareFaults(ctx context.Context, sc scenarios.Scenario, cl *cluster.Clust
 		fp := fs[0]
 		if fp.Name() == failpoint.Random {
 			if pool == nil {
-				pool = randomPool(ctx, cl)
+				pool, plan.crashesLeftOut = leaveOutCrashes(randomPool(ctx, cl), len(cl.Members()), avoided)
 			}
 			if len(pool) == 0 {
 				return faultPlan{}, sc, errors.New("random: no fault is available for this cluster")
@@ -116,12 +122,40 @@ func (p faultPlan) leaderPause() time.Duration {
 }
 
 // exercises says whether the plan's traffic could meet known bug b: the
-// paused leader's expiries only where the plan pauses the leader.
+// paused leader's expiries only where the plan pauses the leader; a
+// single member's crashes (etcd #14370) only where its random pool left
+// some out.
 func (p faultPlan) exercises(b traffic.KnownBug) bool {
-	if b.Avoid == traffic.AvoidShortLeasesAcrossLeaderPause {
+	switch b.Avoid {
+	case traffic.AvoidShortLeasesAcrossLeaderPause:
 		return p.leaderPause() > 0
+	case traffic.AvoidSingleMemberCrashes:
+		return p.crashesLeftOut
 	}
 	return true
+}
+
+// leaveOutCrashes is the random pool of a cluster of members without the
+// faults that crash a member (crashes), when the run avoids a known bug
+// that a single member's crash exposes (traffic.AvoidSingleMemberCrashes)
+// and the cluster has one member; and whether it left any out. A pool of
+// crashes only is kept whole.
+func leaveOutCrashes(pool []failpoint.Failpoint, members int, avoided []traffic.KnownBug) ([]failpoint.Failpoint, bool) {
+	if members != 1 || !slices.ContainsFunc(avoided, func(b traffic.KnownBug) bool { return b.Avoid == traffic.AvoidSingleMemberCrashes }) {
+		return pool, false
+	}
+	kept := slices.DeleteFunc(slices.Clone(pool), crashes)
+	if len(kept) == 0 {
+		return pool, false
+	}
+	return kept, len(kept) < len(pool)
+}
+
+// crashes says whether f ends a member's process abruptly: a kill, or an
+// injected panic.
+func crashes(f failpoint.Failpoint) bool {
+	_, kill := f.(failpoint.Kill)
+	return kill || f.Family() == failpoint.Panic
 }
 
 // minLeaseTTL is traffic.Config.MinLeaseTTL for a run avoiding the known

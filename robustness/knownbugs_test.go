@@ -128,3 +128,68 @@ func TestRegressionsKeepShortLeases(t *testing.T) {
 		}
 	}
 }
+
+// etcd #14370 is avoided on the plan's side: on one member of an affected
+// release, `random` draws no kill and no injected panic; a cluster of
+// more members, a run that exposes the bug, or a pool of crashes only
+// keeps its pool whole.
+func TestSingleMemberCrashAvoidance(t *testing.T) {
+	faults := func(names ...string) []failpoint.Failpoint {
+		var out []failpoint.Failpoint
+		for _, n := range names {
+			fs, err := failpoint.Parse(n)
+			require.NoError(t, err)
+			out = append(out, fs[0])
+		}
+		return out
+	}
+	names := func(fs []failpoint.Failpoint) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name())
+		}
+		return out
+	}
+	on3412 := avoidedBugs([]string{"v3.4.12"}, false, nil)
+	var bug traffic.KnownBug
+	for _, b := range on3412 {
+		if b.ID == traffic.EtcdIssue14370 {
+			bug = b
+		}
+	}
+	require.Equal(t, traffic.EtcdIssue14370, bug.ID, "v3.4.12 has etcd#14370")
+	pool := faults("kill", "pause-leader", "raftBeforeSave:panic", "defragBeforeRename:panic", "raftAfterSave:sleep")
+	tests := []struct {
+		name      string
+		members   int
+		avoided   []traffic.KnownBug
+		pool      []failpoint.Failpoint
+		want      []string
+		exercises bool
+	}{
+		{"one member of v3.4.12", 1, on3412, pool, []string{"pause-leader", "raftAfterSave:sleep"}, true},
+		{"three members of v3.4.12", 3, on3412, pool, names(pool), false},
+		{"--expose-known-bugs", 1, nil, pool, names(pool), false},
+		{"v3.4.21 has the fix", 1, avoidedBugs([]string{"v3.4.21"}, false, nil), pool, names(pool), false},
+		{"v3.5.4 has it", 1, avoidedBugs([]string{"v3.5.4"}, false, nil), pool, []string{"pause-leader", "raftAfterSave:sleep"}, true},
+		{"v3.5.5 has the fix", 1, avoidedBugs([]string{"v3.5.5"}, false, nil), pool, names(pool), false},
+		{"crashes only", 1, on3412, faults("kill", "raftBeforeSave:panic"), []string{"kill", "raftBeforeSave:panic"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kept, left := leaveOutCrashes(tc.pool, tc.members, tc.avoided)
+			require.Equal(t, tc.want, names(kept))
+			require.Equal(t, tc.exercises, left)
+			require.Equal(t, tc.exercises, faultPlan{crashesLeftOut: left}.exercises(bug))
+		})
+	}
+	// The #14370 regression names its crash and does not avoid its bug.
+	r, err := scenarios.LookupRegression("14370")
+	require.NoError(t, err)
+	require.NotContains(t, avoidedBugs([]string{r.Release}, false, r.Exposed()), bug)
+	sc, err := r.ScenarioFor(r.Release)
+	require.NoError(t, err)
+	for _, f := range sc.Schedule() {
+		require.NotEqual(t, failpoint.Random, f.Name)
+	}
+}

@@ -194,13 +194,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.Scenario = sc
 	lg.Info("traffic clients placed", zap.String("placement", firstNonEmpty(sc.Placement, traffic.Mixed)), zap.Strings("pinned-to", sc.ClientMembers))
-	plan, sc, err := prepareFaults(ctx, sc, cl, cfg.Seed)
+	var avoided []traffic.KnownBug
+	if !cfg.ExposeKnownBugs {
+		avoided = avoidedBugs(versions, sc.Auth != "", cfg.Expose)
+	}
+	plan, sc, err := prepareFaults(ctx, sc, cl, cfg.Seed, avoided)
 	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
 	if !cfg.ExposeKnownBugs {
 		sc.KnownBugsAvoided = nil
-		for _, b := range avoidedBugs(versions, sc.Auth != "", cfg.Expose) {
+		for _, b := range avoided {
 			if !plan.exercises(b) {
 				continue
 			}

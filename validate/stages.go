@@ -34,6 +34,9 @@ func (EvidenceStage) Validate(_ context.Context, c *Check) Result {
 		return Result{Verdict: Inconclusive, Message: "a member's WAL could not be read, so its evidence is missing: " + strings.Join(unread, "; ")}
 	}
 	msg := fmt.Sprintf("%d members' WALs agree on %d committed entries (raft index %d to %d)", len(log.Members), len(log.Entries), log.FirstIndex, log.CommitIndex)
+	if log.Replaced > 0 {
+		msg += fmt.Sprintf("; the first %d only in logs that received snapshots later replaced (read from before each snapshot's marker)", log.Replaced)
+	}
 	if len(log.Uncommitted) > 0 {
 		msg += fmt.Sprintf(", and %d entries past the commit index", len(log.Uncommitted))
 	}
