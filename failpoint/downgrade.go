@@ -689,10 +689,7 @@ func respell(args []string, etcdPath string) ([]string, []string, error) {
 		if plain != "--" {
 			names = append(names, experimental+strings.TrimPrefix(plain, "--"))
 		}
-		got, err := etcdFlag(etcdPath, names...)
-		if err != nil {
-			got, err = parsedFlag(etcdPath, value, names...)
-		}
+		got, err := etcdFlagWith(etcdPath, value, names...)
 		if err != nil {
 			return nil, nil, err
 		}

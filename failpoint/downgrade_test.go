@@ -214,3 +214,27 @@ func TestRespell(t *testing.T) {
 	_, _, err = respell([]string{"--watch-progress-notify-interval=1s"}, v37)
 	require.ErrorContains(t, err, "has none of the flags --watch-progress-notify-interval, --experimental-watch-progress-notify-interval")
 }
+
+// TestEtcdFlagWith: a flag that the binary's --help leaves out is found by
+// asking the binary to parse it (v3.5.35 takes
+// --experimental-snapshot-catchup-entries without listing it); one it
+// parses in neither spelling is an error.
+func TestEtcdFlagWith(t *testing.T) {
+	dir := t.TempDir()
+	// --help lists one flag; any other is parsed only if it is the
+	// unlisted one, as `etcd NAME=VALUE --version` does.
+	script := "#!/bin/sh\nif [ \"$1\" = --help ]; then echo '  --snapshot-count 10000'; exit 0; fi\n" +
+		"case \"$1\" in --experimental-snapshot-catchup-entries=*) exit 0;; esac\nexit 2\n"
+	p := filepath.Join(dir, "etcd")
+	require.NoError(t, os.WriteFile(p, []byte(script), 0o755))
+	got, err := etcdFlagWith(p, "10", "--snapshot-count")
+	require.NoError(t, err)
+	require.Equal(t, "--snapshot-count", got)
+	_, err = etcdFlag(p, "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
+	require.Error(t, err, "the help text does not list it")
+	got, err = etcdFlagWith(p, "10", "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
+	require.NoError(t, err)
+	require.Equal(t, "--experimental-snapshot-catchup-entries", got)
+	_, err = etcdFlagWith(p, "10", "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+	require.ErrorContains(t, err, "neither in its --help nor parsed")
+}

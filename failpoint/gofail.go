@@ -284,11 +284,12 @@ func (p point) available(ctx context.Context, c *cluster.Cluster) error {
 func (p point) memberFlags(m *cluster.Member) ([]string, error) {
 	switch p.trigger {
 	case batchedCompaction:
-		f, err := etcdFlag(m.EtcdPath(), "--compaction-batch-limit", "--experimental-compaction-batch-limit")
+		limit := strconv.Itoa(compactionBatchLimit)
+		f, err := etcdFlagWith(m.EtcdPath(), limit, "--compaction-batch-limit", "--experimental-compaction-batch-limit")
 		if err != nil {
 			return nil, err
 		}
-		return []string{f + "=" + strconv.Itoa(compactionBatchLimit)}, nil
+		return []string{f + "=" + limit}, nil
 	case localSnapshot, sentSnapshot:
 		return snapshotFlags(m)
 	}
@@ -303,6 +304,12 @@ const (
 )
 
 func snapshotFlags(m *cluster.Member) ([]string, error) {
+	// By the help text only: v3.5.35 parses
+	// --experimental-snapshot-catchup-entries without listing it
+	// (etcdFlagWith would find it), but with it, blackhole-until-snapshot
+	// did not take effect there (2026-12-02, seed 1: the leader never got
+	// 60 entries ahead of the cut member within 75 s). Until that is
+	// understood the snapshot faults stay unavailable on v3.5.
 	catchup, err := etcdFlag(m.EtcdPath(), "--snapshot-catchup-entries", "--experimental-snapshot-catchup-entries")
 	if err != nil {
 		return nil, fmt.Errorf("%w: the leader keeps 5000 entries for slow followers, too many to outrun", err)
@@ -705,6 +712,16 @@ func gofailDo(ctx context.Context, method, url, body string) (string, error) {
 		return "", fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return string(b), nil
+}
+
+// etcdFlagWith is etcdFlag, and for names the binary's --help leaves out,
+// the first it parses with value (parsedFlag): what a member is started
+// with goes through here.
+func etcdFlagWith(path, value string, names ...string) (string, error) {
+	if n, err := etcdFlag(path, names...); err == nil {
+		return n, nil
+	}
+	return parsedFlag(path, value, names...)
 }
 
 // etcdHelp caches `etcd --help` per binary.
