@@ -293,7 +293,7 @@ test-robustness-releases: test-robustness-release-3.4 test-robustness-release-3.
 .PHONY: test-downgrade test-robustness-downgrade
 
 # The online downgrade faults on real binaries, without traffic
-# (failpoint/downgrade_test.go): downgrade-upgrade on 3 members of each
+# (failpoint/downgrade_test.go): downgrade-upgrade and downgrade-disturbed on 3 members of each
 # release in DOWNGRADE_FROM, to the newest release of the line before
 # (built on first use). About 20 s each.
 DOWNGRADE_FROM ?= v3.7.3 v3.6.16

@@ -124,7 +124,8 @@ func TestDowngradeFaults(t *testing.T) {
 }
 
 // TestDowngradeOnRealBinaries: the downgrade, and the upgrade back, on a
-// 3-member cluster of the tested release under writes. Every step is
+// 3-member cluster of the tested release under writes, and the same with a
+// disturbance in the middle (downgrade-disturbed). Every step is
 // recorded with each member's versions, every member ends on its own
 // release, and every exit is the harness's own stop. It needs the
 // release before the tested one (built on first use), so it runs only
@@ -140,39 +141,51 @@ func TestDowngradeOnRealBinaries(t *testing.T) {
 		t.Skipf("%s has no online downgrade", bins.Version)
 	}
 	low, _ := releases.Previous(line)
-	c := startCluster(t, 3)
-	c.writes(t)
-	ctx, cancel := context.WithTimeout(context.Background(), downgradeTimeout)
-	defer cancel()
-	f, err := Lookup("downgrade-upgrade")
-	require.NoError(t, err)
-	require.NoError(t, f.Available(ctx, c.c))
-	env := c.env
-	env.Release = etcdbuild.ReleaseFunc(bins.Etcd, zap.NewNop())
-	var rec Record
-	require.NoError(t, f.Inject(ctx, env, &rec))
-	t.Logf("detail: %s", rec.Detail)
-	require.Len(t, rec.Targets, 3)
-	require.NotZero(t, rec.Effect)
-	var what []string
-	for _, s := range rec.Steps {
-		what = append(what, s.What)
-	}
-	all := strings.Join(what, "\n")
-	for _, want := range []string{
-		"before: member-0 server " + strings.TrimPrefix(bins.Version, "v"),
-		"downgrade validate " + low, "downgrade enable " + low,
-		"cluster version and storage versions lowered",
-		"started on " + releases.Newest[low],
-		"downgrade to " + low + " finished",
-		"upgrade back to " + line + " finished",
-	} {
-		require.Contains(t, all, want)
-	}
-	require.GreaterOrEqual(t, len(rec.Steps), 2+2*3+2*3+2)
-	for _, m := range c.c.Members() {
-		require.Equal(t, bins.Etcd, m.EtcdPath(), "%s is back on its release", m.Name())
-		requireExitsAccounted(t, m, rec)
+	for _, name := range []string{"downgrade-upgrade", "downgrade-disturbed"} {
+		t.Run(name, func(t *testing.T) {
+			c := startCluster(t, 3)
+			c.writes(t)
+			ctx, cancel := context.WithTimeout(context.Background(), downgradeTimeout)
+			defer cancel()
+			f, err := Lookup(name)
+			require.NoError(t, err)
+			require.NoError(t, f.Available(ctx, c.c))
+			env := c.env
+			env.Release = etcdbuild.ReleaseFunc(bins.Etcd, zap.NewNop())
+			var rec Record
+			require.NoError(t, f.Inject(ctx, env, &rec))
+			t.Logf("detail: %s", rec.Detail)
+			require.Len(t, rec.Targets, 3)
+			require.NotZero(t, rec.Effect)
+			var what []string
+			for _, s := range rec.Steps {
+				what = append(what, s.What)
+			}
+			all := strings.Join(what, "\n")
+			wants := []string{
+				"before: member-0 server " + strings.TrimPrefix(bins.Version, "v"),
+				"downgrade validate " + low, "downgrade enable " + low,
+				"cluster version and storage versions lowered",
+				"started on " + releases.Newest[low],
+				"downgrade to " + low + " finished",
+				"upgrade back to " + line + " finished",
+			}
+			steps := 2 + 2*3 + 2*3 + 2
+			if name == "downgrade-disturbed" {
+				// The disturbance took effect, between two swaps, and the
+				// change still finished.
+				require.Regexp(t, `disturbance (kill|pause-follower|blackhole-member) on member-\d took effect at`, all)
+				steps += 2
+			}
+			for _, want := range wants {
+				require.Contains(t, all, want)
+			}
+			require.GreaterOrEqual(t, len(rec.Steps), steps)
+			for _, m := range c.c.Members() {
+				require.Equal(t, bins.Etcd, m.EtcdPath(), "%s is back on its release", m.Name())
+				requireExitsAccounted(t, m, rec)
+			}
+		})
 	}
 }
 
