@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,10 @@ type buildInfo struct {
 	// NoSumDB lists the modules whose checksum database lookup failed and
 	// was skipped via GONOSUMDB (empty normally).
 	NoSumDB []string `json:"nosumdb,omitempty"`
+	// EtcdctlVersion is the release etcdctl was built from when the proxy
+	// does not serve Version's etcdctl module (checkServed); "" means
+	// Version's own.
+	EtcdctlVersion string `json:"etcdctl_version,omitempty"`
 	// Binaries are the executables built, by name.
 	Binaries     []string  `json:"binaries"`
 	BuiltAt      time.Time `json:"built_at"`
@@ -117,6 +122,7 @@ func build(ctx context.Context, rel release, patches []Patch, etcdDir, entry str
 		{"apply patches", b.applyPatches},
 		{"enable failpoints", b.enableFailpoints},
 		{"build binaries", b.buildBinaries},
+		{"build etcdctl of another patch release", b.buildSubstituteEtcdctl},
 		{"verify", b.verify},
 		{"record build info", b.recordInfo},
 	}
@@ -162,19 +168,126 @@ func (b *builder) initWrapper(ctx context.Context) error {
 // proxy does not have.
 var notServedRE = regexp.MustCompile(`(?i)403 Forbidden|not available|unknown revision|invalid version|no matching versions|404 Not Found|410 Gone`)
 
-// checkServed asks the proxy for each module at the release's version.
+// checkServed asks the proxy for each module at the release's version. A
+// v3.5+ release whose etcdctl module alone is not served (the proxy here
+// refuses go.etcd.io/etcd/etcdctl/v3@v3.5.3 while it serves that release's
+// server and etcdutl) gets etcdctl from the nearest served patch release of
+// its line (substituteEtcdctl): etcdctl holds no failpoint, talks to the
+// server only through the public API, and the harness uses it for
+// conveniences a patch release does not change; build-info.json records
+// which etcdctl was built.
 func (b *builder) checkServed(ctx context.Context) error {
+	ok, err := b.served(ctx, b.rel.modules, b.rel.moduleVersion)
+	if err != nil || ok {
+		return err
+	}
+	if slices.Contains(b.rel.modules, etcdctlModule) {
+		rest := slices.DeleteFunc(slices.Clone(b.rel.modules), func(m string) bool { return m == etcdctlModule })
+		if ok, err := b.served(ctx, rest, b.rel.moduleVersion); err != nil {
+			return err
+		} else if ok {
+			for _, v := range etcdctlCandidates(b.rel.version, maxEtcdctlDistance) {
+				ok, err := b.served(ctx, []string{etcdctlModule}, v)
+				if err != nil {
+					return err
+				}
+				if ok {
+					b.substituteEtcdctl(v)
+					return nil
+				}
+			}
+		}
+	}
+	return &notServedError{version: b.rel.version}
+}
+
+// served reports whether the proxy serves every module at version: false
+// (with no error) when the go command says a version is not available.
+func (b *builder) served(ctx context.Context, modules []string, version string) (bool, error) {
 	args := []string{"list", "-m"}
-	for _, m := range b.rel.modules {
-		args = append(args, m+"@"+b.rel.moduleVersion)
+	for _, m := range modules {
+		args = append(args, m+"@"+version)
 	}
 	out, err := b.goCmd(ctx, args...)
 	if err != nil && ctx.Err() == nil && notServedRE.MatchString(out) {
-		b.log.Debug("module proxy does not serve etcd version", zap.String("version", b.rel.version),
-			zap.String("go_output", strings.TrimSpace(out)))
-		return &notServedError{version: b.rel.version}
+		b.log.Debug("module proxy does not serve a module version", zap.Strings("modules", modules),
+			zap.String("version", version), zap.String("go_output", strings.TrimSpace(out)))
+		return false, nil
 	}
-	return err
+	return err == nil, err
+}
+
+// etcdctlModule is etcdctl's module from v3.5 on.
+const etcdctlModule = "go.etcd.io/etcd/etcdctl/v3"
+
+// maxEtcdctlDistance bounds how many patch releases away a substitute
+// etcdctl may be.
+const maxEtcdctlDistance = 3
+
+// etcdctlCandidates are the patch releases of version's line at most max
+// away from it, nearest first, the older of two at the same distance first
+// (its client is the one the release was tested with).
+func etcdctlCandidates(version string, max int) []string {
+	m := versionRE.FindStringSubmatch(version)
+	if m == nil || m[4] != "" {
+		return nil
+	}
+	patch, err := strconv.Atoi(m[3])
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for d := 1; d <= max; d++ {
+		for _, p := range []int{patch - d, patch + d} {
+			if p >= 0 {
+				out = append(out, fmt.Sprintf("v%s.%s.%d", m[1], m[2], p))
+			}
+		}
+	}
+	return out
+}
+
+// substituteEtcdctl makes the build take etcdctl from release version, in
+// a wrapper module of its own (buildSubstituteEtcdctl): the release's own
+// wrapper fetches and builds the other modules.
+func (b *builder) substituteEtcdctl(version string) {
+	b.log.Warn("the Go module proxy does not serve this release's etcdctl; building etcdctl of the nearest served patch release",
+		zap.String("version", b.rel.version), zap.String("etcdctl_version", version))
+	b.rel.modules = slices.DeleteFunc(slices.Clone(b.rel.modules), func(m string) bool { return m == etcdctlModule })
+	b.rel.binaries = slices.DeleteFunc(slices.Clone(b.rel.binaries), func(bin binary) bool { return bin.name == "etcdctl" })
+	b.rel.etcdctlVersion = version
+	b.info.EtcdctlVersion = version
+}
+
+// buildSubstituteEtcdctl builds etcdctl at b.rel.etcdctlVersion in a
+// wrapper module of its own, when substituteEtcdctl chose one.
+func (b *builder) buildSubstituteEtcdctl(ctx context.Context) error {
+	if b.rel.etcdctlVersion == "" {
+		return nil
+	}
+	sub := &builder{rel: b.rel, log: b.log, work: b.work + "-etcdctl", noSumDB: b.noSumDB}
+	if err := os.MkdirAll(sub.work, 0o755); err != nil {
+		return err
+	}
+	if _, err := sub.goCmd(ctx, "mod", "init", "etcdbuild/etcdctl"); err != nil {
+		return err
+	}
+	if _, err := sub.goCmd(ctx, "get", etcdctlModule+"@"+b.rel.etcdctlVersion); err != nil {
+		return err
+	}
+	dst := filepath.Join(b.out, binDir, "etcdctl")
+	if _, err := sub.goCmd(ctx, "build", "-o", dst, etcdctlModule); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, dst, "version").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s version: %w: %s", dst, err, tail(string(out), outputTailLines))
+	}
+	if want := "etcdctl version: " + strings.TrimPrefix(b.rel.etcdctlVersion, "v"); !strings.Contains(string(out), want) {
+		return fmt.Errorf("built etcdctl says %q, want %q", strings.TrimSpace(string(out)), want)
+	}
+	b.info.Binaries = append(b.info.Binaries, "etcdctl")
+	return nil
 }
 
 // sumDBFailureRE matches a failed checksum database lookup (not a checksum

@@ -250,3 +250,23 @@ func TestDefaultCacheDir(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join("/xdg", "etcd-robustness"), dir)
 }
+
+func TestEtcdctlCandidates(t *testing.T) {
+	tests := []struct {
+		version string
+		max     int
+		want    []string
+	}{
+		{"v3.5.3", 3, []string{"v3.5.2", "v3.5.4", "v3.5.1", "v3.5.5", "v3.5.0", "v3.5.6"}},
+		{"v3.5.0", 2, []string{"v3.5.1", "v3.5.2"}},
+		{"v3.6.1", 1, []string{"v3.6.0", "v3.6.2"}},
+		// A pre-release has no neighbours to stand in for it.
+		{"v3.8.0-alpha.0", 3, nil},
+		{"not a version", 3, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.version, func(t *testing.T) {
+			require.Equal(t, tc.want, etcdctlCandidates(tc.version, tc.max))
+		})
+	}
+}

@@ -18,6 +18,7 @@ package etcdbuild
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,6 +44,11 @@ type Binaries struct {
 	// Patches are the source patches the build has (Patch.Failpoint),
 	// sorted; empty for a release as published.
 	Patches []string
+	// EtcdctlVersion is the release Etcdctl was built from when it is not
+	// Version: the Go module proxy does not serve Version's etcdctl module
+	// (v3.5.3), so the build took the nearest served patch release's. ""
+	// means Version's own.
+	EtcdctlVersion string
 }
 
 // Options configure Provision.
@@ -167,6 +173,12 @@ func cached(version string, ps []Patch, entry string) (Binaries, bool) {
 	}
 	if p := filepath.Join(entry, binDir, "etcdctl"); isFile(p) {
 		bins.Etcdctl = p
+	}
+	var info struct {
+		EtcdctlVersion string `json:"etcdctl_version"`
+	}
+	if data, err := os.ReadFile(filepath.Join(entry, buildInfoFile)); err == nil && json.Unmarshal(data, &info) == nil {
+		bins.EtcdctlVersion = info.EtcdctlVersion
 	}
 	if p := filepath.Join(entry, binDir, "etcdutl"); isFile(p) {
 		bins.Etcdutl = p

@@ -298,3 +298,42 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// substituteEnv, set to a release whose etcdctl module the proxy does not
+// serve (v3.5.3 here), runs TestProvisionSubstituteEtcdctl; it builds that
+// release (about a minute cold), so make test leaves it out.
+const substituteEnv = "ETCDBUILD_TEST_SUBSTITUTE_ETCDCTL"
+
+// TestProvisionSubstituteEtcdctl builds a release whose etcdctl module the
+// proxy refuses, with etcdctl of the nearest served patch release: the
+// server is the release's own, with its failpoints, and build-info.json and
+// Binaries say which etcdctl it is.
+func TestProvisionSubstituteEtcdctl(t *testing.T) {
+	v := os.Getenv(substituteEnv)
+	if testing.Short() || v == "" {
+		t.Skipf("set %s=v3.5.3 to build a release whose etcdctl the proxy does not serve", substituteEnv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bins, err := Provision(ctx, v, Options{Logger: zaptestLogger(t)})
+	require.NoError(t, err)
+	require.NotEmpty(t, bins.EtcdctlVersion, "the proxy serves %s's etcdctl: nothing was substituted", v)
+	require.NotEqual(t, v, bins.EtcdctlVersion)
+	require.Contains(t, etcdctlCandidates(v, maxEtcdctlDistance), bins.EtcdctlVersion)
+
+	info := readBuildInfo(t, filepath.Dir(filepath.Dir(bins.Etcd)))
+	require.Equal(t, bins.EtcdctlVersion, info.EtcdctlVersion)
+	require.Equal(t, v, info.Modules["go.etcd.io/etcd/server/v3"], "the server is the release's own")
+	require.Contains(t, info.Failpoints, "raftBeforeSave")
+	require.ElementsMatch(t, []string{"etcd", "etcdctl", "etcdutl"}, info.Binaries)
+
+	out, err := exec.CommandContext(ctx, bins.Etcd, "--version").CombinedOutput()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "etcd Version: "+strings.TrimPrefix(v, "v"))
+	out, err = exec.CommandContext(ctx, bins.Etcdctl, "version").CombinedOutput()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "etcdctl version: "+strings.TrimPrefix(bins.EtcdctlVersion, "v"))
+	out, err = exec.CommandContext(ctx, bins.Etcdutl, "version").CombinedOutput()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "etcdutl version: "+strings.TrimPrefix(v, "v"))
+}

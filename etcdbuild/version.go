@@ -57,6 +57,10 @@ type release struct {
 	// modules are fetched with `go get module@moduleVersion`.
 	modules       []string
 	moduleVersion string
+	// etcdctlVersion, if set, is the release etcdctl is built from, in a
+	// module of its own, because the proxy does not serve moduleVersion's
+	// etcdctl (builder.checkServed).
+	etcdctlVersion string
 	// srcModule is the module whose source gets the failpoints enabled.
 	srcModule string
 	// binaries maps an executable name to its main package.
