@@ -95,7 +95,8 @@ run: build
 # It runs until a run is caught by the stage or named check the bug's entry
 # names, or RUNS runs (default 10), and prints each run, the runs until
 # caught, their time and what caught it; it fails if nothing caught it.
-# FIXED=1 runs the first release with the fix instead: RUNS runs (default
+# FIXED=1 runs the regression's fixed release instead (the first with the fix,
+# or a later one where that still has a bug the target sends): RUNS runs (default
 # 20), failing if any does not pass. FIXED_VERSION=vX runs another fixed
 # release. TRIES=5 repeats the runs-until-caught on fresh seeds and prints
 # the median. SEED=S starts from seed S (default 1), so that a long FIXED=1

@@ -24,6 +24,11 @@ type Regression struct {
 	Summary string
 	// Release has the bug; Fixed is the first release with the fix.
 	Release, Fixed string
+	// FixedRelease, if set, is the release `regression --fixed` runs
+	// instead of Fixed: one from Fixed on that lacks the bugs in
+	// AlsoExposes too, where Fixed still has one of them (a fixed run
+	// must pass, and the target sends what shows those bugs).
+	FixedRelease string
 	// Scenario is the registered scenario that reproduces it. It pins
 	// Release and names the source patches its faults need, which a
 	// release that has the points of its own does without.
@@ -63,6 +68,15 @@ func (r Regression) KnownBugID() string { return fmt.Sprintf("etcd#%d", r.Issue)
 // Exposed are the known bugs the regression's runs never avoid: its own,
 // and AlsoExposes.
 func (r Regression) Exposed() []string { return append([]string{r.KnownBugID()}, r.AlsoExposes...) }
+
+// FixedRun is the release `regression --fixed` runs: FixedRelease, else
+// Fixed.
+func (r Regression) FixedRun() string {
+	if r.FixedRelease != "" {
+		return r.FixedRelease
+	}
+	return r.Fixed
+}
 
 // HasBug reports whether release version comes before the fix.
 func (r Regression) HasBug(version string) bool { return versionBefore(version, r.Fixed) }
@@ -237,16 +251,20 @@ func init() {
 			Etcd:        &EtcdSettings{CompactionBatchLimit: 1},
 			EtcdPatches: []string{"compactBeforeSetFinishedCompact"},
 		})
-	// etcd #18089: before v3.5.15 a watch opened at a compaction's
-	// revision, when that revision was a delete, did not get the delete:
-	// its first event was the next one. The watches from revision 1 are
-	// canceled with the compact revision and resume there (the resumable
-	// check wants the first event at or after it); the etcd profile,
-	// deletes included, compacts every 100–200 ms, and a kill makes every
-	// watch resume. No watch response is held back, so that #17529, which
-	// v3.5.12 also has, does not show instead.
+	// etcd #18089: before v3.5.16 (CHANGELOG-3.5: PR #18474, "Keep the
+	// tombstone during compaction if it happens to be the compaction
+	// revision", under v3.5.16; v3.5.16's mvcc/hash.go says "<= 3.5.15"
+	// delete it) a watch opened at a compaction's revision, when that
+	// revision was a delete, did not get the delete: its first event was
+	// the next one. The watches from revision 1 are canceled with the
+	// compact revision and resume there (the resumable check wants the
+	// first event at or after it); the etcd profile, deletes included,
+	// compacts every 100–200 ms, and a kill makes every watch resume. No
+	// watch response is held back, so that #17529, which v3.5.12 also
+	// has, does not show instead. --fixed runs v3.5.18: v3.5.16 and
+	// v3.5.17 still have #19179, which the target exposes.
 	registerRegression(Regression{Issue: 18089, Summary: "watch drops an event when compacting on a delete",
-		Release: "v3.5.12", Fixed: "v3.5.15", Catches: []string{"watch/resumable"},
+		Release: "v3.5.12", Fixed: "v3.5.16", FixedRelease: "v3.5.18", Catches: []string{"watch/resumable"},
 		// #19179 (also in v3.5.12) is avoided as #18089 is: by
 		// compacting at puts only.
 		AlsoExposes: []string{"etcd#19179"}},

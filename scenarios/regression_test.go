@@ -10,6 +10,7 @@ import (
 	"github.com/etcd-robustness/etcd-robustness/etcdbuild"
 	"github.com/etcd-robustness/etcd-robustness/failpoint"
 	"github.com/etcd-robustness/etcd-robustness/scenarios"
+	"github.com/etcd-robustness/etcd-robustness/traffic"
 	"github.com/etcd-robustness/etcd-robustness/validate"
 )
 
@@ -24,7 +25,7 @@ var wantRegressions = map[int][2]string{
 	15271: {"v3.5.7", "v3.5.8"},
 	17529: {"v3.5.12", "v3.5.13"},
 	17780: {"v3.5.13", "v3.5.14"},
-	18089: {"v3.5.12", "v3.5.15"},
+	18089: {"v3.5.12", "v3.5.16"},
 	19179: {"v3.5.17", "v3.5.18"},
 	20221: {"v3.6.1", "v3.6.2"},
 }
@@ -47,13 +48,30 @@ func TestRegressionRegistry(t *testing.T) {
 			require.Equal(t, want, [2]string{r.Release, r.Fixed})
 			require.True(t, r.HasBug(r.Release))
 			require.False(t, r.HasBug(r.Fixed))
+			require.False(t, r.HasBug(r.FixedRun()))
+			// A fixed run must pass, so its release has none of the known
+			// bugs the target sends; FixedRelease is there only because
+			// Fixed has one.
+			affects := func(v string) []string {
+				var ids []string
+				for _, b := range traffic.KnownBugs {
+					if slices.Contains(r.Exposed(), b.ID) && b.Affects(v) {
+						ids = append(ids, b.ID)
+					}
+				}
+				return ids
+			}
+			require.Empty(t, affects(r.FixedRun()), "--fixed runs %s", r.FixedRun())
+			if r.FixedRelease != "" {
+				require.NotEmpty(t, affects(r.Fixed), "FixedRelease %s, but Fixed %s has no bug the target sends", r.FixedRelease, r.Fixed)
+			}
 			require.NotEmpty(t, r.Summary)
 
 			sc, err := scenarios.Lookup(r.Scenario)
 			require.NoError(t, err)
 			require.Equal(t, r.Release, sc.EtcdVersion, "the scenario pins the release with the bug")
 			require.NoError(t, sc.Validate())
-			for _, v := range []string{r.Release, r.Fixed} {
+			for _, v := range []string{r.Release, r.Fixed, r.FixedRun()} {
 				s, err := r.ScenarioFor(v)
 				require.NoError(t, err)
 				require.NoError(t, s.Validate())

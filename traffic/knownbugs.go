@@ -74,7 +74,7 @@ var KnownBugs = []KnownBug{{
 }, {
 	ID: "etcd#18089",
 	Summary: "a compaction at a delete removes the tombstone, so a watch from the compact revision misses that delete " +
-		"(fixed in v3.4.34 by PR #18475, and in v3.5.15; only the v3.4 line is listed: the regression target runs " +
+		"(fixed in v3.4.34 by PR #18475, and in v3.5.16 by PR #18474; only the v3.4 line is listed: the regression target runs " +
 		"v3.5.12 to catch it)",
 	Avoid:   AvoidWatchAtCompactRevision,
 	Affects: before("v3.4.34"),
@@ -182,28 +182,34 @@ const (
 
 // etcd #18089: a watch opened at a compaction's revision, when that
 // revision was a delete, did not get the delete (the compaction had
-// removed the tombstone); fixed in v3.5.15 (scenarios/regression.go; the
-// 3.6 line came after the fix, and a 3.4 backport is not checked here, so
-// no 3.4 release is listed). The watch/resumable check catches it when a
-// watch canceled by a compaction resumes at the compact revision, which
-// fails the watch runs of other bugs' first fixed releases: v3.5.13, the
-// first with #17529's fix (seen there, seed 100: a resumed watch from
-// 1887 began at 1888, the delete at 1887 missing). Compacting at a put's
-// revision leaves the compacted and resumable checks as they were.
+// removed the tombstone); fixed in v3.5.16 by PR #18474 (CHANGELOG-3.5;
+// v3.5.16's mvcc/hash.go says releases up to 3.5.15 and 3.4.33 delete
+// the tombstone; scenarios/regression.go; the 3.6 line came after the fix;
+// the 3.4 line has an entry of its own above). The watch/resumable check
+// catches it when a watch canceled by a compaction resumes at the compact
+// revision, which fails the watch runs of other bugs' first fixed
+// releases: v3.5.13, the first with #17529's fix (seen there, seed 100: a
+// resumed watch from 1887 began at 1888, the delete at 1887 missing).
+// Compacting at a put's revision leaves the compacted and resumable checks
+// as they were.
 //
 // etcd #19179: a watch opened at the revision of a compaction still being
 // applied, when that revision was a delete, missed the delete; fixed in
 // v3.5.18 (scenarios/regression.go; 3.6 came after the fix, 3.4 is not
-// checked here). It shows as #18089 does, on releases that have #18089's
-// fix: v3.5.15, #18089's first fixed release, failed watch/resumable on it
-// (seed 11: a watch from 259, a delete, began at 260). Avoided the same
-// way, by compacting at puts only.
+// checked here). A member that restarts in the middle of a compaction at a
+// delete restores a key index without the key whose only revision is the
+// tombstone, and the resumed compaction removes the tombstone #18089's fix
+// keeps. It shows as #18089 does, and is avoided the same way, by
+// compacting at puts only. (v3.5.15, first taken here for #18089's fixed
+// release, failed watch/resumable that way in 5 of 20 runs, e.g. seed 11:
+// a watch from 259, a delete, began at 260; that was #18089 itself, which
+// v3.5.15 still has.)
 func init() {
 	KnownBugs = append(KnownBugs, KnownBug{
 		ID:      EtcdIssue18089,
-		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.15)",
+		Summary: "a watch from a compaction's revision misses the delete at that revision (fixed in v3.5.16)",
 		Avoid:   AvoidCompactAtDelete,
-		Affects: before("v3.5.15"),
+		Affects: before("v3.5.16"),
 	}, KnownBug{
 		ID:      EtcdIssue19179,
 		Summary: "a watch opened at the revision of a compaction being applied misses the delete there (fixed in v3.5.18)",

@@ -48,9 +48,10 @@ func TestKnownBugsOf(t *testing.T) {
 		{[]string{"v3.6.1"}, false, []string{"etcd#20221"}},
 		{[]string{"v3.6.2"}, false, nil},
 		{[]string{"v3.5.13+beforeSendWatchResponse"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
-		// etcd #18089: before v3.5.15.
+		// etcd #18089: before v3.5.16.
 		{[]string{"v3.5.14"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
-		{[]string{"v3.5.15"}, false, []string{"etcd#20221", "etcd#19179"}},
+		{[]string{"v3.5.15"}, false, []string{"etcd#20221", "etcd#18089", "etcd#19179"}},
+		{[]string{"v3.5.16"}, false, []string{"etcd#20221", "etcd#19179"}},
 		// etcd #19179: before v3.5.18.
 		{[]string{"v3.5.17"}, false, []string{"etcd#20221", "etcd#19179"}},
 		{[]string{"v3.5.18"}, false, []string{"etcd#20221"}},

@@ -35,7 +35,7 @@ func parseRegression(args []string, stdout, stderr io.Writer) (regressionArgs, i
 	fs := flag.NewFlagSet("regression", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		fixed        = fs.Bool("fixed", false, "run the first release with the fix (each run must pass) instead of the release with the bug")
+		fixed        = fs.Bool("fixed", false, "run the regression's fixed release (each run must pass) instead of the release with the bug: the first with the fix, or a later one where that still has a bug the regression's traffic sends")
 		version      = fs.String("etcd-version", "", "release to run instead (a release before the fix is run until caught; one with it must pass every run)")
 		runs         = fs.Int("runs", 0, "run limit: with the bug, stop at the first run that catches it or after this many (default 10); with the fix, this many runs, each must pass (default 20)")
 		tries        = fs.Int("tries", 1, "with the bug: repeat the runs-until-caught this many times, on fresh seeds, and print the median")
@@ -50,7 +50,11 @@ func parseRegression(args []string, stdout, stderr io.Writer) (regressionArgs, i
 	}
 	if *list {
 		for _, r := range scenarios.Regressions() {
-			fmt.Fprintf(stdout, "%d  %s  bug %s, fixed %s  scenario %s  caught by %s\n", r.Issue, r.Summary, r.Release, r.Fixed, r.Scenario, strings.Join(r.Catches, ", "))
+			fixed := r.Fixed
+			if r.FixedRun() != r.Fixed {
+				fixed += " (--fixed runs " + r.FixedRun() + ")"
+			}
+			fmt.Fprintf(stdout, "%d  %s  bug %s, fixed %s  scenario %s  caught by %s\n", r.Issue, r.Summary, r.Release, fixed, r.Scenario, strings.Join(r.Catches, ", "))
 		}
 		return regressionArgs{}, -1
 	}
@@ -68,7 +72,7 @@ func parseRegression(args []string, stdout, stderr io.Writer) (regressionArgs, i
 			return regressionArgs{}, usageErr(stderr, err)
 		}
 	case *fixed:
-		a.version = reg.Fixed
+		a.version = reg.FixedRun()
 	}
 	a.fixed = !reg.HasBug(a.version)
 	if *fixed && !a.fixed {
