@@ -71,3 +71,29 @@ func TestRegressionUsage(t *testing.T) {
 	require.Equal(t, exitPass, run(context.Background(), []string{"regression", "--list"}, &out, &errb))
 	require.Contains(t, out.String(), "17780  revision goes down after a crash during compaction  bug v3.5.13, fixed v3.5.14  scenario issue-17780")
 }
+
+// TestRegressionFixedRelease: --fixed runs the regression's fixed run,
+// which for #18089 is v3.5.18 (v3.5.16 and v3.5.17 still have #19179,
+// which its target sends), and the first fixed release elsewhere.
+func TestRegressionFixedRelease(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		issue, want string
+	}{
+		{"18089", "v3.5.18"},
+		{"19179", "v3.5.18"},
+		{"13766", "v3.5.3"},
+		{"15271", "v3.5.8"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		a, code := parseRegression([]string{"--fixed", "--results-dir", dir, tt.issue}, &out, &errb)
+		require.Equal(t, exitPass, code, errb.String())
+		require.Equal(t, tt.want, a.version, tt.issue)
+		require.True(t, a.fixed)
+		require.Equal(t, 20, a.runs)
+	}
+	var out, errb bytes.Buffer
+	require.Equal(t, exitPass, run(context.Background(), []string{"regression", "--list"}, &out, &errb))
+	require.Contains(t, out.String(), "bug v3.5.12, fixed v3.5.16 (--fixed runs v3.5.18)")
+}
