@@ -421,6 +421,10 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 
 	// 1. Validate and enable.
 	if clusterLine == rs.high {
+		begin, err := st.begin(ctx)
+		if err != nil {
+			return err
+		}
 		if err := d.enable(ctx, env, rs.low, st); err != nil {
 			return err
 		}
@@ -429,7 +433,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		if err != nil {
 			return fmt.Errorf("the downgrade to %s was enabled, but the members did not lower their versions: %w", rs.low, err)
 		}
-		st.add("cluster version and storage versions lowered: %s", describeStates(ss))
+		st.spanned(begin, "cluster version and storage versions lowered: %s", describeStates(ss))
 	} else {
 		st.add("the cluster version is already %s (members run %s and %s): no downgrade to enable", clusterLine, rs.high, rs.low)
 	}
@@ -519,9 +523,13 @@ var disturbances = []Failpoint{Kill{}, Pause{Target: Follower}, Partition{Kind: 
 // is INCONCLUSIVE, not a pass that tested less.
 func disturb(ctx context.Context, env Env, rec *Record, st *steps) error {
 	f := disturbances[env.Rand.Intn(len(disturbances))]
+	begin, err := st.begin(ctx)
+	if err != nil {
+		return err
+	}
 	st.add("disturbance %s: %s", f.Name(), describeStates(readStates(ctx, env.Cluster)))
 	var sub Record
-	err := f.Inject(ctx, env, &sub)
+	err = f.Inject(ctx, env, &sub)
 	rec.Explains = append(rec.Explains, sub.Explains...)
 	if sub.Effect == 0 {
 		return errors.Join(fmt.Errorf("the disturbance %s in the middle of the version change did not take effect", f.Name()), err)
@@ -529,7 +537,7 @@ func disturb(ctx context.Context, env Env, rec *Record, st *steps) error {
 	if err != nil {
 		return fmt.Errorf("the disturbance %s in the middle of the version change: %w", f.Name(), err)
 	}
-	st.add("disturbance %s on %s took effect at %.1fs; recovered: %s", f.Name(), strings.Join(sub.Targets, ", "),
+	st.spanned(begin, "disturbance %s on %s took effect at %.1fs; recovered: %s", f.Name(), strings.Join(sub.Targets, ", "),
 		sub.Effect.Seconds(), describeStates(readStates(ctx, env.Cluster)))
 	return nil
 }
@@ -561,6 +569,10 @@ func (d Downgrade) enable(ctx context.Context, env Env, line string, st *steps) 
 // switchMember moves m to release to: stop, switch, start, wait until it
 // serves and has applied what the leader had committed when it did.
 func switchMember(ctx context.Context, env Env, m *cluster.Member, from string, to etcdbuild.Binaries, st *steps) error {
+	begin, err := st.begin(ctx)
+	if err != nil {
+		return err
+	}
 	if err := m.Stop(ctx); err != nil {
 		return err
 	}
@@ -575,7 +587,7 @@ func switchMember(ctx context.Context, env Env, m *cluster.Member, from string, 
 		return err
 	}
 	ss := readStates(ctx, env.Cluster)
-	st.add("%s started on %s and caught up: %s", m.Name(), to.Version, describeStates(ss))
+	st.spanned(begin, "%s started on %s and caught up: %s", m.Name(), to.Version, describeStates(ss))
 	return nil
 }
 
