@@ -390,11 +390,13 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	st := &steps{env: env, rec: rec}
 	defer func() { rec.Detail = st.String() }()
 
-	hctx, cancel := healCtx(ctx)
-	defer cancel()
 	// Heal: whatever failed, every member ends running, on the release it
-	// has now if it starts, else on its own.
+	// has now if it starts, else on its own. Its context is made when it
+	// runs (healCtx bounds it from then): the fault may have lasted longer
+	// than healTimeout by that time.
 	defer func() {
+		hctx, cancel := healCtx(ctx)
+		defer cancel()
 		for i, m := range members {
 			if m.Running() {
 				continue
@@ -477,7 +479,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	st.add("downgrade to %s finished: %s", rs.low, describeStates(ss))
 	if !d.Upgrade {
-		return recovered(hctx, env.Cluster)
+		return healed(ctx, env.Cluster)
 	}
 
 	// 4. And back, one member at a time.
@@ -506,7 +508,18 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		return fmt.Errorf("every member is back on its release, but the cluster did not settle at %s: %w", lowest, err)
 	}
 	st.add("upgrade back to %s finished: %s", lowest, describeStates(ss))
-	return recovered(hctx, env.Cluster)
+	return healed(ctx, env.Cluster)
+}
+
+// healed is recovered with a heal context made now: a version fault's
+// steps may take longer than healTimeout, so one made when the fault
+// began may have run out (seed 3 of v3.6.16's downgrade-upgrade: a fault
+// of 149 s, v3.5.35 built on first use, ended "wait for member-0 to be
+// healthy: context deadline exceeded" at once, every step done).
+func healed(ctx context.Context, c *cluster.Cluster) error {
+	hctx, cancel := healCtx(ctx)
+	defer cancel()
+	return recovered(hctx, c)
 }
 
 // disturbances are the faults disturb draws from. A paused leader is left
