@@ -326,15 +326,71 @@ func (c *Client) keepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveReques
 // cr is the user to authenticate as; nil is root when the harness enabled
 // the cluster's auth, else no one. clientv3 authenticates when it
 // connects, and again when etcd answers that the token is invalid or the
-// auth revision old.
+// auth revision old; its Authenticate requests go out without a token
+// (authenticateWithoutToken).
 func newEtcdClient(endpoints []string, cr *cluster.Credentials) (*clientv3.Client, error) {
+	cfg := etcdConfig(endpoints)
+	if cr != nil {
+		cfg.Username, cfg.Password = cr.User, cr.Password
+	}
+	if cfg.Username == "" {
+		return clientv3.New(cfg)
+	}
+	plainCfg := etcdConfig(endpoints)
+	plainCfg.Username, plainCfg.Password = "", ""
+	plain, err := clientv3.New(plainCfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(authenticateWithoutToken(plain.ActiveConnection())))
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		_ = plain.Close()
+		return nil, err
+	}
+	go func() {
+		<-c.Ctx().Done() // closed by c.Close
+		_ = plain.Close()
+	}()
+	return c, nil
+}
+
+func etcdConfig(endpoints []string) clientv3.Config {
 	cfg := cluster.ClientConfig(endpoints)
 	cfg.DialTimeout = 5 * time.Second
 	cfg.DialKeepAliveTime = 10 * time.Second
 	cfg.DialKeepAliveTimeout = 5 * time.Second
 	cfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(reconnect), grpc.WithContextDialer(cluster.DialClient)}
-	if cr != nil {
-		cfg.Username, cfg.Password = cr.User, cr.Password
+	return cfg
+}
+
+// authenticateMethod is etcd's Authenticate RPC.
+const authenticateMethod = "/etcdserverpb.Auth/Authenticate"
+
+// authenticateWithoutToken sends clientv3's Authenticate requests on
+// plain, a connection with no credentials, instead of on the client's
+// own, which attaches the client's current token to every request.
+//
+// etcd before v3.5 checks the token of every request it proposes to raft,
+// Authenticate included (v3.4.12's processInternalRaftRequestOnce; etcd
+// #12385, fixed on the server side by PR #12165 for v3.5). A client whose
+// simple token etcd has dropped (the user's password changed, or the
+// member restarted and lost the tokens it held in memory) then gets
+// "invalid auth token" for the Authenticate that would replace it, and
+// clientv3 v3.6, which no longer clears its token before refreshing it
+// (PR #12549 did, for such servers), tries again until the request's
+// context ends: no request of that client succeeds again, and a watch it
+// opens (clientv3 authenticates before each stream, with the stream's
+// context) never opens. Seen on v3.4.12 (explore seed 1, 2026-12-02): the
+// watcher of the member the faults hit, as user rw, got no created
+// response for any stream it opened after the member rejoined, and its
+// ranges all timed out. From v3.5 etcd ignores the token of an
+// Authenticate, so sending none changes nothing there.
+func authenticateWithoutToken(plain *grpc.ClientConn) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method != authenticateMethod {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		return plain.Invoke(ctx, method, req, reply, opts...)
 	}
-	return clientv3.New(cfg)
 }

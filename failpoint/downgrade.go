@@ -390,11 +390,13 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	st := &steps{env: env, rec: rec}
 	defer func() { rec.Detail = st.String() }()
 
-	hctx, cancel := healCtx(ctx)
-	defer cancel()
 	// Heal: whatever failed, every member ends running, on the release it
-	// has now if it starts, else on its own.
+	// has now if it starts, else on its own. Its context is made when it
+	// runs (healCtx bounds it from then): the fault may have lasted longer
+	// than healTimeout by that time.
 	defer func() {
+		hctx, cancel := healCtx(ctx)
+		defer cancel()
 		for i, m := range members {
 			if m.Running() {
 				continue
@@ -421,6 +423,10 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 
 	// 1. Validate and enable.
 	if clusterLine == rs.high {
+		begin, err := st.begin(ctx)
+		if err != nil {
+			return err
+		}
 		if err := d.enable(ctx, env, rs.low, st); err != nil {
 			return err
 		}
@@ -429,7 +435,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		if err != nil {
 			return fmt.Errorf("the downgrade to %s was enabled, but the members did not lower their versions: %w", rs.low, err)
 		}
-		st.add("cluster version and storage versions lowered: %s", describeStates(ss))
+		st.spanned(begin, "cluster version and storage versions lowered: %s", describeStates(ss))
 	} else {
 		st.add("the cluster version is already %s (members run %s and %s): no downgrade to enable", clusterLine, rs.high, rs.low)
 	}
@@ -473,7 +479,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	st.add("downgrade to %s finished: %s", rs.low, describeStates(ss))
 	if !d.Upgrade {
-		return recovered(hctx, env.Cluster)
+		return healed(ctx, env.Cluster)
 	}
 
 	// 4. And back, one member at a time.
@@ -502,7 +508,18 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		return fmt.Errorf("every member is back on its release, but the cluster did not settle at %s: %w", lowest, err)
 	}
 	st.add("upgrade back to %s finished: %s", lowest, describeStates(ss))
-	return recovered(hctx, env.Cluster)
+	return healed(ctx, env.Cluster)
+}
+
+// healed is recovered with a heal context made now: a version fault's
+// steps may take longer than healTimeout, so one made when the fault
+// began may have run out (seed 3 of v3.6.16's downgrade-upgrade: a fault
+// of 149 s, v3.5.35 built on first use, ended "wait for member-0 to be
+// healthy: context deadline exceeded" at once, every step done).
+func healed(ctx context.Context, c *cluster.Cluster) error {
+	hctx, cancel := healCtx(ctx)
+	defer cancel()
+	return recovered(hctx, c)
 }
 
 // disturbances are the faults disturb draws from. A paused leader is left
@@ -519,9 +536,13 @@ var disturbances = []Failpoint{Kill{}, Pause{Target: Follower}, Partition{Kind: 
 // is INCONCLUSIVE, not a pass that tested less.
 func disturb(ctx context.Context, env Env, rec *Record, st *steps) error {
 	f := disturbances[env.Rand.Intn(len(disturbances))]
+	begin, err := st.begin(ctx)
+	if err != nil {
+		return err
+	}
 	st.add("disturbance %s: %s", f.Name(), describeStates(readStates(ctx, env.Cluster)))
 	var sub Record
-	err := f.Inject(ctx, env, &sub)
+	err = f.Inject(ctx, env, &sub)
 	rec.Explains = append(rec.Explains, sub.Explains...)
 	if sub.Effect == 0 {
 		return errors.Join(fmt.Errorf("the disturbance %s in the middle of the version change did not take effect", f.Name()), err)
@@ -529,7 +550,7 @@ func disturb(ctx context.Context, env Env, rec *Record, st *steps) error {
 	if err != nil {
 		return fmt.Errorf("the disturbance %s in the middle of the version change: %w", f.Name(), err)
 	}
-	st.add("disturbance %s on %s took effect at %.1fs; recovered: %s", f.Name(), strings.Join(sub.Targets, ", "),
+	st.spanned(begin, "disturbance %s on %s took effect at %.1fs; recovered: %s", f.Name(), strings.Join(sub.Targets, ", "),
 		sub.Effect.Seconds(), describeStates(readStates(ctx, env.Cluster)))
 	return nil
 }
@@ -561,6 +582,10 @@ func (d Downgrade) enable(ctx context.Context, env Env, line string, st *steps) 
 // switchMember moves m to release to: stop, switch, start, wait until it
 // serves and has applied what the leader had committed when it did.
 func switchMember(ctx context.Context, env Env, m *cluster.Member, from string, to etcdbuild.Binaries, st *steps) error {
+	begin, err := st.begin(ctx)
+	if err != nil {
+		return err
+	}
 	if err := m.Stop(ctx); err != nil {
 		return err
 	}
@@ -575,7 +600,7 @@ func switchMember(ctx context.Context, env Env, m *cluster.Member, from string, 
 		return err
 	}
 	ss := readStates(ctx, env.Cluster)
-	st.add("%s started on %s and caught up: %s", m.Name(), to.Version, describeStates(ss))
+	st.spanned(begin, "%s started on %s and caught up: %s", m.Name(), to.Version, describeStates(ss))
 	return nil
 }
 

@@ -68,6 +68,12 @@ type Env struct {
 	// etcdutl), for faults that move a member between releases. nil:
 	// faults that need it are not available.
 	Release func(ctx context.Context, version string) (etcdbuild.Binaries, error)
+	// StepGap is the least time a fault of several steps leaves between
+	// the end of one step that spans time (a version fault's member swap,
+	// history.FaultStep.Begin) and the start of the next: the run sets it
+	// to the recovery stage's window, which judges throughput after each
+	// such step. Zero: no wait.
+	StepGap time.Duration
 }
 
 // Requests is how a trigger asks etcd to do something. Each request goes

@@ -126,15 +126,45 @@ type steps struct {
 	env   Env
 	rec   *Record
 	lines []string
+	// lastEnd is when the last step that spans time ended.
+	lastEnd time.Duration
 }
 
 func (s *steps) add(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
+	s.record(0, fmt.Sprintf(format, args...))
+}
+
+// begin starts a step that spans time: it waits until env.StepGap has
+// passed since the last such step ended (so that the recovery stage can
+// judge throughput after that one before this one disturbs the cluster),
+// and returns when the new step begins, on the run's clock.
+func (s *steps) begin(ctx context.Context) (time.Duration, error) {
+	if s.lastEnd > 0 && s.env.StepGap > 0 {
+		if wait := s.lastEnd + s.env.StepGap - s.env.now(); wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return 0, fmt.Errorf("waiting %v after the last step: %w", wait.Round(time.Millisecond), ctx.Err())
+			}
+		}
+	}
+	return s.env.now(), nil
+}
+
+// spanned is add for the end of a step that began at begin (from begin).
+func (s *steps) spanned(begin time.Duration, format string, args ...any) {
+	s.record(begin, fmt.Sprintf(format, args...))
+	s.lastEnd = s.env.now()
+}
+
+func (s *steps) record(begin time.Duration, line string) {
 	at := s.env.now()
 	s.env.Logger.Info("version fault step", zap.String("step", line))
 	s.lines = append(s.lines, fmt.Sprintf("[%.1fs] %s", at.Seconds(), line))
 	if s.rec != nil {
-		s.rec.Steps = append(s.rec.Steps, history.FaultStep{At: at, What: line})
+		s.rec.Steps = append(s.rec.Steps, history.FaultStep{At: at, What: line, Begin: begin})
 	}
 }
 

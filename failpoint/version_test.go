@@ -212,3 +212,37 @@ func TestOfflineMigrateFlags(t *testing.T) {
 		})
 	}
 }
+
+// A version fault's steps that span time record when they began, and the
+// next one waits StepGap after the last one ended, so that the recovery
+// stage can judge each; a moment's step has no Begin, and the first
+// spanning step does not wait.
+func TestStepsSpanAndGap(t *testing.T) {
+	start := time.Now()
+	env := Env{Logger: zap.NewNop(), Now: func() time.Duration { return time.Since(start) + time.Second }, StepGap: 300 * time.Millisecond}
+	rec := &Record{}
+	st := &steps{env: env, rec: rec}
+	ctx := context.Background()
+
+	st.add("before")
+	b1, err := st.begin(ctx)
+	require.NoError(t, err)
+	require.Less(t, b1, time.Second+100*time.Millisecond, "the first step does not wait")
+	st.spanned(b1, "member-0 started")
+	end1 := rec.Steps[1].At
+	b2, err := st.begin(ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, b2, end1+300*time.Millisecond, "the next step waits StepGap after the last one ended")
+	st.spanned(b2, "member-1 started")
+
+	require.Len(t, rec.Steps, 3)
+	require.Zero(t, rec.Steps[0].Begin, "a moment has no Begin")
+	require.Equal(t, b1, rec.Steps[1].Begin)
+	require.Equal(t, b2, rec.Steps[2].Begin)
+	require.GreaterOrEqual(t, rec.Steps[2].At, rec.Steps[2].Begin)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = st.begin(cctx)
+	require.ErrorIs(t, err, context.Canceled, "a wait is bounded by the context")
+}

@@ -153,6 +153,12 @@ type Injection struct {
 type FaultStep struct {
 	At   time.Duration `json:"at"`
 	What string        `json:"what"`
+	// Begin is set on a step that spans time (a version fault's member
+	// swap: from its stop to its catch-up; the downgrade's enable; a
+	// disturbance): it began at Begin and ended at At. The recovery stage
+	// judges throughput after each such step against the traffic before
+	// it, in place of the whole fault's. Zero for a step that is a moment.
+	Begin time.Duration `json:"begin,omitempty"`
 }
 
 // Recorder collects one client's operations. It is not safe for concurrent

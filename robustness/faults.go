@@ -362,7 +362,7 @@ func injectOne(ctx context.Context, lg *zap.Logger, cl *cluster.Cluster, clock *
 	err := fp.Inject(injectCtx, failpoint.Env{
 		Cluster: cl, Logger: lg, Rand: rand.New(rand.NewSource(rnd.Int63())),
 		Now: clock.Now, Duration: step.spec.Duration, MinIsolation: minIsolation, Requests: reqs,
-		Release: etcdbuild.ReleaseFunc(cl.Members()[0].EtcdPath(), lg),
+		Release: etcdbuild.ReleaseFunc(cl.Members()[0].EtcdPath(), lg), StepGap: faultGap,
 	}, &rec)
 	inj.End = clock.Now()
 	inj.Targets = rec.Targets

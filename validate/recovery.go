@@ -75,7 +75,10 @@ const RecoveryWindow = max(RecoveryWriteBound, RecoveryThroughputBound+time.Seco
 //     [t, t+1s) with End <= t <= End+RecoveryThroughputBound holds at
 //     least half as many per second (a window the traffic's end or the
 //     next fault cuts short counts if it is at least 500 ms long: the
-//     runner keeps traffic going only 1 s after the last fault);
+//     runner keeps traffic going only 1 s after the last fault); for a
+//     fault that records steps spanning time (history.FaultStep.Begin: a
+//     downgrade's member swaps), each step is judged so instead, against
+//     the traffic in the 2 s before that step (recoverThroughputSteps);
 //  3. watches: every watcher (the streams of one watch client, resumed
 //     ones included) that was watching at End, or started to before
 //     End+RecoveryWatchBound, shows by then that it has caught up to R, the highest revision a
@@ -150,9 +153,13 @@ func (Recovery) Validate(_ context.Context, c *Check) Result {
 		if i+1 < len(injs) {
 			limit = min(limit, injs[i+1].Start)
 		}
+		throughput := recoverThroughput(ops, inj, max(prevEnd, firstCall), limit, faultTerms)
+		if sp := spans(inj); len(sp) > 0 {
+			throughput = recoverThroughputSteps(ops, sp, max(prevEnd, firstCall), limit)
+		}
 		parts := []partVerdict{
 			recoverWrites(ops, inj, limit),
-			recoverThroughput(ops, inj, max(prevEnd, firstCall), limit),
+			throughput,
 			recoverWatches(c, ops, inj),
 		}
 		var pm []string
@@ -235,16 +242,25 @@ func recoverWrites(ops []history.Operation, inj history.Injection, limit time.Du
 	return partVerdict{verdict: Illegal, msg: what, explanation: what + "."}
 }
 
-// recoverThroughput is part 2.
-func recoverThroughput(ops []history.Operation, inj history.Injection, notBefore, limit time.Duration) partVerdict {
+// terms are the words part 2's messages use for what is judged: a whole
+// fault, or one step of it.
+type terms struct{ what, healed, next string }
+
+var (
+	faultTerms = terms{what: "the fault", healed: "healed", next: "the next fault began"}
+	stepTerms  = terms{what: "the step", healed: "ended", next: "the next step or fault began"}
+)
+
+// recoverThroughput is part 2, for inj from its Start to its End.
+func recoverThroughput(ops []history.Operation, inj history.Injection, notBefore, limit time.Duration, tm terms) partVerdict {
 	from := max(inj.Start-recoveryBaseline, notBefore)
 	window := inj.Start - from
 	if window < recoveryMinBaseline {
-		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %v of traffic before the fault to compare with", window.Round(time.Millisecond))}
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %v of traffic before %s to compare with", window.Round(time.Millisecond), tm.what)}
 	}
 	base := countOK(ops, from, inj.Start)
 	if base < recoveryMinOps {
-		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %d successful operations in the %v before the fault", base, window.Round(time.Millisecond))}
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: only %d successful operations in the %v before %s", base, window.Round(time.Millisecond), tm.what)}
 	}
 	rate := float64(base) / window.Seconds()
 	need := rate / 2
@@ -266,12 +282,110 @@ func recoverThroughput(ops []history.Operation, inj history.Injection, notBefore
 		}
 	}
 	if deadline+recoveryMinWindow > limit {
-		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: the traffic ended or the next fault began %v after it, before a 1 s window at most %v after it was complete and back to half the baseline (%.0f ops/s)",
-			(limit - inj.End).Round(time.Millisecond), RecoveryThroughputBound, rate)}
+		return partVerdict{verdict: Inconclusive, msg: fmt.Sprintf("throughput not checked: the traffic ended or %s %v after it, before a 1 s window at most %v after it was complete and back to half the baseline (%.0f ops/s)",
+			tm.next, (limit - inj.End).Round(time.Millisecond), RecoveryThroughputBound, rate)}
 	}
-	what := fmt.Sprintf("throughput did not return to half its baseline within %v: %.0f successful ops/s in the %v before the fault, at most %d in any 1 s window starting up to %v after it healed (from %v)",
-		RecoveryThroughputBound, rate, window.Round(time.Millisecond), best, RecoveryThroughputBound, bestAt.Round(time.Millisecond))
+	what := fmt.Sprintf("throughput did not return to half its baseline within %v: %.0f successful ops/s in the %v before %s, at most %d in any 1 s window starting up to %v after it %s (from %v)",
+		RecoveryThroughputBound, rate, window.Round(time.Millisecond), tm.what, best, RecoveryThroughputBound, tm.healed, bestAt.Round(time.Millisecond))
 	return partVerdict{verdict: Illegal, msg: what, explanation: what + "."}
+}
+
+// spans are the steps of inj that span time (FaultStep.Begin set), in
+// the order they began; none for a fault that records no such step.
+func spans(inj history.Injection) []history.FaultStep {
+	var out []history.FaultStep
+	for _, st := range inj.Steps {
+		if st.Begin > 0 && st.At >= st.Begin {
+			out = append(out, st)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Begin < out[j].Begin })
+	return out
+}
+
+// recoverThroughputSteps is part 2 for a fault made of steps (a
+// downgrade's member swaps): each step is judged as a fault of its own,
+// from its Begin to its At. Its baseline is the traffic in the 2 s before
+// it began (not before the previous step ended, nor before notBefore),
+// and some 1 s window starting within RecoveryThroughputBound after it
+// ended (cut short by the next step's begin or by limit as for a fault)
+// must hold half of that. This replaces the comparison of the traffic
+// after the whole fault with the traffic before its start: over a fault
+// of many steps that lasts tens of seconds, the rate moves with more than
+// the fault (the run's own growth, a loaded machine), and the first 2 s
+// are no measure of the last step. A step that leaves the cluster slow
+// for good still fails, at that step; so does the last, whose window runs
+// past the fault's end as a fault's does. The fault must leave each step
+// that long before the next one (failpoint.Env.StepGap), or the step is
+// INCONCLUSIVE, never passed unmeasured.
+func recoverThroughputSteps(ops []history.Operation, sp []history.FaultStep, notBefore, limit time.Duration) partVerdict {
+	worst := OK
+	var bad []string
+	var explanations []string
+	lowest, lowestBase, lowestAt := -1.0, 0.0, 0
+	for k, st := range sp {
+		nb := notBefore
+		if k > 0 {
+			nb = max(nb, sp[k-1].At)
+		}
+		lim := limit
+		if k+1 < len(sp) {
+			lim = min(lim, sp[k+1].Begin)
+		}
+		p := recoverThroughput(ops, history.Injection{Start: st.Begin, End: st.At}, nb, lim, stepTerms)
+		name := fmt.Sprintf("step %d of %d (%v to %v: %s)", k+1, len(sp), st.Begin.Round(time.Millisecond), st.At.Round(time.Millisecond), stepName(st.What))
+		switch p.verdict {
+		case OK:
+			if r, base, ok := stepRatio(ops, st, nb, lim); ok && (lowest < 0 || r < lowest) {
+				lowest, lowestBase, lowestAt = r, base, k
+			}
+		default:
+			worst = worse(worst, p.verdict)
+			bad = append(bad, name+": "+p.msg)
+			if p.explanation != "" {
+				explanations = append(explanations, "after "+name+", "+p.explanation)
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return partVerdict{verdict: worst, msg: fmt.Sprintf("throughput judged after each of its %d steps: %s", len(sp), strings.Join(bad, "; ")),
+			explanation: strings.Join(explanations, " ")}
+	}
+	msg := fmt.Sprintf("throughput back to half its level before each step within %v after it, for each of its %d steps", RecoveryThroughputBound, len(sp))
+	if lowest >= 0 {
+		msg += fmt.Sprintf(" (the closest: step %d, %s, at %.0f%% of its baseline of %.0f ops/s)", lowestAt+1, stepName(sp[lowestAt].What), 100*lowest, lowestBase)
+	}
+	return partVerdict{verdict: OK, msg: msg}
+}
+
+// stepRatio is the best 1 s window's rate within the bound after step st
+// over its baseline, for the message of a step that passed.
+func stepRatio(ops []history.Operation, st history.FaultStep, notBefore, limit time.Duration) (float64, float64, bool) {
+	from := max(st.Begin-recoveryBaseline, notBefore)
+	window := st.Begin - from
+	if window <= 0 {
+		return 0, 0, false
+	}
+	rate := float64(countOK(ops, from, st.Begin)) / window.Seconds()
+	if rate == 0 {
+		return 0, 0, false
+	}
+	best := 0.0
+	for t := st.At; t <= st.At+RecoveryThroughputBound; t += recoveryStep {
+		w := min(time.Second, limit-t)
+		if w < recoveryMinWindow {
+			break
+		}
+		best = max(best, float64(countOK(ops, t, t+w))/w.Seconds())
+	}
+	return best / rate, rate, true
+}
+
+// stepName is a step's words up to their first colon: "member-0 started
+// on v3.5.35 and caught up", without every member's versions.
+func stepName(what string) string {
+	name, _, _ := strings.Cut(what, ":")
+	return name
 }
 
 // countOK counts the successful operations that returned in [from, to).

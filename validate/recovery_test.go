@@ -200,3 +200,75 @@ func TestWatcherDeadline(t *testing.T) {
 		})
 	}
 }
+
+// A fault made of steps (a downgrade's member swaps) is judged step by
+// step: after each, throughput must come back to half its level in the
+// 2 s before that step. The traffic below is one client whose rate falls
+// from step to step (200, 143, 91, then 62 ops/s), down during each step.
+func TestRecoveryPerStep(t *testing.T) {
+	down := func(int) bool { return false }
+	up := func(int) bool { return true }
+	traffic := func(every ...int) []history.Client {
+		// every[i] is the client's interval (ms) after step i (before the
+		// first for i = 0); the steps are 3-5 s, 8.5-10.5 s and 14-16 s.
+		bounds := []int{0, 3000, 5000, 8500, 10500, 14000, 16000, 25000}
+		var ops []history.Operation
+		for i := 0; i+1 < len(bounds); i++ {
+			if i%2 == 1 {
+				ops = append(ops, steadyTraffic(0, bounds[i], bounds[i+1], 10, down)...)
+			} else {
+				ops = append(ops, steadyTraffic(0, bounds[i], bounds[i+1], every[i/2], up)...)
+			}
+		}
+		return ht.Clients(ops...)
+	}
+	steps := []history.FaultStep{
+		{At: 2900 * time.Millisecond, What: "before: member-0 v3.6.16"},
+		{Begin: 3 * time.Second, At: 5 * time.Second, What: "member-0 started on v3.5.35 and caught up: member-0 v3.5.35"},
+		{Begin: 8500 * time.Millisecond, At: 10500 * time.Millisecond, What: "member-1 started on v3.5.35 and caught up: member-1 v3.5.35"},
+		{Begin: 14 * time.Second, At: 16 * time.Second, What: "member-2 started on v3.5.35 and caught up: member-2 v3.5.35"},
+		{At: 16500 * time.Millisecond, What: "downgrade to 3.5 finished"},
+	}
+	fault := func(steps []history.FaultStep) []history.Injection {
+		return []history.Injection{{Name: "downgrade", Targets: []string{"member-0", "member-1", "member-2"},
+			Start: 2900 * time.Millisecond, Effect: 3 * time.Second, End: 17 * time.Second, Steps: steps}}
+	}
+	tests := []struct {
+		name     string
+		clients  []history.Client
+		injs     []history.Injection
+		want     Verdict
+		contains []string
+	}{
+		{"each step's drop recovers", traffic(5, 7, 11, 16), fault(steps), OK,
+			[]string{"throughput back to half its level before each step within 2s after it, for each of its 3 steps"}},
+		{"the same traffic, the fault judged whole (no step spans time)", traffic(5, 7, 11, 16), fault(func() []history.FaultStep {
+			var moments []history.FaultStep
+			for _, s := range steps {
+				moments = append(moments, history.FaultStep{At: s.At, What: s.What})
+			}
+			return moments
+		}()), Illegal, []string{"throughput did not return to half its baseline within 2s: 200 successful ops/s in the 2s before the fault"}},
+		{"a single-step fault is judged as before", traffic(5, 7, 11, 16), fault(nil), Illegal,
+			[]string{"in the 2s before the fault", "after it healed"}},
+		{"a step leaves throughput below half", traffic(5, 7, 25, 40), fault(steps), Illegal,
+			[]string{"step 2 of 3 (8.5s to 10.5s: member-1 started on v3.5.35 and caught up)", "143 successful ops/s in the 2s before the step, at most 40"}},
+		{"the next step begins before the window", traffic(5, 7, 11, 16), fault([]history.FaultStep{steps[1],
+			{Begin: 5200 * time.Millisecond, At: 10500 * time.Millisecond, What: "member-1 started on v3.5.35 and caught up"}, steps[3]}), Inconclusive,
+			[]string{"step 1 of 3", "throughput not checked: the traffic ended or the next step or fault began 200ms after it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Check{Input: Input{Clients: tt.clients, Injections: tt.injs, FinalRead: -1}}
+			r := Recovery{}.Validate(context.Background(), c)
+			require.Equal(t, tt.want, r.Verdict, r.Message)
+			for _, s := range tt.contains {
+				require.Contains(t, r.Message, s)
+			}
+			if r.Verdict == Illegal {
+				require.NotEmpty(t, r.Explanation)
+				t.Log(r.Explanation)
+			}
+		})
+	}
+}
