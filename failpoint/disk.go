@@ -336,7 +336,7 @@ func (f LyingFsync) Inject(ctx context.Context, env Env, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 func (f LyingFsync) files() string {

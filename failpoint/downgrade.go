@@ -479,7 +479,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	st.add("downgrade to %s finished: %s", rs.low, describeStates(ss))
 	if !d.Upgrade {
-		return healed(ctx, env.Cluster)
+		return healed(ctx, env)
 	}
 
 	// 4. And back, one member at a time.
@@ -508,7 +508,7 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 		return fmt.Errorf("every member is back on its release, but the cluster did not settle at %s: %w", lowest, err)
 	}
 	st.add("upgrade back to %s finished: %s", lowest, describeStates(ss))
-	return healed(ctx, env.Cluster)
+	return healed(ctx, env)
 }
 
 // healed is recovered with a heal context made now: a version fault's
@@ -516,10 +516,10 @@ func (d Downgrade) Inject(ctx context.Context, env Env, rec *Record) error {
 // began may have run out (seed 3 of v3.6.16's downgrade-upgrade: a fault
 // of 149 s, v3.5.35 built on first use, ended "wait for member-0 to be
 // healthy: context deadline exceeded" at once, every step done).
-func healed(ctx context.Context, c *cluster.Cluster) error {
+func healed(ctx context.Context, env Env) error {
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
-	return recovered(hctx, c)
+	return recovered(hctx, env)
 }
 
 // disturbances are the faults disturb draws from. A paused leader is left

@@ -74,6 +74,11 @@ type Env struct {
 	// to the recovery stage's window, which judges throughput after each
 	// such step. Zero: no wait.
 	StepGap time.Duration
+	// offline are members a fault took down on purpose and brings back
+	// itself (etcdutl-migrate-disturbed's migrating member): a fault
+	// injected in the middle of it (disturb) leaves them down, and its
+	// recovery does not wait for them.
+	offline []*cluster.Member
 }
 
 // Requests is how a trigger asks etcd to do something. Each request goes
@@ -465,8 +470,8 @@ func restart(ctx context.Context, m *cluster.Member) error {
 }
 
 // recovered waits until every member is healthy again.
-func recovered(ctx context.Context, c *cluster.Cluster) error {
-	if err := c.WaitHealthy(ctx); err != nil {
+func recovered(ctx context.Context, env Env) error {
+	if err := env.Cluster.WaitHealthy(ctx, env.offline...); err != nil {
 		return fmt.Errorf("the cluster did not recover: %w", err)
 	}
 	return nil

@@ -518,7 +518,7 @@ func healPanic(ctx context.Context, env Env, m *cluster.Member, point string) er
 			errs = append(errs, fmt.Errorf("restarting %s: %w", m.Name(), err))
 		}
 	}
-	errs = append(errs, recovered(ctx, env.Cluster))
+	errs = append(errs, recovered(ctx, env))
 	return errors.Join(errs...)
 }
 
@@ -626,7 +626,7 @@ func (f GofailSleep) Inject(ctx context.Context, env Env, rec *Record) error {
 	if err := gofailClear(hctx, m, f.point.name); err != nil {
 		return err
 	}
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // hasPoint checks that every member's binary has the gofail point.

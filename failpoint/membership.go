@@ -58,7 +58,7 @@ func (ReplaceMember) Inject(ctx context.Context, env Env, rec *Record) error {
 		return fmt.Errorf("%s came back with its old member ID %x", m.Name(), oldID)
 	}
 	rec.Effect = env.now()
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // GrowShrink adds a member to the cluster under traffic, waits until it
@@ -99,7 +99,7 @@ func (GrowShrink) Inject(ctx context.Context, env Env, rec *Record) error {
 	if err := env.Cluster.RemoveMember(hctx, m); err != nil {
 		return err
 	}
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // explainRemoval declares the end of m's process once it is removed from

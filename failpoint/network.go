@@ -162,7 +162,7 @@ func (p Partition) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // untilSnapshotTimeout bounds blackhole-until-snapshot's cuts in all. It is
@@ -198,7 +198,7 @@ func cutUntilSnapshot(ctx context.Context, env Env, m *cluster.Member, links []c
 			return err
 		}
 		hctx, hcancel := healCtx(ctx)
-		err = recovered(hctx, env.Cluster)
+		err = recovered(hctx, env)
 		hcancel()
 		if err != nil {
 			return err
@@ -275,7 +275,7 @@ func (d Degrade) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 func memberNamed(c *cluster.Cluster, name string) *cluster.Member {

@@ -91,7 +91,7 @@ func (p Pause) Inject(ctx context.Context, env Env, rec *Record) error {
 	}
 	hctx, cancel := healCtx(ctx)
 	defer cancel()
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // waitStopped waits until the kernel reports the process stopped.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ const Version Family = "version"
 
 func init() {
 	register(OfflineMigrate{})
+	register(OfflineMigrate{Disturbed: true})
 }
 
 // Bounds of the steps of a migration.
@@ -57,10 +59,25 @@ const (
 //
 // It needs Env.Release for P's binaries, and runs by name only (see
 // ByNameOnly).
-type OfflineMigrate struct{}
+//
+// etcdutl-migrate-disturbed (Disturbed) adds one more fault while the
+// member is offline with its data migrated down, between steps 3 and 4: a
+// kill, a paused follower or a cut-off member among the others (disturb),
+// so a 3-member cluster loses its quorum for a while in the middle of the
+// migration. The member stays down through it (Env.offline: the
+// disturbance's recovery does not wait for it), and the migration goes on
+// once the cluster recovered.
+type OfflineMigrate struct {
+	Disturbed bool
+}
 
 // Name implements Failpoint.
-func (OfflineMigrate) Name() string { return "etcdutl-migrate" }
+func (f OfflineMigrate) Name() string {
+	if f.Disturbed {
+		return "etcdutl-migrate-disturbed"
+	}
+	return "etcdutl-migrate"
+}
 
 // Family implements Failpoint.
 func (OfflineMigrate) Family() Family { return Version }
@@ -246,6 +263,13 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 	}
 	rec.Effect = env.now()
 	st.add("%s etcdutl migrate --target-version %s: %s", cur.Version, prevLine, migrated(out, prevLine))
+	if f.Disturbed {
+		denv := env
+		denv.offline = append(slices.Clone(env.offline), m)
+		if err := disturb(ctx, denv, rec, st); err != nil {
+			return err
+		}
+	}
 	migratedHashes, err := releases.HashDir(dir)
 	if err != nil {
 		return err
@@ -313,7 +337,7 @@ func (f OfflineMigrate) Inject(ctx context.Context, env Env, rec *Record) error 
 		return fmt.Errorf("%s's storage version did not settle at the cluster version: %w", m.Name(), err)
 	}
 	st.add("%s after: %s", m.Name(), after)
-	return recovered(hctx, env.Cluster)
+	return recovered(hctx, env)
 }
 
 // backToOwn puts m back on its own release cur, from release from, with

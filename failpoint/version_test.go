@@ -3,6 +3,7 @@ package failpoint
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,50 @@ func TestOfflineMigrate(t *testing.T) {
 	// recorded is the harness's own stop.
 	requireExitsAccounted(t, target, rec)
 	requireCaughtUp(t, c, target)
+}
+
+// TestOfflineMigrateDisturbed: etcdutl-migrate-disturbed puts one more
+// fault on another member while the migrated one is offline, so the
+// 3-member cluster is without a quorum for a while; the disturbance must
+// take effect on a member other than the migrated one, the cluster must
+// recover without waiting for the offline member, and the migration
+// must still finish with every member back on its release.
+func TestOfflineMigrateDisturbed(t *testing.T) {
+	if os.Getenv("ETCD_ROBUSTNESS_FAULT_TESTS") == "" {
+		t.Skip("builds the release before the tested one: set ETCD_ROBUSTNESS_FAULT_TESTS=1 (make test-faults)")
+	}
+	bins := testetcd.Binaries(t)
+	line, err := releases.Line(bins.Version)
+	require.NoError(t, err)
+	if !releases.AtLeast(line, "3.6") {
+		t.Skipf("%s keeps no storage version", bins.Version)
+	}
+	c := startCluster(t, 3)
+	c.writes(t)
+	f, err := Lookup("etcdutl-migrate-disturbed")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	env := c.env
+	env.Release = etcdbuild.ReleaseFunc(bins.Etcd, zap.NewNop())
+	var rec Record
+	require.NoError(t, f.Inject(ctx, env, &rec))
+	t.Logf("detail: %s", rec.Detail)
+	require.NotEmpty(t, rec.Targets)
+	migrated := rec.Targets[0]
+	m := regexp.MustCompile(`disturbance (kill|pause-follower|blackhole-member) on (member-\d) took effect at`).FindStringSubmatch(rec.Detail)
+	require.NotNil(t, m, "the disturbance took effect")
+	require.NotEqual(t, migrated, m[2], "the disturbance hit a member that was serving, not the offline one")
+	for _, want := range []string{"etcdutl migrate --target-version", "invalid downgrade", migrated + " after: server " + strings.TrimPrefix(bins.Version, "v")} {
+		require.Contains(t, rec.Detail, want)
+	}
+	require.Less(t, strings.Index(rec.Detail, "etcdutl migrate --target-version "+lineBefore(t, line)), strings.Index(rec.Detail, "disturbance "),
+		"the disturbance comes after the migration down")
+	for _, mem := range c.c.Members() {
+		require.Equal(t, bins.Etcd, mem.EtcdPath(), "%s is back on its release", mem.Name())
+		requireExitsAccounted(t, mem, rec)
+	}
+	require.NoError(t, c.c.WaitHealthy(ctx))
 }
 
 // lineBefore is the release line before line.
