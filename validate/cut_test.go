@@ -249,7 +249,7 @@ func TestSearchShortenedAfterAViolation(t *testing.T) {
 	require.Less(t, took, FoundSearchTimeout+5*time.Second, r.Message)
 	require.NotEqual(t, OK, r.Verdict, r.Message)
 	if r.Verdict == TimedOut {
-		require.Contains(t, r.Message, "the search was given 3s, as the patch stage had found a violation")
+		require.Contains(t, r.Message, "the search was given "+FoundSearchTimeout.String()+", as the patch stage had found a violation")
 	}
 }
 
