@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,8 +88,10 @@ func TestInjectedViolationInLongRecord(t *testing.T) {
 			took := time.Since(start)
 			var illegal []validate.Result
 			var stages time.Duration
+			var each []string
 			for _, r := range rs {
 				stages += r.Took
+				each = append(each, r.Validator+" "+r.Took.Round(time.Millisecond).String())
 				if r.Verdict != validate.OK {
 					t.Logf("%s %s in %s: %.400s", r.Validator, r.Verdict, r.Took.Round(time.Millisecond), r.Message)
 				}
@@ -96,6 +99,7 @@ func TestInjectedViolationInLongRecord(t *testing.T) {
 					illegal = append(illegal, r)
 				}
 			}
+			t.Logf("stages: %s", strings.Join(each, ", "))
 			require.NotEmpty(t, illegal, "injected %s: no stage found it", what)
 			require.NotEmpty(t, illegal[0].Explanation, "%s: %s", illegal[0].Validator, illegal[0].Message)
 			var ru syscall.Rusage

@@ -74,26 +74,49 @@ const (
 	cutTries = 32
 )
 
-// cutWindow builds a cut window for the failing window s of the order,
-// with T0 at or before its first call; nil when none is found.
-func cutWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span) *timeWindow {
-	from, to := w.callSpan(patched, s)
-	if from > to {
-		return nil
-	}
-	// T0 may be any time (the argument above holds for every T0): the
-	// first call in the window of an operation that returned, as an open
-	// one's call may lie far back, where the window's order placed it by
-	// the log.
-	t0 := time.Duration(math.MaxInt64)
+// cutStarts are the times cutWindow tries as T0 for the failing window s
+// of the order, latest first. T0 may be any time (the argument above
+// holds for every T0), so the choice only decides how long the time
+// window is and whether it holds the violation:
+//   - the first call in the window of an operation that returned by the
+//     window's last call: one that runs across the whole window (a write
+//     of unknown outcome the log settled, its return bounded only by the
+//     first answer that showed it, perhaps the final read's) may have
+//     been called seconds before, and is running across this T0;
+//   - the first call in the window of an operation that returned, as an
+//     open one's call may lie far back, where the window's order placed
+//     it by the log.
+func cutStarts(patched []Op, w *walked, s span) []time.Duration {
+	lastCall := time.Duration(math.MinInt64)
 	for _, i := range w.order[s.a:s.b] {
-		if o := &patched[i]; o.ClientID >= 0 && !o.Open {
-			t0 = min(t0, o.Call)
+		if o := &patched[i]; o.ClientID >= 0 {
+			lastCall = max(lastCall, o.Call)
 		}
 	}
-	if t0 > to || t0 <= 0 {
-		return nil
+	inner, outer := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for _, i := range w.order[s.a:s.b] {
+		o := &patched[i]
+		if o.ClientID < 0 || o.Open {
+			continue
+		}
+		outer = min(outer, o.Call)
+		if o.Return <= lastCall {
+			inner = min(inner, o.Call)
+		}
 	}
+	var out []time.Duration
+	for _, t0 := range []time.Duration{inner, outer} {
+		if t0 > 0 && t0 <= lastCall && (len(out) == 0 || t0 < out[len(out)-1]) {
+			out = append(out, t0)
+		}
+	}
+	return out
+}
+
+// cutWindow builds a cut window for the failing window s of the order,
+// with T0 at or before t0 (one of cutStarts); nil when none is found.
+func cutWindow(patched []Op, ops []porcupine.Operation, pos []int, w *walked, passed []span, s span, t0 time.Duration) *timeWindow {
+	_, to := w.callSpan(patched, s)
 	for range cutTries {
 		tw, back := cutWindowAt(patched, ops, pos, w, passed, s.a, t0, to)
 		if tw != nil {

@@ -185,6 +185,54 @@ func TestCutWindowWithOpenPinnedWrite(t *testing.T) {
 	require.Less(t, n, 500, r.Message)
 }
 
+// A write of unknown outcome that the log settled as applied, whose
+// return only the final read bounds (the first answer showing its
+// revision), runs across the whole failing window: T0 is not taken at its
+// call, seconds back, but at the window's first operation that returned
+// within it, where the write is running across T0. Taken at its call, the
+// time window held the whole last 3 s of the history (as on a 60 s scale
+// run's record, 24,553 operations, which the search could not exhaust).
+func TestCutWindowWithSettledWriteAcrossIt(t *testing.T) {
+	h, log := generatedSpread(5000, 6, overlap)
+	end := int(h[len(h)-1].Return/time.Millisecond) + 1
+	rev := int64(1) + int64(len(log.Entries))
+	// The last acknowledged put, and a read after everything that misses
+	// it, at the revision the put of unknown outcome made.
+	k := len(h) - 1
+	for h[k].Request.Put == nil {
+		k--
+	}
+	key := h[k].Request.Put.Key
+	put := ht.Put("own", "20-0")
+	h = append(append([]history.Operation(nil), h...),
+		unknown(20, end-3000, end+5000, put),
+		op(21, end+1, end+2, ht.Get(key), ht.GetOK(rev+1)))
+	var reqs []history.Request
+	for _, e := range log.Entries {
+		reqs = append(reqs, *e.Request)
+	}
+	log = logOf(append(reqs, put)...)
+	c := stageInput(t, h, log)
+	settled := false
+	for _, o := range c.Patched.Ops {
+		if o.ClientID == 20 {
+			settled = !o.Open && o.Call == time.Duration(end-3000)*time.Millisecond && o.Return >= time.Duration(end+1)*time.Millisecond
+		}
+	}
+	require.True(t, settled, "the put of unknown outcome is not settled with its return bounded by the read")
+	start := time.Now()
+	r := Linearizability{Timeout: 30 * time.Second}.Validate(context.Background(), c)
+	require.Equal(t, Illegal, r.Verdict, r.Message)
+	require.Contains(t, r.Message, "running at", r.Message)
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.Contains(t, r.Involved, sourceOf(t, c, h[len(h)-1]), r.Explanation)
+	m := regexp.MustCompile(`search over the (\d+) operations called from`).FindStringSubmatch(r.Message)
+	require.NotNil(t, m, r.Message)
+	n, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.Less(t, n, 500, r.Message)
+}
+
 // Once an earlier stage found a violation, the search is shortened to
 // FoundSearchTimeout, and a search it cuts short says so (never a pass).
 func TestSearchShortenedAfterAViolation(t *testing.T) {
@@ -201,7 +249,7 @@ func TestSearchShortenedAfterAViolation(t *testing.T) {
 	require.Less(t, took, FoundSearchTimeout+5*time.Second, r.Message)
 	require.NotEqual(t, OK, r.Verdict, r.Message)
 	if r.Verdict == TimedOut {
-		require.Contains(t, r.Message, "the search was given 3s, as the patch stage had found a violation")
+		require.Contains(t, r.Message, "the search was given "+FoundSearchTimeout.String()+", as the patch stage had found a violation")
 	}
 }
 

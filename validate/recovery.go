@@ -535,6 +535,23 @@ func asked(ws []history.Watch, from, to time.Duration) bool {
 	return false
 }
 
+// lastSelected is the last of events (in revision order) at or below rev,
+// from w's start on, that w's request selects; nil if none is, or if w's
+// start or the events are not known.
+func lastSelected(events []model.Event, w history.Watch, rev int64) *model.Event {
+	start := watchStart(w)
+	if events == nil || start <= 0 {
+		return nil
+	}
+	end := sort.Search(len(events), func(i int) bool { return events[i].Revision > rev })
+	for i := end - 1; i >= 0 && events[i].Revision >= start; i-- {
+		if selects(w.Request, events[i]) {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
 // caughtUp is when the watcher's streams first showed it had caught up to
 // rev, and how; -1 if they never did. If they never did but the replayed
 // events name one the watcher should have received, the reason says so.
@@ -547,19 +564,12 @@ func caughtUp(events []model.Event, ws []history.Watch, rev int64) (time.Duratio
 		}
 	}
 	for _, w := range ws {
-		// The last event at or below rev that this watch selects, if known.
-		var want *model.Event
-		if start := watchStart(w); events != nil && start > 0 {
-			for i := range events {
-				e := &events[i]
-				if e.Revision > rev {
-					break
-				}
-				if e.Revision >= start && selects(w.Request, *e) {
-					want = e
-				}
-			}
-		}
+		// The last event at or below rev that this watch selects, if known:
+		// the events are in revision order, so it is the first one it
+		// selects walking back from rev, down to its start (a walk from
+		// the log's first event, for every watch and fault, took most of
+		// the stage on a 300 s run).
+		want := lastSelected(events, w, rev)
 		for i, r := range w.Responses {
 			if w.Vouches(i) && r.Header.Revision >= rev {
 				better(r.Time, fmt.Sprintf("a progress notification at revision %d", r.Header.Revision))

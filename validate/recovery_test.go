@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"testing"
 	"time"
 
@@ -271,4 +272,57 @@ func TestRecoveryPerStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lastSelected answers as a scan of every event from the log's first, on
+// random events (several at a revision, as a transaction makes) and
+// watches (single keys, ranges, prefixes to the end, filters, starts).
+func TestLastSelectedAgreesWithAScan(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	scan := func(events []model.Event, w history.Watch, rev int64) *model.Event {
+		var want *model.Event
+		start := watchStart(w)
+		if events == nil || start <= 0 {
+			return nil
+		}
+		for i := range events {
+			e := &events[i]
+			if e.Revision > rev {
+				break
+			}
+			if e.Revision >= start && selects(w.Request, *e) {
+				want = e
+			}
+		}
+		return want
+	}
+	key := func() string { return fmt.Sprintf("k%d", rng.Intn(8)) }
+	for round := 0; round < 200; round++ {
+		var events []model.Event
+		rev := int64(1)
+		for n := rng.Intn(60); n > 0; n-- {
+			rev += int64(rng.Intn(2)) // some revisions hold two events
+			typ := model.EventPut
+			if rng.Intn(4) == 0 {
+				typ = model.EventDelete
+			}
+			events = append(events, model.Event{Type: typ, KV: model.KeyValue{Key: key(), ModRevision: rev}, Revision: rev})
+		}
+		req := history.WatchRequest{Key: key(), StartRevision: int64(rng.Intn(int(rev) + 2))}
+		switch rng.Intn(3) {
+		case 1:
+			req.RangeEnd = fmt.Sprintf("k%d", rng.Intn(9))
+		case 2:
+			req.RangeEnd = "\x00"
+		}
+		if rng.Intn(4) == 0 {
+			req.Filters = []string{[]string{"NOPUT", "NODELETE"}[rng.Intn(2)]}
+		}
+		w := history.Watch{Request: req}
+		for _, at := range []int64{0, 1, rev / 2, rev, rev + 1} {
+			got, want := lastSelected(events, w, at), scan(events, w, at)
+			require.True(t, got == want, "round %d, watch %+v, revision %d: %v, the scan %v", round, req, at, got, want) // the same event, not an equal one
+		}
+	}
+	require.Nil(t, lastSelected(nil, history.Watch{Request: history.WatchRequest{Key: "k1", StartRevision: 1}}, 5))
 }

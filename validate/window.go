@@ -333,12 +333,23 @@ func searchWindows(ctx context.Context, patched []Op, ops []porcupine.Operation,
 		// the states it may start in, has no linearization: the cut window
 		// first (cut.go), short, then one from a forced state.
 		s := failed[0]
-		if cw := cutWindow(patched, ops, pos, w, passed, s); cw != nil {
+		starts := cutStarts(patched, w, s)
+		for k, t0 := range starts {
+			cw := cutWindow(patched, ops, pos, w, passed, s, t0)
+			if cw == nil {
+				continue
+			}
 			left := time.Until(deadline)
 			if left <= 0 {
 				return windowOutcome{result: porcupine.Unknown, why: "the windows' search ran out of time"}
 			}
-			res := windowSearch(ctx, cw.states(), cw.searchOps(), min(left, left/2+time.Second))
+			// The later T0 first, with a quarter of what is left: its
+			// time window is the shorter.
+			share := left/2 + time.Second
+			if k < len(starts)-1 {
+				share = left/4 + time.Second
+			}
+			res := windowSearch(ctx, cw.states(), cw.searchOps(), min(left, share))
 			if err := ctx.Err(); err != nil {
 				return windowOutcome{result: porcupine.Unknown, why: err.Error()}
 			}
