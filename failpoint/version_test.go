@@ -27,15 +27,7 @@ import (
 // one (built on first use), so it runs only with
 // ETCD_ROBUSTNESS_FAULT_TESTS.
 func TestOfflineMigrate(t *testing.T) {
-	if os.Getenv("ETCD_ROBUSTNESS_FAULT_TESTS") == "" {
-		t.Skip("builds the release before the tested one: set ETCD_ROBUSTNESS_FAULT_TESTS=1 (make test-faults)")
-	}
-	bins := testetcd.Binaries(t)
-	line, err := releases.Line(bins.Version)
-	require.NoError(t, err)
-	if !releases.AtLeast(line, "3.6") {
-		t.Skipf("%s keeps no storage version", bins.Version)
-	}
+	bins, line := migratable(t)
 	// A flag v3.6 made plain and v3.5 knows only as --experimental-: the
 	// lower release must be started with it respelled (v3.5.35 exits on
 	// the plain name before it looks at the data), and the member must
@@ -100,15 +92,7 @@ func TestOfflineMigrate(t *testing.T) {
 // recover without waiting for the offline member, and the migration
 // must still finish with every member back on its release.
 func TestOfflineMigrateDisturbed(t *testing.T) {
-	if os.Getenv("ETCD_ROBUSTNESS_FAULT_TESTS") == "" {
-		t.Skip("builds the release before the tested one: set ETCD_ROBUSTNESS_FAULT_TESTS=1 (make test-faults)")
-	}
-	bins := testetcd.Binaries(t)
-	line, err := releases.Line(bins.Version)
-	require.NoError(t, err)
-	if !releases.AtLeast(line, "3.6") {
-		t.Skipf("%s keeps no storage version", bins.Version)
-	}
+	bins, line := migratable(t)
 	c := startCluster(t, 3)
 	c.writes(t)
 	f, err := Lookup("etcdutl-migrate-disturbed")
@@ -135,6 +119,23 @@ func TestOfflineMigrateDisturbed(t *testing.T) {
 		requireExitsAccounted(t, mem, rec)
 	}
 	require.NoError(t, c.c.WaitHealthy(ctx))
+}
+
+// migratable skips unless ETCD_ROBUSTNESS_FAULT_TESTS is set and the
+// tested release keeps a storage version (v3.6+); it returns the release's
+// binaries and line.
+func migratable(t *testing.T) (etcdbuild.Binaries, string) {
+	t.Helper()
+	if os.Getenv("ETCD_ROBUSTNESS_FAULT_TESTS") == "" {
+		t.Skip("builds the release before the tested one: set ETCD_ROBUSTNESS_FAULT_TESTS=1 (make test-faults)")
+	}
+	bins := testetcd.Binaries(t)
+	line, err := releases.Line(bins.Version)
+	require.NoError(t, err)
+	if !releases.AtLeast(line, "3.6") {
+		t.Skipf("%s keeps no storage version", bins.Version)
+	}
+	return bins, line
 }
 
 // lineBefore is the release line before line.
